@@ -1,0 +1,17 @@
+"""Errors a user can cause. Each message names the file and the fix; the CLI prints it and exits 2."""
+
+
+class KaryoError(Exception):
+    """Base class: a problem with the user's input, not a bug."""
+
+
+class ImageReadError(KaryoError):
+    pass
+
+
+class ModelFileError(KaryoError):
+    pass
+
+
+class CancelledError(KaryoError):
+    pass

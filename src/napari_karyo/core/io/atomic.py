@@ -1,0 +1,44 @@
+"""Atomic writes: write to a temporary file in the same folder, fsync, then rename over the target.
+
+A crash or a full disk leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike):
+    """Yield a temporary path next to `target`; on success it replaces `target`, on error it is removed."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_with(target: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
+    with atomic_path(target) as tmp:
+        writer(tmp)
+    return Path(target)
+
+
+def write_text(target: str | os.PathLike, text: str) -> Path:
+    return write_with(target, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def write_json(target: str | os.PathLike, obj) -> Path:
+    return write_text(target, json.dumps(obj, indent=1) + "\n")

@@ -1,0 +1,104 @@
+"""The result model of a karyotyping run: one `Chromosome` per object, one `SpreadResult` per image.
+
+Masks are stored cropped to their bounding box so a 1600x1200 spread with 60 objects stays small.
+Crossing chromosomes keep their shared pixels: masks may overlap, unlike a label image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import classes
+
+SOURCES = ("model", "user")
+
+
+@dataclass
+class Chromosome:
+    mask: np.ndarray  # bool, cropped to the box
+    offset: tuple[int, int]  # (row, col) of mask[0, 0] in the image
+    class_id: int = 0  # 1-24, 0 = not named
+    score: float = 1.0  # detection confidence
+    class_score: float = 0.0  # confidence of the name
+    source: str = "model"
+    edited: bool = False
+    probs: np.ndarray | None = None  # 24 class probabilities, when a classifier ran
+
+    def __post_init__(self) -> None:
+        self.mask = np.asarray(self.mask, dtype=bool)
+        self.offset = (int(self.offset[0]), int(self.offset[1]))
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, not {self.source!r}")
+
+    @classmethod
+    def from_full_mask(cls, full: np.ndarray, **kw) -> Chromosome:
+        rows, cols = np.nonzero(full)
+        if rows.size == 0:
+            raise ValueError("empty mask")
+        r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        return cls(mask=full[r0:r1, c0:c1].copy(), offset=(r0, c0), **kw)
+
+    @property
+    def name(self) -> str:
+        return classes.name(self.class_id)
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        """(row0, col0, row1, col1), end exclusive."""
+        r, c = self.offset
+        return r, c, r + self.mask.shape[0], c + self.mask.shape[1]
+
+    def full_mask(self, shape: tuple[int, int]) -> np.ndarray:
+        out = np.zeros(shape, dtype=bool)
+        r0, c0, r1, c1 = self.bbox
+        out[r0:r1, c0:c1] = self.mask[: shape[0] - r0, : shape[1] - c0]
+        return out
+
+
+@dataclass
+class SpreadResult:
+    """Everything `analyze` found in one spread."""
+
+    image_shape: tuple[int, int]
+    chromosomes: list[Chromosome] = field(default_factory=list)
+    source_path: str = ""
+    model: str = ""
+    device: str = ""
+    seconds: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return len(self.chromosomes)
+
+    def class_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for c in self.chromosomes:
+            counts[c.name] = counts.get(c.name, 0) + 1
+        return counts
+
+    def label_image(self) -> np.ndarray:
+        """uint16 label image, id = index + 1. Where masks overlap the smaller object is drawn on top,
+        so a thin chromosome crossing a big one stays visible."""
+        labels = np.zeros(self.image_shape, dtype=np.uint16)
+        order = sorted(range(self.count), key=lambda i: -self.chromosomes[i].area)
+        for i in order:
+            r0, c0, r1, c1 = self.chromosomes[i].bbox
+            region = labels[r0:r1, c0:c1]
+            region[self.chromosomes[i].mask[: region.shape[0], : region.shape[1]]] = i + 1
+        return labels
+
+    def summary(self) -> dict:
+        return {
+            "image": self.source_path,
+            "count": self.count,
+            "classes": self.class_counts(),
+            "model": self.model,
+            "device": self.device,
+            "seconds": round(self.seconds, 3),
+        }

@@ -23,6 +23,14 @@ GROUPS: dict[str, tuple[int, ...]] = {
 }
 
 
+# Relative length (% of the haploid autosome set) per class, ISCN standard values; used to judge sizes.
+RELATIVE_LENGTH: dict[int, float] = {
+    1: 8.44, 2: 8.02, 3: 6.83, 4: 6.30, 5: 6.08, 6: 5.90, 7: 5.36, 8: 4.93, 9: 4.80, 10: 4.59, 11: 4.61,
+    12: 4.66, 13: 3.74, 14: 3.56, 15: 3.46, 16: 3.36, 17: 3.25, 18: 2.93, 19: 2.67, 20: 2.56, 21: 1.90,
+    22: 2.04, 23: 5.12, 24: 2.15,
+}
+
+
 def name(class_id: int) -> str:
     """ISCN name of a class id ('1'..'22', 'X', 'Y'); 0 or unknown ids give '?'."""
     return NAMES.get(int(class_id), "?")

@@ -89,47 +89,48 @@ def read_mfish_k(path: str | Path, split_touching: bool = True) -> list[Chromoso
 def instances_from_kmap(kmap: np.ndarray, split_touching: bool = True) -> list[Chromosome]:
     from scipy import ndimage as ndi
 
-    overlap = kmap == 255
-    out: list[Chromosome] = []
+    from ..classes import RELATIVE_LENGTH
+
+    # Each overlap patch belongs to every class that borders it (a crossing shows both chromosomes there).
+    patches, _ = ndi.label(kmap == 255)
+    ring = ndi.grey_dilation(patches, size=3) * (patches == 0)
+    borders = {(int(p), int(v)) for p, v in zip(ring[ring > 0], kmap[ring > 0])}
+    comps: dict[int, list[np.ndarray]] = {}
     for cid in range(1, 25):
         own = kmap == cid
         if not own.any():
             continue
-        region = own | (overlap & ndi.binary_dilation(own, iterations=2))
+        mine = [p for p, v in borders if v == cid]
+        region = own | np.isin(patches, mine) if mine else own
         labels, n = ndi.label(region)
-        comps = [labels == i for i in range(1, n + 1)]
-        comps = [m for m in comps if (m & own).sum() >= 20]  # specks are annotation noise
-        if split_touching and len(comps) == 1 and _looks_like_two(comps[0]):
-            comps = _split_in_two(comps[0])
-        for m in comps:
-            out.append(Chromosome.from_full_mask(m, class_id=cid, source="user"))
-    return out
-
-
-def _looks_like_two(mask: np.ndarray) -> bool:
-    """A single component where two copies were expected: two clear distance-transform peaks far apart."""
-    return len(_two_peaks(mask)) == 2
-
-
-def _two_peaks(mask: np.ndarray) -> np.ndarray:
-    from scipy import ndimage as ndi
-    from skimage.feature import peak_local_max
-
-    dist = ndi.distance_transform_edt(mask)
-    width = 2 * dist.max()
-    peaks = peak_local_max(dist, min_distance=max(3, int(2 * width)), threshold_abs=0.6 * dist.max(), num_peaks=2)
-    return peaks
+        found = [labels == i for i in range(1, n + 1)]
+        comps[cid] = [m for m in found if (m & own).sum() >= 20]  # specks are annotation noise
+    if split_touching and comps:
+        # Area per unit of relative length in this cell; a lone component far above its class's share is two
+        # touching copies merged by the K map.
+        unit = sum(m.sum() for ms in comps.values() for m in ms) / sum(
+            RELATIVE_LENGTH[c] * len(ms) for c, ms in comps.items()
+        )
+        for cid, ms in comps.items():
+            if len(ms) == 1 and ms[0].sum() > 1.6 * RELATIVE_LENGTH[cid] * unit:
+                comps[cid] = _split_in_two(ms[0])
+    return [Chromosome.from_full_mask(m, class_id=c, source="user") for c, ms in comps.items() for m in ms]
 
 
 def _split_in_two(mask: np.ndarray) -> list[np.ndarray]:
+    """Watershed of the distance transform from its two strongest, well-separated peaks."""
     from scipy import ndimage as ndi
+    from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
 
-    peaks = _two_peaks(mask)
+    dist = ndi.distance_transform_edt(mask)
+    peaks = peak_local_max(dist, min_distance=max(3, int(2 * dist.max())), num_peaks=2, exclude_border=False)
+    if len(peaks) < 2:
+        return [mask]
     markers = np.zeros(mask.shape, dtype=np.int32)
     for i, (r, c) in enumerate(peaks, 1):
         markers[r, c] = i
-    ws = watershed(-ndi.distance_transform_edt(mask), markers, mask=mask)
+    ws = watershed(-dist, markers, mask=mask)
     parts = [ws == i for i in (1, 2)]
     return parts if all(p.sum() >= 20 for p in parts) else [mask]
 

@@ -24,23 +24,22 @@ DEFAULT_CONFIG: dict = {
     "image_std": [0.25, 0.25, 0.25],
     "box_nms_thresh": 0.7,
     "detections_per_img": 200,
-    "box_batch_size_per_image": 256,
-    "rpn_post_nms_top_n_train": 1000,
+    "box_batch_size_per_image": 128,
+    "rpn_post_nms_top_n_train": 600,
     "rpn_post_nms_top_n_test": 1000,
 }
 
 
 def build_maskrcnn(config: dict | None = None, backbone_weights=None):
     """Build the model. `backbone_weights` accepts torchvision ImageNet weights where a user has them cached."""
-    import torch.nn as nn
     import torchvision
+    from torch import nn
     from torchvision.models.detection import MaskRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.backbone_utils import BackboneWithFPN
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
     from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
     from torchvision.models.detection.rpn import RPNHead
-    from torchvision.models.detection.transform import GeneralizedRCNNTransform
     from torchvision.ops import MultiScaleRoIAlign
     from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
@@ -79,25 +78,16 @@ def build_maskrcnn(config: dict | None = None, backbone_weights=None):
         rpn_post_nms_top_n_train=cfg["rpn_post_nms_top_n_train"],
         rpn_post_nms_top_n_test=cfg["rpn_post_nms_top_n_test"],
     )
-    model.transform = NativeScaleTransform(cfg["image_mean"], cfg["image_std"])
-    assert isinstance(model.transform, GeneralizedRCNNTransform)
+    model.transform = _native_scale_transform(cfg["image_mean"], cfg["image_std"])
     return model
 
 
-def _native_scale_transform_cls():
+def _native_scale_transform(mean, std):
+    """torchvision's transform without its resizing: scale is handled before the model (preprocess.py)."""
     from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-    class _NativeScale(GeneralizedRCNNTransform):
-        """Normalise and batch, but never resize: scale is handled before the model."""
-
-        def __init__(self, mean, std):
-            super().__init__(min_size=1, max_size=1 << 16, image_mean=mean, image_std=std, size_divisible=32)
-
+    class NativeScaleTransform(GeneralizedRCNNTransform):
         def resize(self, image, target=None):
             return image, target
 
-    return _NativeScale
-
-
-def NativeScaleTransform(mean, std):  # noqa: N802 - a class factory so torchvision is imported lazily
-    return _native_scale_transform_cls()(mean, std)
+    return NativeScaleTransform(min_size=1, max_size=1 << 16, image_mean=mean, image_std=std, size_divisible=32)

@@ -1,0 +1,35 @@
+# The two commands: `make demo` (the main job on the bundled sample) and `make test` (the whole suite, headless).
+# Each sets up everything on a fresh machine first: system packages for Xvfb/OpenGL, a virtual environment, the package.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+OUT ?= out/demo
+SAMPLE := src/napari_karyo/samples/mfish_V26_dapi.tif
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test setup system-packages clean
+
+demo: setup
+	$(BIN)/napari-karyo analyze $(SAMPLE) --out $(OUT) --overwrite
+	@echo "results: $(OUT)/$$(basename $(SAMPLE) .tif)/ (annotations.json, instances.tif, karyotype.json)"
+
+test: setup system-packages
+	xvfb-run -a -s "-screen 0 1280x1024x24" $(BIN)/python -m pytest -q
+
+setup: $(VENV)/.installed
+
+# torch: a plain requirement resolves the registry's regular (CUDA) build, which also runs on CPUs;
+# pinning an old torch would pull a CPU-only wheel whose torchvision ops are missing (see NOTES.md).
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -c "import torch, torchvision; torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)"
+	touch $@
+
+system-packages:
+	@command -v xvfb-run >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/libxcb-cursor.so.0 ] || \
+		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$(cat scripts/apt-packages.txt))
+
+clean:
+	rm -rf $(VENV) out

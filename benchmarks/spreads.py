@@ -1,0 +1,119 @@
+"""Benchmark the main job on held-out spreads (validation split, by cell / slide; see core/karyotype/datasets.py).
+
+- BioImLab (Q-band, instance polygons): COCO mask AP and AP50 (pycocotools), class-agnostic.
+- M-FISH (DAPI plane only, K-map classes): share of true chromosomes found (IoU >= 0.5), share of found ones named
+  correctly, share of cells whose count is exactly right.
+- Speed: `analyze` seconds per spread with the models loaded (first call excluded), peak resident memory.
+
+    python benchmarks/spreads.py --data ../shared/data --json bench_results/spreads.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_karyo.core.device import describe, pick_device
+from napari_karyo.core.karyotype import datasets, metrics
+from napari_karyo.core.karyotype.predict import analyze
+
+
+def run(data: str, model: str | None, classifier: str | None, device: str | None, limit: int | None) -> dict:
+    dev = pick_device(device)
+    kwargs = {"model": model, "classifier": classifier, "device": str(dev)}
+    times: list[float] = []
+
+    def timed(image):
+        t = time.perf_counter()
+        res = analyze(image, **kwargs)
+        times.append(time.perf_counter() - t)
+        return res
+
+    bio = datasets.load_bioimlab(data, "val")[:limit]
+    timed(bio[0].image)  # warm-up: loads the models
+    times.clear()
+    triples = []
+    for s in bio:
+        res = timed(s.image)
+        triples.append((res.image_shape, res.chromosomes, s.chromosomes))
+    ap = metrics.coco_mask_ap(triples)
+    bio_times = list(times)
+
+    rows = []
+    for s in datasets.load_mfish(data, "val")[:limit]:
+        res = timed(s.image)
+        rows.append({"cell": s.key, **metrics.spread_scores(res.chromosomes, s.chromosomes)})
+    true = sum(r["true"] for r in rows)
+    found = sum(r["found"] for r in rows)
+    named = sum(r["named_correctly"] for r in rows)
+    predicted = sum(r["predicted"] for r in rows)
+    return {
+        "split": "validation: bioimlab_seg images numbered 5k; mfish slides " + ", ".join(datasets.VAL_MFISH_SLIDES),
+        "device": describe(dev),
+        "machine": f"{platform.machine()} {platform.processor() or ''} {__import__('os').cpu_count()} cores".strip(),
+        "bioimlab": {"images": len(bio), **ap},
+        "mfish": {
+            "cells": len(rows),
+            "true": true,
+            "found_share": found / max(true, 1),
+            "precision": found / max(predicted, 1),
+            "named_share": named / max(found, 1),
+            "count_exact_share": float(np.mean([r["count_error"] == 0 for r in rows])) if rows else 0.0,
+            "count_error_median_abs": float(np.median([abs(r["count_error"]) for r in rows])) if rows else 0.0,
+            "per_cell": rows,
+        },
+        "speed": {
+            "bioimlab_768x576_s_median": float(np.median(bio_times)),
+            "all_s_mean": float(np.mean(times)),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        },
+    }
+
+
+def table(r: dict) -> str:
+    b, m, s = r["bioimlab"], r["mfish"], r["speed"]
+    lines = [
+        f"split: {r['split']}; device: {r['device']}",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| BioImLab mask AP50 ({b['images']} images) | {b['AP50']:.3f} | >= 0.95 |",
+        f"| BioImLab mask AP | {b['AP']:.3f} | >= 0.65 |",
+        f"| M-FISH true chromosomes found, IoU>=0.5 ({m['cells']} cells, {m['true']} chromosomes) | {m['found_share']:.1%} | >= 90% |",
+        f"| M-FISH precision (found / predicted) | {m['precision']:.1%} | |",
+        f"| M-FISH found ones named correctly (DAPI only) | {m['named_share']:.1%} | >= 90% |",
+        f"| M-FISH count exactly right | {m['count_exact_share']:.1%} | >= 70% |",
+        f"| analyze, 768x576 spread, median | {s['bioimlab_768x576_s_median']:.2f} s | <= 2 s (2-core CPU) |",
+        f"| peak resident memory | {s['peak_rss_mb']:.0f} MB | |",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="../shared/data")
+    p.add_argument("--model")
+    p.add_argument("--classifier")
+    p.add_argument("--device")
+    p.add_argument("--limit", type=int, help="only the first N spreads of each set (quick look)")
+    p.add_argument("--json", default="bench_results/spreads.json")
+    args = p.parse_args()
+    if not Path(args.data).is_dir():
+        print(f"error: data folder {args.data} not found", file=sys.stderr)
+        return 2
+    result = run(args.data, args.model, args.classifier, args.device, args.limit)
+    print(table(result))
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

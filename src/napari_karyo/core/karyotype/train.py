@@ -1,0 +1,235 @@
+"""Train the chromosome Mask R-CNN. One generator (`train_steps`) serves the CLI, the widget and the tests.
+
+- Config from a YAML/JSON file, overridden by keyword arguments (CLI flags); everything is seeded.
+- Checkpoints are safetensors (weights, optimizer moments, RNG state) + JSON: no pickle; `resume=True` continues.
+- Under `torchrun` (WORLD_SIZE > 1) it trains with DistributedDataParallel (NCCL on GPUs, gloo on CPUs);
+  each rank draws its own samples, rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Generator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CancelledError, KaryoError
+from ..io.atomic import write_json
+from ..weights import save_model
+from .model import ARCH, DEFAULT_CONFIG, build_maskrcnn
+
+
+@dataclass
+class TrainConfig:
+    data: str = "../shared/data"
+    sources: list[str] = field(default_factory=lambda: ["bioimlab", "mfish", "synth"])
+    synth_fraction: float = 0.3
+    synth_per_source: int = 2000  # crops per source in the synthetic crop bank
+    crop: int = 384
+    batch: int = 2
+    steps: int = 3000
+    lr: float = 5e-4
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    seed: int = 0
+    out: str = "runs/maskrcnn"
+    checkpoint_every: int = 200
+    max_minutes: float | None = None  # stop early (and save) when the wall-clock budget is spent
+    device: str | None = None
+    threads: int | None = None
+    model: dict = field(default_factory=dict)  # overrides of model.DEFAULT_CONFIG
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides) -> TrainConfig:
+        values: dict = {}
+        if path:
+            text = Path(path).read_text()
+            if str(path).endswith((".yaml", ".yml")):
+                import yaml
+
+                values = yaml.safe_load(text) or {}
+            else:
+                values = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise KaryoError(f"{path}: unknown training settings {sorted(unknown)}; known: {sorted(known)}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _distributed():
+    """(rank, world, local_rank), initialising the process group under torchrun."""
+    import torch
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _data(cfg: TrainConfig):
+    from . import datasets
+    from .train_data import SampleStream, prepare
+
+    real = []
+    if "bioimlab" in cfg.sources:
+        real += datasets.load_bioimlab(cfg.data, "train")
+    if "mfish" in cfg.sources:
+        real += datasets.load_mfish(cfg.data, "train")
+    bank = None
+    if "synth" in cfg.sources or "procedural" in cfg.sources:
+        from .synth import CropBank
+
+        if "procedural" in cfg.sources:
+            bank = CropBank.procedural(n=60, seed=cfg.seed)
+        else:
+            bank = CropBank.from_data(cfg.data, "train", max_per_source=cfg.synth_per_source, seed=cfg.seed)
+    used = {"real_spreads": [s.key for s in real], "synthetic_crops": len(bank.items) if bank else 0}
+    return SampleStream(prepare(real), bank, cfg.crop, cfg.synth_fraction), used
+
+
+def _lr_factor(step: int, cfg: TrainConfig, minutes: float) -> float:
+    """Linear warm-up, then cosine decay. With a time budget, progress is the larger of steps done and time
+    spent, so a run cut short by `max_minutes` has still annealed its learning rate."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    if cfg.max_minutes:
+        progress = max(progress, minutes / cfg.max_minutes)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _save_checkpoint(out: Path, model, optimizer, step: int, rng: np.random.Generator) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from ..io.atomic import write_with
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    for idx, state in opt["state"].items():
+        for name, value in state.items():
+            tensors[f"opt.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
+    write_with(out / "checkpoint.safetensors", lambda p: save_file(tensors, str(p)))
+    meta = {"step": step, "param_groups": opt["param_groups"], "numpy_rng": rng.bit_generator.state}
+    write_json(out / "checkpoint.json", meta)
+
+
+def _load_checkpoint(out: Path, model, optimizer, rng: np.random.Generator) -> int:
+    import torch
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(out / "checkpoint.safetensors"))
+    meta = json.loads((out / "checkpoint.json").read_text())
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    rng.bit_generator.state = meta["numpy_rng"]
+    return int(meta["step"])
+
+
+def train_steps(cfg: TrainConfig, resume: bool = False, should_stop=lambda: False) -> Generator[tuple[str, int, int], None, Path]:
+    """Yield ('train', step, steps) as it goes; return the path of the saved model file."""
+    import torch
+
+    from ..device import describe, pick_device
+
+    rank, world, local_rank = _distributed()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+    torch.manual_seed(cfg.seed + rank)
+    rng = np.random.default_rng(cfg.seed + 1000 * rank)
+    out = Path(cfg.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", asdict(cfg))
+
+    yield ("loading data", 0, cfg.steps)
+    stream, used = _data(cfg)
+    model_cfg = {**DEFAULT_CONFIG, **cfg.model}
+    model = build_maskrcnn(model_cfg).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start = 0
+    if resume and (out / "checkpoint.safetensors").exists():
+        start = _load_checkpoint(out, model, optimizer, rng)
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None,
+                                      find_unused_parameters=True)
+    net.train()
+    t0 = time.time()
+    log = open(out / "log.jsonl", "a") if rank == 0 else None  # noqa: SIM115 - closed in finally
+    step = start
+    try:
+        for step in range(start, cfg.steps):
+            if should_stop():
+                raise CancelledError("training cancelled; the last checkpoint is kept and `--resume` continues")
+            if cfg.max_minutes and (time.time() - t0) / 60 > cfg.max_minutes:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * _lr_factor(step, cfg, (time.time() - t0) / 60)
+            batch = [stream.sample(rng) for _ in range(cfg.batch)]
+            images = [b[0].to(device) for b in batch]
+            targets = [{k: v.to(device) for k, v in b[1].items()} for b in batch]
+            losses = net(images, targets)
+            loss = sum(losses.values())
+            if not torch.isfinite(loss):
+                raise KaryoError(f"training diverged at step {step} (loss {loss.item()}); lower --lr")
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 10.0)
+            optimizer.step()
+            if log and (step % 10 == 0 or step == cfg.steps - 1):
+                row = {"step": step, "loss": round(loss.item(), 4), "s": round(time.time() - t0, 1)}
+                row.update({k: round(v.item(), 4) for k, v in losses.items()})
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+            if rank == 0 and (step + 1) % cfg.checkpoint_every == 0:
+                _save_checkpoint(out, model, optimizer, step + 1, rng)
+            yield ("train", step + 1, cfg.steps)
+        step += 1
+    finally:
+        if log:
+            log.close()
+    path = out / "model.safetensors"
+    if rank == 0:
+        _save_checkpoint(out, model, optimizer, step, rng)
+        card = {
+            "architecture": ARCH,
+            "config": model_cfg,
+            "task": "chromosome instance segmentation (class-agnostic; names come from the crop classifier)",
+            "input": "grey, bright chromosomes on dark, [0,1], chromosomes ~13 px wide (see preprocess.py)",
+            "training": {**asdict(cfg), "steps_done": step, "seconds": round(time.time() - t0),
+                         "device": describe(device), "world_size": world},
+            "data": {"sources": cfg.sources, "real_spreads": len(used["real_spreads"]),
+                     "synthetic_crop_bank": used["synthetic_crops"],
+                     "split": "bioimlab_seg: image numbers not divisible by 5; mfish: slides other than "
+                              "A02, P10, V16, V26 (see datasets.py)"},
+        }
+        save_model(model.state_dict(), card, path)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return path

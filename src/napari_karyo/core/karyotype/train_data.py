@@ -1,0 +1,118 @@
+"""Training samples for the Mask R-CNN: random crops of real annotated spreads and synthetic spreads.
+
+Every sample is (image float32 [0,1] bright-on-dark, boxes, masks) at the model's native scale, augmented with
+scale jitter, the 8 flips/90° rotations and intensity jitter. Masks may overlap (crossing chromosomes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..results import Chromosome
+from .preprocess import normalise_intensity
+
+MIN_VISIBLE = 25  # px: a chromosome cut to less than this by a crop border is not a target
+
+
+@dataclass
+class Annotated:
+    image: np.ndarray  # normalised, bright on dark
+    chromosomes: list[Chromosome]
+
+
+def prepare(spreads) -> list[Annotated]:
+    """Normalise the images of `datasets.Spread` objects once, up front."""
+    return [Annotated(normalise_intensity(s.image)[0], s.chromosomes) for s in spreads]
+
+
+def random_crop(item: Annotated, rng: np.random.Generator, size: int, scale: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A `size`² window (after rescaling by `scale`) and the full-window masks of the objects it shows."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = item.image.shape
+    win = round(size / scale)
+    r0 = int(rng.integers(0, max(h - win, 0) + 1))
+    c0 = int(rng.integers(0, max(w - win, 0) + 1))
+    r1, c1 = min(r0 + win, h), min(c0 + win, w)
+    image = np.zeros((win, win), np.float32)
+    image[: r1 - r0, : c1 - c0] = item.image[r0:r1, c0:c1]
+    masks = []
+    for ch in item.chromosomes:
+        a0, b0, a1, b1 = ch.bbox
+        if a1 <= r0 or a0 >= r1 or b1 <= c0 or b0 >= c1:
+            continue
+        m = np.zeros((win, win), bool)
+        ys, xs = max(a0, r0), max(b0, c0)
+        ye, xe = min(a1, r1), min(b1, c1)
+        m[ys - r0 : ye - r0, xs - c0 : xe - c0] = ch.mask[ys - a0 : ye - a0, xs - b0 : xe - b0]
+        if m.sum() >= MIN_VISIBLE:
+            masks.append(m)
+    if win != size:
+        stack = torch.from_numpy(np.stack([image] + [m.astype(np.float32) for m in masks]))[None]
+        stack = F.interpolate(stack, size=(size, size), mode="bilinear", align_corners=False)[0].numpy()
+        image = stack[0]
+        masks = [s > 0.5 for s in stack[1:]]
+        masks = [m for m in masks if m.sum() >= MIN_VISIBLE]
+    return image, masks
+
+
+def augment(image: np.ndarray, masks: list[np.ndarray], rng: np.random.Generator):
+    k = int(rng.integers(4))
+    flip = bool(rng.integers(2))
+
+    def geo(a):
+        a = np.rot90(a, k)
+        return np.ascontiguousarray(a[:, ::-1] if flip else a)
+
+    image = geo(image)
+    masks = [geo(m) for m in masks]
+    gamma = float(np.exp(rng.uniform(-0.35, 0.35)))
+    gain = float(rng.uniform(0.75, 1.15))
+    image = np.clip(gain * image**gamma + rng.normal(0, rng.uniform(0, 0.03), image.shape), 0, 1)
+    return image.astype(np.float32), masks
+
+
+def to_target(image: np.ndarray, masks: list[np.ndarray]):
+    """torchvision Mask R-CNN input: a 3-channel tensor and a target dict (boxes recomputed from masks)."""
+    import torch
+
+    boxes = []
+    for m in masks:
+        rows, cols = np.nonzero(m)
+        boxes.append([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
+    n = len(masks)
+    target = {
+        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(n, 4),
+        "labels": torch.ones(n, dtype=torch.int64),
+        "masks": torch.from_numpy(np.stack(masks).astype(np.uint8)) if n else torch.zeros((0, *image.shape), dtype=torch.uint8),
+    }
+    tensor = torch.from_numpy(image)[None].expand(3, -1, -1).contiguous()
+    return tensor, target
+
+
+class SampleStream:
+    """Endless stream of training samples: real crops and, with probability `synth_fraction`, synthetic spreads."""
+
+    def __init__(self, real: list[Annotated], bank, crop: int, synth_fraction: float, scale_jitter=(0.8, 1.25)):
+        if not real and (bank is None or synth_fraction <= 0):
+            raise ValueError("no training data: give real spreads or a synthetic crop bank")
+        self.real, self.bank, self.crop = real, bank, crop
+        self.synth_fraction = synth_fraction if real else 1.0
+        self.scale_jitter = scale_jitter
+
+    def sample(self, rng: np.random.Generator):
+        if self.bank is not None and rng.random() < self.synth_fraction:
+            from .synth import synthesize
+
+            mode = "touching" if rng.random() < 0.5 else "scatter"
+            n = int(rng.integers(max(4, self.crop // 40), max(8, self.crop // 12)))
+            image, chromosomes = synthesize(self.bank, rng, shape=(self.crop, self.crop), n=n, mode=mode)
+            masks = [c.full_mask(image.shape) for c in chromosomes]
+        else:
+            item = self.real[rng.integers(len(self.real))]
+            scale = float(np.exp(rng.uniform(*np.log(self.scale_jitter))))
+            image, masks = random_crop(item, rng, self.crop, scale)
+        return to_target(*augment(image, masks, rng))

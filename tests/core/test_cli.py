@@ -1,0 +1,121 @@
+"""`napari-karyo analyze | classify` end to end, and every way a user can hand it something bad."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_karyo.cli import main
+from napari_karyo.core.weights import BUNDLED_DIR
+
+SAMPLE = Path(__file__).resolve().parents[2] / "src/napari_karyo/samples/mfish_V26_dapi.tif"
+
+
+@pytest.fixture(scope="module")
+def analyzed(tmp_path_factory):
+    out = tmp_path_factory.mktemp("analyze")
+    assert main(["-q", "analyze", str(SAMPLE), "--out", str(out), "--device", "cpu"]) == 0
+    return out / SAMPLE.stem
+
+
+def test_analyze_sample_writes_the_output_contract(analyzed):
+    summary = json.loads((analyzed / "karyotype.json").read_text())
+    assert 35 <= summary["count"] <= 60  # a human metaphase: 46 chromosomes, give or take fragments
+    labels = tifffile.imread(analyzed / "instances.tif")
+    assert labels.dtype == np.uint16 and labels.shape == (517, 645)
+    assert len(np.unique(labels)) - 1 == summary["count"]
+    doc = json.loads((analyzed / "annotations.json").read_text())
+    objects = doc["objects"]
+    assert len(objects) == summary["count"]
+    assert all(1 <= o["category_id"] <= 24 and 0 < o["score"] <= 1 for o in objects)
+    assert all(o["segmentation"]["size"] == [517, 645] for o in objects)
+
+
+def test_analyze_finds_the_true_chromosomes_of_the_sample(analyzed):
+    """Against the sample's ground-truth K map: most chromosomes found at IoU >= 0.5."""
+    from napari_karyo.core.io.annotations import read_mfish_k
+    from napari_karyo.core.io.result_files import read_result
+    from napari_karyo.core.karyotype.metrics import spread_scores
+
+    truth = read_mfish_k(SAMPLE.with_name("mfish_V26_K.tif"))
+    scores = spread_scores(read_result(analyzed).chromosomes, truth)
+    assert scores["found"] >= 0.7 * scores["true"]
+
+
+def test_classify_crops_to_csv(tmp_path, analyzed):
+    from napari_karyo.core.io.result_files import read_result
+    from napari_karyo.core.karyotype.preprocess import normalise_intensity
+
+    norm, _ = normalise_intensity(tifffile.imread(SAMPLE))
+    crops = []
+    for i, ch in enumerate(read_result(analyzed).chromosomes[:3]):
+        r0, c0, r1, c1 = ch.bbox
+        path = tmp_path / f"crop{i}.tif"
+        tifffile.imwrite(path, (norm[r0:r1, c0:c1] * ch.mask * 255).astype(np.uint8))
+        crops.append(str(path))
+    assert main(["classify", *crops, "--out", str(tmp_path / "p.csv")]) == 0
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0] == "path,class,score" and len(lines) == 4
+    names = {str(i) for i in range(1, 23)} | {"X", "Y"}
+    assert all(line.split(",")[1] in names for line in lines[1:])
+
+
+def test_corrupt_image_fails_cleanly_and_writes_nothing(tmp_path, capsys):
+    bad = tmp_path / "spread.tif"
+    bad.write_bytes(b"II*\x00garbage")
+    out = tmp_path / "out"
+    assert main(["-q", "analyze", str(bad), "--out", str(out)]) == 2
+    assert "spread.tif" in capsys.readouterr().err
+    assert not (out / "spread").exists()
+
+
+def test_one_bad_file_does_not_stop_the_others(tmp_path, capsys):
+    blank = tmp_path / "blank.tif"
+    tifffile.imwrite(blank, np.zeros((100, 100), np.uint8))
+    out = tmp_path / "out"
+    assert main(["-q", "analyze", str(blank), str(SAMPLE), "--out", str(out)]) == 2
+    assert "blank" in capsys.readouterr().err
+    assert (out / SAMPLE.stem / "karyotype.json").exists()
+
+
+@pytest.mark.parametrize("damage", ["tamper", "missing", "no_card"])
+def test_bad_model_file_is_refused(tmp_path, capsys, damage):
+    model = tmp_path / "m.safetensors"
+    shutil.copy(BUNDLED_DIR / "chromosome-maskrcnn.safetensors", model)
+    shutil.copy(BUNDLED_DIR / "chromosome-maskrcnn.json", tmp_path / "m.json")
+    if damage == "tamper":
+        data = bytearray(model.read_bytes())
+        data[-10] ^= 0xFF
+        model.write_bytes(bytes(data))
+    elif damage == "missing":
+        model.unlink()
+    else:
+        (tmp_path / "m.json").unlink()
+    code = main(["-q", "analyze", str(SAMPLE), "--out", str(tmp_path / "out"), "--model", str(model)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert {"tamper": "sha256", "missing": "not found", "no_card": "card is missing"}[damage] in err
+    assert not (tmp_path / "out" / SAMPLE.stem).exists()
+
+
+def test_asking_for_a_gpu_that_is_absent(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")  # the GPU path is exercised by the benchmarks on the device
+    assert main(["-q", "analyze", str(SAMPLE), "--out", str(tmp_path), "--device", "cuda"]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_results_with_user_corrections_are_not_overwritten(tmp_path, analyzed, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(analyzed, out / SAMPLE.stem)
+    doc = json.loads((out / SAMPLE.stem / "annotations.json").read_text())
+    doc["objects"][0]["source"] = "user"
+    (out / SAMPLE.stem / "annotations.json").write_text(json.dumps(doc))
+    assert main(["-q", "analyze", str(SAMPLE), "--out", str(out)]) == 2
+    assert "overwrite" in capsys.readouterr().err
+    assert json.loads((out / SAMPLE.stem / "annotations.json").read_text())["objects"][0]["source"] == "user"

@@ -1,0 +1,110 @@
+"""The output contract folder: exact round trip, atomic replacement, refusal to clobber user corrections."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.io import result_files
+from napari_karyo.core.io.result_files import read_result, write_result
+from napari_karyo.core.results import Chromosome, SpreadResult
+
+
+def make_result(source: str = "model", edited: bool = False) -> SpreadResult:
+    rng = np.random.default_rng(0)
+    shape = (60, 80)
+    chs = []
+    bar = np.zeros(shape, bool)
+    bar[10:50, 20:26] = True  # vertical chromosome
+    cross = np.zeros(shape, bool)
+    cross[28:33, 5:70] = True  # crosses it: shared pixels
+    blob = np.zeros(shape, bool)
+    blob[45:58, 60:79] = True
+    for k, m in enumerate((bar, cross, blob)):
+        chs.append(
+            Chromosome.from_full_mask(
+                m,
+                class_id=(1, 23, 0)[k],
+                score=float(rng.random()),
+                class_score=float(rng.random()),
+                source=source if k == 1 else "model",
+                edited=edited and k == 2,
+                probs=rng.random(24) if k == 0 else None,
+            )
+        )
+    return SpreadResult(
+        shape, chs, source_path="/data/spread 1.tif", model="bundled", device="cpu", seconds=1.25
+    )
+
+
+def assert_same(a: SpreadResult, b: SpreadResult) -> None:
+    assert a.image_shape == b.image_shape and a.count == b.count
+    assert (a.source_path, a.model, a.device, a.seconds) == (b.source_path, b.model, b.device, b.seconds)
+    for x, y in zip(a.chromosomes, b.chromosomes, strict=True):
+        assert np.array_equal(x.full_mask(a.image_shape), y.full_mask(b.image_shape))
+        assert (x.class_id, x.score, x.class_score, x.source, x.edited) == (
+            y.class_id,
+            y.score,
+            y.class_score,
+            y.source,
+            y.edited,
+        )
+        assert (x.probs is None) == (y.probs is None)
+        if x.probs is not None:
+            assert np.array_equal(x.probs, y.probs)
+
+
+def test_round_trip_is_exact(tmp_path):
+    result = make_result()
+    folder = write_result(result, tmp_path, "spread1")
+    assert folder == tmp_path / "spread1"
+    assert sorted(p.name for p in folder.iterdir()) == ["annotations.json", "instances.tif", "karyotype.json"]
+    assert_same(result, read_result(folder))
+    labels = tifffile.imread(folder / "instances.tif")
+    assert labels.dtype == np.uint16 and np.array_equal(labels, result.label_image())
+    summary = json.loads((folder / "karyotype.json").read_text())
+    assert summary["count"] == 3 and summary["classes"] == {"1": 1, "X": 1, "?": 1}
+    assert summary["model"] == "bundled" and summary["device"] == "cpu" and summary["seconds"] == 1.25
+    doc = json.loads((folder / "annotations.json").read_text())
+    assert doc["image"] == "spread 1.tif" and doc["image_shape"] == [60, 80] and len(doc["objects"]) == 3
+
+
+def test_no_temporary_folders_left(tmp_path):
+    write_result(make_result(), tmp_path, "s")
+    write_result(make_result(), tmp_path, "s")  # model output over model output: allowed
+    assert [p.name for p in tmp_path.iterdir()] == ["s"]
+
+
+@pytest.mark.parametrize("source, edited", [("user", False), ("model", True)])
+def test_refuses_to_replace_user_corrections(tmp_path, source, edited):
+    corrected = make_result(source=source, edited=edited)
+    write_result(corrected, tmp_path, "s")
+    before = (tmp_path / "s" / "annotations.json").read_bytes()
+    with pytest.raises(KaryoError, match="user-corrected"):
+        write_result(make_result(), tmp_path, "s")
+    assert (tmp_path / "s" / "annotations.json").read_bytes() == before
+    write_result(make_result(), tmp_path, "s", overwrite=True)
+    assert_same(make_result(), read_result(tmp_path / "s"))
+
+
+def test_failure_midway_keeps_old_folder(tmp_path, monkeypatch):
+    write_result(make_result(), tmp_path, "s")
+    before = (tmp_path / "s" / "annotations.json").read_bytes()
+
+    def broken(result):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(result_files, "_karyotype_doc", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_result(make_result(), tmp_path, "s")
+    assert [p.name for p in tmp_path.iterdir()] == ["s"]
+    assert (tmp_path / "s" / "annotations.json").read_bytes() == before
+
+
+def test_read_result_names_missing_file(tmp_path):
+    with pytest.raises(KaryoError, match="annotations.json"):
+        read_result(tmp_path)

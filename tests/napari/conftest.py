@@ -1,0 +1,27 @@
+"""napari-only fixtures. GUI tests need a real display (Xvfb): offscreen Qt cannot draw napari's canvas."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    # Locally a missing display skips GUI tests; in CI (CI=true) they must run, so a broken Xvfb fails loudly.
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("CI"):
+        skip = pytest.mark.skip(reason='needs a display: run under xvfb-run -a -s "-screen 0 1280x1024x24"')
+        for item in items:
+            if "gui" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def screenshot_dir(tmp_path):
+    """Where GUI tests save screenshots: $KARYO_SCREENSHOTS if set (to look at them), else tmp_path."""
+    path = os.environ.get("KARYO_SCREENSHOTS")
+    if path:
+        os.makedirs(path, exist_ok=True)
+        return __import__("pathlib").Path(path)
+    return tmp_path

@@ -1,0 +1,171 @@
+"""The karyotype dock widget in a real napari window (Xvfb): sample -> Run -> layers, Cancel, errors,
+and corrected layers left alone. One test runs the real model; the others use a fake generator that returns
+the sample's ground truth, so they test the widget and not the model."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+
+from napari_karyo._napari.sample_data import KMAP
+from napari_karyo.core.errors import ModelFileError
+from napari_karyo.core.io.annotations import read_mfish_k
+from napari_karyo.core.results import SpreadResult
+
+pytestmark = pytest.mark.gui
+PLUGIN = "napari-karyo"
+IMAGE = "mfish_V26_dapi"
+WAIT_MS = 300_000
+
+
+def fake_steps(delay: float = 0.0, fail: str | None = None):
+    def steps(image, model=None, device=None, source_path=""):
+        for k in range(20):
+            yield (f"step {k}", k, 20)
+            time.sleep(delay)
+        if fail:
+            raise ModelFileError(fail)
+        chromosomes = read_mfish_k(KMAP)
+        for ch in chromosomes:
+            ch.source = "model"  # ground truth standing in for a model's output
+        return SpreadResult(
+            tuple(image.shape[:2]), chromosomes, model="fake", device="fake-device", seconds=0.5
+        )
+
+    return steps
+
+
+@pytest.fixture
+def karyo(make_napari_viewer):
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1200, 800)
+    layers = viewer.open_sample(PLUGIN, "mfish_dapi")
+    assert [layer.name for layer in layers] == [IMAGE]
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Karyotype")
+    assert widget.image_combo.currentText() == IMAGE
+    return viewer, widget
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    from napari_karyo.core.karyotype import predict
+
+    def use(**kw):
+        monkeypatch.setattr(predict, "analyze_steps", fake_steps(**kw))
+
+    return use
+
+
+def run_and_wait(qtbot, widget, timeout=WAIT_MS):
+    qtbot.mouseClick(widget.run_button, __import__("qtpy").QtCore.Qt.MouseButton.LeftButton)
+    assert widget.running
+    qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
+
+
+def colourful_fraction(shot: np.ndarray) -> float:
+    rgb = shot[..., :3].astype(int)
+    return float(((rgb.max(-1) - rgb.min(-1)) > 60).mean())
+
+
+def check_layers(viewer, name=IMAGE, lo=25, hi=80):
+    labels = viewer.layers[f"{name} chromosomes"]
+    shapes = viewer.layers[f"{name} outlines"]
+    assert labels._type_string == "labels" and shapes._type_string == "shapes"
+    n = len(labels.features)
+    assert lo <= n <= hi, n
+    assert len(shapes.data) == n == len(shapes.features)
+    assert {"class", "class_id", "score", "class_score", "source", "edited", "area"} <= set(labels.features)
+    assert set(np.unique(labels.data)) - {0} <= set(labels.features["index"])
+    return labels, shapes
+
+
+def test_real_model_on_sample(karyo, qtbot, screenshot_dir):
+    viewer, widget = karyo
+    run_and_wait(qtbot, widget)
+    labels, _ = check_layers(viewer)
+    assert widget.last_result is not None and widget.last_result.count == len(labels.features)
+    assert "cpu" in widget.device_label.text() or "cuda" in widget.device_label.text()
+    assert "chromosomes in" in widget.summary_label.text()
+    viewer.reset_view()
+    canvas = viewer.screenshot(canvas_only=True)
+    assert colourful_fraction(canvas) > 0.005  # class colours are drawn over the grey DAPI image
+    viewer.screenshot(str(screenshot_dir / "karyotype_real.png"), canvas_only=False)
+
+
+def test_real_generator_reports_missing_model_plainly(karyo, qtbot, monkeypatch, tmp_path):
+    from napari.utils import notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    viewer, widget = karyo
+    widget.model_combo.setCurrentText(str(tmp_path / "no-such-model.safetensors"))
+    widget.device_combo.setCurrentText("cpu")
+    run_and_wait(qtbot, widget, timeout=120_000)
+    assert len(shown) == 1 and "no-such-model.safetensors" in shown[0], shown
+    assert [layer.name for layer in viewer.layers] == [IMAGE]
+    assert widget.progress.format() == "failed" and widget.run_button.isEnabled()
+
+
+def test_run_adds_coloured_layers(karyo, qtbot, fake, screenshot_dir):
+    viewer, widget = karyo
+    fake()
+    before = colourful_fraction(viewer.screenshot(canvas_only=True))
+    run_and_wait(qtbot, widget)
+    check_layers(viewer)
+    viewer.reset_view()
+    assert widget.device_label.text() == "device: fake-device"
+    assert widget.summary_label.text().startswith(f"{widget.last_result.count} chromosomes in 0.5 s")
+    assert widget.progress.format() == "done"
+    canvas = viewer.screenshot(canvas_only=True)
+    assert canvas.std() > 5 and before < 0.001 < colourful_fraction(canvas)
+    viewer.screenshot(str(screenshot_dir / "karyotype_widget.png"), canvas_only=False)
+
+
+def test_cancel_adds_nothing(karyo, qtbot, fake):
+    viewer, widget = karyo
+    fake(delay=0.2)
+    qtbot.mouseClick(widget.run_button, __import__("qtpy").QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.progress.value() >= 1, timeout=10_000)
+    assert widget.cancel_button.isEnabled() and not widget.run_button.isEnabled()
+    qtbot.mouseClick(widget.cancel_button, __import__("qtpy").QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not widget.running, timeout=10_000)
+    assert [layer.name for layer in viewer.layers] == [IMAGE]
+    assert widget.progress.format() == "cancelled" and widget.run_button.isEnabled()
+
+
+def test_error_is_shown_and_nothing_added(karyo, qtbot, fake, monkeypatch):
+    from napari.utils import notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    viewer, widget = karyo
+    fake(fail="model.safetensors: model weights not found; pass an existing .safetensors file")
+    run_and_wait(qtbot, widget)
+    assert shown == ["model.safetensors: model weights not found; pass an existing .safetensors file"]
+    assert [layer.name for layer in viewer.layers] == [IMAGE]
+
+
+def test_corrected_layers_are_not_overwritten(karyo, qtbot, fake, monkeypatch):
+    from napari.utils import notifications
+
+    told = []
+    monkeypatch.setattr(notifications, "show_info", told.append)
+    viewer, widget = karyo
+    fake()
+    run_and_wait(qtbot, widget)
+    run_and_wait(qtbot, widget)  # unedited model output is simply replaced
+    assert len(viewer.layers) == 3 and not told
+    labels = viewer.layers[f"{IMAGE} chromosomes"]
+    table = labels.features.copy()
+    table.loc[0, "class"] = "X"
+    table.loc[0, "edited"] = True
+    labels.features = table
+    run_and_wait(qtbot, widget)
+    assert len(told) == 1 and "(2)" in told[0]
+    assert viewer.layers[f"{IMAGE} chromosomes"].features.loc[0, "class"] == "X"  # untouched
+    check_layers(viewer)
+    assert f"{IMAGE} chromosomes (2)" in viewer.layers and f"{IMAGE} outlines (2)" in viewer.layers

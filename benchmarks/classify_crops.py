@@ -32,7 +32,9 @@ def score(probs: np.ndarray, labels: np.ndarray) -> dict:
         confusions[name(c)] = {
             "acc": round(per_class[c], 3),
             "n": int((labels == c).sum()),
-            "as": {name(v): int(k) for v, k in sorted(zip(vals, counts, strict=True), key=lambda t: -t[1])[:3]},
+            "as": {
+                name(v): int(k) for v, k in sorted(zip(vals, counts, strict=True), key=lambda t: -t[1])[:3]
+            },
         }
     return {
         "top1": float((pred == labels).mean()),

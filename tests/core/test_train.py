@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from napari_karyo.core.errors import CancelledError
-from napari_karyo.core.karyotype.train import TrainConfig, train_steps
+from napari_karyo.core.karyotype.train import TrainConfig, export_checkpoint, train_steps
 
 TINY = {"sources": ["procedural"], "crop": 128, "batch": 1, "threads": 1, "device": "cpu", "checkpoint_every": 2}
 
@@ -58,6 +58,8 @@ def test_resume_continues_exactly(tmp_path):
     calls = iter(range(100))
     with pytest.raises(CancelledError):  # cancel after 2 steps, i.e. right after the step-2 checkpoint
         _run(train_steps(stopped, should_stop=lambda: next(calls) >= 2))
+    exported = export_checkpoint(tmp_path / "b")  # a usable model from a run that did not finish
+    assert json.loads(exported.with_suffix(".json").read_text())["training"]["steps_done"] == 2
     _run(train_steps(stopped, resume=True))
 
     a = load_file(str(tmp_path / "a" / "model.safetensors"))

@@ -39,15 +39,12 @@ def _analyze(image: np.ndarray, model: str | None, device: str | None, source_pa
     """Generator run in the worker. A KaryoError is returned, not raised, so the user gets its plain message
     once (raised errors go to napari's traceback notification: those are bugs)."""
     from ...core.errors import KaryoError
+    from ...core.karyotype.predict import analyze_steps
 
     try:
-        from ...core.karyotype.predict import analyze_steps
-
         result = yield from analyze_steps(image, model=model, device=device, source_path=source_path)
     except KaryoError as exc:
         return _Failure(exc)
-    except ImportError as exc:  # predict.py missing or torch broken: say so plainly
-        return _Failure(KaryoError(f"the karyotyping model cannot be loaded ({exc})"))
     return result
 
 

@@ -237,7 +237,9 @@ def read_crop(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise ImageReadError(f"{path}: unsupported file type {path.suffix}; use one of {', '.join(IMAGE_SUFFIXES)}")
+        raise ImageReadError(
+            f"{path}: unsupported file type {path.suffix}; use one of {', '.join(IMAGE_SUFFIXES)}"
+        )
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
@@ -270,4 +272,6 @@ def classify_files(paths, model: Classifier | None = None, group_by: str | None 
     groups = [str(p.parent.resolve()) for p in paths] if group_by == "parent" else None
     probs = model.predict_crops(crops, None, groups)
     best = probs.argmax(1)
-    return [(p, name(int(b) + 1), float(probs[i, b])) for i, (p, b) in enumerate(zip(paths, best, strict=True))]
+    return [
+        (p, name(int(b) + 1), float(probs[i, b])) for i, (p, b) in enumerate(zip(paths, best, strict=True))
+    ]

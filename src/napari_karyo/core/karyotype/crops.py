@@ -56,7 +56,9 @@ def bioimlab_items(root: str | Path) -> list[CropItem]:
     for f in sorted(Path(root, "bioimlab_crops").glob("*/*.bmp")):
         m = re.fullmatch(r"\S+ (\d+)[ab]?", f.stem)
         if m and 1 <= int(m.group(1)) <= 24:
-            items.append(CropItem(f, int(m.group(1)), "bioimlab_crops", f.parent.name, f"bioimlab/{f.parent.name}"))
+            items.append(
+                CropItem(f, int(m.group(1)), "bioimlab_crops", f.parent.name, f"bioimlab/{f.parent.name}")
+            )
     return items
 
 
@@ -81,8 +83,13 @@ def _from_files(items: list[CropItem]):
     for it in items:
         grey = read_crop(it.path)
         mask = otsu_mask(grey)
-        yield prepare_crop(grey, mask), measure(mask), it.class_id, it.dataset, it.cell, is_val_case(
-            it.dataset, it.case
+        yield (
+            prepare_crop(grey, mask),
+            measure(mask),
+            it.class_id,
+            it.dataset,
+            it.cell,
+            is_val_case(it.dataset, it.case),
         )
 
 
@@ -98,11 +105,15 @@ def _from_mfish(root: str | Path, split: str):
             yield prepare_crop(crop, mask), measure(mask), c.class_id, "mfish", spread.key, split == "val"
 
 
-def build(root: str | Path, datasets: tuple[str, ...] = DATASETS, cache: str | Path | None = None) -> CropArrays:
+def build(
+    root: str | Path, datasets: tuple[str, ...] = DATASETS, cache: str | Path | None = None
+) -> CropArrays:
     """Prepare every crop of `datasets` (both splits; mfish: train and val slides). Cached per data set as
     .npz because preparing ~27,000 crops takes minutes."""
     parts = [_build_one(root, ds, Path(cache) / f"crops_{ds}.npz" if cache else None) for ds in datasets]
-    return CropArrays(*(np.concatenate([getattr(p, k) for p in parts]) for k in CropArrays.__dataclass_fields__))
+    return CropArrays(
+        *(np.concatenate([getattr(p, k) for p in parts]) for k in CropArrays.__dataclass_fields__)
+    )
 
 
 def _build_one(root: str | Path, ds: str, cache: Path | None) -> CropArrays:

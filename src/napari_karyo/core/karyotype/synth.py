@@ -17,7 +17,6 @@ slight blur.
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,16 +30,13 @@ GAP = 3  # px of background kept between chromosomes in scatter mode
 _MODES = ("scatter", "touching")
 
 
-def is_val_case(case_id: str) -> bool:
-    """Case-level validation rule for the crop sets (pki3: case = folder name before the first '.';
-    bioimlab_crops: case = karyotype folder name). Shared by synth, the classifier and the benchmarks."""
-    return zlib.crc32(str(case_id).encode()) % 5 == 0
+def _in_split(dataset: str, case_id: str, split: str) -> bool:
+    """The crop sets' case-level split, the same rule as the classifier's (crops.is_val_case)."""
+    from .crops import is_val_case
 
-
-def _in_split(case_id: str, split: str) -> bool:
     if split not in ("train", "val", "all"):
         raise ValueError(f"split must be train, val or all, not {split!r}")
-    return split == "all" or (split == "val") == is_val_case(case_id)
+    return split == "all" or (split == "val") == is_val_case(dataset, case_id)
 
 
 # --------------------------------------------------------------------------------------------------- the crop bank
@@ -112,7 +108,7 @@ def _load_pki3(root: Path, split: str, max_n: int | None, rng: np.random.Generat
 
     entries = []
     for cell in sorted(Path(root, "pki3").glob("*")):
-        if not cell.is_dir() or not _in_split(cell.name.split(".")[0], split):
+        if not cell.is_dir() or not _in_split("pki3", cell.name.split(".")[0], split):
             continue
         for cls_dir in sorted(cell.glob("clase*")):
             m = re.fullmatch(r"clase(\d+)", cls_dir.name)
@@ -136,7 +132,7 @@ def _load_bioimlab_crops(
 
     entries = []
     for kar in sorted(Path(root, "bioimlab_crops").glob("*")):
-        if not kar.is_dir() or not _in_split(kar.name, split):
+        if not kar.is_dir() or not _in_split("bioimlab_crops", kar.name, split):
             continue
         for f in sorted(kar.glob("*.bmp")):
             m = re.fullmatch(r"\S+ (\d+)[ab]?", f.stem)

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import CancelledError, KaryoError
 from ..io.atomic import write_json
 from ..weights import save_model
+from .datasets import VAL_MFISH_SLIDES
 from .model import ARCH, DEFAULT_CONFIG, build_maskrcnn
 
 
@@ -143,6 +144,41 @@ def _load_checkpoint(out: Path, model, optimizer, rng: np.random.Generator) -> i
     return int(meta["step"])
 
 
+def _card(cfg: TrainConfig, training: dict, used: dict) -> dict:
+    return {
+        "architecture": ARCH,
+        "config": {**DEFAULT_CONFIG, **cfg.model},
+        "task": "chromosome instance segmentation (class-agnostic; names come from the crop classifier)",
+        "input": "grey, bright chromosomes on dark, [0,1], chromosomes ~13 px wide (see preprocess.py)",
+        "training": {**asdict(cfg), **training},
+        "data": {
+            "sources": cfg.sources,
+            "real_spreads": len(used["real_spreads"]),
+            "synthetic_crop_bank": used["synthetic_crops"],
+            "split": "bioimlab_seg: images whose number is not a multiple of 5; mfish: slides other than "
+            + ", ".join(VAL_MFISH_SLIDES) + " (see datasets.py); synthetic crops: training cases only",
+        },
+    }
+
+
+def export_checkpoint(run_dir: str | Path) -> Path:
+    """Write `model.safetensors` + card from a run's last checkpoint (e.g. of a run still going)."""
+    from safetensors.torch import load_file
+
+    run_dir = Path(run_dir)
+    cfg = TrainConfig.load(run_dir / "config.json")
+    meta = json.loads((run_dir / "checkpoint.json").read_text())
+    tensors = load_file(str(run_dir / "checkpoint.safetensors"))
+    state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    seconds = max((row["s"] for row in log if row["step"] < meta["step"]), default=0)
+    training = {"steps_done": meta["step"], "seconds": seconds, "exported_from_checkpoint": True}
+    used = {"real_spreads": [], "synthetic_crops": None}
+    if (run_dir / "data.json").exists():
+        used = json.loads((run_dir / "data.json").read_text())
+    return save_model(state, _card(cfg, training, used), run_dir / "model.safetensors")
+
+
 def train_steps(cfg: TrainConfig, resume: bool = False, should_stop=lambda: False) -> Generator[tuple[str, int, int], None, Path]:
     """Yield ('train', step, steps) as it goes; return the path of the saved model file."""
     import torch
@@ -164,6 +200,8 @@ def train_steps(cfg: TrainConfig, resume: bool = False, should_stop=lambda: Fals
 
     yield ("loading data", 0, cfg.steps)
     stream, used = _data(cfg)
+    if rank == 0:
+        write_json(out / "data.json", used)
     model_cfg = {**DEFAULT_CONFIG, **cfg.model}
     model = build_maskrcnn(model_cfg).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -215,19 +253,9 @@ def train_steps(cfg: TrainConfig, resume: bool = False, should_stop=lambda: Fals
     path = out / "model.safetensors"
     if rank == 0:
         _save_checkpoint(out, model, optimizer, step, rng)
-        card = {
-            "architecture": ARCH,
-            "config": model_cfg,
-            "task": "chromosome instance segmentation (class-agnostic; names come from the crop classifier)",
-            "input": "grey, bright chromosomes on dark, [0,1], chromosomes ~13 px wide (see preprocess.py)",
-            "training": {**asdict(cfg), "steps_done": step, "seconds": round(time.time() - t0),
-                         "device": describe(device), "world_size": world},
-            "data": {"sources": cfg.sources, "real_spreads": len(used["real_spreads"]),
-                     "synthetic_crop_bank": used["synthetic_crops"],
-                     "split": "bioimlab_seg: image numbers not divisible by 5; mfish: slides other than "
-                              "A02, P10, V16, V26 (see datasets.py)"},
-        }
-        save_model(model.state_dict(), card, path)
+        training = {"steps_done": step, "seconds": round(time.time() - t0), "device": describe(device),
+                    "world_size": world}
+        save_model(model.state_dict(), _card(cfg, training, used), path)
     if world > 1:
         import torch.distributed as dist
 

@@ -31,7 +31,7 @@ def augment(x, feats, gen):
     import torch.nn.functional as F
 
     n = x.shape[0]
-    u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=gen)  # noqa: E731
+    u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=gen)
     x = torch.where(torch.rand(n, 1, 1, 1, generator=gen) < 0.5, x.flip(2), x)
     x = torch.where(torch.rand(n, 1, 1, 1, generator=gen) < 0.5, x.flip(3), x)
     angle, scale = torch.deg2rad(u(-8, 8)), u(0.9, 1.1)
@@ -139,7 +139,7 @@ def train(
             loss.backward()
             opt.step()
             sched.step()
-            total_loss += float(loss)
+            total_loss += loss.item()
             if step % 20 == 0:
                 yield f"epoch {epoch + 1}/{plan['epochs']}", step, steps_per_epoch
         epoch += 1
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     last = None
     try:
         while True:
-            stage, done, total = next(gen)
+            stage, _, _ = next(gen)
             if stage != last:
                 print(f"{time.strftime('%H:%M:%S')} {stage}", flush=True)
                 last = stage

@@ -73,7 +73,6 @@ def coco_mask_ap(spreads: list[tuple[tuple[int, int], list[Chromosome], list[Chr
         if coco_dt is None:
             return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
         ev = COCOeval(coco_gt, coco_dt, "segm")
-        ev.params.maxDets = [1, 10, 300]  # a spread holds ~46 objects; COCO's default cap of 100 is fine, 300 safe
         ev.evaluate()
         ev.accumulate()
         ev.summarize()

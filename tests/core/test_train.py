@@ -91,3 +91,16 @@ def test_config_file_and_unknown_settings(tmp_path):
     (tmp_path / "bad.yaml").write_text("stepz: 7\n")
     with pytest.raises(KaryoError, match="stepz"):
         TrainConfig.load(tmp_path / "bad.yaml")
+
+
+def test_sample_stream_carries_class_ids_when_asked():
+    from napari_karyo.core.karyotype.synth import CropBank
+    from napari_karyo.core.karyotype.train_data import SampleStream
+
+    bank = CropBank.procedural(30)
+    rng = np.random.default_rng(0)
+    _, agnostic = SampleStream([], bank, 128, 1.0).sample(rng)
+    _, classed = SampleStream([], bank, 128, 1.0, with_classes=True).sample(rng)
+    assert set(agnostic["labels"].tolist()) == {1}
+    assert len(classed["labels"]) == len(classed["masks"]) and set(classed["labels"].tolist()) - {1}
+    assert all(1 <= c <= 24 for c in classed["labels"].tolist())

@@ -27,8 +27,9 @@ def prepare(spreads) -> list[Annotated]:
     return [Annotated(normalise_intensity(s.image)[0], s.chromosomes) for s in spreads]
 
 
-def random_crop(item: Annotated, rng: np.random.Generator, size: int, scale: float) -> tuple[np.ndarray, list[np.ndarray]]:
-    """A `size`² window (after rescaling by `scale`) and the full-window masks of the objects it shows."""
+def random_crop(item: Annotated, rng: np.random.Generator, size: int, scale: float):
+    """A `size`² window (after rescaling by `scale`), the full-window masks of the objects it shows and their
+    class ids."""
     import torch
     import torch.nn.functional as F
 
@@ -39,7 +40,7 @@ def random_crop(item: Annotated, rng: np.random.Generator, size: int, scale: flo
     r1, c1 = min(r0 + win, h), min(c0 + win, w)
     image = np.zeros((win, win), np.float32)
     image[: r1 - r0, : c1 - c0] = item.image[r0:r1, c0:c1]
-    masks = []
+    masks, class_ids = [], []
     for ch in item.chromosomes:
         a0, b0, a1, b1 = ch.bbox
         if a1 <= r0 or a0 >= r1 or b1 <= c0 or b0 >= c1:
@@ -50,13 +51,14 @@ def random_crop(item: Annotated, rng: np.random.Generator, size: int, scale: flo
         m[ys - r0 : ye - r0, xs - c0 : xe - c0] = ch.mask[ys - a0 : ye - a0, xs - b0 : xe - b0]
         if m.sum() >= MIN_VISIBLE:
             masks.append(m)
+            class_ids.append(ch.class_id)
     if win != size:
         stack = torch.from_numpy(np.stack([image] + [m.astype(np.float32) for m in masks]))[None]
         stack = F.interpolate(stack, size=(size, size), mode="bilinear", align_corners=False)[0].numpy()
         image = stack[0]
-        masks = [s > 0.5 for s in stack[1:]]
-        masks = [m for m in masks if m.sum() >= MIN_VISIBLE]
-    return image, masks
+        kept = [(s > 0.5, c) for s, c in zip(stack[1:], class_ids) if (s > 0.5).sum() >= MIN_VISIBLE]
+        masks, class_ids = [m for m, _ in kept], [c for _, c in kept]
+    return image, masks, class_ids
 
 
 def augment(image: np.ndarray, masks: list[np.ndarray], rng: np.random.Generator):
@@ -75,8 +77,9 @@ def augment(image: np.ndarray, masks: list[np.ndarray], rng: np.random.Generator
     return image.astype(np.float32), masks
 
 
-def to_target(image: np.ndarray, masks: list[np.ndarray]):
-    """torchvision Mask R-CNN input: a 3-channel tensor and a target dict (boxes recomputed from masks)."""
+def to_target(image: np.ndarray, masks: list[np.ndarray], labels: list[int] | None = None):
+    """torchvision Mask R-CNN input: a 3-channel tensor and a target dict (boxes recomputed from masks).
+    `labels` default to 1 (class-agnostic 'chromosome')."""
     import torch
 
     boxes = []
@@ -86,7 +89,7 @@ def to_target(image: np.ndarray, masks: list[np.ndarray]):
     n = len(masks)
     target = {
         "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(n, 4),
-        "labels": torch.ones(n, dtype=torch.int64),
+        "labels": torch.as_tensor(labels if labels is not None else [1] * n, dtype=torch.int64).reshape(n),
         "masks": torch.from_numpy(np.stack(masks).astype(np.uint8)) if n else torch.zeros((0, *image.shape), dtype=torch.uint8),
     }
     tensor = torch.from_numpy(image)[None].expand(3, -1, -1).contiguous()
@@ -96,10 +99,11 @@ def to_target(image: np.ndarray, masks: list[np.ndarray]):
 class SampleStream:
     """Endless stream of training samples: real crops and, with probability `synth_fraction`, synthetic spreads."""
 
-    def __init__(self, real: list[Annotated], bank, crop: int, synth_fraction: float, scale_jitter=(0.8, 1.25)):
+    def __init__(self, real: list[Annotated], bank, crop: int, synth_fraction: float, scale_jitter=(0.8, 1.25),
+                 with_classes: bool = False):
         if not real and (bank is None or synth_fraction <= 0):
             raise ValueError("no training data: give real spreads or a synthetic crop bank")
-        self.real, self.bank, self.crop = real, bank, crop
+        self.real, self.bank, self.crop, self.with_classes = real, bank, crop, with_classes
         self.synth_fraction = synth_fraction if real else 1.0
         self.scale_jitter = scale_jitter
 
@@ -111,8 +115,10 @@ class SampleStream:
             n = int(rng.integers(max(4, self.crop // 40), max(8, self.crop // 12)))
             image, chromosomes = synthesize(self.bank, rng, shape=(self.crop, self.crop), n=n, mode=mode)
             masks = [c.full_mask(image.shape) for c in chromosomes]
+            class_ids = [c.class_id for c in chromosomes]
         else:
             item = self.real[rng.integers(len(self.real))]
             scale = float(np.exp(rng.uniform(*np.log(self.scale_jitter))))
-            image, masks = random_crop(item, rng, self.crop, scale)
-        return to_target(*augment(image, masks, rng))
+            image, masks, class_ids = random_crop(item, rng, self.crop, scale)
+        image, masks = augment(image, masks, rng)
+        return to_target(image, masks, class_ids if self.with_classes else None)

@@ -108,3 +108,15 @@ def test_failure_midway_keeps_old_folder(tmp_path, monkeypatch):
 def test_read_result_names_missing_file(tmp_path):
     with pytest.raises(KaryoError, match="annotations.json"):
         read_result(tmp_path)
+
+
+def test_result_folder_is_readable_like_any_other_output(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        folder = write_result(make_result(), tmp_path, "spread")
+    finally:
+        os.umask(old)
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in folder.iterdir())

@@ -168,6 +168,8 @@ class KaryotypeWidget(QWidget):
         from napari.qt.threading import thread_worker
         from napari.utils.notifications import show_error
 
+        from ...core.karyotype.predict import import_backends
+
         if self.running:
             return
         name = self.image_combo.currentText()
@@ -181,6 +183,7 @@ class KaryotypeWidget(QWidget):
             return
         self._image_name = name
         device = self.device_combo.currentText()
+        import_backends(in_gui=True)  # on this (main) thread: see its docstring
         worker = thread_worker(_analyze, start_thread=False)(
             image, self._model(), None if device == "auto" else device, str(layer.source.path or "")
         )

@@ -87,6 +87,7 @@ def write_result(
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{image_stem}.", suffix=".part", dir=out_dir))
+    tmp.chmod(0o777 & ~atomic.umask())  # mkdtemp makes a private folder; the result is the user's like any other
     try:
         atomic.write_json(tmp / ANNOTATIONS, _annotations_doc(result, image_stem))
         labels = result.label_image().astype(np.uint16)

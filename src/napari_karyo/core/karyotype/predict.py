@@ -26,6 +26,21 @@ MIN_AREA_FRACTION = 0.15  # of the median object area: smaller is debris (the sm
 MAX_AREA_FRACTION = 6.0  # larger is an interphase nucleus, not a chromosome
 
 
+def import_backends(in_gui: bool = False) -> None:
+    """Import torch and torchvision's detection ops (on the GUI's main thread, before a worker needs them).
+
+    In a GUI process torch must not load triton: triton's bundled LLVM crashes the process when Mesa's OpenGL
+    (llvmpipe, also what Xvfb uses) has loaded its own LLVM first, as napari's canvas has by then. napari-karyo
+    never uses triton (it serves torch.compile on GPUs); with `import triton` failing, torch runs without it.
+    """
+    import sys
+
+    if in_gui and "torch" not in sys.modules and "triton" not in sys.modules:
+        sys.modules["triton"] = None  # makes `import triton` raise ImportError
+    import torchvision.models.detection
+    import torchvision.ops  # noqa: F401
+
+
 @dataclass
 class Segmenter:
     model: object

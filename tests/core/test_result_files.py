@@ -41,24 +41,7 @@ def make_result(source: str = "model", edited: bool = False) -> SpreadResult:
     )
 
 
-def assert_same(a: SpreadResult, b: SpreadResult) -> None:
-    assert a.image_shape == b.image_shape and a.count == b.count
-    assert (a.source_path, a.model, a.device, a.seconds) == (b.source_path, b.model, b.device, b.seconds)
-    for x, y in zip(a.chromosomes, b.chromosomes, strict=True):
-        assert np.array_equal(x.full_mask(a.image_shape), y.full_mask(b.image_shape))
-        assert (x.class_id, x.score, x.class_score, x.source, x.edited) == (
-            y.class_id,
-            y.score,
-            y.class_score,
-            y.source,
-            y.edited,
-        )
-        assert (x.probs is None) == (y.probs is None)
-        if x.probs is not None:
-            assert np.array_equal(x.probs, y.probs)
-
-
-def test_round_trip_is_exact(tmp_path):
+def test_round_trip_is_exact(tmp_path, assert_same):
     result = make_result()
     folder = write_result(result, tmp_path, "spread1")
     assert folder == tmp_path / "spread1"
@@ -80,7 +63,7 @@ def test_no_temporary_folders_left(tmp_path):
 
 
 @pytest.mark.parametrize("source, edited", [("user", False), ("model", True)])
-def test_refuses_to_replace_user_corrections(tmp_path, source, edited):
+def test_refuses_to_replace_user_corrections(tmp_path, source, edited, assert_same):
     corrected = make_result(source=source, edited=edited)
     write_result(corrected, tmp_path, "s")
     before = (tmp_path / "s" / "annotations.json").read_bytes()

@@ -50,22 +50,7 @@ def as_layers(result: SpreadResult, name: str = "s"):
     return napari.layers.Labels(ld, **lkw), napari.layers.Shapes(sd, **skw)
 
 
-def assert_same(a: SpreadResult, b: SpreadResult) -> None:
-    assert a.image_shape == b.image_shape and a.count == b.count
-    assert (a.source_path, a.model, a.device, a.seconds) == (b.source_path, b.model, b.device, b.seconds)
-    for x, y in zip(a.chromosomes, b.chromosomes, strict=True):
-        assert np.array_equal(x.full_mask(a.image_shape), y.full_mask(a.image_shape))
-        assert (x.class_id, x.score, x.class_score, x.source, x.edited) == (
-            y.class_id,
-            y.score,
-            y.class_score,
-            y.source,
-            y.edited,
-        )
-        assert (x.probs is None) == (y.probs is None)
-
-
-def test_round_trip_is_exact_with_crossings():
+def test_round_trip_is_exact_with_crossings(assert_same):
     result = crossing_result()
     labels, _ = as_layers(result)
     assert_same(result, layers_to_result(labels))
@@ -73,7 +58,7 @@ def test_round_trip_is_exact_with_crossings():
     assert_same(result, layers_to_result(labels.as_layer_data_tuple()))
 
 
-def test_round_trip_is_exact_on_mfish_ground_truth():
+def test_round_trip_is_exact_on_mfish_ground_truth(assert_same):
     chromosomes = read_mfish_k(KMAP)
     result = SpreadResult((517, 645), chromosomes)
     labels, shapes = as_layers(result)

@@ -26,6 +26,9 @@ SPLIT_RULE = (
     "mfish: validation slides datasets.VAL_MFISH_SLIDES"
 )
 DATASETS = ("pki3", "bioimlab_crops", "mfish")
+# Bump when crop preprocessing or instance derivation (e.g. io.annotations.instances_from_kmap) changes, so no
+# training run reads crops cut by older code from the cache.
+CACHE_VERSION = 2
 
 
 def is_val_case(dataset: str, case: str) -> bool:
@@ -110,7 +113,8 @@ def build(
 ) -> CropArrays:
     """Prepare every crop of `datasets` (both splits; mfish: train and val slides). Cached per data set as
     .npz because preparing ~27,000 crops takes minutes."""
-    parts = [_build_one(root, ds, Path(cache) / f"crops_{ds}.npz" if cache else None) for ds in datasets]
+    parts = [_build_one(root, ds, Path(cache) / f"crops_{ds}_v{CACHE_VERSION}.npz" if cache else None)
+             for ds in datasets]
     return CropArrays(
         *(np.concatenate([getattr(p, k) for p in parts]) for k in CropArrays.__dataclass_fields__)
     )

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from napari_karyo.core.karyotype import datasets
+from napari_karyo.core.karyotype.crop_bank import CropBank
 from napari_karyo.core.karyotype.metrics import spread_scores
 from napari_karyo.core.karyotype.predict import analyze, load_segmenter, segment, suppress
 from napari_karyo.core.karyotype.preprocess import normalise_intensity
-from napari_karyo.core.karyotype.synth import CropBank
 from napari_karyo.core.karyotype.train_data import SampleStream, prepare
 from napari_karyo.core.results import Chromosome
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sys
@@ -57,7 +58,7 @@ def run(data: str, model: str | None, classifier: str | None, device: str | None
     return {
         "split": "validation: bioimlab_seg images numbered 5k; mfish slides " + ", ".join(datasets.VAL_MFISH_SLIDES),
         "device": describe(dev),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {__import__('os').cpu_count()} cores".strip(),
+        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
         "bioimlab": {"images": len(bio), **ap},
         "mfish": {
             "cells": len(rows),

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from PIL import Image
 
-    from napari_karyo.core.karyotype.synth import CropBank, synthesize
+    from napari_karyo.core.karyotype.crop_bank import CropBank
+    from napari_karyo.core.karyotype.synth import synthesize
 
     if args.data:
         bank = CropBank.from_data(args.data, max_per_source=args.max_per_source, seed=args.seed)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_karyo.core.karyotype import synth
-from napari_karyo.core.karyotype.synth import GAP, CropBank, CropBankItem, synthesize
+from napari_karyo.core.karyotype import crop_bank, synth
+from napari_karyo.core.karyotype.crop_bank import CropBank, CropBankItem
+from napari_karyo.core.karyotype.synth import GAP, synthesize
 
 SHAPE = (256, 256)
 
@@ -147,9 +148,9 @@ def test_make_item_normalises_and_rescales():
     """A dark-on-white crop, inverted, 26 px wide: bright on dark, 0 outside the mask, rescaled to ~13 px wide."""
     img = np.ones((120, 40), np.float32)
     img[10:110, 7:33] = 0.3
-    item = synth._make_item(1.0 - img, class_id=4)
+    item = crop_bank._make_item(1.0 - img, class_id=4)
     assert item is not None and item.class_id == 4
     width = 2 * ndi.distance_transform_edt(np.pad(item.mask, 1)).max()
-    assert abs(width - synth.TARGET_WIDTH) <= 2
+    assert abs(width - crop_bank.TARGET_WIDTH) <= 2
     assert not item.image[~item.mask].any()
     assert item.image.max() == pytest.approx(1.0)

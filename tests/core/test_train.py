@@ -33,8 +33,9 @@ def test_torchvision_compiled_ops_run_on_cpu():
 
 
 def test_tiny_train_then_predict(tmp_path):
+    from napari_karyo.core.karyotype.crop_bank import CropBank
     from napari_karyo.core.karyotype.predict import load_segmenter, segment
-    from napari_karyo.core.karyotype.synth import CropBank, synthesize
+    from napari_karyo.core.karyotype.synth import synthesize
     from napari_karyo.core.weights import load_card, sha256
 
     cfg = TrainConfig.load(None, steps=3, out=str(tmp_path / "run"), **TINY)
@@ -94,7 +95,7 @@ def test_config_file_and_unknown_settings(tmp_path):
 
 
 def test_sample_stream_carries_class_ids_when_asked():
-    from napari_karyo.core.karyotype.synth import CropBank
+    from napari_karyo.core.karyotype.crop_bank import CropBank
     from napari_karyo.core.karyotype.train_data import SampleStream
 
     bank = CropBank.procedural(30)

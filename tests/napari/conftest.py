@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,5 +24,5 @@ def screenshot_dir(tmp_path):
     path = os.environ.get("KARYO_SCREENSHOTS")
     if path:
         os.makedirs(path, exist_ok=True)
-        return __import__("pathlib").Path(path)
+        return Path(path)
     return tmp_path

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("napari")
+from qtpy.QtCore import Qt
 
 from napari_karyo._napari.sample_data import KMAP
 from napari_karyo.core.errors import ModelFileError
@@ -61,7 +62,7 @@ def fake(monkeypatch):
 
 
 def run_and_wait(qtbot, widget, timeout=WAIT_MS):
-    qtbot.mouseClick(widget.run_button, __import__("qtpy").QtCore.Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
     assert widget.running
     qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
 
@@ -128,10 +129,10 @@ def test_run_adds_coloured_layers(karyo, qtbot, fake, screenshot_dir):
 def test_cancel_adds_nothing(karyo, qtbot, fake):
     viewer, widget = karyo
     fake(delay=0.2)
-    qtbot.mouseClick(widget.run_button, __import__("qtpy").QtCore.Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: widget.progress.value() >= 1, timeout=10_000)
     assert widget.cancel_button.isEnabled() and not widget.run_button.isEnabled()
-    qtbot.mouseClick(widget.cancel_button, __import__("qtpy").QtCore.Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(widget.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not widget.running, timeout=10_000)
     assert [layer.name for layer in viewer.layers] == [IMAGE]
     assert widget.progress.format() == "cancelled" and widget.run_button.isEnabled()

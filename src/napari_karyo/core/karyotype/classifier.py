@@ -33,7 +33,7 @@ def otsu_mask(grey: np.ndarray) -> np.ndarray:
     from scipy import ndimage as ndi
     from skimage.filters import threshold_otsu
 
-    bright = _bright_on_dark(grey, None)
+    bright = bright_on_dark(grey, None)
     if bright.max() <= bright.min():
         return np.ones(grey.shape, dtype=bool)
     border = np.concatenate([bright[0], bright[-1], bright[:, 0], bright[:, -1]])
@@ -46,7 +46,7 @@ def otsu_mask(grey: np.ndarray) -> np.ndarray:
     return ndi.binary_fill_holes(fg)
 
 
-def _bright_on_dark(grey: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+def bright_on_dark(grey: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """Flip polarity so the chromosome is bright. With a mask compare inside vs outside; without one the
     crop border is background (karyogram crops are cut with a margin)."""
     grey = grey.astype(np.float32)
@@ -79,7 +79,7 @@ def prepare_crop(crop: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray
         raise ValueError(f"mask shape {mask.shape} does not match crop shape {grey.shape}")
     if not mask.any():
         return np.zeros(CANVAS, dtype=np.float32)
-    bright = _bright_on_dark(grey, mask)
+    bright = bright_on_dark(grey, mask)
     background = float(np.median(bright[~mask])) if not mask.all() else float(np.percentile(bright, 1))
     top = float(np.percentile(bright[mask], 99))
     img = np.clip((bright - background) / max(top - background, 1e-6), 0, 1) * mask

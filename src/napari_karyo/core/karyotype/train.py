@@ -88,7 +88,7 @@ def _data(cfg: TrainConfig):
         real += datasets.load_mfish(cfg.data, "train")
     bank = None
     if "synth" in cfg.sources or "procedural" in cfg.sources:
-        from .synth import CropBank
+        from .crop_bank import CropBank
 
         if "procedural" in cfg.sources:
             bank = CropBank.procedural(n=60, seed=cfg.seed)

@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 demo: setup
 	$(BIN)/napari-karyo analyze $(SAMPLE) --out $(OUT) --overwrite
-	@echo "results: $(OUT)/$$(basename $(SAMPLE) .tif)/ (annotations.json, instances.tif, karyotype.json)"
+	@echo "results: $(OUT)/$$(basename $(SAMPLE) .tif)/ (annotations.json, instances.tif, karyotype.json, karyogram.png, report.pdf, measurements.csv)"
 
 # napari tests run in a process of their own, as in a user's napari session: torch is first imported after the
 # canvas exists (the order that once crashed, see predict.import_backends), not hidden by earlier core tests.

@@ -10,12 +10,12 @@ Targets: pki3 >= 97%, bioimlab_crops >= 93% top-1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import parser
 
 
 def score(probs: np.ndarray, labels: np.ndarray) -> dict:
@@ -85,10 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
     from napari_karyo.core.karyotype import crops
     from napari_karyo.core.karyotype.classifier import DEFAULT_MODEL, load_classifier
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="../shared/data")
+    p = parser(__doc__, "classify_crops")
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--json", default="bench_results/classify_crops.json")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-mfish", action="store_true", help="skip the M-FISH validation slides")
     a = p.parse_args(argv)

@@ -10,7 +10,6 @@ M-FISH validation slides: share of true chromosomes found (IoU >= 0.5) and share
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_common import parser
 
 from napari_karyo.core.karyotype import datasets
 from napari_karyo.core.karyotype.crop_bank import CropBank
@@ -93,13 +93,11 @@ def head_predictions(seg, norm: np.ndarray) -> list[Chromosome]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="../shared/data")
+    p = parser(__doc__, "naming_head")
     p.add_argument("--model", help="segmenter (default: the bundled one)")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="only the first N validation cells (quick look)")
-    p.add_argument("--json", default="bench_results/naming_head.json")
     args = p.parse_args()
     torch.manual_seed(args.seed)
 

@@ -10,16 +10,14 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import resource
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from bench_common import data_missing, parser, report
 
 from napari_karyo.core.device import describe, pick_device
 from napari_karyo.core.karyotype import datasets, metrics
@@ -50,7 +48,8 @@ def run(data: str, model: str | None, classifier: str | None, device: str | None
     rows = []
     for s in datasets.load_mfish(data, "val")[:limit]:
         res = timed(s.image)
-        rows.append({"cell": s.key, **metrics.spread_scores(res.chromosomes, s.chromosomes)})
+        rows.append({"cell": s.key, **metrics.spread_scores(res.chromosomes, s.chromosomes),
+                     **review_scores(res.chromosomes, s.chromosomes)})
     true = sum(r["true"] for r in rows)
     found = sum(r["found"] for r in rows)
     named = sum(r["named_correctly"] for r in rows)
@@ -68,6 +67,10 @@ def run(data: str, model: str | None, classifier: str | None, device: str | None
             "named_share": named / max(found, 1),
             "count_exact_share": float(np.mean([r["count_error"] == 0 for r in rows])) if rows else 0.0,
             "count_error_median_abs": float(np.median([abs(r["count_error"]) for r in rows])) if rows else 0.0,
+            "flagged_per_cell": float(np.mean([r["flagged"] for r in rows])) if rows else 0.0,
+            "objects_per_cell": predicted / max(len(rows), 1),
+            "errors_flagged_share": sum(r["wrong_flagged"] for r in rows) / max(sum(r["wrong"] for r in rows), 1),
+            "flags_on_errors_share": sum(r["wrong_flagged"] for r in rows) / max(sum(r["flagged"] for r in rows), 1),
             "per_cell": rows,
         },
         "speed": {
@@ -76,6 +79,16 @@ def run(data: str, model: str | None, classifier: str | None, device: str | None
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         },
     }
+
+
+def review_scores(pred, gt) -> dict:
+    """How well the review flags point at the model's mistakes: an object is wrong when it matches no true
+    chromosome (IoU < 0.5) or matches one of another class."""
+    truth_of = {p: g for p, g, _ in metrics.match(pred, gt)}
+    wrong = [p not in truth_of or pred[p].class_id != gt[truth_of[p]].class_id for p in range(len(pred))]
+    flagged = [bool(c.review) for c in pred]
+    return {"wrong": sum(wrong), "flagged": sum(flagged),
+            "wrong_flagged": sum(w and f for w, f in zip(wrong, flagged, strict=True))}
 
 
 def table(r: dict) -> str:
@@ -91,6 +104,9 @@ def table(r: dict) -> str:
         f"| M-FISH precision (found / predicted) | {m['precision']:.1%} | |",
         f"| M-FISH found ones named correctly (DAPI only) | {m['named_share']:.1%} | >= 90% |",
         f"| M-FISH count exactly right | {m['count_exact_share']:.1%} | >= 70% |",
+        f"| M-FISH objects flagged for review per cell (of {m['objects_per_cell']:.1f}) | {m['flagged_per_cell']:.1f} | |",
+        f"| M-FISH wrong objects (unmatched or misnamed) that are flagged | {m['errors_flagged_share']:.1%} | |",
+        f"| M-FISH flags that point at a wrong object | {m['flags_on_errors_share']:.1%} | |",
         f"| analyze, 768x576 spread, median | {s['bioimlab_768x576_s_median']:.2f} s | <= 2 s (2-core CPU) |",
         f"| peak resident memory | {s['peak_rss_mb']:.0f} MB | |",
     ]
@@ -98,22 +114,16 @@ def table(r: dict) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="../shared/data")
+    p = parser(__doc__, "spreads")
     p.add_argument("--model")
     p.add_argument("--classifier")
     p.add_argument("--device")
     p.add_argument("--limit", type=int, help="only the first N spreads of each set (quick look)")
-    p.add_argument("--json", default="bench_results/spreads.json")
     args = p.parse_args()
-    if not Path(args.data).is_dir():
-        print(f"error: data folder {args.data} not found", file=sys.stderr)
+    if data_missing(args.data):
         return 2
     result = run(args.data, args.model, args.classifier, args.device, args.limit)
-    print(table(result))
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=1))
-    return 0
+    return report(result, table(result), args.json)
 
 
 if __name__ == "__main__":

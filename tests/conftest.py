@@ -17,6 +17,9 @@ def _assert_same(a, b) -> None:
             y.source,
             y.edited,
         )
+        for name in x.extra_fields():  # clusters, review reasons, measurements (NaN = not measured)
+            u, v = getattr(x, name), getattr(y, name)
+            assert u == v or (isinstance(u, float) and np.isnan(u) and np.isnan(v)), name
         assert (x.probs is None) == (y.probs is None)
         if x.probs is not None:
             assert np.array_equal(x.probs, y.probs)

@@ -1,6 +1,7 @@
 """`napari-karyo analyze | classify` end to end, and every way a user can hand it something bad."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -30,8 +31,25 @@ def test_analyze_sample_writes_the_output_contract(analyzed):
     doc = json.loads((analyzed / "annotations.json").read_text())
     objects = doc["objects"]
     assert len(objects) == summary["count"]
-    assert all(1 <= o["category_id"] <= 24 and 0 < o["score"] <= 1 for o in objects)
+    assert all(0 <= o["category_id"] <= 24 and 0 < o["score"] <= 1 for o in objects)  # 0: not counted
+    assert sum(o["category_id"] > 0 for o in objects) >= 0.9 * len(objects)
     assert all(o["segmentation"]["size"] == [517, 645] for o in objects)
+    # cell-level karyotype, cluster types, review flags and measurements travel with every object
+    assert re.fullmatch(r"\d{2},[XY?]+(,[+-]\w+)*", summary["iscn"]), summary["iscn"]
+    assert {o["cluster_type"] for o in objects} <= {"single", "touching", "overlapping", "touching+overlapping"}
+    assert all(o["length"] > 5 and 0 <= o["centromeric_index"] <= 50 for o in objects)
+
+
+def test_analyze_writes_karyogram_report_and_measurements(analyzed):
+    from PIL import Image
+
+    with Image.open(analyzed / "karyogram.png") as im:
+        assert im.size[0] > 1000 and im.size[1] > 1000
+    assert (analyzed / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    rows = (analyzed / "measurements.csv").read_text().splitlines()
+    assert rows[0].startswith("id,class,group,length_px") and len(rows) - 1 == len(
+        json.loads((analyzed / "annotations.json").read_text())["objects"]
+    )
 
 
 def test_analyze_finds_the_true_chromosomes_of_the_sample(analyzed):

@@ -34,6 +34,11 @@ def make_result(source: str = "model", edited: bool = False) -> SpreadResult:
                 source=source if k == 1 else "model",
                 edited=edited and k == 2,
                 probs=rng.random(24) if k == 0 else None,
+                cluster=1 if k < 2 else 2,
+                cluster_type="overlapping" if k < 2 else "single",
+                review="cluster (overlapping)" if k < 2 else "",
+                length=float(rng.random() * 50) if k != 2 else float("nan"),
+                centromeric_index=float(rng.random() * 50) if k != 2 else float("nan"),
             )
         )
     return SpreadResult(

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from widget_helpers import IMAGE, PLUGIN, fake_steps
 
 
 def pytest_collection_modifyitems(config, items):
@@ -26,3 +27,27 @@ def screenshot_dir(tmp_path):
         os.makedirs(path, exist_ok=True)
         return Path(path)
     return tmp_path
+
+
+# ---- the karyotype widget on the bundled sample (helpers in widget_helpers.py) ----------------------------
+
+
+@pytest.fixture
+def karyo(make_napari_viewer):
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1200, 800)
+    layers = viewer.open_sample(PLUGIN, "mfish_dapi")
+    assert [layer.name for layer in layers] == [IMAGE]
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Karyotype")
+    assert widget.image_combo.currentText() == IMAGE
+    return viewer, widget
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    from napari_karyo.core.karyotype import predict
+
+    def use(**kw):
+        monkeypatch.setattr(predict, "analyze_steps", fake_steps(**kw))
+
+    return use

@@ -1,70 +1,17 @@
 """The karyotype dock widget in a real napari window (Xvfb): sample -> Run -> layers, Cancel, errors,
 and corrected layers left alone. One test runs the real model; the others use a fake generator that returns
-the sample's ground truth, so they test the widget and not the model."""
+the sample's ground truth (fixtures in conftest.py), so they test the widget and not the model."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
 
 pytest.importorskip("napari")
 from qtpy.QtCore import Qt
-
-from napari_karyo._napari.sample_data import KMAP
-from napari_karyo.core.errors import ModelFileError
-from napari_karyo.core.io.annotations import read_mfish_k
-from napari_karyo.core.results import SpreadResult
+from widget_helpers import IMAGE, run_and_wait
 
 pytestmark = pytest.mark.gui
-PLUGIN = "napari-karyo"
-IMAGE = "mfish_V26_dapi"
-WAIT_MS = 300_000
-
-
-def fake_steps(delay: float = 0.0, fail: str | None = None):
-    def steps(image, model=None, device=None, source_path=""):
-        for k in range(20):
-            yield (f"step {k}", k, 20)
-            time.sleep(delay)
-        if fail:
-            raise ModelFileError(fail)
-        chromosomes = read_mfish_k(KMAP)
-        for ch in chromosomes:
-            ch.source = "model"  # ground truth standing in for a model's output
-        return SpreadResult(
-            tuple(image.shape[:2]), chromosomes, model="fake", device="fake-device", seconds=0.5
-        )
-
-    return steps
-
-
-@pytest.fixture
-def karyo(make_napari_viewer):
-    viewer = make_napari_viewer(show=True)
-    viewer.window.resize(1200, 800)
-    layers = viewer.open_sample(PLUGIN, "mfish_dapi")
-    assert [layer.name for layer in layers] == [IMAGE]
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Karyotype")
-    assert widget.image_combo.currentText() == IMAGE
-    return viewer, widget
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    from napari_karyo.core.karyotype import predict
-
-    def use(**kw):
-        monkeypatch.setattr(predict, "analyze_steps", fake_steps(**kw))
-
-    return use
-
-
-def run_and_wait(qtbot, widget, timeout=WAIT_MS):
-    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
-    assert widget.running
-    qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
 
 
 def colourful_fraction(shot: np.ndarray) -> float:
@@ -89,8 +36,9 @@ def test_real_model_on_sample(karyo, qtbot, screenshot_dir):
     run_and_wait(qtbot, widget)
     labels, _ = check_layers(viewer)
     assert widget.last_result is not None and widget.last_result.count == len(labels.features)
-    assert "cpu" in widget.device_label.text() or "cuda" in widget.device_label.text()
-    assert "chromosomes in" in widget.summary_label.text()
+    assert "cpu" in widget.job.device_label.text() or "cuda" in widget.job.device_label.text()
+    assert "objects in" in widget.summary_label.text()
+    assert widget.panel.iscn_label.text().split(",")[0].isdigit()  # an ISCN string such as 46,XY
     viewer.reset_view()
     canvas = viewer.screenshot(canvas_only=True)
     assert colourful_fraction(canvas) > 0.005  # class colours are drawn over the grey DAPI image
@@ -108,7 +56,7 @@ def test_real_generator_reports_missing_model_plainly(karyo, qtbot, monkeypatch,
     run_and_wait(qtbot, widget, timeout=120_000)
     assert len(shown) == 1 and "no-such-model.safetensors" in shown[0], shown
     assert [layer.name for layer in viewer.layers] == [IMAGE]
-    assert widget.progress.format() == "failed" and widget.run_button.isEnabled()
+    assert widget.job.progress.format() == "failed" and widget.job.run_button.isEnabled()
 
 
 def test_run_adds_coloured_layers(karyo, qtbot, fake, screenshot_dir):
@@ -118,9 +66,9 @@ def test_run_adds_coloured_layers(karyo, qtbot, fake, screenshot_dir):
     run_and_wait(qtbot, widget)
     check_layers(viewer)
     viewer.reset_view()
-    assert widget.device_label.text() == "device: fake-device"
-    assert widget.summary_label.text().startswith(f"{widget.last_result.count} chromosomes in 0.5 s")
-    assert widget.progress.format() == "done"
+    assert widget.job.device_label.text() == "device: fake-device"
+    assert widget.summary_label.text().startswith(f"{widget.last_result.count} objects in 0.5 s")
+    assert widget.job.progress.format() == "done"
     canvas = viewer.screenshot(canvas_only=True)
     assert canvas.std() > 5 and before < 0.001 < colourful_fraction(canvas)
     viewer.screenshot(str(screenshot_dir / "karyotype_widget.png"), canvas_only=False)
@@ -129,13 +77,13 @@ def test_run_adds_coloured_layers(karyo, qtbot, fake, screenshot_dir):
 def test_cancel_adds_nothing(karyo, qtbot, fake):
     viewer, widget = karyo
     fake(delay=0.2)
-    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: widget.progress.value() >= 1, timeout=10_000)
-    assert widget.cancel_button.isEnabled() and not widget.run_button.isEnabled()
-    qtbot.mouseClick(widget.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not widget.running, timeout=10_000)
+    qtbot.mouseClick(widget.job.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.job.progress.value() >= 1, timeout=10_000)
+    assert widget.job.cancel_button.isEnabled() and not widget.job.run_button.isEnabled()
+    qtbot.mouseClick(widget.job.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not widget.job.running, timeout=10_000)
     assert [layer.name for layer in viewer.layers] == [IMAGE]
-    assert widget.progress.format() == "cancelled" and widget.run_button.isEnabled()
+    assert widget.job.progress.format() == "cancelled" and widget.job.run_button.isEnabled()
 
 
 def test_error_is_shown_and_nothing_added(karyo, qtbot, fake, monkeypatch):
@@ -158,8 +106,9 @@ def test_corrected_layers_are_not_overwritten(karyo, qtbot, fake, monkeypatch):
     viewer, widget = karyo
     fake()
     run_and_wait(qtbot, widget)
-    run_and_wait(qtbot, widget)  # unedited model output is simply replaced
-    assert len(viewer.layers) == 3 and not told
+    names = [layer.name for layer in viewer.layers]
+    run_and_wait(qtbot, widget)  # unedited model output (and its karyogram) is simply replaced
+    assert [layer.name for layer in viewer.layers] == names and not told
     labels = viewer.layers[f"{IMAGE} chromosomes"]
     table = labels.features.copy()
     table.loc[0, "class"] = "X"

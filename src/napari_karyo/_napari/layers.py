@@ -17,7 +17,17 @@ from ..core.errors import KaryoError
 from ..core.results import Chromosome, SpreadResult
 
 CLASS_NAMES: list[str] = [classes.name(i) for i in classes.CLASS_IDS] + ["?"]
-FEATURE_COLUMNS = ("index", "label", "class", "class_id", "score", "class_score", "source", "edited", "area")
+FEATURE_COLUMNS = (
+    "index",
+    "label",
+    "class",
+    "class_id",
+    "score",
+    "class_score",
+    "source",
+    "edited",
+    "area",
+) + Chromosome.extra_fields()
 HIDDEN_KEY = "karyo_hidden"  # {id: (rows, cols)} pixels of `id` lying under another object
 FULLY_HIDDEN_KEY = "karyo_fully_hidden"  # ids with no visible pixel at creation: keep them though absent
 PROBS_KEY = "karyo_probs"  # {id: 24 class probabilities}
@@ -42,8 +52,30 @@ def features_table(result: SpreadResult, ids: list[int] | None = None):
             "source": pd.Categorical([c.source for c in chs], categories=["model", "user"]),
             "edited": np.asarray([c.edited for c in chs], dtype=bool),
             "area": np.asarray([c.area for c in chs], dtype=np.int64),
+            **{
+                k: np.asarray([getattr(c, k) for c in chs], dtype=_EXTRA_DTYPES[k])
+                for k in Chromosome.extra_fields()
+            },
         }
     )
+
+
+_EXTRA_DTYPES = {
+    k: {int: np.int64, float: np.float64, str: object}[type(f.default)]
+    for k, f in Chromosome.__dataclass_fields__.items()
+    if k in Chromosome.extra_fields()
+}
+
+
+def _extra_from_row(rec: dict) -> dict:
+    """Extra per-object fields from a features row; missing cells (a row added by hand) keep the defaults."""
+    out = {}
+    for k, dtype in _EXTRA_DTYPES.items():
+        value = rec.get(k)
+        if value is None or (dtype is np.int64 and isinstance(value, float) and np.isnan(value)):
+            continue
+        out[k] = str(value) if dtype is object else int(value) if dtype is np.int64 else float(value)
+    return out
 
 
 def label_colormap(ids, class_ids):
@@ -136,7 +168,7 @@ def _layer_parts(layer) -> tuple[np.ndarray, Any, dict]:
     return np.asarray(layer.data), layer.features, dict(layer.metadata or {})
 
 
-def _row_class(row) -> int:
+def row_class(row) -> int:
     name = str(row.get("class", "?")) if "class" in row else "?"
     if name not in ("?", "nan", "None", ""):
         try:
@@ -203,18 +235,20 @@ def layers_to_result(labels_layer, image_shape: tuple[int, int] | None = None) -
             continue
         area_changed = "area" in rec and int(rec["area"]) != int(mask.sum())
         source = str(rec.get("source", "model"))
-        chromosomes.append(
-            Chromosome(
-                mask,
-                (r0, c0),
-                class_id=_row_class(rec),
-                score=float(rec.get("score", 1.0)),
-                class_score=float(rec.get("class_score", 0.0)),
-                source=source if source in ("model", "user") else "user",
-                edited=bool(rec.get("edited", False)) or area_changed,
-                probs=np.asarray(probs[i]).copy() if i in probs else None,
-            )
+        ch = Chromosome(
+            mask,
+            (r0, c0),
+            class_id=row_class(rec),
+            score=float(rec.get("score", 1.0)),
+            class_score=float(rec.get("class_score", 0.0)),
+            source=source if source in ("model", "user") else "user",
+            edited=bool(rec.get("edited", False)) or area_changed,
+            probs=np.asarray(probs[i]).copy() if i in probs else None,
+            **_extra_from_row(rec),
         )
+        if area_changed:
+            ch.clear_measurements()
+        chromosomes.append(ch)
     return SpreadResult(
         image_shape=shape,
         chromosomes=chromosomes,
@@ -233,3 +267,24 @@ def has_user_edits(layer) -> bool:
     user = "source" in features and bool((np.asarray(features["source"], dtype=object) == "user").any())
     edited = "edited" in features and bool(np.asarray(features["edited"], dtype=bool).any())
     return user or edited
+
+
+def set_class(labels_layer, shapes_layer, label_ids, class_id: int) -> None:
+    """Rename chromosomes `label_ids` to `class_id` (0 = unnamed) as a person's edit: features, Labels colours,
+    outline colours and text all change together. `shapes_layer` may be None."""
+    wanted = {int(i) for i in label_ids}
+    for layer in (labels_layer, shapes_layer):
+        if layer is None or "index" not in layer.features:
+            continue
+        table = layer.features.copy()
+        rows = np.isin(np.asarray(table["index"], dtype=int), list(wanted))
+        table.loc[rows, "class"] = classes.name(class_id) if class_id else "?"
+        table.loc[rows, "class_id"] = int(class_id)
+        table.loc[rows, "edited"] = True
+        if layer is shapes_layer:
+            layer.features = table
+            layer.edge_color = np.array([classes.colour(int(c)) for c in table["class_id"]]).reshape(-1, 4)
+            layer.refresh_text()
+        else:
+            layer.colormap = label_colormap(table["index"], table["class_id"])
+            layer.features = table  # last: listeners (karyogram, ISCN) see the new colours too

@@ -13,3 +13,18 @@ def mfish_dapi():
     from ..core.io.images import read_image
 
     return [(read_image(DAPI), {"name": "mfish_V26_dapi", "colormap": "gray"}, "image")]
+
+
+MULTISTAIN = SAMPLES / "multistain"  # synthetic sections from scikit-image's IHC image (see its NOTICE.txt)
+
+
+def multistain_ihc():
+    """Four differently stained, differently warped 'sections' (HE reference, IHC, Masson, VG); the true
+    transforms are in samples/multistain/true_transforms.json (layer metadata 'karyo_truth')."""
+    from ..core.pathology.stack import load_stack
+    from .pathology_layers import stack_to_layer_data
+
+    layers = stack_to_layer_data(load_stack(MULTISTAIN, reference="HE"))
+    for _, kwargs, _ in layers:
+        kwargs["metadata"]["karyo_truth"] = str(MULTISTAIN / "true_transforms.json")
+    return layers

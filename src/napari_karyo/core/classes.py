@@ -30,6 +30,15 @@ RELATIVE_LENGTH: dict[int, float] = {
     22: 2.04, 23: 5.12, 24: 2.15,
 }
 
+# Centromeric index (100 * p / (p + q)) per class: the ISCN (1978) table of mean relative lengths and centromeric
+# indices from the Paris Conference (1971) measurements, the same table RELATIVE_LENGTH comes from (e.g. as
+# reproduced in Therman & Susman, "Human Chromosomes", and Rooney, "Human Cytogenetics").
+CENTROMERIC_INDEX: dict[int, float] = {
+    1: 48.36, 2: 39.23, 3: 46.95, 4: 29.07, 5: 29.25, 6: 39.05, 7: 39.05, 8: 34.08, 9: 35.43, 10: 33.95,
+    11: 40.14, 12: 30.16, 13: 17.08, 14: 18.74, 15: 20.30, 16: 41.33, 17: 33.86, 18: 30.34, 19: 46.54,
+    20: 45.45, 21: 30.89, 22: 32.46, 23: 40.12, 24: 27.17,
+}
+
 
 def name(class_id: int) -> str:
     """ISCN name of a class id ('1'..'22', 'X', 'Y'); 0 or unknown ids give '?'."""

@@ -6,13 +6,15 @@ Crossing chromosomes keep their shared pixels: masks may overlap, unlike a label
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from . import classes
 
 SOURCES = ("model", "user")
+MEASUREMENT_FIELDS = ("length", "relative_length", "centromeric_index", "centromere_row", "centromere_col")
 
 
 @dataclass
@@ -25,12 +27,32 @@ class Chromosome:
     source: str = "model"
     edited: bool = False
     probs: np.ndarray | None = None  # 24 class probabilities, when a classifier ran
+    # Filled by later stages of `analyze`; scalars so they travel through JSON and layer.features alike.
+    cluster: int = 0  # id of the connected object (touching/crossing chromosomes share one); 0 = not computed
+    cluster_type: str = ""  # single | touching | overlapping | touching+overlapping
+    review: str = ""  # why a person should look ("cluster; low score"); "" = nothing to check
+    length: float = math.nan  # medial axis length, pixels
+    relative_length: float = math.nan  # percent of the haploid autosome length (ISCN)
+    centromeric_index: float = math.nan  # p / (p + q), percent
+    centromere_row: float = math.nan
+    centromere_col: float = math.nan
 
     def __post_init__(self) -> None:
         self.mask = np.asarray(self.mask, dtype=bool)
         self.offset = (int(self.offset[0]), int(self.offset[1]))
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, not {self.source!r}")
+
+    @classmethod
+    def extra_fields(cls) -> tuple[str, ...]:
+        """Names of the per-object fields after `probs`: what exports and layer features carry besides the core."""
+        names = [f.name for f in fields(cls)]
+        return tuple(names[names.index("probs") + 1 :])
+
+    def clear_measurements(self) -> None:
+        """Forget shape measurements (after the mask changed) so they are recomputed, never shown stale."""
+        for name in MEASUREMENT_FIELDS:
+            setattr(self, name, math.nan)
 
     @classmethod
     def from_full_mask(cls, full: np.ndarray, **kw) -> Chromosome:
@@ -93,9 +115,17 @@ class SpreadResult:
             region[self.chromosomes[i].mask[: region.shape[0], : region.shape[1]]] = i + 1
         return labels
 
+    @property
+    def iscn(self) -> str:
+        """ISCN karyotype from the current classes; unnamed objects (class 0) are not counted."""
+        from .karyotype.iscn import iscn
+
+        return iscn(c.class_id for c in self.chromosomes)
+
     def summary(self) -> dict:
         return {
             "image": self.source_path,
+            "iscn": self.iscn,
             "count": self.count,
             "classes": self.class_counts(),
             "model": self.model,

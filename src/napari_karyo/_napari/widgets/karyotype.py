@@ -1,4 +1,5 @@
-"""Karyotype dock widget: image -> core `analyze_steps` in a worker thread -> Labels + Shapes layers.
+"""Karyotype dock widget: image -> core `analyze_steps` in a worker thread -> Labels + Shapes layers, the
+karyogram beside the spread, centromere points, and the ISCN / review / export panel.
 
 Thin on purpose: it reads one image layer, runs the one core generator and writes layers. Layers a person has
 corrected are never replaced: a new run then goes to '<image> chromosomes (2)' and the user is told.
@@ -15,11 +16,13 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
+
+from .job import JobControls
+from .result_panel import ResultPanel
 
 if TYPE_CHECKING:
     import napari
@@ -28,24 +31,16 @@ DEFAULT_MODEL = "default (bundled)"
 DEVICES = ("auto", "cpu", "cuda")
 
 
-class _Failure:
-    """A user-caused error carried as a return value: the worker re-raises returned exceptions."""
-
-    def __init__(self, error: Exception) -> None:
-        self.message = str(error)
-
-
 def _analyze(image: np.ndarray, model: str | None, device: str | None, source_path: str):
-    """Generator run in the worker. A KaryoError is returned, not raised, so the user gets its plain message
-    once (raised errors go to napari's traceback notification: those are bugs)."""
-    from ...core.errors import KaryoError
+    """Generator run in the worker: the result and its measurements (straightened chromosomes for the
+    karyogram)."""
+    from ...core.karyotype.exports import measure_result
     from ...core.karyotype.predict import analyze_steps
+    from ...core.karyotype.preprocess import normalise_intensity
 
-    try:
-        result = yield from analyze_steps(image, model=model, device=device, source_path=source_path)
-    except KaryoError as exc:
-        return _Failure(exc)
-    return result
+    result = yield from analyze_steps(image, model=model, device=device, source_path=source_path)
+    yield ("straightening for the karyogram", 0, 0)
+    return result, measure_result(normalise_intensity(image)[0], result)
 
 
 class KaryotypeWidget(QWidget):
@@ -69,23 +64,12 @@ class KaryotypeWidget(QWidget):
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
 
-        self.run_button = QPushButton("Run")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.run_button.clicked.connect(self.run)
-        self.cancel_button.clicked.connect(self.cancel)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
-
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setFormat("idle")
-        self.progress.setTextVisible(True)
-        self.device_label = QLabel("device: –")
+        self.job = JobControls("Run")
+        self.job.run_button.clicked.connect(self.run)
         self.summary_label = QLabel("")
         self.summary_label.setWordWrap(True)
+        self.panel = ResultPanel(napari_viewer)
+        self.karyogram_view = None
 
         form = QFormLayout()
         form.addRow("image", self.image_combo)
@@ -93,10 +77,9 @@ class KaryotypeWidget(QWidget):
         form.addRow("device", self.device_combo)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.device_label)
+        layout.addWidget(self.job)
         layout.addWidget(self.summary_label)
+        layout.addWidget(self.panel)
         layout.addStretch(1)
 
         self.viewer.layers.events.inserted.connect(self._on_inserted)
@@ -158,19 +141,14 @@ class KaryotypeWidget(QWidget):
         text = self.model_combo.currentText().strip()
         return None if text in ("", DEFAULT_MODEL) else text
 
-    # ---- run / cancel -----------------------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        return self.worker is not None
+    # ---- run ---------------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        from napari.qt.threading import thread_worker
         from napari.utils.notifications import show_error
 
         from ...core.karyotype.predict import import_backends
 
-        if self.running:
+        if self.job.running:
             return
         name = self.image_combo.currentText()
         if name not in self.viewer.layers:
@@ -184,73 +162,36 @@ class KaryotypeWidget(QWidget):
         self._image_name = name
         device = self.device_combo.currentText()
         import_backends(in_gui=True)  # on this (main) thread: see its docstring
-        worker = thread_worker(_analyze, start_thread=False)(
-            image, self._model(), None if device == "auto" else device, str(layer.source.path or "")
-        )
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_returned)
-        worker.aborted.connect(self._on_aborted)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
         self.last_result = None
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress.setRange(0, 0)  # busy until the first report
-        self.progress.setFormat("starting…")
-        self.device_label.setText(f"device: {device} (resolving…)")
         self.summary_label.setText("")
-        worker.start()
-
-    def cancel(self) -> None:
-        if self.worker is not None:
-            self.progress.setFormat("cancelling…")
-            self.worker.quit()  # honoured at the next progress report of the generator
-
-    def _on_progress(self, step) -> None:
-        stage, done, total = step
-        self.progress.setRange(0, max(int(total), 0))
-        self.progress.setValue(min(int(done), max(int(total), 0)))
-        self.progress.setFormat(f"{stage} %p%" if total else str(stage))
-
-    def _on_aborted(self) -> None:
-        self.progress.setFormat("cancelled")
-        self.summary_label.setText("cancelled: no layers were added")
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        if self.progress.maximum() == 0:  # errored or cancelled before the first report
-            self.progress.setRange(0, 1)
-            self.progress.setValue(0)
+        self.job.start(
+            _analyze, image, self._model(), None if device == "auto" else device, str(layer.source.path or ""),
+            on_done=self._on_returned, device_text=f"{device} (resolving…)",
+            on_cancel=lambda: self.summary_label.setText("cancelled: no layers were added"),
+        )  # fmt: skip
 
     def _on_returned(self, outcome) -> None:
         from napari.utils.notifications import show_error
 
         from ...core.errors import KaryoError
 
-        if isinstance(outcome, _Failure):
-            self.progress.setFormat("failed")
-            self.device_label.setText("device: –")
-            show_error(outcome.message)
-            return
+        result, measurements = outcome
         try:
-            self._add_layers(outcome)
+            self._add_layers(result, measurements)
         except KaryoError as exc:
             show_error(str(exc))
             return
-        self.last_result = outcome
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
-        self.progress.setFormat("done")
-        self.device_label.setText(f"device: {outcome.device or '?'}")
-        self.summary_label.setText(summary_text(outcome))
+        self.last_result = result
+        self.job.done()
+        self.job.device_label.setText(f"device: {result.device or '?'}")
+        self.summary_label.setText(summary_text(result))
 
     # ---- output layers ----------------------------------------------------------------------------------
 
-    def _add_layers(self, result) -> None:
+    def _add_layers(self, result, measurements) -> None:
         from napari.utils.notifications import show_info
 
+        from ..karyogram_view import KaryogramView
         from ..layers import has_user_edits, result_to_layer_data
 
         names_now = [layer.name for layer in self.viewer.layers]  # LayerList has no .get()
@@ -287,8 +228,15 @@ class KaryotypeWidget(QWidget):
                 if layer in self.viewer.layers:
                     self.viewer.layers.remove(layer)
             raise
-        if added:
-            self.viewer.layers.selection.active = added[0]
+        labels_layer, shapes_layer = added
+        if self.karyogram_view is not None and self.karyogram_view.labels not in self.viewer.layers:
+            self.karyogram_view.close()  # its result was just replaced
+        picture = np.asarray(image.data[0] if image.multiscale else image.data) if image is not None else None
+        self.karyogram_view = KaryogramView(
+            self.viewer, labels_layer, picture, result, measurements, f"{base}{suffix}"
+        )
+        self.panel.attach(labels_layer, shapes_layer, self.karyogram_view)
+        self.viewer.layers.selection.active = labels_layer
 
 
 def summary_text(result) -> str:
@@ -297,4 +245,6 @@ def summary_text(result) -> str:
 
     order = [classes.name(i) for i in classes.CLASS_IDS] + ["?"]
     parts = [f"{n}×{counts[n]}" if counts[n] > 1 else n for n in order if n in counts]
-    return f"{result.count} chromosomes in {result.seconds:.1f} s\nclasses: {', '.join(parts) or '–'}"
+    review = sum(bool(c.review) for c in result.chromosomes)
+    return (f"{result.count} objects in {result.seconds:.1f} s, {review} flagged for review\n"
+            f"classes: {', '.join(parts) or '–'}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -160,9 +161,24 @@ def to_coco_objects(result: SpreadResult) -> list[dict]:
                 "class_score": round(float(ch.class_score), 4),
                 "source": ch.source,
                 "edited": ch.edited,
+                **{k: _json_scalar(getattr(ch, k)) for k in Chromosome.extra_fields()},
             }
         )
     return objects
+
+
+def _json_scalar(value):
+    """NaN is not JSON: unknown measurements are written as null."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _extra_from_json(obj: dict) -> dict:
+    defaults = Chromosome.__dataclass_fields__
+    out = {}
+    for k in Chromosome.extra_fields():
+        if obj.get(k) is not None:
+            out[k] = type(defaults[k].default)(obj[k])
+    return out
 
 
 def from_coco_objects(objects: list[dict], image_shape: tuple[int, int]) -> list[Chromosome]:
@@ -189,6 +205,7 @@ def from_coco_objects(objects: list[dict], image_shape: tuple[int, int]) -> list
                 class_score=float(obj.get("class_score", 0.0)),
                 source=obj.get("source", "model"),
                 edited=bool(obj.get("edited", False)),
+                **_extra_from_json(obj),
             )
         )
     return out

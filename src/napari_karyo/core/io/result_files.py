@@ -1,4 +1,5 @@
-"""The output contract folder of one spread: `<out>/<stem>/annotations.json`, `instances.tif`, `karyotype.json`.
+"""The output contract folder of one spread: `<out>/<stem>/annotations.json`, `instances.tif`, `karyotype.json`,
+and, when the image is given, `karyogram.png`, `report.pdf` and `measurements.csv`.
 
 The folder is written whole into a hidden temporary sibling and renamed into place, so a reader sees the old
 folder or the new one, never a mix. A folder holding a person's corrections is not replaced unless asked.
@@ -68,9 +69,14 @@ def holds_user_edits(folder: str | os.PathLike) -> bool:
 
 
 def write_result(
-    result: SpreadResult, out_dir: str | os.PathLike, image_stem: str, overwrite: bool = False
+    result: SpreadResult,
+    out_dir: str | os.PathLike,
+    image_stem: str,
+    overwrite: bool = False,
+    image: np.ndarray | None = None,
 ) -> Path:
-    """Write `out_dir/<image_stem>/` atomically and return that folder.
+    """Write `out_dir/<image_stem>/` atomically and return that folder. With the spread `image` the karyogram,
+    report and measurements are written too.
 
     Raises KaryoError when the folder exists with user-corrected objects and `overwrite` is False.
     """
@@ -93,6 +99,10 @@ def write_result(
         labels = result.label_image().astype(np.uint16)
         atomic.write_with(tmp / INSTANCES, lambda p: tifffile.imwrite(p, labels, compression="zlib"))
         atomic.write_json(tmp / KARYOTYPE, _karyotype_doc(result))
+        if image is not None:
+            from ..karyotype.exports import write_karyotype_files
+
+            write_karyotype_files(tmp, image, result)
         _swap_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,7 +1,8 @@
 """The main job: spread image -> named chromosome instances (`SpreadResult`).
 
 normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering -> back to image pixels
--> crop classifier names each object. `analyze_steps` is a generator (progress + cancel between stages) shared
+-> connected objects typed (single, touching, overlapping, both) -> crop classifier probabilities -> cell-level
+"two of each" assignment -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a generator (progress + cancel between stages) shared
 by the CLI, the napari widget and the tests; `analyze` runs it to the end.
 """
 
@@ -145,18 +146,23 @@ def analyze_steps(
     device: str | None = None,
     source_path: str = "",
     classifier: str | None = None,
+    cluster_model: str | None = None,
 ) -> Generator[tuple[str, int, int], None, SpreadResult]:
     """Yield (stage, done, total); return the SpreadResult. Stop iterating to cancel."""
     from ..device import describe
+    from .assign import assign_spread
+    from .classifier import load_classifier
+    from .clusters import find_objects, load_cluster_model, predict_object_types
+    from .measure import measure_spread, store_on_chromosomes
+    from .review import mark_for_review
 
-    total = 5
+    total = 7
     t0 = time.perf_counter()
     image = check_spread(image, source_path or "image")
     yield ("loading models", 0, total)
     seg = load_segmenter(model, device)
-    from .classifier import load_classifier
-
     namer = load_classifier(classifier, device=str(seg.device))
+    typer = load_cluster_model(cluster_model, device=seg.device)
     yield ("normalising polarity and scale", 1, total)
     norm, _ = normalise_intensity(image)
     factor = scale_factor(norm)
@@ -168,22 +174,28 @@ def analyze_steps(
         mask, offset = _to_image_scale(masks[i], offsets[i], factor, norm.shape)
         if mask.any():
             chromosomes.append(Chromosome(mask=mask, offset=offset, score=float(scores[i])))
-    yield ("naming chromosomes", 4, total)
+    result = SpreadResult(image_shape=tuple(norm.shape), chromosomes=chromosomes, source_path=source_path,
+                          device=describe(seg.device))
+    yield ("typing clusters", 4, total)
+    objects = find_objects(chromosomes, result.image_shape)
+    types, type_probs = predict_object_types(typer, norm, objects)
+    yield ("naming chromosomes (cell-level)", 5, total)
+    argmax_ids = np.zeros(len(chromosomes), dtype=int)
     if chromosomes:
         probs = namer.predict_spread(norm, chromosomes)
         for ch, p in zip(chromosomes, probs):
             ch.probs = p
-            ch.class_id = int(np.argmax(p)) + 1
-            ch.class_score = float(p.max())
+        argmax_ids = probs.argmax(1) + 1
+        assign_spread(result)
+    mark_for_review(result, objects, types, type_probs, argmax_ids)
+    yield ("measuring", 6, total)
+    store_on_chromosomes(result, measure_spread(norm, result))
     yield ("done", total, total)
-    return SpreadResult(
-        image_shape=tuple(norm.shape),
-        chromosomes=chromosomes,
-        source_path=source_path,
-        model=f"{seg.card.get('weights_file', seg.name)} + {namer.card.get('weights_file', 'classifier')}",
-        device=describe(seg.device),
-        seconds=time.perf_counter() - t0,
-    )
+    names = (seg.card.get("weights_file", seg.name), namer.card.get("weights_file", "classifier"),
+             typer.card.get("weights_file", "cluster types"))
+    result.model = " + ".join(names)
+    result.seconds = time.perf_counter() - t0
+    return result
 
 
 def analyze(image: np.ndarray, **kwargs) -> SpreadResult:

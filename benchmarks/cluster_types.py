@@ -1,0 +1,163 @@
+"""Benchmark the cluster-type network on data it never trained on.
+
+- BioImLab validation images (numbered 5k): every connected object of the annotated polygons, type derived from
+  them (`clusters.find_objects`), annotation masks; 4-type accuracy, per-type sensitivity / specificity.
+- Synthetic validation spreads made from crop-bank validation cases only: the same measures.
+- pki3 validation cases (G-band, like the `clusters` crops): 1000 real single-chromosome crops masked by
+  threshold (share called single) and synthetic spreads from those cases' crops only (4-type measures).
+- Real `clusters` crops (G-band clinical objects, single chromosome vs cluster; never used for training): the
+  object mask is found by threshold, the prediction counts as a cluster when its type is not single; accuracy per
+  case and overall.
+- Speed: find_objects + predict_object_types per BioImLab spread, models loaded.
+
+    python benchmarks/cluster_types.py --data ../shared/data --json bench_results/cluster_types.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_karyo.core.device import describe
+from napari_karyo.core.karyotype import clusters, crops, datasets
+from napari_karyo.core.karyotype.classifier import bright_on_dark, read_crop
+from napari_karyo.core.karyotype.preprocess import normalise_intensity
+from napari_karyo.core.karyotype.train_clusters import (
+    bioimlab_objects,
+    predict_set,
+    synthetic_objects,
+    type_metrics,
+)
+
+
+def drain(gen):
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def cluster_crops(model: clusters.ClusterModel, root: Path) -> dict:
+    files = sorted(Path(root, "clusters").glob("*/*/*.[Tt][Ii][Ff]"))
+    if not files:
+        return {}
+    x, truth, case = [], [], []
+    for f in files:
+        grey = read_crop(f)
+        x.append(clusters.prepare_object(grey, clusters.crop_object_mask(bright_on_dark(grey, None))))
+        truth.append(f.parent.name == "cluster")
+        case.append(f.parent.parent.name)
+    probs = model.predict_prepared(np.stack(x))
+    pred = probs.argmax(1) != clusters.SINGLE
+    truth, case = np.array(truth), np.array(case)
+
+    def score(k: np.ndarray) -> dict:
+        t, p = truth[k], pred[k]
+        return {"crops": int(k.sum()), "clusters": int(t.sum()), "accuracy": float((t == p).mean()),
+                "cluster_sensitivity": float(p[t].mean()) if t.any() else None,
+                "single_specificity": float((~p[~t]).mean()) if (~t).any() else None}  # fmt: skip
+
+    types = {name: int((probs.argmax(1)[truth] == i).sum()) for i, name in enumerate(clusters.TYPES)}
+    return {"overall": score(np.ones(len(truth), bool)), "per_case": {c: score(case == c) for c in sorted(set(case))},
+            "types_predicted_for_clusters": types}  # fmt: skip
+
+
+def pki3_val(model: clusters.ClusterModel, root: str, seed: int, n_crops: int, spreads: int) -> dict:
+    """G-band held-out set from pki3 validation cases (crops.is_val_case): real single-chromosome crops read and
+    masked like the `clusters` crops (threshold mask), and synthetic spreads made from those cases' crops only."""
+    items = [it for it in crops.pki3_items(root) if crops.is_val_case(it.dataset, it.case)]
+    rng = np.random.default_rng(seed)
+    items = [items[i] for i in np.sort(rng.choice(len(items), min(n_crops, len(items)), replace=False))]
+    x = []
+    for it in items:
+        grey = read_crop(it.path)
+        x.append(clusters.prepare_object(grey, clusters.crop_object_mask(bright_on_dark(grey, None))))
+    pred = model.predict_prepared(np.stack(x)).argmax(1) if x else np.zeros(0, int)
+    syn = drain(synthetic_objects(root, "val", spreads, seed + 2, 1000, p_threshold=0.0, sources=("pki3",)))
+    return {"single_crops": {"n": len(items), "cases": len({it.case for it in items}),
+                             "called_single": float((pred == clusters.SINGLE).mean()) if len(pred) else 0.0},
+            "synthetic": type_metrics(syn.y, predict_set(model.net, syn).argmax(1))}  # fmt: skip
+
+
+def run(data: str, model_name: str | None, val_spreads: int, seed: int) -> dict:
+    torch.set_num_threads(1)
+    model = clusters.load_cluster_model(model_name, device="cpu")
+    bio = bioimlab_objects(data, "val", seed, p_threshold=0.0)
+    syn = drain(synthetic_objects(data, "val", val_spreads, seed + 1, 500, p_threshold=0.0))
+    out = {}
+    for name, objs in (("bioimlab_val", bio), ("synthetic_val", syn)):
+        out[name] = type_metrics(objs.y, predict_set(model.net, objs).argmax(1))
+    out["pki3_val"] = pki3_val(model, data, seed, n_crops=1000, spreads=max(val_spreads // 3, 1))
+    out["clusters_crops"] = cluster_crops(model, Path(data))
+
+    times, n_objects = [], 0
+    for s in datasets.load_bioimlab(data, "val"):
+        norm = normalise_intensity(s.image)[0]
+        t = time.perf_counter()
+        objects = clusters.find_objects(s.chromosomes, norm.shape)
+        clusters.predict_object_types(model, norm, objects)
+        times.append(time.perf_counter() - t)
+        n_objects += len(objects)
+    out["speed"] = {"s_per_spread_median": float(np.median(times)), "objects_per_s": n_objects / sum(times),
+                    "threads": 1}  # fmt: skip
+    out["split"] = ("bioimlab_seg images numbered 5k (annotation masks); synthetic spreads from crop-bank "
+                    "validation cases; pki3_val: pki3 validation cases (crops.is_val_case), real crops + "
+                    "pki3-only synthetic spreads; clusters crops: all 5 cases, external (never trained on)")  # fmt: skip
+    out["model"] = model.card.get("weights_file")
+    out["device"] = describe(model.device)
+    out["machine"] = f"{platform.machine()} {os.cpu_count()} cores"
+    return out
+
+
+def print_table(res: dict) -> None:
+    print(f"{'set':<16}{'objects':>8}{'4-type acc':>12}{'sens':>8}{'spec':>8}{'single/cluster':>16}")
+    for name in ("bioimlab_val", "synthetic_val"):
+        m = res[name]
+        print(f"{name:<16}{m['n']:>8}{m['accuracy']:>12.3f}{m['sensitivity_macro']:>8.3f}"
+              f"{m['specificity_macro']:>8.3f}{m['single_vs_cluster_accuracy']:>16.3f}")  # fmt: skip
+        for t, v in m["per_type"].items():
+            print(f"    {t:<22} n={v['n']:<5} sensitivity {v['sensitivity']:.3f}  specificity {v['specificity']:.3f}")
+    g = res["pki3_val"]
+    print(f"pki3 validation cases (G-band): {g['single_crops']['called_single']:.3f} of "
+          f"{g['single_crops']['n']} real single crops called single; synthetic pki3 spreads "
+          f"{g['synthetic']['n']} objects, 4-type {g['synthetic']['accuracy']:.3f}, "
+          f"single/cluster {g['synthetic']['single_vs_cluster_accuracy']:.3f}")
+    c = res["clusters_crops"]
+    if c:
+        print("real clusters crops (single vs cluster):")
+        for case, v in [*c["per_case"].items(), ("overall", c["overall"])]:
+            print(f"    {case:<10} crops {v['crops']:>4}  clusters {v['clusters']:>3}  accuracy {v['accuracy']:.3f}")
+    s = res["speed"]
+    print(f"speed: {s['s_per_spread_median'] * 1000:.0f} ms per BioImLab spread, {s['objects_per_s']:.0f} objects/s")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="../shared/data")
+    p.add_argument("--json", default="out/bench/cluster_types.json")
+    p.add_argument("--model", default=None, help="cluster-type model (default: the bundled one)")
+    p.add_argument("--val-spreads", type=int, default=150)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    if not Path(a.data).is_dir():
+        print(f"error: data folder {a.data} not found", file=sys.stderr)
+        return 2
+    res = run(a.data, a.model, a.val_spreads, a.seed)
+    print_table(res)
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps(res, indent=1))
+    print(f"-> {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

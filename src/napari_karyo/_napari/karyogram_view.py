@@ -1,0 +1,183 @@
+"""The karyogram next to the spread, kept in step with the chromosome Labels layer.
+
+Layers (placed to the right of the spread in world coordinates, same scale):
+'<base> karyogram' (straightened chromosomes, original polarity), '<base> karyogram ids' (the same Labels ids as
+the spread, class colours), '<base> karyogram names' (class and group text) and, on the spread,
+'<base> centromeres' (Points the user may drag; the centromeric index and the karyogram follow).
+Selecting a chromosome in either Labels layer selects it in the other and outlines it in both.
+Relabelling (a change of the spread layer's features) rebuilds the karyogram. No Qt here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import classes
+from ..core.karyotype.karyogram import Karyogram, build_karyogram
+from ..core.karyotype.measure import Measurement, fill_relative_lengths, set_centromere
+from ..core.results import SpreadResult
+from .layers import label_colormap, row_class
+
+GAP = 40  # world pixels between the spread and the karyogram
+
+
+class KaryogramView:
+    def __init__(self, viewer, labels_layer, image: np.ndarray, result: SpreadResult,
+                 measurements: list[Measurement], base: str):  # fmt: skip
+        self.viewer = viewer
+        self.labels = labels_layer
+        self.image = image
+        self.result = result  # masks and ids as analysed; classes are re-read from the layer's features
+        self.measurements = measurements
+        self.base = base
+        self.karyogram: Karyogram | None = None
+        self._syncing = False
+        self._layers: dict[str, object] = {}
+        self.rebuild()
+        self._add_centromeres()
+        labels_layer.events.selected_label.connect(self._on_spread_selected)
+        labels_layer.events.features.connect(self._on_features)
+
+    # ---- layers -----------------------------------------------------------------------------------------
+
+    def _offset(self) -> np.ndarray:
+        scale = np.asarray(self.labels.scale[-2:], dtype=float)
+        origin = np.asarray(self.labels.translate[-2:], dtype=float)
+        return origin + np.array([0.0, (self.labels.data.shape[1] + GAP) * scale[1]])
+
+    def _put(self, key: str, kind: str, data, **kwargs):
+        """Create the layer once, then update its data in place (keeps the user's view settings)."""
+        layer = self._layers.get(key)
+        if layer is not None and layer in self.viewer.layers:
+            layer.data = data
+            for name, value in kwargs.items():
+                if name not in ("name", "translate", "scale"):
+                    setattr(layer, name, value)
+            return layer
+        layer = getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        self._layers[key] = layer
+        return layer
+
+    def rebuild(self) -> None:
+        """Lay the karyogram out again from the current classes (after a relabel or a moved centromere)."""
+        result = self.result
+        for row in self.labels.features.to_dict("records"):
+            i = int(row["index"]) - 1
+            if 0 <= i < result.count:
+                result.chromosomes[i].class_id = row_class(row)
+        self.measurements = fill_relative_lengths(self.measurements, result)
+        kg = build_karyogram(self.image, result, self.measurements)
+        self.karyogram = kg
+        place = {"translate": self._offset(), "scale": self.labels.scale[-2:]}
+        self._put("image", "image", kg.image, name=f"{self.base} karyogram", rgb=kg.image.ndim == 3, **place)
+        ids = sorted(kg.boxes)
+        first = "labels" not in self._layers
+        kg_labels = self._put(
+            "labels", "labels", kg.labels, name=f"{self.base} karyogram ids", opacity=0.25,
+            colormap=label_colormap(ids, [result.chromosomes[i - 1].class_id for i in ids]), **place,
+        )  # fmt: skip
+        if first:
+            kg_labels.events.selected_label.connect(self._on_karyogram_selected)
+        texts = [*kg.texts, *kg.groups]
+        self._put(
+            "names", "points", np.array([pos for _, pos in texts]).reshape(-1, 2),
+            name=f"{self.base} karyogram names", size=0, features={"text": [t for t, _ in texts]},
+            text={"string": "{text}", "color": "white", "size": 9}, **place,
+        )  # fmt: skip
+        self._outline_selection()
+
+    def _add_centromeres(self) -> None:
+        pts = np.array([m.centromere_rc for m in self.measurements]).reshape(-1, 2)
+        layer = self._put(
+            "centromeres", "points", pts, name=f"{self.base} centromeres", size=5, face_color="yellow",
+            border_color="black", features={"id": [m.index + 1 for m in self.measurements]},
+            translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
+        )  # fmt: skip
+        layer.events.data.connect(self._on_centromere_moved)
+
+    def close(self) -> None:
+        """Remove the karyogram's layers and stop following the spread layer (its result was replaced)."""
+        self.labels.events.selected_label.disconnect(self._on_spread_selected)
+        self.labels.events.features.disconnect(self._on_features)
+        for layer in self._layers.values():
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self._layers.clear()
+
+    # ---- linking ----------------------------------------------------------------------------------------
+
+    def _on_spread_selected(self, _event=None) -> None:
+        self._select(int(self.labels.selected_label))
+
+    def _on_karyogram_selected(self, _event=None) -> None:
+        self._select(int(self._layers["labels"].selected_label))
+
+    def _select(self, label_id: int) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            self.labels.selected_label = label_id
+            self._layers["labels"].selected_label = label_id
+        finally:
+            self._syncing = False
+        self._outline_selection()
+
+    def _outline_selection(self) -> None:
+        """A rectangle around the selected chromosome in the spread and in the karyogram."""
+        label_id = int(self.labels.selected_label)
+        rects = []
+        if self.karyogram is not None and label_id in self.karyogram.boxes:
+            r0, c0, r1, c1 = self.karyogram.boxes[label_id]
+            off = self._offset() / np.asarray(self.labels.scale[-2:], dtype=float)
+            rects.append(np.array([[r0, c0], [r1, c1]], dtype=float) + off - np.asarray(self.labels.translate[-2:]))
+            rows, cols = np.nonzero(np.asarray(self.labels.data) == label_id)
+            if rows.size:
+                rects.append(np.array([[rows.min(), cols.min()], [rows.max() + 1, cols.max() + 1]], dtype=float))
+        self._put(
+            "selected", "shapes", [r - 0.5 for r in rects], shape_type="rectangle", name=f"{self.base} selected",
+            edge_color="white", face_color="transparent", edge_width=1.5,
+            translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
+        )  # fmt: skip
+
+    def _on_features(self, _event=None) -> None:
+        if not self._syncing:
+            self.rebuild()
+
+    def _on_centromere_moved(self, event) -> None:
+        if getattr(event, "action", "changed") != "changed" or self._syncing:
+            return
+        layer = self._layers["centromeres"]
+        ids = np.asarray(layer.features["id"], dtype=int)
+        by_id = {m.index + 1: k for k, m in enumerate(self.measurements)}
+        moved = False
+        for label_id, rc in zip(ids, np.asarray(layer.data), strict=False):
+            k = by_id.get(int(label_id))
+            if k is None or np.allclose(rc, self.measurements[k].centromere_rc, atol=0.5):
+                continue
+            self.measurements[k] = set_centromere(self.measurements[k], tuple(rc))
+            moved = True
+        if moved:
+            self._store_centromeres()
+            self.rebuild()
+
+    def _store_centromeres(self) -> None:
+        """Write the centromere and index into the spread layer's features (its source of truth)."""
+        table = self.labels.features.copy()
+        row_of = {int(i): k for k, i in enumerate(table["index"])}
+        for m in self.measurements:
+            k = row_of.get(m.index + 1)
+            if k is None:
+                continue
+            table.loc[k, "centromeric_index"] = m.centromeric_index
+            table.loc[k, "centromere_row"], table.loc[k, "centromere_col"] = m.centromere_rc
+        self._syncing = True
+        try:
+            self.labels.features = table
+        finally:
+            self._syncing = False
+
+    def class_names_in_order(self) -> list[str]:
+        """Class of every chromosome in karyogram reading order (what a test or a report checks)."""
+        order = self.karyogram.order if self.karyogram else []
+        return [classes.name(self.result.chromosomes[i - 1].class_id) for i in order]

@@ -1,0 +1,42 @@
+"""Shared by the widget tests: the bundled sample, a fake model that returns its ground truth, Run-and-wait."""
+
+from __future__ import annotations
+
+import time
+
+from qtpy.QtCore import Qt
+
+from napari_karyo._napari.sample_data import KMAP
+from napari_karyo.core.errors import ModelFileError
+from napari_karyo.core.io.annotations import read_mfish_k
+from napari_karyo.core.results import SpreadResult
+
+PLUGIN = "napari-karyo"
+IMAGE = "mfish_V26_dapi"
+WAIT_MS = 300_000
+REVIEW = {3: "crossing (overlapping); class conflict", 7: "low score"}  # fake review flags: index -> reasons
+
+
+def fake_steps(delay: float = 0.0, fail: str | None = None):
+    def steps(image, model=None, device=None, source_path=""):
+        for k in range(20):
+            yield (f"step {k}", k, 20)
+            time.sleep(delay)
+        if fail:
+            raise ModelFileError(fail)
+        chromosomes = read_mfish_k(KMAP)
+        for k, ch in enumerate(chromosomes):
+            ch.source = "model"  # ground truth standing in for a model's output
+            ch.score = 0.9
+            ch.review = REVIEW.get(k, "")
+        return SpreadResult(
+            tuple(image.shape[:2]), chromosomes, model="fake", device="fake-device", seconds=0.5
+        )
+
+    return steps
+
+
+def run_and_wait(qtbot, widget, timeout=WAIT_MS):
+    qtbot.mouseClick(widget.job.run_button, Qt.MouseButton.LeftButton)
+    assert widget.job.running
+    qtbot.waitUntil(lambda: not widget.job.running, timeout=timeout)

@@ -1,4 +1,4 @@
-"""`napari-karyo analyze | classify | case | train | train-clusters`: the same core generators as the napari widgets, in a terminal."""
+"""`napari-karyo analyze | classify | case | train | train-clusters | export-training | register | train-fusion`: the same core generators as the napari widgets, in a terminal."""
 
 from __future__ import annotations
 
@@ -143,12 +143,34 @@ def cmd_train(args) -> int:
 
     overrides = {k: getattr(args, k) for k in ("data", "steps", "batch", "crop", "lr", "out", "device", "seed",
                                                  "max_minutes", "threads", "sources")}
-    cfg = TrainConfig.load(args.config, **overrides)
+    if args.from_corrections:
+        from .core.karyotype.train import finetune_config
+
+        if args.config:
+            raise KaryoError(f"{args.config}: --config and --from-corrections do not mix; give settings as flags")
+        cfg = finetune_config(args.from_corrections, args.init, **overrides)
+    else:
+        cfg = TrainConfig.load(args.config, **overrides, init=args.init)
     path = _run(train_steps(cfg, resume=args.resume), "train", args.quiet)
     if path is not None and path.exists():
         card = json.loads(path.with_suffix(".json").read_text())
         print(f"model -> {path} ({card['training']['steps_done']} steps, {card['training']['seconds']} s, "
               f"{card['training']['device']})")
+    return 0
+
+
+def cmd_export_training(args) -> int:
+    """The image's parent folder names its case (one folder per case), so a case never straddles the split."""
+    from .core.io.result_files import ANNOTATIONS
+    from .core.io.training_set import export_training_set, import_training_set
+
+    folders = [f for f in _case_inputs(args.folders) if (f / ANNOTATIONS).is_file()]
+    out = export_training_set(folders, args.out, val_fraction=args.val_fraction, seed=args.seed,
+                              include_model_only=args.include_model_only)
+    items = import_training_set(out)
+    n_val = sum(split == "val" for _, _, split in items)
+    print(f"{len(items)} images ({len(items) - n_val} train, {n_val} val, split by case), "
+          f"{sum(r.count for _, r, _ in items)} objects -> {out}")
     return 0
 
 
@@ -249,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train the segmentation model (runs under torchrun for several GPUs)")
     t.add_argument("--config", help="YAML or JSON file with training settings (flags override it)")
     t.add_argument("--data", help="data folder (default ../shared/data)")
-    t.add_argument("--sources", nargs="+", choices=["bioimlab", "mfish", "synth", "procedural"])
+    t.add_argument("--sources", nargs="+", choices=["bioimlab", "mfish", "synth", "procedural", "corrections"])
     t.add_argument("--steps", type=int)
     t.add_argument("--batch", type=int)
     t.add_argument("--crop", type=int)
@@ -260,7 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device")
     t.add_argument("--out", help="run folder: checkpoints, log, model.safetensors + card")
     t.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    t.add_argument("--from-corrections", metavar="FOLDER",
+                   help="fine-tune on a corrected training set (export-training) with fine-tuning defaults "
+                        "(400 steps, lr 1e-4, its train split; out runs/finetune-corrections)")
+    t.add_argument("--init", help="model file to start from (default with --from-corrections: the bundled one)")
     t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("export-training", help="export corrected results as a training set (COCO, TIFFs, CSV, splits)")
+    e.add_argument("folders", nargs="+", help="result folders of `analyze` holding corrections")
+    e.add_argument("--out", required=True, help="training set folder")
+    e.add_argument("--val-fraction", type=float, default=0.2, help="share of cases for validation (0.2)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the split by case")
+    e.add_argument("--include-model-only", action="store_true", help="also results nobody corrected or accepted")
+    e.set_defaults(func=cmd_export_training)
 
     tc = sub.add_parser("train-clusters", help="train the cluster-type network (single/touching/overlapping/both)")
     tc.add_argument("--data", default="../shared/data", help="data folder (default ../shared/data)")

@@ -59,7 +59,7 @@ def test_manifest_is_valid():
     pm.discover()
     manifest = pm.get_manifest(PLUGIN)
     assert manifest.display_name == "napari-karyo"
-    assert [w.display_name for w in manifest.contributions.widgets] == ["Karyotype", "Multi-stain stack"]
+    assert [w.display_name for w in manifest.contributions.widgets] == ["Karyotype", "Multi-stain stack", "Lesion classifier"]
     assert manifest.contributions.sample_data
     segment = manifest.contributions.menus["napari/layers/segment"]
     assert [item.command for item in segment] == ["napari-karyo.karyotype_widget"]

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import CancelledError, KaryoError
 from ..io.atomic import write_json
-from ..weights import save_model
+from ..weights import load_card, save_model
 from .datasets import VAL_MFISH_SLIDES
 from .model import ARCH, DEFAULT_CONFIG, build_maskrcnn
 
@@ -44,6 +44,8 @@ class TrainConfig:
     device: str | None = None
     threads: int | None = None
     model: dict = field(default_factory=dict)  # overrides of model.DEFAULT_CONFIG
+    corrections: str | None = None  # training set folder (export-training) read by the "corrections" source
+    init: str | None = None  # model file to fine-tune from (its card's architecture config is used)
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides) -> TrainConfig:
@@ -62,6 +64,21 @@ class TrainConfig:
             raise KaryoError(f"{path}: unknown training settings {sorted(unknown)}; known: {sorted(known)}")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+# Fine-tuning on a user's corrections: few images, so a low learning rate, a short warm-up and real data only.
+FINETUNE_DEFAULTS: dict = {"sources": ["corrections"], "lr": 1e-4, "warmup": 20, "steps": 400, "synth_fraction": 0.0,
+                           "out": "runs/finetune-corrections"}
+
+
+def finetune_config(corrections: str | Path, init: str | None = None, **overrides) -> TrainConfig:
+    """Settings for fine-tuning `init` (default: the bundled segmenter) on a corrected training set: the fine-tuning
+    defaults overridden by `overrides` (None = not given). Other `sources` train alongside the corrections."""
+    from .predict import DEFAULT_SEGMENTER
+
+    values = {**FINETUNE_DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
+    values["sources"] = ["corrections", *(s for s in values["sources"] if s != "corrections")]
+    return TrainConfig.load(None, **values, corrections=str(corrections), init=init or DEFAULT_SEGMENTER)
 
 
 def _distributed():
@@ -86,6 +103,11 @@ def _data(cfg: TrainConfig):
         real += datasets.load_bioimlab(cfg.data, "train")
     if "mfish" in cfg.sources:
         real += datasets.load_mfish(cfg.data, "train")
+    corrections = []
+    if "corrections" in cfg.sources:
+        from .train_data import load_corrections
+
+        corrections = load_corrections(cfg.corrections, "train")
     bank = None
     if "synth" in cfg.sources or "procedural" in cfg.sources:
         from .crop_bank import CropBank
@@ -94,8 +116,11 @@ def _data(cfg: TrainConfig):
             bank = CropBank.procedural(n=60, seed=cfg.seed)
         else:
             bank = CropBank.from_data(cfg.data, "train", max_per_source=cfg.synth_per_source, seed=cfg.seed)
-    used = {"real_spreads": [s.key for s in real], "synthetic_crops": len(bank.items) if bank else 0}
-    return SampleStream(prepare(real), bank, cfg.crop, cfg.synth_fraction), used
+    used = {"real_spreads": [s.key for s in real + corrections], "synthetic_crops": len(bank.items) if bank else 0}
+    if "corrections" in cfg.sources:
+        used["corrections"] = [s.key for s in corrections]
+    items = prepare(real) + prepare(corrections, at_model_scale=True)
+    return SampleStream(items, bank, cfg.crop, cfg.synth_fraction), used
 
 
 def _lr_factor(step: int, cfg: TrainConfig, minutes: float) -> float:
@@ -144,10 +169,10 @@ def _load_checkpoint(out: Path, model, optimizer, rng: np.random.Generator) -> i
     return int(meta["step"])
 
 
-def _card(cfg: TrainConfig, training: dict, used: dict) -> dict:
-    return {
+def _card(cfg: TrainConfig, training: dict, used: dict, base: dict | None = None) -> dict:
+    card = {
         "architecture": ARCH,
-        "config": {**DEFAULT_CONFIG, **cfg.model},
+        "config": {**(base or {}).get("config", DEFAULT_CONFIG), **cfg.model},
         "task": "chromosome instance segmentation (class-agnostic; names come from the crop classifier)",
         "input": "grey, bright chromosomes on dark, [0,1], chromosomes ~13 px wide (see preprocess.py)",
         "training": {**asdict(cfg), **training},
@@ -159,6 +184,13 @@ def _card(cfg: TrainConfig, training: dict, used: dict) -> dict:
             + ", ".join(VAL_MFISH_SLIDES) + " (see datasets.py); synthetic crops: training cases only",
         },
     }
+    if "corrections" in cfg.sources:
+        card["data"]["corrections"] = {"folder": cfg.corrections, "images": used.get("corrections", []),
+                                       "split": "the images the set's splits.json puts in train (split by case)"}
+    if base is not None:
+        card["fine_tuned_from"] = {"model": cfg.init, "sha256": base.get("sha256"),
+                                   "training": base.get("training"), "data": base.get("data")}
+    return card
 
 
 def export_checkpoint(run_dir: str | Path) -> Path:
@@ -176,7 +208,8 @@ def export_checkpoint(run_dir: str | Path) -> Path:
     used = {"real_spreads": [], "synthetic_crops": None}
     if (run_dir / "data.json").exists():
         used = json.loads((run_dir / "data.json").read_text())
-    return save_model(state, _card(cfg, training, used), run_dir / "model.safetensors")
+    base = load_card(cfg.init)[0] if cfg.init else None
+    return save_model(state, _card(cfg, training, used, base), run_dir / "model.safetensors")
 
 
 def train_steps(cfg: TrainConfig, resume: bool = False, should_stop=lambda: False) -> Generator[tuple[str, int, int], None, Path]:
@@ -202,8 +235,15 @@ def train_steps(cfg: TrainConfig, resume: bool = False, should_stop=lambda: Fals
     stream, used = _data(cfg)
     if rank == 0:
         write_json(out / "data.json", used)
-    model_cfg = {**DEFAULT_CONFIG, **cfg.model}
-    model = build_maskrcnn(model_cfg).to(device)
+    base = None
+    if cfg.init:
+        from ..weights import load_model
+
+        state, base = load_model(cfg.init, ARCH)
+    model = build_maskrcnn({**(base or {}).get("config", DEFAULT_CONFIG), **cfg.model})
+    if base is not None:
+        model.load_state_dict(state)
+    model = model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
@@ -216,6 +256,10 @@ def train_steps(cfg: TrainConfig, resume: bool = False, should_stop=lambda: Fals
         net = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None,
                                       find_unused_parameters=True)
     net.train()
+    if base is not None:  # fine-tuning on a few cells: keep the initial model's BatchNorm statistics
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eval()
     t0 = time.time()
     log = open(out / "log.jsonl", "a") if rank == 0 else None  # noqa: SIM115 - closed in finally
     step = start
@@ -255,7 +299,7 @@ def train_steps(cfg: TrainConfig, resume: bool = False, should_stop=lambda: Fals
         _save_checkpoint(out, model, optimizer, step, rng)
         training = {"steps_done": step, "seconds": round(time.time() - t0), "device": describe(device),
                     "world_size": world}
-        save_model(model.state_dict(), _card(cfg, training, used), path)
+        save_model(model.state_dict(), _card(cfg, training, used, base), path)
     if world > 1:
         import torch.distributed as dist
 

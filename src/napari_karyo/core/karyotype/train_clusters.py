@@ -8,6 +8,11 @@ prepared once by `clusters.prepare_object` and cached. A quarter of them get the
 the true one, as the real `clusters` crops (no masks) and segmenter masks will. The real `clusters` crops are never
 used here: they are the external test (benchmarks/cluster_types.py).
 
+Augmentation (`augment`, `texture`) keeps the type while changing the grey values a lot: the real G-band objects
+(sharp dark bands near 0 once inverted) must not read as clusters just because a band looks like a gap; the
+network also smooths its grey channel (`GREY_BLUR`). Validation: BioImLab validation images, synthetic spreads
+from crop-bank validation cases, and (benchmarks/cluster_types.py) pki3 validation cases as a G-band check.
+
 Coarse-to-fine stages (`STAGES`): first the head and the top backbone stage at a higher learning rate, then the
 whole network at a lower one, each with a cosine schedule. `train` is a generator yielding (stage, done, total)
 and returning the saved model path; a `max_minutes` budget shrinks the steps left in every stage alike whenever
@@ -33,6 +38,9 @@ DEFAULT_CACHE = Path.home() / ".cache" / "napari-karyo" / "cluster-objects"
 CACHE_VERSION = 1
 EVAL_RESERVE_S = 120  # building and scoring the validation objects after training
 MINI_WIDTHS, MINI_GROUPS = (16, 32, 64, 128), 8
+AUGMENTATION = ("rotation, flip, scale 0.55-1.15, mask edge +-1 px (30%), gamma 0.5-2.5, gain 0.7-1.2; dark "
+                "G-band-like patches (period 3-16 px, depth 0.7-1) inside the mask (50%); grey channel replaced by "
+                "the flat mask (15%)")
 GREY_BLUR = 1.5  # px at the ~13 px chromosome width: G-band detail below this reads as gaps otherwise
 STAGES = (
     {"name": "coarse", "trainable": "top", "lr": 3e-3, "steps": 600},
@@ -340,6 +348,7 @@ def train(cfg: ClusterTrainConfig):
             "batch": cfg.batch,
             "seed": cfg.seed,
             "sampling": "with replacement, weight per type ~ count^-0.5",
+            "augmentation": AUGMENTATION,
             "optimizer": "AdamW wd 1e-4, per stage 100-step warm-up then cosine to 0, label smoothing 0.05",
             "minutes": round(train_minutes, 1),
             "machine": f"{os.cpu_count()}-core CPU, {cfg.threads} thread ({platform.processor() or platform.machine()})"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..results import Chromosome
-from .preprocess import normalise_intensity
+from .preprocess import normalise_intensity, scale_factor
 
 MIN_VISIBLE = 25  # px: a chromosome cut to less than this by a crop border is not a target
 
@@ -20,11 +20,17 @@ MIN_VISIBLE = 25  # px: a chromosome cut to less than this by a crop border is n
 class Annotated:
     image: np.ndarray  # normalised, bright on dark
     chromosomes: list[Chromosome]
+    scale: float = 1.0  # crops are rescaled by this (times the jitter)
 
 
-def prepare(spreads) -> list[Annotated]:
-    """Normalise the images of `datasets.Spread` objects once, up front."""
-    return [Annotated(normalise_intensity(s.image)[0], s.chromosomes) for s in spreads]
+def prepare(spreads, at_model_scale: bool = False) -> list[Annotated]:
+    """Normalise the images of `datasets.Spread` objects once, up front. `at_model_scale`: crops come at the scale
+    `analyze` rescales the spread to, so the model learns a user's spreads as it will see them."""
+    out = []
+    for s in spreads:
+        norm = normalise_intensity(s.image)[0]
+        out.append(Annotated(norm, s.chromosomes, scale_factor(norm) if at_model_scale else 1.0))
+    return out
 
 
 def random_crop(item: Annotated, rng: np.random.Generator, size: int, scale: float):
@@ -118,7 +124,20 @@ class SampleStream:
             class_ids = [c.class_id for c in chromosomes]
         else:
             item = self.real[rng.integers(len(self.real))]
-            scale = float(np.exp(rng.uniform(*np.log(self.scale_jitter))))
+            scale = item.scale * float(np.exp(rng.uniform(*np.log(self.scale_jitter))))
             image, masks, class_ids = random_crop(item, rng, self.crop, scale)
         image, masks = augment(image, masks, rng)
         return to_target(image, masks, class_ids if self.with_classes else None)
+
+
+def load_corrections(folder: str | None, split: str = "train") -> list:
+    """The `split` images of a corrected training set (`export-training`) as `datasets.Spread` objects."""
+    from ..errors import KaryoError
+    from ..io.images import read_image
+    from ..io.training_set import import_training_set
+    from .datasets import Spread
+
+    if not folder:
+        raise KaryoError("the 'corrections' source needs a training set folder: pass --from-corrections FOLDER")
+    return [Spread(f"corrections/{path.stem}", read_image(path), result.chromosomes)
+            for path, result, part in import_training_set(folder) if part == split]

@@ -116,10 +116,17 @@ def data_from_stacks(
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
     seed: int = 0,
     split_path: str | Path | None = None,
+    group_by: str = "patient",
 ) -> dict:
     """The data dict from annotated stacks: (patient id, {stain: registered image}, regions) each, where region
     value v is lesion type classes[v - 1]. Patches of every stack, split 60/20/20 by patient (saved to
-    `split_path` when given)."""
+    `split_path` when given).
+
+    `group_by="region"` groups by painted region (a connected area of one lesion type) within each patient
+    instead: the only split left when every stack comes from one patient; its scores then say how well the
+    model fills in the rest of that patient's slides, not how it does on new patients."""
+    if group_by not in ("patient", "region"):
+        raise KaryoError(f"group_by {group_by!r} must be 'patient' or 'region'")
     xs, ys, groups, names = [], [], [], None
     for patient, stains, regions in stacks:
         if names is not None and set(stains) != set(names):
@@ -132,13 +139,27 @@ def data_from_stacks(
                              f"{len(classes)} lesion types are named; name every label in use")
         xs.append(ps.x)
         ys.append(ps.labels.astype(np.int64) - 1)
-        groups += [str(patient)] * len(ps.labels)
+        groups += (region_groups(patient, regions, ps.origins) if group_by == "region"
+                   else [str(patient)] * len(ps.labels))
     if not xs:
         raise PatchError("no annotated stacks given")
     x, y = np.concatenate(xs), np.concatenate(ys)
     split = grouped_stratified_split(groups, y, fractions, seed, split_path)
     masks = split_masks(split, groups)
     return {"stains": names, "classes": tuple(classes), "split": split, **{p: (x[m], y[m]) for p, m in masks.items()}}
+
+
+def region_groups(patient: str, regions: np.ndarray, origins: np.ndarray) -> list[str]:
+    """'<patient>/region <k>' of each window (top-left `origins`): k numbers the connected areas of each value.
+    A window lies wholly in one value's area (`extract_patches`), so its corner names the area."""
+    from scipy import ndimage as ndi
+
+    regions = np.asarray(regions)
+    areas = np.zeros(regions.shape, np.int64)
+    for v in np.unique(regions[regions != 0]):
+        lab, _ = ndi.label(regions == v)
+        areas[lab > 0] = lab[lab > 0] + areas.max()
+    return [f"{patient}/region {k}" for k in areas[origins[:, 0], origins[:, 1]]]
 
 
 def select_stains(data: dict, names: list[str] | None) -> dict:

@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import sys
@@ -25,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_common import data_missing, parser, report
 
 from napari_karyo.core.device import describe
 from napari_karyo.core.karyotype import clusters, crops, datasets
@@ -118,45 +117,40 @@ def run(data: str, model_name: str | None, val_spreads: int, seed: int) -> dict:
     return out
 
 
-def print_table(res: dict) -> None:
-    print(f"{'set':<16}{'objects':>8}{'4-type acc':>12}{'sens':>8}{'spec':>8}{'single/cluster':>16}")
+def table(res: dict) -> str:
+    out = []
+    out.append(f"{'set':<16}{'objects':>8}{'4-type acc':>12}{'sens':>8}{'spec':>8}{'single/cluster':>16}")
     for name in ("bioimlab_val", "synthetic_val"):
         m = res[name]
-        print(f"{name:<16}{m['n']:>8}{m['accuracy']:>12.3f}{m['sensitivity_macro']:>8.3f}"
+        out.append(f"{name:<16}{m['n']:>8}{m['accuracy']:>12.3f}{m['sensitivity_macro']:>8.3f}"
               f"{m['specificity_macro']:>8.3f}{m['single_vs_cluster_accuracy']:>16.3f}")  # fmt: skip
         for t, v in m["per_type"].items():
-            print(f"    {t:<22} n={v['n']:<5} sensitivity {v['sensitivity']:.3f}  specificity {v['specificity']:.3f}")
+            out.append(f"    {t:<22} n={v['n']:<5} sensitivity {v['sensitivity']:.3f}  specificity {v['specificity']:.3f}")
     g = res["pki3_val"]
-    print(f"pki3 validation cases (G-band): {g['single_crops']['called_single']:.3f} of "
+    out.append(f"pki3 validation cases (G-band): {g['single_crops']['called_single']:.3f} of "
           f"{g['single_crops']['n']} real single crops called single; synthetic pki3 spreads "
           f"{g['synthetic']['n']} objects, 4-type {g['synthetic']['accuracy']:.3f}, "
           f"single/cluster {g['synthetic']['single_vs_cluster_accuracy']:.3f}")
     c = res["clusters_crops"]
     if c:
-        print("real clusters crops (single vs cluster):")
+        out.append("real clusters crops (single vs cluster):")
         for case, v in [*c["per_case"].items(), ("overall", c["overall"])]:
-            print(f"    {case:<10} crops {v['crops']:>4}  clusters {v['clusters']:>3}  accuracy {v['accuracy']:.3f}")
+            out.append(f"    {case:<10} crops {v['crops']:>4}  clusters {v['clusters']:>3}  accuracy {v['accuracy']:.3f}")
     s = res["speed"]
-    print(f"speed: {s['s_per_spread_median'] * 1000:.0f} ms per BioImLab spread, {s['objects_per_s']:.0f} objects/s")
+    out.append(f"speed: {s['s_per_spread_median'] * 1000:.0f} ms per BioImLab spread, {s['objects_per_s']:.0f} objects/s")
+    return "\n".join(out)
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="../shared/data")
-    p.add_argument("--json", default="out/bench/cluster_types.json")
+    p = parser(__doc__, "cluster_types")
     p.add_argument("--model", default=None, help="cluster-type model (default: the bundled one)")
     p.add_argument("--val-spreads", type=int, default=150)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
-    if not Path(a.data).is_dir():
-        print(f"error: data folder {a.data} not found", file=sys.stderr)
+    if data_missing(a.data):
         return 2
     res = run(a.data, a.model, a.val_spreads, a.seed)
-    print_table(res)
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(res, indent=1))
-    print(f"-> {a.json}")
-    return 0
+    return report(res, table(res), a.json)
 
 
 if __name__ == "__main__":

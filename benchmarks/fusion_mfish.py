@@ -12,7 +12,6 @@ split: concatenation and mean fusion, and each plane alone (the best one picked 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import parser, report
 
 from napari_karyo.core.pathology import mfish_planes
 from napari_karyo.core.pathology.fusion import load_fusion_model
@@ -132,9 +132,7 @@ def table(r: dict) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="../shared/data")
-    p.add_argument("--json", default="out/bench/fusion_mfish.json")
+    p = parser(__doc__, "fusion_mfish")
     p.add_argument("--runs", default="out/bench/fusion_mfish", help="folder for the trained models")
     p.add_argument("--probes", nargs="+", default=["A", "P"], choices=sorted(mfish_planes.PLANES))
     p.add_argument("--fusions", nargs="+", default=["se", "concat", "mean"])
@@ -165,17 +163,12 @@ def main() -> int:
         torch.set_num_threads(args.threads)
         result = {"command": " ".join(sys.argv), "excluded": "overlap pixels (K = 255)",
                   "probes": {probe: dense_probe(args, probe) for probe in args.probes}}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
-        return 0
+        return report(result, json.dumps(result["probes"], indent=1), args.json)
     result = {"command": " ".join(sys.argv), "args": vars(args),
               "machine": f"{platform.machine()} {os.cpu_count()} cores, {args.threads} thread(s)",
               "excluded": "overlap pixels (K = 255)", "published": 0.824, "target": 0.90,
               "probes": {probe: run_probe(args, probe) for probe in args.probes}}
-    print(table(result))
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=1))
-    return 0
+    return report(result, table(result), args.json)
 
 
 if __name__ == "__main__":

@@ -21,13 +21,12 @@ patients: accuracy and the mean SE weight per stain; pass = both informative sta
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import parser, report
 
 from napari_karyo.core.pathology.fusion import load_fusion_model
 from napari_karyo.core.pathology.patches import extract_patches, grouped_stratified_split, split_masks
@@ -132,9 +131,7 @@ def table(r: dict) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="../shared/data", help="unused: the stacks are synthetic")
-    p.add_argument("--json", default="out/bench/fusion_synthetic.json")
+    p = parser(__doc__, "fusion_synthetic")  # --data is unused: the stacks are synthetic
     p.add_argument("--runs", default="out/bench/fusion_synthetic", help="folder for the model and split")
     p.add_argument("--patients", type=int, default=20)
     p.add_argument("--size", type=int, default=20)
@@ -146,10 +143,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     result = run(args)
-    print(table(result))
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=1))
-    return 0
+    return report(result, table(result), args.json)
 
 
 if __name__ == "__main__":

@@ -142,7 +142,7 @@ def cmd_train(args) -> int:
     from .core.karyotype.train import TrainConfig, train_steps
 
     overrides = {k: getattr(args, k) for k in ("data", "steps", "batch", "crop", "lr", "out", "device", "seed",
-                                                 "max_minutes", "threads", "sources")}
+                                                 "max_minutes", "threads", "sources", "validate_every")}
     if args.from_corrections:
         from .core.karyotype.train import finetune_config
 
@@ -156,6 +156,10 @@ def cmd_train(args) -> int:
         card = json.loads(path.with_suffix(".json").read_text())
         print(f"model -> {path} ({card['training']['steps_done']} steps, {card['training']['seconds']} s, "
               f"{card['training']['device']})")
+        val = card.get("metrics", {}).get("validation")
+        if val:
+            print(f"validation ({val['images']} val images of the corrected set): found {val['found_share']:.1%}, "
+                  f"{val['false_positives_per_image']:.2f} false positives per image, mean IoU {val['mean_iou']:.3f}")
     return 0
 
 
@@ -286,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fine-tune on a corrected training set (export-training) with fine-tuning defaults "
                         "(400 steps, lr 1e-4, its train split; out runs/finetune-corrections)")
     t.add_argument("--init", help="model file to start from (default with --from-corrections: the bundled one)")
+    t.add_argument("--validate-every", type=int, metavar="N",
+                   help="at the start, every N steps and at the end, evaluate on the corrected set's val split (found "
+                        "share, false positives per image, mean IoU; in log.jsonl and the model card)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export-training", help="export corrected results as a training set (COCO, TIFFs, CSV, splits)")

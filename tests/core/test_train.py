@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from factories import bar_spread
 from safetensors.torch import load_file
 
 from napari_karyo.core.errors import CancelledError
@@ -105,3 +106,46 @@ def test_sample_stream_carries_class_ids_when_asked():
     assert set(agnostic["labels"].tolist()) == {1}
     assert len(classed["labels"]) == len(classed["masks"]) and set(classed["labels"].tolist()) - {1}
     assert all(1 <= c <= 24 for c in classed["labels"].tolist())
+
+
+def test_validate_every_reports_figures_on_the_val_split(tmp_path):
+    from napari_karyo.core.errors import KaryoError
+    from napari_karyo.core.io.training_set import export_training_set
+    from napari_karyo.core.karyotype.train import finetune_config
+    from napari_karyo.core.weights import load_card
+
+    pairs = [bar_spread(tmp_path / "spreads", f"case{k % 2}", f"cell{k}", k) for k in range(3)]
+    folder = export_training_set(pairs, tmp_path / "set", val_fraction=0.5)
+    small = {"crop": 64, "batch": 1, "threads": 1, "device": "cpu"}
+    cfg = finetune_config(folder, steps=3, validate_every=2, out=str(tmp_path / "run"), **small)
+    figures: list[dict] = []
+    gen = train_steps(cfg, validation=figures)
+    reports = []
+    try:
+        while True:
+            reports.append(next(gen))
+            if reports[-1][0] == "validate":  # stored before it is reported
+                assert figures[-1]["step"] == reports[-1][1]
+    except StopIteration as stop:
+        path = stop.value
+    assert [r for r in reports if r[0] == "validate"] == [("validate", k, 3) for k in (0, 2, 3)]
+    assert [f["step"] for f in figures] == [0, 2, 3]  # the start model's figures first
+    val = json.loads((folder / "splits.json").read_text())["images"]
+    n_val = sum(part == "val" for part in val.values())
+    for f in figures:
+        assert f["images"] == n_val and f["true"] == 5 * n_val
+        assert 0 <= f["found_share"] <= 1 and f["false_positives_per_image"] >= 0 and 0 <= f["mean_iou"] <= 1
+        assert f["found"] == round(f["found_share"] * f["true"])
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [row["validation"] for row in log if "validation" in row] == figures
+    card, _ = load_card(path)
+    metrics = card["metrics"]["validation"]
+    assert metrics["step"] == 3 and len(metrics["val_images"]) == metrics["images"] == n_val and "val split" in metrics["split"]
+    assert card["training"]["validate_every"] == 2 and card["training"]["steps_done"] == 3
+
+    one_case = export_training_set(pairs[:1], tmp_path / "one")
+    with pytest.raises(KaryoError, match="no val images"):
+        _run(train_steps(finetune_config(one_case, steps=1, validate_every=1, out=str(tmp_path / "r1"), **small)))
+    no_corrections = TrainConfig.load(None, steps=1, validate_every=1, out=str(tmp_path / "r2"), **TINY)
+    with pytest.raises(KaryoError, match="corrections"):
+        _run(train_steps(no_corrections))

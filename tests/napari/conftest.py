@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from widget_helpers import IMAGE, PLUGIN, fake_steps
+from widget_helpers import IMAGE, PLUGIN, fake_steps, run_and_wait
 
 
 def pytest_collection_modifyitems(config, items):
@@ -44,6 +44,15 @@ def karyo(make_napari_viewer):
 
 
 @pytest.fixture
+def analysed(karyo, qtbot, fake):
+    """The widget after a (fake) run: (viewer, widget, karyogram view)."""
+    viewer, widget = karyo
+    fake()
+    run_and_wait(qtbot, widget)
+    return viewer, widget, widget.karyogram_view
+
+
+@pytest.fixture
 def fake(monkeypatch):
     from napari_karyo.core.karyotype import predict
 
@@ -51,3 +60,10 @@ def fake(monkeypatch):
         monkeypatch.setattr(predict, "analyze_steps", fake_steps(**kw))
 
     return use
+
+
+@pytest.fixture(autouse=True)
+def projects_in_tmp(tmp_path, monkeypatch):
+    """Autosaved projects of images without a file (the sample) go to the test's folder, not the user's."""
+    monkeypatch.setenv("NAPARI_KARYO_PROJECTS", str(tmp_path / "projects"))
+    return tmp_path / "projects"

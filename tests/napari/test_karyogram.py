@@ -9,17 +9,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("napari")
-from widget_helpers import IMAGE, REVIEW, run_and_wait
+from widget_helpers import IMAGE, REVIEW
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def analysed(karyo, qtbot, fake):
-    viewer, widget = karyo
-    fake()
-    run_and_wait(qtbot, widget)
-    return viewer, widget, widget.karyogram_view
 
 
 def test_karyogram_layers_follow_the_spread(analysed, screenshot_dir):

@@ -59,10 +59,14 @@ def test_manifest_is_valid():
     pm.discover()
     manifest = pm.get_manifest(PLUGIN)
     assert manifest.display_name == "napari-karyo"
-    assert [w.display_name for w in manifest.contributions.widgets] == ["Karyotype", "Multi-stain stack", "Lesion classifier"]
+    assert [w.display_name for w in manifest.contributions.widgets] == [
+        "Karyotype", "Labelling queue", "Multi-stain stack", "Lesion classifier", "Training"
+    ]
     assert manifest.contributions.sample_data
     segment = manifest.contributions.menus["napari/layers/segment"]
-    assert [item.command for item in segment] == ["napari-karyo.karyotype_widget"]
+    assert [item.command for item in segment] == [
+        "napari-karyo.karyotype_widget", "napari-karyo.queue_widget", "napari-karyo.training_widget"
+    ]
     register = manifest.contributions.menus["napari/layers/register"]
     assert [item.command for item in register] == ["napari-karyo.multistain_widget"]
 

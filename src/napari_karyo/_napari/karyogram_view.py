@@ -10,13 +10,15 @@ Relabelling (a change of the spread layer's features) rebuilds the karyogram. No
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..core import classes
-from ..core.karyotype.karyogram import Karyogram, build_karyogram
-from ..core.karyotype.measure import Measurement, fill_relative_lengths, set_centromere
+from ..core.karyotype.karyogram import Karyogram, build_karyogram, median_background
+from ..core.karyotype.measure import Measurement, fill_relative_lengths, set_centromere, store_on_chromosomes
 from ..core.results import SpreadResult
-from .layers import label_colormap, row_class
+from .layers import LABEL_DTYPE, label_colormap, row_class
 
 GAP = 40  # world pixels between the spread and the karyogram
 
@@ -33,8 +35,14 @@ class KaryogramView:
         self.karyogram: Karyogram | None = None
         self._syncing = False
         self._layers: dict[str, object] = {}
+        self._norm: np.ndarray | None = None
+        self._colours: tuple = ()  # (id, class) pairs the karyogram ids colormap was built from
+        self._background: tuple | None = None
+        self._rects: list = []  # the selection rectangles last drawn
+        self._measured = {_mask_key(result.chromosomes[m.index]): m for m in measurements}
         self.rebuild()
         self._add_centromeres()
+        self._layers["centromeres"].events.data.connect(self._on_centromere_moved)
         labels_layer.events.selected_label.connect(self._on_spread_selected)
         labels_layer.events.features.connect(self._on_features)
 
@@ -49,9 +57,11 @@ class KaryogramView:
         """Create the layer once, then update its data in place (keeps the user's view settings)."""
         layer = self._layers.get(key)
         if layer is not None and layer in self.viewer.layers:
-            layer.data = data
+            same = isinstance(data, np.ndarray) and isinstance(layer.data, np.ndarray) and np.array_equal(layer.data, data)
+            if not same:  # re-sending unchanged data still re-uploads the texture
+                layer.data = data
             for name, value in kwargs.items():
-                if name not in ("name", "translate", "scale"):
+                if name not in ("name", "translate", "scale", "shape_type"):  # shape types travel with the data
                     setattr(layer, name, value)
             return layer
         layer = getattr(self.viewer, f"add_{kind}")(data, **kwargs)
@@ -66,16 +76,20 @@ class KaryogramView:
             if 0 <= i < result.count:
                 result.chromosomes[i].class_id = row_class(row)
         self.measurements = fill_relative_lengths(self.measurements, result)
-        kg = build_karyogram(self.image, result, self.measurements)
+        if self._background is None and self.image is not None:  # the spread's background: once, not per edit
+            self._background = tuple(np.atleast_1d(median_background(self.image, result)))
+        kg = build_karyogram(self.image, result, self.measurements, background=self._background)
         self.karyogram = kg
         place = {"translate": self._offset(), "scale": self.labels.scale[-2:]}
         self._put("image", "image", kg.image, name=f"{self.base} karyogram", rgb=kg.image.ndim == 3, **place)
         ids = sorted(kg.boxes)
         first = "labels" not in self._layers
+        colours = tuple((i, result.chromosomes[i - 1].class_id) for i in ids)
+        recolour = {} if colours == self._colours else {"colormap": label_colormap(*zip(*colours, strict=True))}
+        self._colours = colours
         kg_labels = self._put(
-            "labels", "labels", kg.labels, name=f"{self.base} karyogram ids", opacity=0.25,
-            colormap=label_colormap(ids, [result.chromosomes[i - 1].class_id for i in ids]), **place,
-        )  # fmt: skip
+            "labels", "labels", kg.labels.astype(LABEL_DTYPE), name=f"{self.base} karyogram ids", opacity=0.25, **recolour, **place
+        )
         if first:
             kg_labels.events.selected_label.connect(self._on_karyogram_selected)
         texts = [*kg.texts, *kg.groups]
@@ -88,12 +102,49 @@ class KaryogramView:
 
     def _add_centromeres(self) -> None:
         pts = np.array([m.centromere_rc for m in self.measurements]).reshape(-1, 2)
-        layer = self._put(
-            "centromeres", "points", pts, name=f"{self.base} centromeres", size=5, face_color="yellow",
-            border_color="black", features={"id": [m.index + 1 for m in self.measurements]},
-            translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
-        )  # fmt: skip
-        layer.events.data.connect(self._on_centromere_moved)
+        was, self._syncing = self._syncing, True  # an update of the points is not the user moving one
+        try:
+            self._put(
+                "centromeres", "points", pts, name=f"{self.base} centromeres", size=5, face_color="yellow",
+                border_color="black", features={"id": [m.index + 1 for m in self.measurements]},
+                translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
+            )  # fmt: skip
+        finally:
+            self._syncing = was
+
+    @contextmanager
+    def rebuilt_once(self):
+        """Several changes to the spread layer, one karyogram rebuild at the end."""
+        self._syncing = True
+        try:
+            yield
+        finally:
+            self._syncing = False
+        self.rebuild()
+
+    def set_result(self, result: SpreadResult) -> None:
+        """Follow an edited result: objects whose mask is new are measured (the others keep their measurement,
+        centromere included), and the centromere points follow. The karyogram is laid out again when the spread
+        layer's features change next."""
+        from dataclasses import replace
+
+        from ..core.karyotype.measure import measure_chromosome
+
+        measurements = []
+        for i, ch in enumerate(result.chromosomes):
+            key = _mask_key(ch)
+            m = self._measured.get(key)
+            if m is None:
+                if self._norm is None:
+                    from ..core.karyotype.preprocess import normalise_intensity
+
+                    self._norm = normalise_intensity(self.image)[0]
+                m = self._measured[key] = measure_chromosome(self._norm, ch, i)
+            measurements.append(replace(m, index=i))
+        self.result = result
+        self.measurements = fill_relative_lengths(measurements, result)
+        store_on_chromosomes(result, self.measurements)
+        self._add_centromeres()
 
     def close(self) -> None:
         """Remove the karyogram's layers and stop following the spread layer (its result was replaced)."""
@@ -134,8 +185,13 @@ class KaryogramView:
             rows, cols = np.nonzero(np.asarray(self.labels.data) == label_id)
             if rows.size:
                 rects.append(np.array([[rows.min(), cols.min()], [rows.max() + 1, cols.max() + 1]], dtype=float))
+        if "selected" in self._layers and len(rects) == len(self._rects) and all(
+            np.array_equal(a, b) for a, b in zip(rects, self._rects, strict=True)
+        ):
+            return
+        self._rects = rects
         self._put(
-            "selected", "shapes", [r - 0.5 for r in rects], shape_type="rectangle", name=f"{self.base} selected",
+            "selected", "shapes", [(r - 0.5, "rectangle") for r in rects], shape_type="rectangle", name=f"{self.base} selected",
             edge_color="white", face_color="transparent", edge_width=1.5,
             translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
         )  # fmt: skip
@@ -156,13 +212,15 @@ class KaryogramView:
             if k is None or np.allclose(rc, self.measurements[k].centromere_rc, atol=0.5):
                 continue
             self.measurements[k] = set_centromere(self.measurements[k], tuple(rc))
+            self._measured[_mask_key(self.result.chromosomes[k])] = self.measurements[k]
             moved = True
         if moved:
             self._store_centromeres()
             self.rebuild()
 
     def _store_centromeres(self) -> None:
-        """Write the centromere and index into the spread layer's features (its source of truth)."""
+        """Write the centromere and index into the result and the spread layer's features (its source of truth)."""
+        store_on_chromosomes(self.result, self.measurements)
         table = self.labels.features.copy()
         row_of = {int(i): k for k, i in enumerate(table["index"])}
         for m in self.measurements:
@@ -181,3 +239,8 @@ class KaryogramView:
         """Class of every chromosome in karyogram reading order (what a test or a report checks)."""
         order = self.karyogram.order if self.karyogram else []
         return [classes.name(self.result.chromosomes[i - 1].class_id) for i in order]
+
+
+def _mask_key(ch) -> tuple:
+    """Identity of a chromosome's pixels: an edit that leaves them alone keeps its measurement."""
+    return (tuple(ch.offset), ch.mask.shape, ch.mask.tobytes())

@@ -8,6 +8,7 @@ No Qt here: these functions work on layers or on (data, attributes, type) tuples
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,9 @@ FEATURE_COLUMNS = (
     "edited",
     "area",
 ) + Chromosome.extra_fields()
+# napari maps every possible uint16 value through a class colormap on each change (~25 ms); int32 labels take
+# its fast path, and every edit recolours
+LABEL_DTYPE = np.int32
 HIDDEN_KEY = "karyo_hidden"  # {id: (rows, cols)} pixels of `id` lying under another object
 FULLY_HIDDEN_KEY = "karyo_fully_hidden"  # ids with no visible pixel at creation: keep them though absent
 PROBS_KEY = "karyo_probs"  # {id: 24 class probabilities}
@@ -90,8 +94,16 @@ def label_colormap(ids, class_ids):
 
 def outline(mask: np.ndarray, offset: tuple[int, int], tolerance: float = 0.7) -> np.ndarray:
     """Simplified outer contour (row, col) of a cropped mask in image pixel coordinates."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    offset = (int(offset[0]), int(offset[1]))
+    return _outline(mask.tobytes(), mask.shape, offset, tolerance).copy()
+
+
+@lru_cache(maxsize=4096)  # an edit re-renders every outline; only the changed objects are traced again
+def _outline(packed: bytes, shape: tuple[int, int], offset: tuple[int, int], tolerance: float) -> np.ndarray:
     from skimage.measure import approximate_polygon, find_contours
 
+    mask = np.frombuffer(packed, dtype=bool).reshape(shape)
     padded = np.pad(mask.astype(np.uint8), 1)  # contours of objects touching the crop edge stay closed
     contours = find_contours(padded, 0.5)
     if not contours:
@@ -108,7 +120,7 @@ def outline(mask: np.ndarray, offset: tuple[int, int], tolerance: float = 0.7) -
 def result_to_layer_data(result: SpreadResult, name: str) -> list[tuple]:
     """[(labels, kwargs, 'labels'), (polygons, kwargs, 'shapes')] for a result; layer names
     '<name> chromosomes' and '<name> outlines'."""
-    labels = result.label_image()
+    labels = result.label_image().astype(LABEL_DTYPE)
     ids = list(range(1, result.count + 1))
     hidden: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     fully_hidden: list[int] = []
@@ -136,6 +148,8 @@ def result_to_layer_data(result: SpreadResult, name: str) -> list[tuple]:
             "device": result.device,
             "seconds": float(result.seconds),
             "image_shape": tuple(int(s) for s in result.image_shape),
+            "status": result.status,
+            "corrections": int(result.corrections),
         },
     }
     labels_kw = {
@@ -145,11 +159,12 @@ def result_to_layer_data(result: SpreadResult, name: str) -> list[tuple]:
         "metadata": metadata,
         "opacity": 0.55,
     }
-    polygons = [outline(ch.mask, ch.offset) for ch in result.chromosomes]
+    # closed paths, not polygons: napari triangulates polygon faces, which makes every re-render after an edit slow
+    polygons = [np.vstack([p, p[:1]]) for p in (outline(ch.mask, ch.offset) for ch in result.chromosomes)]
     edge = np.array([classes.colour(c.class_id) for c in result.chromosomes]).reshape(-1, 4)
     shapes_kw = {
         "name": f"{name} outlines",
-        "shape_type": "polygon",
+        "shape_type": "path",
         "features": table.copy(),
         "edge_color": edge,
         "face_color": "transparent",
@@ -256,6 +271,8 @@ def layers_to_result(labels_layer, image_shape: tuple[int, int] | None = None) -
         model=str(run.get("model", "")),
         device=str(run.get("device", "")),
         seconds=float(run.get("seconds", 0.0)),
+        status=str(run.get("status", "proposed")),
+        corrections=int(run.get("corrections", 0)),
     )
 
 
@@ -268,23 +285,3 @@ def has_user_edits(layer) -> bool:
     edited = "edited" in features and bool(np.asarray(features["edited"], dtype=bool).any())
     return user or edited
 
-
-def set_class(labels_layer, shapes_layer, label_ids, class_id: int) -> None:
-    """Rename chromosomes `label_ids` to `class_id` (0 = unnamed) as a person's edit: features, Labels colours,
-    outline colours and text all change together. `shapes_layer` may be None."""
-    wanted = {int(i) for i in label_ids}
-    for layer in (labels_layer, shapes_layer):
-        if layer is None or "index" not in layer.features:
-            continue
-        table = layer.features.copy()
-        rows = np.isin(np.asarray(table["index"], dtype=int), list(wanted))
-        table.loc[rows, "class"] = classes.name(class_id) if class_id else "?"
-        table.loc[rows, "class_id"] = int(class_id)
-        table.loc[rows, "edited"] = True
-        if layer is shapes_layer:
-            layer.features = table
-            layer.edge_color = np.array([classes.colour(int(c)) for c in table["class_id"]]).reshape(-1, 4)
-            layer.refresh_text()
-        else:
-            layer.colormap = label_colormap(table["index"], table["class_id"])
-            layer.features = table  # last: listeners (karyogram, ISCN) see the new colours too

@@ -93,6 +93,8 @@ class SpreadResult:
     model: str = ""
     device: str = ""
     seconds: float = 0.0
+    status: str = "proposed"  # proposed (model only) | corrected (a person edited it) | accepted (signed off)
+    corrections: int = 0  # edit actions a person made (net of undo): the product's headline metric
 
     @property
     def count(self) -> int:
@@ -131,4 +133,6 @@ class SpreadResult:
             "model": self.model,
             "device": self.device,
             "seconds": round(self.seconds, 3),
+            "status": self.status,
+            "corrections": self.corrections,
         }

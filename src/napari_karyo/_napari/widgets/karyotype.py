@@ -21,6 +21,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ...core.errors import KaryoError
+from .edit_panel import EditPanel
 from .job import JobControls
 from .result_panel import ResultPanel
 
@@ -69,7 +71,8 @@ class KaryotypeWidget(QWidget):
         self.summary_label = QLabel("")
         self.summary_label.setWordWrap(True)
         self.panel = ResultPanel(napari_viewer)
-        self.karyogram_view = None
+        self.edit_panel = EditPanel()
+        self.karyogram_view = self.editor = self.project = None
 
         form = QFormLayout()
         form.addRow("image", self.image_combo)
@@ -80,6 +83,7 @@ class KaryotypeWidget(QWidget):
         layout.addWidget(self.job)
         layout.addWidget(self.summary_label)
         layout.addWidget(self.panel)
+        layout.addWidget(self.edit_panel)
         layout.addStretch(1)
 
         self.viewer.layers.events.inserted.connect(self._on_inserted)
@@ -115,6 +119,10 @@ class KaryotypeWidget(QWidget):
     def _on_inserted(self, event) -> None:
         event.value.events.name.connect(self._refresh_images)
         self._refresh_images()
+        from napari.layers import Image
+
+        if isinstance(event.value, Image) and not self.job.running:
+            self.restore(event.value)
 
     def _refresh_images(self, *_) -> None:
         try:
@@ -173,11 +181,27 @@ class KaryotypeWidget(QWidget):
     def _on_returned(self, outcome) -> None:
         from napari.utils.notifications import show_error
 
-        from ...core.errors import KaryoError
+        from ...core.io.project import Project, read_status
 
         result, measurements = outcome
+        names = [layer.name for layer in self.viewer.layers]
+        image_key = project_image_path(self.viewer.layers[self._image_name]) if self._image_name in names else None
+        project = None
         try:
-            self._add_layers(result, measurements)
+            status = read_status(image_key) if image_key is not None else "not started"
+            if status in ("corrected", "accepted") and not self.confirm(
+                f"'{self._image_name}' has corrections ({status}). Start again from this new model run? "
+                "The corrected project is kept beside it as a dated copy."
+            ):
+                self.job.done()
+                self.summary_label.setText("kept your corrections; the new run was not used")
+                return
+            if image_key is not None:
+                project = Project.start(image_key, result, overwrite=True)
+        except KaryoError as exc:  # e.g. a read-only folder: still show the result, unsaved, and say so
+            show_error(f"{exc}\nYour corrections of this result will not be autosaved.")
+        try:
+            self._add_layers(result, measurements, project)
         except KaryoError as exc:
             show_error(str(exc))
             return
@@ -188,9 +212,59 @@ class KaryotypeWidget(QWidget):
 
     # ---- output layers ----------------------------------------------------------------------------------
 
-    def _add_layers(self, result, measurements) -> None:
+    def confirm(self, question: str) -> bool:
+        from qtpy.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(self, "napari-karyo", question)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def open_spread(self, path) -> None:
+        """Open the next spread of a queue: the current one's project is saved and its layers closed; the new
+        image's corrections come back through `restore`."""
+        if self.job.running:
+            raise KaryoError("a run is in progress: wait for it or press Cancel first")
+        if self.project is not None:
+            self.project.save()
+        current = self._image_name
+        for layer in list(self.viewer.layers):
+            if layer.name == current or layer.name.startswith(f"{current} "):
+                self.viewer.layers.remove(layer)
+        if self.editor is not None:
+            self.editor.close()
+            self.editor = self.project = None
+        self.viewer.open(str(path), plugin="napari-karyo")
+
+    def restore(self, image_layer) -> bool:
+        """Reopen the corrections autosaved for this image (also after a crash): layers as they were left."""
+        from napari.utils.notifications import show_error, show_info
+
+        from ...core.io.project import Project
+        from ...core.karyotype.exports import measure_result
+        from ...core.karyotype.preprocess import normalise_intensity
+
+        key = project_image_path(image_layer)
+        try:
+            project = Project.open(key) if key is not None else None
+        except KaryoError as exc:
+            show_error(str(exc))
+            return False
+        if project is None:
+            return False
+        self._image_name = image_layer.name
+        result = project.session.result
+        picture = np.asarray(image_layer.data[0] if image_layer.multiscale else image_layer.data)
+        self._add_layers(result, measure_result(normalise_intensity(picture)[0], result), project)
+        self.last_result = result
+        self.summary_label.setText(summary_text(result))
+        show_info(f"restored '{image_layer.name}': {result.status}, {result.corrections} corrections "
+                  f"(from {project.folder})")
+        return True
+
+    def _add_layers(self, result, measurements, project=None) -> None:
         from napari.utils.notifications import show_info
 
+        from ...core.karyotype.editing import EditSession
+        from ..edit_controller import EditController
         from ..karyogram_view import KaryogramView
         from ..layers import has_user_edits, result_to_layer_data
 
@@ -229,14 +303,38 @@ class KaryotypeWidget(QWidget):
                     self.viewer.layers.remove(layer)
             raise
         labels_layer, shapes_layer = added
+        self._add_proposal(project.session.proposal if project else result, f"{base}{suffix}", image)
+        if self.editor is not None:
+            self.editor.close()
         if self.karyogram_view is not None and self.karyogram_view.labels not in self.viewer.layers:
             self.karyogram_view.close()  # its result was just replaced
         picture = np.asarray(image.data[0] if image.multiscale else image.data) if image is not None else None
+        session = project.session if project else EditSession(result)
         self.karyogram_view = KaryogramView(
-            self.viewer, labels_layer, picture, result, measurements, f"{base}{suffix}"
+            self.viewer, labels_layer, picture, session.result, measurements, f"{base}{suffix}"
         )
-        self.panel.attach(labels_layer, shapes_layer, self.karyogram_view)
+        self.project = project
+        self.editor = EditController(self.viewer, labels_layer, shapes_layer, self.karyogram_view, session,
+                                     f"{base}{suffix}")
+        self.editor.on_next_review = self.panel.next_review
+        self.panel.attach(labels_layer, shapes_layer, self.karyogram_view, self.editor)
+        where = f"autosaved in {project.folder}" if project else "not autosaved (the image has no file)"
+        self.edit_panel.attach(self.editor, where, self.panel.picked_class)
         self.viewer.layers.selection.active = labels_layer
+
+    def _add_proposal(self, proposal, base: str, image) -> None:
+        """The model's proposal as a hidden layer of its own: corrections never change it."""
+        from ..layers import result_to_layer_data
+
+        (data, kwargs, _), _ = result_to_layer_data(proposal, base)
+        name = f"{base} proposal"
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        kwargs = {**kwargs, "name": name, "visible": False, "opacity": 0.4}
+        if image is not None:
+            kwargs.update(scale=image.scale[-2:], translate=image.translate[-2:])
+        layer = self.viewer.add_labels(data, **kwargs)
+        layer.editable = False
 
 
 def summary_text(result) -> str:
@@ -248,3 +346,21 @@ def summary_text(result) -> str:
     review = sum(bool(c.review) for c in result.chromosomes)
     return (f"{result.count} objects in {result.seconds:.1f} s, {review} flagged for review\n"
             f"classes: {', '.join(parts) or '–'}")
+
+
+def project_image_path(image_layer):
+    """The image path a project is kept for: the layer's file, or for an image without one (a sample, a layer
+    made in the console) a name in the user's project folder ($NAPARI_KARYO_PROJECTS overrides it)."""
+    import os
+    from pathlib import Path
+
+    if image_layer.source.path:
+        return Path(image_layer.source.path)
+    root = os.environ.get("NAPARI_KARYO_PROJECTS")
+    if not root:
+        import platformdirs
+
+        root = platformdirs.user_data_path("napari-karyo") / "projects"
+    Path(root).mkdir(parents=True, exist_ok=True)
+    safe = "".join(ch if ch.isalnum() or ch in "-_. " else "_" for ch in image_layer.name)
+    return Path(root) / f"{safe}.tif"

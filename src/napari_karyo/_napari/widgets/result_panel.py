@@ -25,7 +25,7 @@ class ResultPanel(QWidget):
     def __init__(self, viewer) -> None:
         super().__init__()
         self.viewer = viewer
-        self.labels = self.shapes = self.view = None
+        self.labels = self.shapes = self.view = self.editor = None
         self._review_pos = -1
 
         self.iscn_label = QLabel("")
@@ -65,9 +65,9 @@ class ResultPanel(QWidget):
         layout.addWidget(self.review_label)
         self.setEnabled(False)
 
-    def attach(self, labels_layer, shapes_layer, view) -> None:
-        """Follow a new result: its Labels and Shapes layers and its KaryogramView."""
-        self.labels, self.shapes, self.view = labels_layer, shapes_layer, view
+    def attach(self, labels_layer, shapes_layer, view, editor) -> None:
+        """Follow a new result: its Labels and Shapes layers, its KaryogramView and its EditController."""
+        self.labels, self.shapes, self.view, self.editor = labels_layer, shapes_layer, view, editor
         self._review_pos = -1
         labels_layer.events.features.connect(self.refresh)
         self.setEnabled(True)
@@ -108,15 +108,13 @@ class ResultPanel(QWidget):
         self.review_label.setText(f"{self._review_pos + 1}/{len(ids)}: id {label_id}, class {row['class']}"
                                   f" — {row['review']}")
 
-    def rename_selected(self) -> None:
-        from ..layers import set_class
-
-        label_id = int(self.labels.selected_label)
-        if label_id not in set(np.asarray(self.labels.features["index"], dtype=int)):
-            self.review_label.setText("select a chromosome first (click it with the picker, or Next to review)")
-            return
+    def picked_class(self) -> int:
         text = self.class_combo.currentText()
-        set_class(self.labels, self.shapes, [label_id], 0 if text == UNNAMED else classes.class_id(text))
+        return 0 if text == UNNAMED else classes.class_id(text)
+
+    def rename_selected(self) -> None:
+        """The picked class for the selected (or Alt+clicked) objects, as an undoable edit."""
+        self.editor.relabel(self.picked_class())
 
     def export(self, what: str, path: str | None = None) -> str | None:
         """Write the karyogram PNG, the report or the measurements CSV of the current state; returns the path."""

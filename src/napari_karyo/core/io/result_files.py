@@ -42,6 +42,8 @@ def _annotations_doc(result: SpreadResult, image_stem: str) -> dict:
         "model": result.model,
         "device": result.device,
         "seconds": float(result.seconds),
+        "status": result.status,
+        "corrections": int(result.corrections),
         "objects": objects,
         "napari_karyo_version": __version__,
     }
@@ -149,4 +151,6 @@ def read_result(folder: str | os.PathLike) -> SpreadResult:
         model=str(doc.get("model", "")),
         device=str(doc.get("device", "")),
         seconds=float(doc.get("seconds", 0.0)),
+        status=str(doc.get("status", "proposed")),
+        corrections=int(doc.get("corrections", 0)),
     )

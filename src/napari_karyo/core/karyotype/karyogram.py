@@ -73,7 +73,7 @@ def build_karyogram(
     else:
         img = np.asarray(image)
         dtype, channels = img.dtype, img.shape[2:]
-        bg = np.asarray(_background(img, result) if background is None else background, dtype=np.float32)
+        bg = np.asarray(median_background(img, result) if background is None else background, dtype=np.float32)
     widths = [t.mask.shape[1] for t in tiles] or [13]
     unit = float(np.median(widths))
     pair_gap, class_gap, group_gap = max(2, round(0.25 * unit)), max(4, round(0.8 * unit)), max(8, round(1.6 * unit))
@@ -181,7 +181,8 @@ def _tile(image: np.ndarray | None, result: SpreadResult, m: Measurement) -> _Ti
     return _Tile(m.index + 1, pic[:, lo:hi], mask[:, lo:hi], m.centromeric_index / 100 * (n - 1))
 
 
-def _background(image: np.ndarray, result: SpreadResult) -> np.ndarray:
+def median_background(image: np.ndarray, result: SpreadResult) -> np.ndarray:
+    """The spread's median colour outside every chromosome (what the karyogram is filled with)."""
     outside = result.label_image() == 0 if result.count else np.ones(image.shape[:2], bool)
     pixels = image[outside] if outside.any() else image.reshape(-1, *image.shape[2:])
     return np.median(pixels.astype(np.float32), axis=0)

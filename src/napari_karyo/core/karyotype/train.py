@@ -46,6 +46,7 @@ class TrainConfig:
     model: dict = field(default_factory=dict)  # overrides of model.DEFAULT_CONFIG
     corrections: str | None = None  # training set folder (export-training) read by the "corrections" source
     init: str | None = None  # model file to fine-tune from (its card's architecture config is used)
+    validate_every: int = 0  # at the start, every N steps and at the end: figures on the corrections' val split
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides) -> TrainConfig:
@@ -108,6 +109,9 @@ def _data(cfg: TrainConfig):
         from .train_data import load_corrections
 
         corrections = load_corrections(cfg.corrections, "train")
+        if not corrections:
+            raise KaryoError(f"{cfg.corrections}: the training set has no train images (all its cases are in val); "
+                             "export it again with a smaller val fraction")
     bank = None
     if "synth" in cfg.sources or "procedural" in cfg.sources:
         from .crop_bank import CropBank
@@ -121,6 +125,21 @@ def _data(cfg: TrainConfig):
         used["corrections"] = [s.key for s in corrections]
     items = prepare(real) + prepare(corrections, at_model_scale=True)
     return SampleStream(items, bank, cfg.crop, cfg.synth_fraction), used
+
+
+def _val_data(cfg: TrainConfig) -> list:
+    """The corrections' val spreads, prepared for `validate.validation_figures`."""
+    from .train_data import load_corrections
+    from .validate import prepare_val
+
+    if "corrections" not in cfg.sources:
+        raise KaryoError("validate_every evaluates on a corrected training set's val split: train with the "
+                         "'corrections' source (--from-corrections FOLDER) or set it to 0")
+    spreads = load_corrections(cfg.corrections, "val")
+    if not spreads:
+        raise KaryoError(f"{cfg.corrections}: the training set has no val images (one case, or a val fraction of "
+                         "0); export it with two or more cases, or set validate_every to 0")
+    return prepare_val(spreads)
 
 
 def _lr_factor(step: int, cfg: TrainConfig, minutes: float) -> float:
@@ -169,7 +188,8 @@ def _load_checkpoint(out: Path, model, optimizer, rng: np.random.Generator) -> i
     return int(meta["step"])
 
 
-def _card(cfg: TrainConfig, training: dict, used: dict, base: dict | None = None) -> dict:
+def _card(cfg: TrainConfig, training: dict, used: dict, base: dict | None = None,
+          validation: dict | None = None) -> dict:
     card = {
         "architecture": ARCH,
         "config": {**(base or {}).get("config", DEFAULT_CONFIG), **cfg.model},
@@ -190,6 +210,11 @@ def _card(cfg: TrainConfig, training: dict, used: dict, base: dict | None = None
     if base is not None:
         card["fine_tuned_from"] = {"model": cfg.init, "sha256": base.get("sha256"),
                                    "training": base.get("training"), "data": base.get("data")}
+    if validation is not None:
+        from .validate import VAL_SPLIT
+
+        card["metrics"] = {"validation": {"split": VAL_SPLIT, "val_images": used.get("validation", []),
+                                          **validation}}
     return card
 
 
@@ -212,8 +237,14 @@ def export_checkpoint(run_dir: str | Path) -> Path:
     return save_model(state, _card(cfg, training, used, base), run_dir / "model.safetensors")
 
 
-def train_steps(cfg: TrainConfig, resume: bool = False, should_stop=lambda: False) -> Generator[tuple[str, int, int], None, Path]:
-    """Yield ('train', step, steps) as it goes; return the path of the saved model file."""
+def train_steps(cfg: TrainConfig, resume: bool = False, should_stop=lambda: False,
+                validation: list[dict] | None = None) -> Generator[tuple[str, int, int], None, Path]:
+    """Yield ('train', step, steps) as it goes; return the path of the saved model file.
+
+    With `cfg.validate_every` N > 0, the model is evaluated on the corrections' val split (validate.py) before the
+    first step, every N steps and at the end; the figures ({"step", "images", "found_share", "false_positives_per_image", "mean_iou",
+    ...}) are appended to `validation` and written to log.jsonl as {"step", "s", "validation"} before
+    ('validate', step, steps) is yielded; the last ones go into the model card's metrics."""
     import torch
 
     from ..device import describe, pick_device
@@ -233,6 +264,9 @@ def train_steps(cfg: TrainConfig, resume: bool = False, should_stop=lambda: Fals
 
     yield ("loading data", 0, cfg.steps)
     stream, used = _data(cfg)
+    val = _val_data(cfg) if cfg.validate_every and rank == 0 else []
+    if val:
+        used["validation"] = [v.key for v in val]
     if rank == 0:
         write_json(out / "data.json", used)
     base = None
@@ -262,8 +296,23 @@ def train_steps(cfg: TrainConfig, resume: bool = False, should_stop=lambda: Fals
                 m.eval()
     t0 = time.time()
     log = open(out / "log.jsonl", "a") if rank == 0 else None  # noqa: SIM115 - closed in finally
-    step = start
+
+    def validate(done: int) -> dict:
+        from .validate import validation_figures
+
+        figures = {"step": done, **validation_figures(model, device, val)}
+        log.write(json.dumps({"step": done, "s": round(time.time() - t0, 1), "validation": figures}) + "\n")
+        log.flush()
+        if validation is not None:
+            validation.append(figures)
+        return figures
+
+    done = start  # steps done: a run cut short by max_minutes stops before its current step
+    last = None
     try:
+        if val:  # the start model's figures first: the baseline the fine-tuning has to beat
+            last = validate(done)
+            yield ("validate", done, cfg.steps)
         for step in range(start, cfg.steps):
             if should_stop():
                 raise CancelledError("training cancelled; the last checkpoint is kept and `--resume` continues")
@@ -289,17 +338,23 @@ def train_steps(cfg: TrainConfig, resume: bool = False, should_stop=lambda: Fals
                 log.flush()
             if rank == 0 and (step + 1) % cfg.checkpoint_every == 0:
                 _save_checkpoint(out, model, optimizer, step + 1, rng)
-            yield ("train", step + 1, cfg.steps)
-        step += 1
+            done = step + 1
+            yield ("train", done, cfg.steps)
+            if val and done % cfg.validate_every == 0:
+                last = validate(done)
+                yield ("validate", done, cfg.steps)
+        if val and (last is None or last["step"] != done):
+            last = validate(done)
+            yield ("validate", done, cfg.steps)
     finally:
         if log:
             log.close()
     path = out / "model.safetensors"
     if rank == 0:
-        _save_checkpoint(out, model, optimizer, step, rng)
-        training = {"steps_done": step, "seconds": round(time.time() - t0), "device": describe(device),
+        _save_checkpoint(out, model, optimizer, done, rng)
+        training = {"steps_done": done, "seconds": round(time.time() - t0), "device": describe(device),
                     "world_size": world}
-        save_model(model.state_dict(), _card(cfg, training, used, base), path)
+        save_model(model.state_dict(), _card(cfg, training, used, base, last), path)
     if world > 1:
         import torch.distributed as dist
 

@@ -1,0 +1,50 @@
+"""Small on-disk test data shared by core and napari tests (this folder is on sys.path through conftest.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from napari_karyo.core.io.atomic import write_json
+
+
+def bar_spread(folder: Path, case: str, stem: str, seed: int):
+    """A dark image with bright, chromosome-wide bars in folder `case`, and its corrected result (one per bar)."""
+    import tifffile
+
+    from napari_karyo.core.results import Chromosome, SpreadResult
+
+    rng = np.random.default_rng(seed)
+    shape = (96, 128)
+    image = rng.normal(20, 4, shape)
+    chromosomes = []
+    for k in range(5):
+        mask = np.zeros(shape, bool)
+        r, c = 8 + 16 * k + int(rng.integers(0, 4)), 10 + int(rng.integers(0, 60))
+        mask[r : r + 11, c : c + 40 + 4 * k] = True
+        image[mask] = 200
+        chromosomes.append(Chromosome.from_full_mask(mask, class_id=k + 1, source="user", edited=True))
+    path = folder / case / f"{stem}.tif"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(path, np.clip(image, 0, 255).astype(np.uint8))
+    return path, SpreadResult(shape, chromosomes, source_path=str(path))
+
+
+def set_status(image, status, corrections=0, atomic=False):
+    """A project state file written by hand, exactly per the project contract (in place, or renamed into place
+    as a project save does)."""
+    folder = image.parent / f"{image.stem}.karyo"
+    folder.mkdir(exist_ok=True)
+    state = {
+        "image": str(image),
+        "status": status,
+        "corrections": corrections,
+        "seq": corrections,
+        "updated": "2026-11-22T08:00:00+00:00",
+    }
+    if atomic:
+        write_json(folder / "state.json", state)
+    else:
+        (folder / "state.json").write_text(json.dumps(state))

@@ -132,3 +132,22 @@ def test_fine_tune_from_corrections(tmp_path, capsys):
     bn = [k for k in base if k.endswith("running_mean")]
     assert bn and all(np.array_equal(base[k].numpy(), tuned[k].numpy()) for k in bn)  # statistics kept
     assert any(not np.array_equal(base[k].numpy(), tuned[k].numpy()) for k in base if k.endswith("weight"))
+
+
+def test_project_folders_export_their_latest_edits(tmp_path):
+    from napari_karyo.core.io.project import Project
+
+    path, result = spread(tmp_path, "case0", "cell0", source="model")
+    for ch in result.chromosomes:
+        ch.edited = False
+    project = Project.start(path, result)
+    project.session.relabel([4], 7)  # journalled, not yet checkpointed into working/
+    project.session.delete([3])
+    untouched_path, untouched = spread(tmp_path, "case1", "cell1", source="model", seed=1)
+    for ch in untouched.chromosomes:
+        ch.edited = False
+    Project.start(untouched_path, untouched)
+    folders = [project.folder, untouched_path.parent / "cell1.karyo"]
+    export_training_set(folders, tmp_path / "set")
+    ((image, got, _),) = import_training_set(tmp_path / "set")  # only the corrected one
+    assert image.name == "cell0.tif" and [c.class_id for c in got.chromosomes] == [1, 23, 7]

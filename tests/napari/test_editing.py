@@ -170,3 +170,33 @@ def test_rerun_over_corrections_asks_first(analysed, qtbot, monkeypatch):
     run_and_wait(qtbot, widget)
     assert questions and "kept your corrections" in widget.summary_label.text()
     assert labels.features.loc[3, "class"] == "Y" and widget.editor.session.result.corrections == 1
+
+
+def test_queue_steps_through_a_folder_and_keeps_each_spreads_corrections(make_napari_viewer, qtbot, fake, tmp_path):
+    import shutil
+
+    from napari_karyo._napari.sample_data import DAPI
+    from napari_karyo.core.io.project import read_status
+
+    folder = tmp_path / "case1"
+    folder.mkdir()
+    images = [shutil.copy(DAPI, folder / f"spread{k}.tif") for k in (1, 2)]
+    viewer = make_napari_viewer(show=True)
+    _, queue = viewer.window.add_plugin_dock_widget(PLUGIN, "Labelling queue")
+    assert queue.set_folder(folder)
+    fake()
+    queue.next_button.click()  # opens spread1 in the Karyotype dock
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Karyotype")
+    assert widget.image_combo.currentText() == "spread1"
+    run_and_wait(qtbot, widget)
+    labels = viewer.layers["spread1 chromosomes"]
+    labels.selected_label = 4
+    widget.edit_panel.accept_button.click()
+    assert read_status(images[0]) == "accepted"
+
+    queue.next_button.click()  # spread1 is saved and closed, spread2 opened
+    assert [layer.name for layer in viewer.layers] == ["spread2"]
+    queue.previous_button.click()  # back to spread1: restored from its project
+    assert "spread1 chromosomes" in [layer.name for layer in viewer.layers]
+    assert widget.editor.session.result.status == "accepted"
+    qtbot.waitUntil(lambda: "1/2 accepted" in queue.progress_label.text(), timeout=5000)

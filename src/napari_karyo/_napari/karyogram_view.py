@@ -80,6 +80,14 @@ class KaryogramView:
             self._background = tuple(np.atleast_1d(median_background(self.image, result)))
         kg = build_karyogram(self.image, result, self.measurements, background=self._background)
         self.karyogram = kg
+        was, self._syncing = self._syncing, True  # new karyogram ids are not a selection by the user
+        try:
+            self._put_karyogram(kg, result)
+        finally:
+            self._syncing = was
+        self._outline_selection()
+
+    def _put_karyogram(self, kg: Karyogram, result: SpreadResult) -> None:
         place = {"translate": self._offset(), "scale": self.labels.scale[-2:]}
         self._put("image", "image", kg.image, name=f"{self.base} karyogram", rgb=kg.image.ndim == 3, **place)
         ids = sorted(kg.boxes)
@@ -88,8 +96,9 @@ class KaryogramView:
         recolour = {} if colours == self._colours else {"colormap": label_colormap(*zip(*colours, strict=True))}
         self._colours = colours
         kg_labels = self._put(
-            "labels", "labels", kg.labels.astype(LABEL_DTYPE), name=f"{self.base} karyogram ids", opacity=0.25, **recolour, **place
-        )
+            "labels", "labels", kg.labels.astype(LABEL_DTYPE), name=f"{self.base} karyogram ids", opacity=0.25,
+            **recolour, **place,
+        )  # fmt: skip
         if first:
             kg_labels.events.selected_label.connect(self._on_karyogram_selected)
         texts = [*kg.texts, *kg.groups]
@@ -98,7 +107,6 @@ class KaryogramView:
             name=f"{self.base} karyogram names", size=0, features={"text": [t for t, _ in texts]},
             text={"string": "{text}", "color": "white", "size": 9}, **place,
         )  # fmt: skip
-        self._outline_selection()
 
     def _add_centromeres(self) -> None:
         pts = np.array([m.centromere_rc for m in self.measurements]).reshape(-1, 2)

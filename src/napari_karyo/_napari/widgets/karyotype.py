@@ -73,6 +73,7 @@ class KaryotypeWidget(QWidget):
         self.panel = ResultPanel(napari_viewer)
         self.edit_panel = EditPanel()
         self.karyogram_view = self.editor = self.project = None
+        self._adding = False  # our own layers (the karyogram image) are not spreads to restore
 
         form = QFormLayout()
         form.addRow("image", self.image_combo)
@@ -121,7 +122,7 @@ class KaryotypeWidget(QWidget):
         self._refresh_images()
         from napari.layers import Image
 
-        if isinstance(event.value, Image) and not self.job.running:
+        if isinstance(event.value, Image) and not self.job.running and not self._adding:
             self.restore(event.value)
 
     def _refresh_images(self, *_) -> None:
@@ -261,6 +262,13 @@ class KaryotypeWidget(QWidget):
         return True
 
     def _add_layers(self, result, measurements, project=None) -> None:
+        self._adding = True
+        try:
+            self._add_result_layers(result, measurements, project)
+        finally:
+            self._adding = False
+
+    def _add_result_layers(self, result, measurements, project) -> None:
         from napari.utils.notifications import show_info
 
         from ...core.karyotype.editing import EditSession

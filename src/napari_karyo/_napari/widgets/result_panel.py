@@ -74,9 +74,7 @@ class ResultPanel(QWidget):
         self.refresh()
 
     def _current(self):
-        from ..layers import layers_to_result
-
-        return layers_to_result(self.labels)
+        return self.editor.session.result
 
     def refresh(self, *_) -> None:
         features = self.labels.features

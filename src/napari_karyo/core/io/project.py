@@ -197,6 +197,22 @@ def _append_line(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+def is_project(folder: str | os.PathLike) -> bool:
+    return (Path(folder) / PROPOSAL / ANNOTATIONS).is_file()
+
+
+def read_project_result(folder: str | os.PathLike) -> SpreadResult:
+    """The latest corrected result of a project folder (proposal + journal replayed), read-only: for exports."""
+    folder = Path(folder)
+    if not is_project(folder):
+        raise KaryoError(f"{folder}: not a napari-karyo project folder (no {PROPOSAL}/{ANNOTATIONS})")
+    entries, lines = _read_journal(folder / JOURNAL) if (folder / JOURNAL).is_file() else ([], [])
+    try:
+        return EditSession.replay(read_result(folder / PROPOSAL), entries).result
+    except ReplayError as exc:
+        raise KaryoError(f"{folder / JOURNAL}: line {lines[exc.index]}: {exc.reason}") from exc
+
+
 def read_status(image_path: str | os.PathLike) -> str:
     """"not started" | "proposed" | "corrected" | "accepted", from state.json alone (cheap for a whole folder)."""
     path = project_dir(image_path) / STATE

@@ -62,7 +62,9 @@ def _folder_status(folder: Path) -> str:
 
 
 def _gather(items: Iterable) -> list[tuple[Path, SpreadResult, bool]]:
-    """(image path, result, corrected) from result folders or (image path, SpreadResult) pairs."""
+    """(image path, result, corrected) from result folders, project folders (`<image>.karyo`: their latest edits)
+    or (image path, SpreadResult) pairs."""
+    from .project import is_project, read_project_result
     from .result_files import read_result
 
     out = []
@@ -72,10 +74,11 @@ def _gather(items: Iterable) -> list[tuple[Path, SpreadResult, bool]]:
             out.append((Path(image), result, is_corrected(result)))
             continue
         folder = Path(item)
-        result = read_result(folder)
+        result = read_project_result(folder) if is_project(folder) else read_result(folder)
         if not result.source_path:
             raise KaryoError(f"{folder}: the result does not name its image (source_path); pass (image, result) pairs")
-        out.append((Path(result.source_path), result, is_corrected(result) or bool(_folder_status(folder))))
+        done = result.status in ("corrected", "accepted") or bool(_folder_status(folder))
+        out.append((Path(result.source_path), result, is_corrected(result) or done))
     return out
 
 

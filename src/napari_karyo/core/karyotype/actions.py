@@ -3,7 +3,8 @@
 Rules (one action each; a proposal object is "right" at IoU >= 0.5 with a true chromosome, as in `metrics.match`):
 1. Proposal and truth are matched one to one (Hungarian on IoU, IoU >= 0.5).
 2. **split**: a proposal holding most (>= half) of k >= 2 true chromosomes (the one it is matched with, if any, and
-   unmatched ones) needs k - 1 splits. The pieces keep the proposal's class.
+   unmatched ones) needs k - 1 splits. The largest piece keeps the
+   proposal's class, the others are unnamed (as the split tool leaves them).
 3. **join**: proposals lying mostly (>= half of their own area) inside one true chromosome, besides the one matched
    with it, are fragments: each costs one join. With no matched proposal, k fragments need k - 1 joins and a lone
    fragment, or a proposal holding most of it but spilling over (IoU < 0.5), is redrawn (one **draw**); the joined
@@ -11,7 +12,7 @@ Rules (one action each; a proposal object is "right" at IoU >= 0.5 with a true c
 4. **delete**: a proposal that is none of the above (debris, nucleus, a false object).
 5. **draw**: a true chromosome nothing proposed. The class is chosen in the picker before drawing (like napari's
    paint label), so a draw brings the right class with it.
-6. **relabel**: a final object whose class (matched: its own; split piece: the proposal's; joined: the largest
+6. **relabel**: a final object whose class (matched: its own; split piece: see 2; joined: the largest
    part's; redrawn: the fragment's) differs from the true class. Truths without a class (0) are never relabelled.
 7. With `swaps=True` (the swap tool exists), two objects carrying each other's true class cost one **swap** instead of
    two relabels (pairs taken greedily in object order).
@@ -98,8 +99,9 @@ def correction_actions(pred: list[Chromosome], gt: list[Chromosome], swaps: bool
             continue
         for j in extra if i in match_of_pred else extra[1:]:
             acts.add("split", (i,), (j,))
+        keeper = max(group, key=lambda j: gt[j].area)  # the largest piece keeps the class, the others are unnamed
         for j in group:
-            cls_of[j] = pred[i].class_id
+            cls_of[j] = pred[i].class_id if j == keeper else 0
     used_pred = set(match_of_pred) | {i for i, extra in held.items() if len(extra) + (i in match_of_pred) >= 2}
     covered = set(cls_of)
 

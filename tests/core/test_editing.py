@@ -330,6 +330,19 @@ def test_paint_stroke_is_one_action():
         s.paint({9: np.zeros(SHAPE, bool)})
 
 
+def test_moving_a_centromere_is_an_undoable_journalled_edit():
+    s, log = session()
+    s.move_centromere(2, 20.0, 62.5, 31.0)
+    ch = s.result.chromosomes[1]
+    assert (ch.centromere_row, ch.centromere_col, ch.centromeric_index, ch.edited) == (20.0, 62.5, 31.0, True)
+    assert s.result.corrections == 1
+    assert_exact(EditSession.replay(spread(), json.loads(json.dumps(log))).result, s.result)
+    s.undo()
+    assert_exact(s.result, s.proposal)
+    with pytest.raises(KaryoError, match="outside 0-100"):
+        s.move_centromere(2, 20.0, 62.5, 130.0)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_journal_replay_reproduces_random_sessions(seed):
     rng = np.random.default_rng(seed)

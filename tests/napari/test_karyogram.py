@@ -72,7 +72,7 @@ def test_renaming_updates_colours_text_karyogram_and_iscn(analysed):
 
 
 def test_moving_a_centromere_updates_the_index(analysed):
-    viewer, _, view = analysed
+    viewer, widget, view = analysed
     labels = viewer.layers[f"{IMAGE} chromosomes"]
     points = viewer.layers[f"{IMAGE} centromeres"]
     k = int(np.argmax([m.length_px for m in view.measurements]))  # the longest: room to move
@@ -86,6 +86,10 @@ def test_moving_a_centromere_updates_the_index(analysed):
     after = float(labels.features.loc[row, "centromeric_index"])
     assert after == pytest.approx(view.measurements[k].centromeric_index)
     assert 40 < after <= 50 and after != before
+    assert widget.editor.session.history_names == ["move_centromere"]  # journalled: survives a crash
+    widget.edit_panel.undo_button.click()
+    assert float(labels.features.loc[row, "centromeric_index"]) == pytest.approx(m.centromeric_index)
+    assert np.allclose(points.data[k], m.centromere_rc)
 
 
 def test_review_queue_steps_through_flagged_objects(analysed):

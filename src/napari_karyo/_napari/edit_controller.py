@@ -47,7 +47,9 @@ class EditController:
             translate=labels.translate[-2:], scale=labels.scale[-2:],
         )  # fmt: skip
         self._cut.metadata["karyo_tool"] = "cut"
+        shapes.editable = False  # outlines follow the chromosome layer; moving one by hand would desync them
         viewer.layers.selection.active = labels
+        view.on_centromere = lambda label_id, rc, index: self.act("move_centromere", label_id, *rc, index)
         labels.events.paint.connect(self._on_paint)
         labels.mouse_drag_callbacks.append(self._on_click)
         self._bind_keys()
@@ -171,12 +173,12 @@ class EditController:
     def render(self) -> None:
         """Every layer from the session's working result; what did not change is not sent to the canvas again."""
         result = self.session.result
+        self.view.set_result(result)  # measures new objects first: their fields go into the features below
         (data, lkw, _), (paths, skw, _) = result_to_layer_data(result, self.base)
         labels, shapes = self.labels, self.shapes
         self._rendering = True
         try:
             with self.view.rebuilt_once():
-                self.view.set_result(result)
                 labels.metadata = {**labels.metadata, **lkw["metadata"]}
                 if not np.array_equal(labels.data, data):
                     labels.data = data

@@ -36,8 +36,10 @@ class KaryogramView:
         self._syncing = False
         self._layers: dict[str, object] = {}
         self._norm: np.ndarray | None = None
+        self.on_centromere = lambda label_id, rc, index: None  # set by the EditController: a journalled edit
         self._colours: tuple = ()  # (id, class) pairs the karyogram ids colormap was built from
         self._background: tuple | None = None
+        self._tiles: dict = {}  # straightened cut-outs kept between rebuilds (build_karyogram's cache)
         self._rects: list = []  # the selection rectangles last drawn
         self._measured = {_mask_key(result.chromosomes[m.index]): m for m in measurements}
         self.rebuild()
@@ -78,7 +80,7 @@ class KaryogramView:
         self.measurements = fill_relative_lengths(self.measurements, result)
         if self._background is None and self.image is not None:  # the spread's background: once, not per edit
             self._background = tuple(np.atleast_1d(median_background(self.image, result)))
-        kg = build_karyogram(self.image, result, self.measurements, background=self._background)
+        kg = build_karyogram(self.image, result, self.measurements, background=self._background, cache=self._tiles)
         self.karyogram = kg
         was, self._syncing = self._syncing, True  # new karyogram ids are not a selection by the user
         try:
@@ -142,6 +144,10 @@ class KaryogramView:
         for i, ch in enumerate(result.chromosomes):
             key = _mask_key(ch)
             m = self._measured.get(key)
+            if m is not None and np.isfinite(ch.centromere_row) and not np.allclose(
+                m.centromere_rc, (ch.centromere_row, ch.centromere_col), atol=0.5
+            ):  # moved by hand, or back by undo
+                m = set_centromere(m, (ch.centromere_row, ch.centromere_col))
             if m is None:
                 if self._norm is None:
                     from ..core.karyotype.preprocess import normalise_intensity
@@ -209,39 +215,18 @@ class KaryogramView:
             self.rebuild()
 
     def _on_centromere_moved(self, event) -> None:
+        """A dragged centromere point becomes an edit: `on_centromere(label_id, (row, col), index)`."""
         if getattr(event, "action", "changed") != "changed" or self._syncing:
             return
         layer = self._layers["centromeres"]
         ids = np.asarray(layer.features["id"], dtype=int)
         by_id = {m.index + 1: k for k, m in enumerate(self.measurements)}
-        moved = False
         for label_id, rc in zip(ids, np.asarray(layer.data), strict=False):
             k = by_id.get(int(label_id))
             if k is None or np.allclose(rc, self.measurements[k].centromere_rc, atol=0.5):
                 continue
-            self.measurements[k] = set_centromere(self.measurements[k], tuple(rc))
-            self._measured[_mask_key(self.result.chromosomes[k])] = self.measurements[k]
-            moved = True
-        if moved:
-            self._store_centromeres()
-            self.rebuild()
-
-    def _store_centromeres(self) -> None:
-        """Write the centromere and index into the result and the spread layer's features (its source of truth)."""
-        store_on_chromosomes(self.result, self.measurements)
-        table = self.labels.features.copy()
-        row_of = {int(i): k for k, i in enumerate(table["index"])}
-        for m in self.measurements:
-            k = row_of.get(m.index + 1)
-            if k is None:
-                continue
-            table.loc[k, "centromeric_index"] = m.centromeric_index
-            table.loc[k, "centromere_row"], table.loc[k, "centromere_col"] = m.centromere_rc
-        self._syncing = True
-        try:
-            self.labels.features = table
-        finally:
-            self._syncing = False
+            moved = set_centromere(self.measurements[k], tuple(rc))
+            self.on_centromere(int(label_id), moved.centromere_rc, moved.centromeric_index)
 
     def class_names_in_order(self) -> list[str]:
         """Class of every chromosome in karyogram reading order (what a test or a report checks)."""

@@ -1,4 +1,5 @@
-"""Correcting a proposal by hand: split, join, delete, draw, redraw, paint, relabel, swap and accept, with undo/redo and a
+"""Correcting a proposal by hand: split, join, delete, draw, redraw, paint, relabel, swap, move a centromere and
+accept, with undo/redo and a
 journal that replays exactly.
 
 Label id of a chromosome = its index in `result.chromosomes` + 1. Undo snapshots copy the Chromosome objects
@@ -147,6 +148,20 @@ class EditSession:
         new[i], new[j] = x, y
         self._commit("swap", new, {"a": i + 1, "b": j + 1})
 
+    def move_centromere(self, label_id: int, row: float, col: float, centromeric_index: float) -> None:
+        """Place an object's centromere by hand (the measurement recomputes the index from it)."""
+        i = self._index(label_id)
+        values = _points([[row, col]], "centromere", min_points=1)[0]
+        if not 0 <= float(centromeric_index) <= 100:
+            raise KaryoError(f"centromeric index {centromeric_index} is outside 0-100")
+        new = list(self.result.chromosomes)
+        new[i] = _touched(new[i])
+        new[i].centromere_row, new[i].centromere_col = (float(v) for v in values)
+        new[i].centromeric_index = float(centromeric_index)
+        args = {"label_id": i + 1, "row": float(values[0]), "col": float(values[1]),
+                "centromeric_index": float(centromeric_index)}
+        self._commit("move_centromere", new, args)
+
     def accept(self) -> None:
         """Sign the result off (status "accepted"); not a correction, but undoable."""
         self._commit("accept", list(self.result.chromosomes), {}, correction=False)
@@ -225,6 +240,8 @@ class EditSession:
                 self._index(int(k)): (None, (0, 0)) if m is None else decode_mask(m) for k, m in args["masks"].items()
             }
             self._paint(existing, [decode_mask(m) for m in args["added"]], _class_id(args["class_id"]))
+        elif name == "move_centromere":
+            self.move_centromere(args["label_id"], args["row"], args["col"], args["centromeric_index"])
         elif name == "accept":
             self.accept()
         elif name in ("undo", "redo"):

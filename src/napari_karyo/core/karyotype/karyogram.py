@@ -59,6 +59,7 @@ def build_karyogram(
     measurements: list[Measurement],
     background: float | tuple[float, ...] | None = None,
     unnamed_per_row: int = 12,
+    cache: dict | None = None,
 ) -> Karyogram:
     """Lay out the chromosomes of `result` measured by `measure.measure_spread`.
 
@@ -66,8 +67,10 @@ def build_karyogram(
     re-sampled from it along its measured axis. `None` uses the normalised straightened images of the
     measurements (bright on dark). `background` defaults to the image's median outside all chromosomes.
     Classes come from `result` (not the measurements), so a relabelled object moves when the karyogram is rebuilt.
+    `cache` (a dict the caller keeps) holds straightened cut-outs between rebuilds of the same spread: after an edit
+    only the changed chromosomes are straightened again.
     """
-    tiles = [_tile(image, result, m) for m in measurements]
+    tiles = [_tile(image, result, m, cache) for m in measurements]
     if image is None:
         dtype, channels, bg = np.dtype(np.float32), (), np.zeros(1, np.float32)
     else:
@@ -161,12 +164,24 @@ def _place_row(groups, pair_gap: int, class_gap: int, group_gap: int, unit: floa
     return {"tiles": placed, "texts": texts, "groups": starts, "width": col - class_gap}
 
 
-def _tile(image: np.ndarray | None, result: SpreadResult, m: Measurement) -> _Tile:
+def _tile(image: np.ndarray | None, result: SpreadResult, m: Measurement, cache: dict | None = None) -> _Tile:
     """The straightened chromosome cut to its mask's columns (+1 px), p arm up."""
+    chrom = result.chromosomes[m.index]
+    key = (chrom.offset, chrom.mask.shape, chrom.mask.tobytes(), m.axis.tobytes())
+    if cache is not None and key in cache:
+        pic, mask = cache[key]
+    else:
+        pic, mask = _straightened(image, chrom, m)
+        if cache is not None:
+            cache[key] = pic, mask
+    n = len(m.axis)
+    return _Tile(m.index + 1, pic, mask, m.centromeric_index / 100 * (n - 1))
+
+
+def _straightened(image: np.ndarray | None, chrom, m: Measurement) -> tuple[np.ndarray, np.ndarray]:
     if image is None:
         pic, mask = m.straightened, m.straightened_mask
     else:
-        chrom = result.chromosomes[m.index]
         img = np.asarray(image)
         r0, c0 = chrom.offset
         h, w = chrom.mask.shape
@@ -177,8 +192,7 @@ def _tile(image: np.ndarray | None, result: SpreadResult, m: Measurement) -> _Ti
         pic, mask = straighten(img[R0:R1, C0:C1], crop_mask, m.axis - (R0, C0), width=m.straightened.shape[1])
     cols = np.nonzero(mask.any(0))[0]
     lo, hi = (max(cols[0] - 1, 0), min(cols[-1] + 2, mask.shape[1])) if cols.size else (0, mask.shape[1])
-    n = len(m.axis)
-    return _Tile(m.index + 1, pic[:, lo:hi], mask[:, lo:hi], m.centromeric_index / 100 * (n - 1))
+    return pic[:, lo:hi], mask[:, lo:hi]
 
 
 def median_background(image: np.ndarray, result: SpreadResult) -> np.ndarray:

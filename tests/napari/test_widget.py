@@ -119,3 +119,24 @@ def test_corrected_layers_are_not_overwritten(karyo, qtbot, fake, monkeypatch):
     assert viewer.layers[f"{IMAGE} chromosomes"].features.loc[0, "class"] == "X"  # untouched
     check_layers(viewer)
     assert f"{IMAGE} chromosomes (2)" in viewer.layers and f"{IMAGE} outlines (2)" in viewer.layers
+
+
+def test_opening_the_dock_restores_an_image_opened_before_it(make_napari_viewer, qtbot, fake, tmp_path):
+    import shutil
+
+    from napari_karyo._napari.sample_data import DAPI
+    from napari_karyo._napari.widgets.karyotype import KaryotypeWidget
+
+    image = shutil.copy(DAPI, tmp_path / "cell7.tif")
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(image), plugin="napari-karyo")
+    first = KaryotypeWidget(viewer)
+    fake()
+    run_and_wait(qtbot, first)
+    first.editor.act("relabel", [3], 24)  # autosaved beside the image
+
+    other = make_napari_viewer(show=False)  # a new session: the image first, then the dock
+    other.open(str(image), plugin="napari-karyo")
+    second = KaryotypeWidget(other)
+    labels = other.layers["cell7 chromosomes"]
+    assert labels.features.loc[2, "class"] == "Y" and second.editor.session.result.corrections == 1

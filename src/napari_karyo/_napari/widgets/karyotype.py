@@ -92,6 +92,9 @@ class KaryotypeWidget(QWidget):
         for layer in self.viewer.layers:
             layer.events.name.connect(self._refresh_images)
         self._refresh_images()
+        current = self.image_combo.currentText()
+        if current and f"{current} chromosomes" not in self.viewer.layers:  # opened before this dock was
+            self.restore(self.viewer.layers[current])
 
     # ---- inputs -----------------------------------------------------------------------------------------
 

@@ -10,7 +10,9 @@ import pytest
 
 pytest.importorskip("napari")
 
+from napari_karyo._napari import lesion_jobs as lj
 from napari_karyo._napari import lesion_layers as ll
+from napari_karyo._napari import pathology_layers as pl
 from napari_karyo._napari.sample_data import MULTISTAIN
 from napari_karyo.core.pathology.transform import load_transforms
 
@@ -190,8 +192,49 @@ def test_one_patient_one_region_per_type_is_refused_clearly(tmp_path):
     regions = np.zeros(ll.work_shape(stack), np.uint8)
     regions[60:130, 60:130] = 1
     regions[80:150, 320:390] = 2
-    steps = ll.training_steps([("case 1", stack, regions)], ["normal", "tumour"],
+    steps = lj.training_steps([("case 1", stack, regions)], ["normal", "tumour"],
                               FusionTrainConfig(out=str(tmp_path), size=14), stride=14)
     with pytest.raises(ll.LesionError, match="Paint at least two separate regions"):
         list(steps)
     assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_training_plan_says_how_it_splits():
+    """Nothing painted is refused with how to paint; painted stacks come with the split the status line names."""
+
+    class Layer:
+        def __init__(self, data, **metadata):
+            self.data, self.metadata, self.name = data, metadata, "x"
+
+    class Stack:
+        path, names, reference = None, ["A"], "A"
+
+        def __getitem__(self, _name):
+            return np.zeros((8, 8))
+
+    with pytest.raises(ll.LesionError, match="No lesion regions are painted"):
+        lj.training_plan([], ["a"])
+    stacks = [Stack(), Stack()]
+    painted = np.ones((8, 8), np.uint8)
+    layers = [Layer(painted, **{ll.ROLE_KEY: "lesions", pl.STACK_KEY: s, ll.PATIENT_KEY: p, ll.LESIONS_KEY: ["a"]})
+              for s, p in zip(stacks, ("p2", "p1"), strict=True)]
+    items, plan = lj.training_plan(layers, ["b", "a"])
+    assert [pid for pid, _, _ in items] == ["p2", "p1"] and items[0][2].max() == 2  # ids follow the names
+    assert plan == "training on 2 stack(s), patients p1, p2: split by patient"
+    assert lj.training_plan(layers[:1], ["a"])[1].endswith("one patient, so the split is by painted region")
+
+
+def test_weight_table_and_predicted_areas():
+    from napari_karyo.core.pathology.predict_fusion import predicted_areas
+
+    rows = [{"region": 1, "pixels": 40, "class": "tumour", "class_share": 0.75, "HE": 0.6, "IHC": 0.4},
+            {"region": 2, "pixels": 3}]
+    heads, cells = lj.weight_table(rows, ["HE", "IHC"])
+    assert heads == ["region", "lesion", "share", "pixels", "HE", "IHC"]
+    assert cells == [["1", "tumour", "75%", "40", "0.60", "0.40"], ["2", "–", "0%", "3", "0.00", "0.00"]]
+    labels = np.zeros((6, 9), np.int32)
+    labels[:2, :2] = 1  # 4 px: dropped
+    labels[3:, :] = 1  # 27 px
+    labels[:2, 4:] = 2  # 10 px
+    areas = predicted_areas(labels, min_pixels=5)
+    assert areas.max() == 2 and (areas == 1).sum() == 27 and (areas == 2).sum() == 10 and not areas[:2, :2].any()

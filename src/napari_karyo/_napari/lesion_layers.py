@@ -1,5 +1,5 @@
-"""Lesion classifier <-> napari layers: annotation and class-map Labels named by lesion type, the stains on the
-reference grid, and the training / prediction generators the dock widget runs in its worker. No Qt here.
+"""Lesion classifier <-> napari layers: the open stacks and their patient ids, annotation and class-map Labels
+named by lesion type, and the lesion list kept in step across them. No Qt here; the jobs are in `lesion_jobs.py`.
 
 Everything lives on one working grid per stack: the reference stain at `work_factor` of full resolution (at most
 `WORK_SIDE` px), so whole slides stay in memory. Labels layers on that grid carry `metadata[LESIONS_KEY]` (lesion
@@ -9,8 +9,7 @@ lesion under the cursor.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -22,7 +21,6 @@ LESIONS_KEY = "karyo_lesions"
 PATIENT_KEY = "karyo_patient"
 ROLE_KEY = "karyo_role"  # "lesions" (the user's painting) | "class map" | "probability"
 WORK_SIDE = 4096
-NORMALISATIONS = ("none", "macenko", "vahadane")
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
 
 
@@ -48,6 +46,11 @@ def stacks_in(layers) -> list[StainStack]:
             seen.add(id(stack))
             out.append(stack)
     return out
+
+
+def stack_titles(layers) -> list[str]:
+    """'1: <stack> (HE, IHC, ...)' for each stack of `stacks_in`, in its order."""
+    return [f"{k}: {stack_label(s)} ({', '.join(s.names)})" for k, s in enumerate(stacks_in(layers), 1)]
 
 
 def work_factor(stack: StainStack) -> float:
@@ -123,6 +126,33 @@ def find_layer(layers, stack: StainStack, role: str):
     return found[-1] if found else None
 
 
+def annotation_layers(layers) -> list:
+    """The '<stack> lesions' layers of every stack (the user's painting)."""
+    return [ly for ly in layers if ly.metadata.get(ROLE_KEY) == "lesions"]
+
+
+def annotation_layer(viewer, stack: StainStack, names: Sequence[str]):
+    """The stack's '<stack> lesions' layer, made (empty, named from `names`) when missing."""
+    layer = find_layer(viewer.layers, stack, "lesions")
+    if layer is None:
+        data, kwargs, _ = annotation_layer_data(stack, names)
+        layer = viewer.add_labels(data, **kwargs)
+    return layer
+
+
+def adopt_lesion_names(layers, default: Sequence[str]) -> list[str]:
+    """The lesion list for the annotation layers already open (the dock reopened, a second stack): their names in
+    order of first use, `default` when there are none. Each layer's ids are renumbered to that list, so no painted
+    region changes its lesion type."""
+    found = annotation_layers(layers)
+    names = list(dict.fromkeys(n for ly in found for n in ly.metadata.get(LESIONS_KEY, []))) or list(default)
+    for layer in found:
+        own = layer.metadata.get(LESIONS_KEY, names)
+        if own != names:
+            layer.data = relabel_by_name(np.asarray(layer.data), own, names)
+    return names
+
+
 def remove_lesion(data: np.ndarray, k: int) -> np.ndarray:
     """Label image with lesion id k erased and the ids above it moved down by one (names stay in step)."""
     out = np.where(data == k, 0, data)
@@ -153,6 +183,22 @@ def annotated_stacks(layers, lesions: Sequence[str]) -> list[tuple[str, StainSta
     return items
 
 
+def merge_class_map(viewer, stack: StainStack, lesions: Sequence[str]) -> list[str]:
+    """The stack's class map (as corrected by painting) becomes its annotation wherever the user has painted nothing;
+    returns `lesions` with the map's lesion types it lacked appended (the ids of the others stay)."""
+    cmap = find_layer(viewer.layers, stack, "class map")
+    if cmap is None:
+        raise LesionError(f"No class map for {stack_label(stack)} yet: Predict first, correct it by painting, "
+                          "then retrain.")
+    map_names = cmap.metadata[LESIONS_KEY]
+    names = [*lesions, *(n for n in map_names if n not in lesions)]
+    layer = annotation_layer(viewer, stack, names)
+    own = relabel_by_name(np.asarray(layer.data), layer.metadata.get(LESIONS_KEY, names), names)
+    layer.data = np.where(own > 0, own, relabel_by_name(np.asarray(cmap.data), map_names, names))
+    name_labels(layer, names)
+    return names
+
+
 def show_class_map(viewer, stack: StainStack, class_map) -> object:
     """'<stack> class map' (Labels named by lesion type) and hidden '<stack> p(<class>)' layers; returns the map.
     A map the user has painted on is never overwritten: the new one goes beside it as '... (new)'."""
@@ -175,169 +221,3 @@ def show_class_map(viewer, stack: StainStack, class_map) -> object:
                              blending="additive", visible=False, metadata={ROLE_KEY: "probability"},
                              **placement(stack))
     return layer
-
-
-# ---- the stains on the working grid ----------------------------------------------------------------------------
-
-
-def _as_patch_dtype(img: np.ndarray, dtype, rgb: bool) -> np.ndarray:
-    """uint8 (RGB and 8-bit grey), uint16 kept, float scaled to [0, 1]: what the classifier's input expects."""
-    if rgb or dtype == np.uint8:
-        top = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
-        return np.clip(np.rint(img * (255.0 / top)), 0, 255).astype(np.uint8)
-    if dtype == np.uint16:
-        return np.clip(np.rint(img), 0, 65535).astype(np.uint16)
-    lo, hi = float(np.min(img)), float(np.max(img))
-    return ((img - lo) / max(hi - lo, 1e-6)).astype(np.float32)
-
-
-def registered_stains(stack: StainStack, normalisation: str = "none") -> dict[str, np.ndarray]:
-    """Every stain warped onto the working grid (its registration transform), RGB stains colour-normalised
-    (Macenko or Vahadane, each to the bundled H&E target so one stain looks alike across patients) when asked.
-    A stain without a transform is taken as already aligned."""
-    from ..core.pathology.stain import normalise
-
-    if normalisation not in NORMALISATIONS:
-        raise LesionError(f"normalisation {normalisation!r} must be one of {NORMALISATIONS}")
-    f = work_factor(stack)
-    out = {}
-    for name in stack.names:
-        stain = stack[name]
-        img = _as_patch_dtype(pl.warped_to_reference(stack, name, f), stain.levels[0].dtype, stain.rgb)
-        if stain.rgb and normalisation != "none":
-            img = normalise(img[..., :3], "H&E", normalisation, what=f"stain {name!r} of {stack_label(stack)}")
-        out[name] = img
-    if len({a.ndim for a in out.values()}) > 1:  # grey and RGB stains mixed: grey ones repeated to RGB
-        out = {n: a if a.ndim == 3 else np.repeat(a[..., None], 3, -1) for n, a in out.items()}
-    return out
-
-
-def tissue(stains: dict[str, np.ndarray], reference: str) -> np.ndarray | None:
-    """Tissue mask of the reference stain (None when none is found: then the whole image is classified)."""
-    from ..core.pathology.tissue import optical_density, tissue_mask
-
-    mask = tissue_mask(optical_density(np.asarray(stains[reference], np.float32)))
-    return mask if mask.any() else None
-
-
-# ---- the jobs --------------------------------------------------------------------------------------------------
-
-
-def training_steps(
-    items: Sequence[tuple[str, StainStack, np.ndarray]],
-    classes: Sequence[str],
-    cfg,
-    *,
-    stride: int,
-    normalisation: str = "none",
-) -> Generator[tuple[str, int, int], None, tuple[Path, str]]:
-    """Train on annotated stacks: items (patient id, stack, lesion labels on its working grid, id k =
-    classes[k - 1]); cfg a FusionTrainConfig (out, fusion, size, epochs ...). Returns (model path, split note).
-
-    Lesion types without painted pixels are left out of the model. Several patients: split by patient. One
-    patient: split by painted region, and the note says so (its scores are not a new-patient estimate).
-    """
-    from ..core.pathology.train_fusion import data_from_stacks, train_fusion_steps
-
-    used = sorted({int(v) for _, _, r in items for v in np.unique(r) if 0 < v <= len(classes)})
-    if not used:
-        raise LesionError("no lesion regions are painted: paint regions in a '<stack> lesions' layer (one label "
-                          "per lesion type), then Train")
-    kept = [classes[k - 1] for k in used]
-    patients = sorted({pid for pid, _, _ in items})
-    group_by = "patient" if len(patients) > 1 else "region"
-    stacks = []
-    for k, (pid, stack, regions) in enumerate(items):
-        yield f"reading stains of {pid}", k, len(items)
-        stacks.append((pid, registered_stains(stack, normalisation), relabel_by_name(regions, classes, kept)))
-    yield "cutting patches", 0, 1
-    data = data_from_stacks(stacks, kept, size=cfg.size, stride=stride, seed=cfg.seed,
-                            split_path=Path(cfg.out) / "split.json", group_by=group_by)
-    if not len(data["val"][0]):
-        raise LesionError(
-            f"nothing is left for validation: {'one patient' if group_by == 'region' else 'the patients'} "
-            f"({', '.join(patients)}), and the split keeps whole {group_by}s apart. Paint at least two separate "
-            "regions of a lesion type, or open and annotate stacks of more patients (set each stack's patient id)")
-    note = (f"split by patient: {', '.join(patients)}" if group_by == "patient" else
-            f"one patient ({patients[0]}): split by painted region, so validation scores say how well the model "
-            "fills in this patient's slides, not how it does on new patients")
-    cfg.extra = dict(cfg.extra, normalisation=normalisation, stride=stride, split_note=note,
-                     skipped_lesions=[c for c in classes if c not in kept])
-    path = yield from train_fusion_steps(cfg, data)
-    return path, note
-
-
-def prediction_steps(
-    model_path: str | Path, stack: StainStack, *, stride: int, device: str | None = None
-) -> Generator[tuple[str, int, int], None, tuple]:
-    """Class map over the stack's tissue (working grid) with the model's own normalisation; returns
-    (ClassMap, per-region rows of se_weights_per_region over the predicted areas)."""
-    from ..core.pathology.fusion import load_fusion_model
-    from ..core.pathology.predict_fusion import predict_stack_steps, se_weights_per_region
-
-    yield "loading the model", 0, 1
-    model = load_fusion_model(model_path, device)
-    normalisation = model.card.get("training", {}).get("config", {}).get("extra", {}).get("normalisation", "none")
-    yield "reading stains", 0, 1
-    stains = registered_stains(stack, normalisation)
-    stains = {n: a for n, a in stains.items() if n in model.stains}  # extra stains the model never saw: unused
-    if not stains:
-        raise LesionError(f"{model_path}: the model knows stains {list(model.stains)}, the stack has "
-                          f"{stack.names}; rename the stain files or train on this stack")
-    mask = tissue(stains, stack.reference if stack.reference in stains else next(iter(stains)))
-    class_map = yield from predict_stack_steps(model, stains, mask, stride=stride)
-    return class_map, se_weights_per_region(class_map, predicted_areas(class_map.labels, model.size**2))
-
-
-def predicted_areas(labels: np.ndarray, min_pixels: int) -> np.ndarray:
-    """Connected areas of one predicted class, numbered 1.. by size (largest first); areas < min_pixels dropped."""
-    from scipy import ndimage as ndi
-
-    areas = np.zeros(labels.shape, np.int32)
-    found = []
-    for c in np.unique(labels[labels > 0]):
-        lab, n = ndi.label(labels == c)
-        sizes = np.bincount(lab.ravel(), minlength=n + 1)
-        found += [(int(sizes[k]), lab == k) for k in range(1, n + 1) if sizes[k] >= min_pixels]
-    for k, (_, sel) in enumerate(sorted(found, key=lambda t: -t[0]), 1):
-        areas[sel] = k
-    return areas
-
-
-def model_note(card: dict) -> str:
-    """One line about a trained model for the widget: classes, stains, split, validation accuracy, time."""
-    m = card.get("metrics", {})
-    extra = card.get("training", {}).get("config", {}).get("extra", {})
-    val = m.get("val", {}).get("accuracy")
-    acc = f"val accuracy {val:.0%}" if isinstance(val, float) and not np.isnan(val) else "no validation score"
-    return (f"{len(card['classes'])} lesion types ({', '.join(card['classes'])}) from {', '.join(card['stains'])}; "
-            f"{acc}; {extra.get('split_note', '')}; {card.get('training', {}).get('seconds', '?')} s on "
-            f"{card.get('training', {}).get('device', '?')}")
-
-
-def weights_plot(rows: Sequence[dict], stains: Sequence[str], classes: Sequence[str], size=(300, 170)) -> np.ndarray:
-    """RGBA image of a small bar chart: each stain's mean SE weight over the predicted areas of each lesion type
-    (pixel-weighted), coloured as in the class map. Matplotlib's Agg canvas: no GUI backend is touched."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(size[0] / 100, size[1] / 100), dpi=100)
-    canvas = FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    shown = [c for c in classes if any(r.get("class") == c for r in rows)]
-    width = 0.8 / max(len(shown), 1)
-    for j, c in enumerate(shown):
-        sel = [r for r in rows if r.get("class") == c]
-        px = np.array([r["pixels"] for r in sel], float)
-        means = [float(np.average([r[s] for r in sel], weights=px)) for s in stains]
-        ax.bar(np.arange(len(stains)) + (j - (len(shown) - 1) / 2) * width, means, width, label=c,
-               color=lesion_colour(list(classes).index(c) + 1))
-    ax.set_xticks(np.arange(len(stains)), list(stains), fontsize=7)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("SE weight", fontsize=7)
-    ax.tick_params(labelsize=7)
-    if shown:
-        ax.legend(fontsize=6, frameon=False, ncols=min(len(shown), 3))
-    fig.tight_layout(pad=0.3)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba()).copy()

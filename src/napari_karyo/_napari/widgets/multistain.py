@@ -14,7 +14,6 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QVBoxLayout,
@@ -22,6 +21,7 @@ from qtpy.QtWidgets import (
 )
 
 from .. import pathology_layers as pl
+from .form import row
 from .job import JobControls
 
 if TYPE_CHECKING:
@@ -89,13 +89,13 @@ class MultiStainWidget(QWidget):
         pair_box = QGroupBox("check and fix one stain")
         pair = QFormLayout(pair_box)
         pair.addRow("stain", self.pair_combo)
-        pair.addRow(self._row(self.blend_button, self.checker_button))
-        pair.addRow(self._row(self.landmarks_button, self.refit_button))
+        pair.addRow(row(self.blend_button, self.checker_button))
+        pair.addRow(row(self.landmarks_button, self.refit_button))
         norm_box = QGroupBox("stain normalisation (the stain above)")
         norm = QFormLayout(norm_box)
         norm.addRow("method", self.method_combo)
         norm.addRow("target", self.target_combo)
-        norm.addRow(self._row(self.normalise_button, self.channels_button))
+        norm.addRow(row(self.normalise_button, self.channels_button))
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.job)
@@ -107,15 +107,6 @@ class MultiStainWidget(QWidget):
         self.viewer.layers.events.inserted.connect(self._refresh)
         self.viewer.layers.events.removed.connect(self._refresh)
         self._refresh()
-
-    @staticmethod
-    def _row(*widgets) -> QWidget:
-        w = QWidget()
-        row = QHBoxLayout(w)
-        row.setContentsMargins(0, 0, 0, 0)
-        for b in widgets:
-            row.addWidget(b)
-        return w
 
     # ---- inputs -------------------------------------------------------------------------------------------
 

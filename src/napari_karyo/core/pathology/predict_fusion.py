@@ -148,6 +148,22 @@ def smooth_class_map(class_map: ClassMap, sigma: float) -> ClassMap:
     return replace(class_map, labels=labels, probs=probs.astype(np.float32))
 
 
+def predicted_areas(labels: np.ndarray, min_pixels: int) -> np.ndarray:
+    """Connected areas of one predicted class, numbered 1.. by size (largest first); areas < min_pixels dropped.
+    The regions for `se_weights_per_region` when nobody drew any."""
+    from scipy import ndimage as ndi
+
+    areas = np.zeros(labels.shape, np.int32)
+    found = []
+    for c in np.unique(labels[labels > 0]):
+        lab, n = ndi.label(labels == c)
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)
+        found += [(int(sizes[k]), lab == k) for k in range(1, n + 1) if sizes[k] >= min_pixels]
+    for k, (_, sel) in enumerate(sorted(found, key=lambda t: -t[0]), 1):
+        areas[sel] = k
+    return areas
+
+
 def se_weights_per_region(class_map: ClassMap, regions: np.ndarray) -> list[dict]:
     """One row per region of `regions` (label image, 0 = none): pixels, the majority predicted class, its share,
     and the mean weight of each stain over the region's predicted pixels (the stain's say in the decision)."""

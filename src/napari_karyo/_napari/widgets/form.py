@@ -1,0 +1,22 @@
+"""Small builders the dock widgets share for their forms."""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import QHBoxLayout, QSpinBox, QWidget
+
+
+def spin(lo: int, hi: int, value: int) -> QSpinBox:
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setValue(value)
+    return s
+
+
+def row(*widgets: QWidget) -> QWidget:
+    """The widgets side by side, without margins (one form row)."""
+    w = QWidget()
+    layout = QHBoxLayout(w)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for b in widgets:
+        layout.addWidget(b)
+    return w

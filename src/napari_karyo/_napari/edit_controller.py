@@ -11,6 +11,7 @@ Alt+Delete/Backspace delete, Alt+T swap two classes, Alt+A accept the cell, Alt+
 Alt+Z undo, Alt+Shift+Z redo; a class is typed as Alt+digits (Alt+2 Alt+1 = 21, applied as soon as it is
 unambiguous; Alt+1 or Alt+2 alone wait for Alt+Enter), Alt+X, Alt+Y, Alt+0 unnamed. Alt+click picks objects
 (several for join/swap). Ctrl+Z on the chromosome layer is this undo too: napari's own paint undo would bypass it.
+Removing the chromosome layer from the viewer ends the editing (keys unbound): edits nobody sees are never made.
 """
 
 from __future__ import annotations
@@ -36,12 +37,18 @@ class EditController:
         self.on_message = on_message
         self.on_change = on_change
         self.on_next_review: Callable[[], None] = lambda: None  # set by the dock (Alt+N)
+        self.on_close: Callable[[], None] = lambda: None  # set by the edit panel
+        self.closed = False
         self.picked: list[int] = []
         self.typed = ""  # class digits typed so far
+        self._typed_for: list[int] = []  # the objects they were typed for
         self._draw_class = 0  # class given to the next object painted with a fresh id
         self._rendering = False
         self._rendered = np.asarray(labels.data).copy()
         self._colours: tuple = ()  # (id, class) pairs the Labels colormap was last built from
+        for layer in list(viewer.layers):  # a closed editor's cut line still waiting to be removed
+            if layer.name == f"{base} cut line" and layer.metadata.get("karyo_tool") == "cut closed":
+                viewer.layers.remove(layer)
         self._cut = viewer.add_shapes(
             name=f"{base} cut line", shape_type="path", edge_color="cyan", edge_width=1.5,
             translate=labels.translate[-2:], scale=labels.scale[-2:],
@@ -52,6 +59,7 @@ class EditController:
         view.on_centromere = lambda label_id, rc, index: self.act("move_centromere", label_id, *rc, index)
         labels.events.paint.connect(self._on_paint)
         labels.mouse_drag_callbacks.append(self._on_click)
+        viewer.layers.events.removed.connect(self._on_layer_removed)
         self._bind_keys()
 
     # ---- actions ------------------------------------------------------------------------------------------
@@ -64,9 +72,19 @@ class EditController:
             self.on_message(str(exc))
             self.render()  # a refused paint stroke is already on the layer: show the session's state again
             return None
-        self.picked = []
+        self.picked, self.typed = [], ""
+        self.on_message("")  # an earlier refusal or pick list no longer applies
         self.render()
         return out
+
+    def _reselect(self, removed: list[int], into: int = 0) -> None:
+        """Keep the selection on the same chromosome after ids above removed ones moved down; a removed one
+        leaves nothing selected (or `into`, the object it was joined into), so a second Delete cannot hit a
+        neighbour that took over its id."""
+        sel = int(self.labels.selected_label)
+        new = into if sel in removed else sel - sum(r < sel for r in removed)  # a fresh id stays fresh
+        if new != sel:
+            self.labels.selected_label = new
 
     def targets(self) -> list[int]:
         """The picked objects, else the selected one."""
@@ -84,8 +102,10 @@ class EditController:
             if not ids:
                 self.on_message("the cut line crosses no chromosome")
                 return None
-            self._cut.data = []
-            return self.act("split", ids[0], line)
+            out = self.act("split", ids[0], line)
+            if out is not None:  # a refused cut keeps the line, to be moved and tried again
+                self._cut.data = []
+            return out
         point = self._cursor()
         label_id = self._id_at(point)
         if not label_id:
@@ -98,12 +118,18 @@ class EditController:
         if len(ids) < 2:
             self.on_message("join: Alt+click two or more objects first")
             return None
-        return self.act("join", ids)
+        joined = self.act("join", ids)
+        if joined is not None:
+            self._reselect(sorted(ids)[1:], into=joined)  # the lowest id stays: it is the joined one
+        return joined
 
     def delete(self) -> None:
         ids = self.targets()
         if ids:
+            done = len(self.session.history_names)
             self.act("delete", ids)
+            if len(self.session.history_names) > done:
+                self._reselect(sorted(ids))
         else:
             self.on_message("delete: select or Alt+click an object first")
 
@@ -125,16 +151,20 @@ class EditController:
         self.act("accept")
 
     def undo(self) -> None:
-        if self.session.undo():
-            self.render()
-        else:
-            self.on_message("nothing to undo")
+        self._step("undo")
 
     def redo(self) -> None:
-        if self.session.redo():
-            self.render()
-        else:
-            self.on_message("nothing to redo")
+        self._step("redo")
+
+    def _step(self, which: str) -> None:
+        names = self.session.history_names
+        if not getattr(self.session, which)():
+            self.on_message(f"nothing to {which}")
+            return
+        self.picked = []  # ids picked before may now name other objects
+        done = names[-1] if which == "undo" else self.session.history_names[-1]
+        self.on_message(f"{which}: {done.replace('_', ' ')}")
+        self.render()
 
     def draw_new(self, class_id: int = 0) -> int:
         """Paint mode with a fresh id; the stroke becomes a new user object of `class_id`."""
@@ -148,6 +178,8 @@ class EditController:
 
     def type_key(self, key: str) -> None:
         """'0'-'9', 'X', 'Y' or 'Enter': build the class and apply it when unambiguous."""
+        if self.typed and self.targets() != self._typed_for:  # a digit left waiting was for other objects
+            self.typed = ""
         if key in ("X", "Y"):
             self.typed = ""
             self.relabel(classes.class_id(key))
@@ -158,6 +190,7 @@ class EditController:
                 self.relabel(int(typed))
             return
         self.typed += key
+        self._typed_for = self.targets()
         value = int(self.typed)
         if value > 22 or (len(self.typed) == 2 and value < 10):
             self.on_message(f"no chromosome {self.typed}")
@@ -211,6 +244,8 @@ class EditController:
 
     def _record_paint(self) -> None:
         """A brush, fill, polygon or eraser stroke on the chromosome layer: one `paint` action."""
+        if self.closed:
+            return
         data = np.asarray(self.labels.data)
         changed = data != self._rendered
         if not changed.any():
@@ -222,11 +257,19 @@ class EditController:
             if label_id <= result.count:
                 mask = result.chromosomes[label_id - 1].full_mask(data.shape)
                 mask &= ~(changed & (data != label_id))  # pixels painted over or erased leave the object
+                if not (data == label_id).any():
+                    # every visible pixel erased or painted over: the object goes, also its pixels under a
+                    # crossing one (they would otherwise pop up on top as a fragment the user just removed)
+                    mask[:] = False
             else:
                 mask = np.zeros(data.shape, dtype=bool)
             mask |= changed & (data == label_id)
             masks[label_id] = mask
+        removed = [k for k, m in masks.items() if k <= result.count and not m.any()]
+        done = len(self.session.history_names)
         self.act("paint", masks, self._draw_class)
+        if removed and len(self.session.history_names) > done:
+            self._reselect(removed)
 
     def _on_click(self, layer, event):
         if "Alt" not in event.modifiers or event.type != "mouse_press":
@@ -287,8 +330,25 @@ class EditController:
         self.labels.bind_key("Control-Z", lambda _layer: self.undo(), overwrite=True)
         self.labels.bind_key("Control-Shift-Z", lambda _layer: self.redo(), overwrite=True)
 
-    def close(self) -> None:
-        """Stop editing this spread: keys, callbacks and the cut line layer go."""
+    def _on_layer_removed(self, event) -> None:
+        if event.value == self.labels:  # not `is`: a plugin's viewer hands out proxies of its layers
+            from qtpy.QtCore import QTimer
+
+            self.close(remove_cut=False)  # now: no key may edit what is no longer shown
+            self._cut.metadata["karyo_tool"] = "cut closed"
+            # the cut line goes once this removal is over (napari may be removing several layers by index)
+            QTimer.singleShot(0, self._remove_cut)
+
+    def _remove_cut(self) -> None:
+        if self._cut in self.viewer.layers:
+            self.viewer.layers.remove(self._cut)
+
+    def close(self, remove_cut: bool = True) -> None:
+        """Stop editing this spread: keys, callbacks and the cut line layer go (once; later calls do nothing)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
         for key in self._bindings():
             self.viewer.bind_key(key, None, overwrite=True)
         self.labels.bind_key("Control-Z", None, overwrite=True)
@@ -296,5 +356,6 @@ class EditController:
         self.labels.events.paint.disconnect(self._on_paint)
         if self._on_click in self.labels.mouse_drag_callbacks:
             self.labels.mouse_drag_callbacks.remove(self._on_click)
-        if self._cut in self.viewer.layers:
-            self.viewer.layers.remove(self._cut)
+        if remove_cut:
+            self._remove_cut()
+        self.on_close()

@@ -45,8 +45,17 @@ class EditPanel(QWidget):
         self._picked_class = picked_class
         controller.on_message = self.message_label.setText
         controller.on_change = self.refresh
+        controller.on_close = self._detach
         self.setEnabled(True)
         self.refresh()
+
+    def _detach(self) -> None:
+        """The controller stopped (its chromosome layer or the dock was closed): the buttons would edit nothing
+        visible. Attaching the next spread's controller enables them again."""
+        self.controller = None
+        self.setEnabled(False)
+        self.status_label.setText("not editing: the chromosome layer was closed")
+        self.message_label.setText("")
 
     def _call(self, method: str) -> None:
         if method == "draw_new":

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -74,6 +75,7 @@ class KaryotypeWidget(QWidget):
         self.edit_panel = EditPanel()
         self.karyogram_view = self.editor = self.project = None
         self._adding = False  # our own layers (the karyogram image) are not spreads to restore
+        self._detached = False  # the dock was closed: see event()
 
         form = QFormLayout()
         form.addRow("image", self.image_combo)
@@ -95,6 +97,17 @@ class KaryotypeWidget(QWidget):
         current = self.image_combo.currentText()
         if current and f"{current} chromosomes" not in self.viewer.layers:  # opened before this dock was
             self.restore(self.viewer.layers[current])
+
+    def event(self, event) -> bool:
+        # napari closes a dock by un-parenting this widget, which lives on through the viewer's events: without
+        # this it would go on restoring images and its keys would edit layers the user closed
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None and not self._detached:
+            self._detached = True
+            self.viewer.layers.events.inserted.disconnect(self._on_inserted)
+            self.viewer.layers.events.removed.disconnect(self._refresh_images)
+            if self.editor is not None:
+                self.editor.close()  # every edit is already in the project's journal
+        return super().event(event)
 
     # ---- inputs -----------------------------------------------------------------------------------------
 

@@ -136,6 +136,10 @@ def test_painting_a_new_chromosome_makes_a_user_object(analysed, qtbot):
     assert new["source"] == "user" and new["class"] == "Y"
     widget.edit_panel.undo_button.click()
     assert len(labels.features) == count and not (np.asarray(labels.data) > count).any()
+    labels.selected_label = count + 1  # a later fresh id (napari's M key) starts unnamed, not as the last drawing
+    labels.paint((r, c), labels.selected_label)
+    qtbot.waitUntil(lambda: len(labels.features) == count + 1, timeout=5000)
+    assert labels.features.iloc[-1]["class"] == "?"
 
 
 def test_the_proposal_stays_apart_and_corrections_survive_reopening(analysed, qtbot, projects_in_tmp):

@@ -267,7 +267,9 @@ class EditController:
             masks[label_id] = mask
         removed = [k for k, m in masks.items() if k <= result.count and not m.any()]
         done = len(self.session.history_names)
-        self.act("paint", masks, self._draw_class)
+        new_ids = self.act("paint", masks, self._draw_class)
+        if new_ids:
+            self._draw_class = 0  # the picked class was for this drawing; later fresh ids start unnamed
         if removed and len(self.session.history_names) > done:
             self._reselect(removed)
 

@@ -29,3 +29,12 @@ def report(result: dict, table: str, json_path: str) -> int:
     Path(json_path).parent.mkdir(parents=True, exist_ok=True)
     Path(json_path).write_text(json.dumps(result, indent=1))
     return 0
+
+
+def main(doc: str, name: str, run, table) -> int:
+    """The whole script for a benchmark with only the standard arguments: `run(data)` -> figures, `table(figures)`."""
+    args = parser(doc, name).parse_args()
+    if data_missing(args.data):
+        return 2
+    result = run(args.data)
+    return report(result, table(result), args.json)

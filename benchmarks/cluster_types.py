@@ -26,6 +26,7 @@ import torch
 from bench_common import data_missing, parser, report
 
 from napari_karyo.core.device import describe
+from napari_karyo.core.jobs import run_to_end
 from napari_karyo.core.karyotype import clusters, crops, datasets
 from napari_karyo.core.karyotype.classifier import bright_on_dark, read_crop
 from napari_karyo.core.karyotype.preprocess import normalise_intensity
@@ -35,14 +36,6 @@ from napari_karyo.core.karyotype.train_clusters import (
     synthetic_objects,
     type_metrics,
 )
-
-
-def drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 def cluster_crops(model: clusters.ClusterModel, root: Path) -> dict:
@@ -81,7 +74,7 @@ def pki3_val(model: clusters.ClusterModel, root: str, seed: int, n_crops: int, s
         grey = read_crop(it.path)
         x.append(clusters.prepare_object(grey, clusters.crop_object_mask(bright_on_dark(grey, None))))
     pred = model.predict_prepared(np.stack(x)).argmax(1) if x else np.zeros(0, int)
-    syn = drain(synthetic_objects(root, "val", spreads, seed + 2, 1000, p_threshold=0.0, sources=("pki3",)))
+    syn = run_to_end(synthetic_objects(root, "val", spreads, seed + 2, 1000, p_threshold=0.0, sources=("pki3",)))
     return {"single_crops": {"n": len(items), "cases": len({it.case for it in items}),
                              "called_single": float((pred == clusters.SINGLE).mean()) if len(pred) else 0.0},
             "synthetic": type_metrics(syn.y, predict_set(model.net, syn).argmax(1))}  # fmt: skip
@@ -91,7 +84,7 @@ def run(data: str, model_name: str | None, val_spreads: int, seed: int) -> dict:
     torch.set_num_threads(1)
     model = clusters.load_cluster_model(model_name, device="cpu")
     bio = bioimlab_objects(data, "val", seed, p_threshold=0.0)
-    syn = drain(synthetic_objects(data, "val", val_spreads, seed + 1, 500, p_threshold=0.0))
+    syn = run_to_end(synthetic_objects(data, "val", val_spreads, seed + 1, 500, p_threshold=0.0))
     out = {}
     for name, objs in (("bioimlab_val", bio), ("synthetic_val", syn)):
         out[name] = type_metrics(objs.y, predict_set(model.net, objs).argmax(1))

@@ -22,19 +22,12 @@ from pathlib import Path
 import numpy as np
 from bench_common import parser, report
 
+from napari_karyo.core.jobs import run_to_end
 from napari_karyo.core.pathology import mfish_planes
 from napari_karyo.core.pathology.fusion import load_fusion_model
 from napari_karyo.core.pathology.patches import windows_at
 from napari_karyo.core.pathology.predict_fusion import predict_batches, predict_stack_steps, smooth_class_map
 from napari_karyo.core.pathology.train_fusion import FusionTrainConfig, train_fusion_steps
-
-
-def drive(gen):
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
 
 
 def test_windows(cells, size: int, per_cell: int, seed: int):
@@ -76,14 +69,14 @@ def run_probe(args, probe: str) -> dict:
     results = {}
     for fusion in args.fusions:
         cfg = FusionTrainConfig.load(**base, fusion=fusion, out=str(out / fusion), max_minutes=args.minutes)
-        results[fusion] = score(drive(train_fusion_steps(cfg, data)), x_test, y_test)
+        results[fusion] = score(run_to_end(train_fusion_steps(cfg, data)), x_test, y_test)
         print(f"{probe} {fusion}: {results[fusion]['pixel_accuracy']:.2%}", file=sys.stderr, flush=True)
     singles = {}
     if args.singles:
         for plane in data["stains"]:  # same steps as the fusion nets; one branch costs ~1/6 per step
             cfg = FusionTrainConfig.load(**base, fusion="concat", stains=[plane], out=str(out / f"single {plane}"),
                                          max_minutes=args.minutes)
-            singles[plane] = score(drive(train_fusion_steps(cfg, data)), x_test[:, [data["stains"].index(plane)]],
+            singles[plane] = score(run_to_end(train_fusion_steps(cfg, data)), x_test[:, [data["stains"].index(plane)]],
                                    y_test)
             print(f"{probe} {plane}: {singles[plane]['pixel_accuracy']:.2%}", file=sys.stderr, flush=True)
         best = max(singles, key=lambda s: singles[s]["val_accuracy"])
@@ -105,7 +98,7 @@ def dense_probe(args, probe: str) -> dict:
             truth = (cell.kmap >= 1) & (cell.kmap <= 24)
             # predicted where the spread has chromosomes (K > 0, overlaps included, so smoothing sees them);
             # the classes of K are never used, only scored
-            cmap = drive(predict_stack_steps(model, stains, cell.kmap > 0, stride=1, batch=1024))
+            cmap = run_to_end(predict_stack_steps(model, stains, cell.kmap > 0, stride=1, batch=1024))
             seconds += cmap.seconds
             total += int(truth.sum())
             for j, sigma in enumerate(args.sigmas):

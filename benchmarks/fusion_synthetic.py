@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from bench_common import parser, report
 
+from napari_karyo.core.jobs import run_to_end
 from napari_karyo.core.pathology.fusion import load_fusion_model
 from napari_karyo.core.pathology.patches import extract_patches, grouped_stratified_split, split_masks
 from napari_karyo.core.pathology.predict_fusion import (
@@ -40,14 +41,6 @@ from napari_karyo.core.pathology.train_fusion import FusionTrainConfig, train_fu
 STAINS = {"H-DAB": ("hdx", 1), "AB-H": ("ahx", 2), "H&E": ("hed", None), "Azan": ("bro", None)}
 INFORMATIVE = ("H-DAB", "AB-H")
 CLASSES = ("neither", "DAB-positive", "mucin-rich")
-
-
-def drive(gen):
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
 
 
 def smooth_noise(rng, shape, sigma):
@@ -100,13 +93,13 @@ def run(args) -> dict:
                             epoch_steps=args.epoch_steps, batch=args.batch, patience=args.epochs, seed=args.seed,
                             threads=args.threads, augment="source")
     t = time.perf_counter()
-    model = load_fusion_model(drive(train_fusion_steps(cfg, data)), "cpu")
+    model = load_fusion_model(run_to_end(train_fusion_steps(cfg, data)), "cpu")
     probs, weights = predict_batches(model.net, data["test"][0], model.device)
     mean_w = dict(zip(STAINS, weights.mean(0).round(3).tolist(), strict=True))
     ranking = sorted(mean_w, key=mean_w.get, reverse=True)
     first = split["groups"]["test"][0]
     stains, regions, types = patients[first]
-    class_map = drive(predict_stack_steps(model, stains, stride=args.stride // 2 or 1))
+    class_map = run_to_end(predict_stack_steps(model, stains, stride=args.stride // 2 or 1))
     rows = se_weights_per_region(class_map, regions)
     for row in rows:
         row["true class"] = CLASSES[types[row["region"] - 1]]

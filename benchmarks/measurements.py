@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 
 import numpy as np
-from bench_common import data_missing, parser, report
+from bench_common import main as bench_main
 
 from napari_karyo.core import classes
 from napari_karyo.core.io.annotations import read_mfish_k
@@ -211,14 +211,5 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    p = parser(__doc__, "measurements")
-    args = p.parse_args()
-    if data_missing(args.data):
-        return 2
-    result = run(args.data)
-    return report(result, table(result), args.json)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(bench_main(__doc__, "measurements", run, table))

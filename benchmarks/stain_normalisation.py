@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import data_missing, parser, report
+from bench_common import main as bench_main
 
 from napari_karyo.core.pathology import stain as S
 
@@ -176,14 +176,5 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    p = parser(__doc__, "stain_normalisation")
-    args = p.parse_args()
-    if data_missing(args.data):
-        return 2
-    result = run(args.data)
-    return report(result, table(result), args.json)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(bench_main(__doc__, "stain_normalisation", run, table))

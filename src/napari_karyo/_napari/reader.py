@@ -16,7 +16,8 @@ from ..core.io.images import IMAGE_SUFFIXES
 K_VALUES = set(range(25)) | {255}
 
 
-def _single_path(path) -> Path | None:
+def single_path(path) -> Path | None:
+    """The one path napari asks about, or None for several (a reader then declines)."""
     if isinstance(path, list | tuple):
         if len(path) != 1:
             return None
@@ -28,7 +29,7 @@ def _single_path(path) -> Path | None:
 
 
 def get_image_reader(path):
-    p = _single_path(path)
+    p = single_path(path)
     if p is None or p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file():
         return None
     if p.suffix.lower() in (".tif", ".tiff"):
@@ -67,7 +68,7 @@ def _tiff_kind(path: Path) -> str:
 def read_spread(path):
     from ..core.io.images import read_image
 
-    p = _single_path(path)
+    p = single_path(path)
     data = read_image(p)
     rgb = data.ndim == 3
     return [(data, {"name": p.stem, "rgb": rgb}, "image")]
@@ -82,7 +83,7 @@ def read_kmap(path):
     from ..core.results import SpreadResult
     from .layers import result_to_layer_data
 
-    p = _single_path(path)
+    p = single_path(path)
     try:
         kmap = np.asarray(tifffile.imread(p))
     except Exception as exc:
@@ -113,7 +114,7 @@ def _json_kind(path: Path) -> str | None:
 
 
 def get_annotation_reader(path):
-    p = _single_path(path)
+    p = single_path(path)
     if p is None or p.suffix.lower() != ".json" or not p.is_file():
         return None
     return {"labelme": read_labelme_file, "coco": read_coco_file}.get(_json_kind(p))
@@ -124,7 +125,7 @@ def read_labelme_file(path):
     from ..core.results import SpreadResult
     from .layers import result_to_layer_data
 
-    p = _single_path(path)
+    p = single_path(path)
     image, chromosomes = read_labelme(p)
     result = SpreadResult(tuple(image.shape[:2]), chromosomes, source_path=str(p))
     return [(image, {"name": p.stem, "rgb": image.ndim == 3}, "image")] + result_to_layer_data(result, p.stem)
@@ -137,7 +138,7 @@ def read_coco_file(path):
     from ..core.results import SpreadResult
     from .layers import result_to_layer_data
 
-    p = _single_path(path)
+    p = single_path(path)
     entries = read_coco(p)
     doc_meta = _karyo_fields(p)
     layers = []

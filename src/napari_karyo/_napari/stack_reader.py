@@ -8,14 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.pathology.stack import STACK_SUFFIXES
-
-
-def _single_path(path) -> Path | None:
-    if isinstance(path, list | tuple):
-        if len(path) != 1:
-            return None
-        path = path[0]
-    return Path(path)
+from .reader import single_path
 
 
 def is_stack_tiff(path: Path) -> bool:
@@ -38,7 +31,7 @@ def is_stack_tiff(path: Path) -> bool:
 
 
 def get_stack_reader(path):
-    p = _single_path(path)
+    p = single_path(path)
     if p is None:
         return None
     if p.is_dir():
@@ -53,4 +46,4 @@ def read_stack(path):
     from ..core.pathology.stack import load_stack
     from .pathology_layers import stack_to_layer_data
 
-    return stack_to_layer_data(load_stack(_single_path(path)))
+    return stack_to_layer_data(load_stack(single_path(path)))

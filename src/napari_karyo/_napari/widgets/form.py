@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QHBoxLayout, QSpinBox, QWidget
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QSpinBox, QWidget
 
 
 def spin(lo: int, hi: int, value: int) -> QSpinBox:
@@ -20,3 +20,13 @@ def row(*widgets: QWidget) -> QWidget:
     for b in widgets:
         layout.addWidget(b)
     return w
+
+
+def replace_items(combo: QComboBox, items: list[str]) -> None:
+    """New items, the same position kept where it still exists, without firing selection signals."""
+    current = combo.currentIndex()
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItems(items)
+    combo.setCurrentIndex(min(max(current, 0), len(items) - 1))
+    combo.blockSignals(False)

@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
 
 from .. import lesion_jobs as lj
 from .. import lesion_layers as ll
-from .form import row, spin
+from .form import replace_items, row, spin
 from .job import JobControls
 from .lesion_panels import LesionTypes, SEWeights
 
@@ -142,12 +142,7 @@ class LesionWidget(QWidget):
             labels = ll.stack_titles(self.viewer.layers)
             if labels == [self.stack_combo.itemText(i) for i in range(self.stack_combo.count())]:
                 return
-            current = self.stack_combo.currentIndex()
-            self.stack_combo.blockSignals(True)
-            self.stack_combo.clear()
-            self.stack_combo.addItems(labels)
-            self.stack_combo.setCurrentIndex(min(max(current, 0), len(labels) - 1))
-            self.stack_combo.blockSignals(False)
+            replace_items(self.stack_combo, labels)
             self._show_patient()
         except RuntimeError:  # the dock was closed and Qt deleted the widgets: stop listening
             self.viewer.layers.events.inserted.disconnect(self._refresh)

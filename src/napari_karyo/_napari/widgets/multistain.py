@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
 )
 
 from .. import pathology_layers as pl
-from .form import row
+from .form import replace_items, row
 from .job import JobControls
 
 if TYPE_CHECKING:
@@ -129,12 +129,7 @@ class MultiStainWidget(QWidget):
         try:
             labels = [f"{k + 1}: {s.path.name if s.path else 'stack'} ({', '.join(s.names)})"
                       for k, s in enumerate(self.stacks())]
-            current = self.stack_combo.currentIndex()
-            self.stack_combo.blockSignals(True)
-            self.stack_combo.clear()
-            self.stack_combo.addItems(labels)
-            self.stack_combo.setCurrentIndex(min(max(current, 0), len(labels) - 1))
-            self.stack_combo.blockSignals(False)
+            replace_items(self.stack_combo, labels)
             self._fill_stains()
         except RuntimeError:  # the dock was closed and Qt deleted the widgets: stop listening
             self.viewer.layers.events.inserted.disconnect(self._refresh)

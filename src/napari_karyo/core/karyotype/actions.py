@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..results import Chromosome
+from .metrics import intersections
 
 ACTION_TYPES = ("split", "join", "delete", "draw", "relabel", "swap")
 MATCH_IOU = 0.5
@@ -47,21 +48,6 @@ class Actions:
     @property
     def total(self) -> int:
         return len(self.steps)
-
-
-def intersections(pred: list[Chromosome], gt: list[Chromosome]) -> np.ndarray:
-    """Shared pixels of every proposal with every true chromosome (bounding boxes first, so it stays cheap)."""
-    out = np.zeros((len(pred), len(gt)), dtype=np.int64)
-    for i, p in enumerate(pred):
-        for j, g in enumerate(gt):
-            r0, c0 = max(p.bbox[0], g.bbox[0]), max(p.bbox[1], g.bbox[1])
-            r1, c1 = min(p.bbox[2], g.bbox[2]), min(p.bbox[3], g.bbox[3])
-            if r1 <= r0 or c1 <= c0:
-                continue
-            a = p.mask[r0 - p.offset[0] : r1 - p.offset[0], c0 - p.offset[1] : c1 - p.offset[1]]
-            b = g.mask[r0 - g.offset[0] : r1 - g.offset[0], c0 - g.offset[1] : c1 - g.offset[1]]
-            out[i, j] = np.logical_and(a, b).sum()
-    return out
 
 
 def correction_actions(pred: list[Chromosome], gt: list[Chromosome], swaps: bool = False) -> Actions:

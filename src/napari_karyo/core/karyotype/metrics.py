@@ -7,9 +7,9 @@ import numpy as np
 from ..results import Chromosome
 
 
-def iou_matrix(pred: list[Chromosome], gt: list[Chromosome]) -> np.ndarray:
-    """IoU of every predicted mask with every true mask (bounding boxes first, so it stays cheap)."""
-    out = np.zeros((len(pred), len(gt)))
+def intersections(pred: list[Chromosome], gt: list[Chromosome]) -> np.ndarray:
+    """Shared pixels of every predicted mask with every true mask (bounding boxes first, so it stays cheap)."""
+    out = np.zeros((len(pred), len(gt)), dtype=np.int64)
     for i, p in enumerate(pred):
         for j, g in enumerate(gt):
             r0, c0 = max(p.bbox[0], g.bbox[0]), max(p.bbox[1], g.bbox[1])
@@ -18,9 +18,17 @@ def iou_matrix(pred: list[Chromosome], gt: list[Chromosome]) -> np.ndarray:
                 continue
             a = p.mask[r0 - p.offset[0] : r1 - p.offset[0], c0 - p.offset[1] : c1 - p.offset[1]]
             b = g.mask[r0 - g.offset[0] : r1 - g.offset[0], c0 - g.offset[1] : c1 - g.offset[1]]
-            inter = np.logical_and(a, b).sum()
-            out[i, j] = inter / (p.area + g.area - inter)
+            out[i, j] = np.logical_and(a, b).sum()
     return out
+
+
+def iou_matrix(pred: list[Chromosome], gt: list[Chromosome]) -> np.ndarray:
+    """IoU of every predicted mask with every true mask."""
+    inter = intersections(pred, gt).astype(float)
+    if not inter.size:
+        return inter
+    union = np.array([p.area for p in pred], float)[:, None] + np.array([g.area for g in gt], float)[None, :] - inter
+    return inter / union
 
 
 def match(pred: list[Chromosome], gt: list[Chromosome], threshold: float = 0.5) -> list[tuple[int, int, float]]:

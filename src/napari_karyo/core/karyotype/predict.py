@@ -199,9 +199,6 @@ def analyze_steps(
 
 
 def analyze(image: np.ndarray, **kwargs) -> SpreadResult:
-    gen = analyze_steps(image, **kwargs)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    from ..jobs import run_to_end
+
+    return run_to_end(analyze_steps(image, **kwargs))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import KaryoError
+from ..jobs import run_to_end
 from .align import (
     coarse_rotation,
     detail,
@@ -145,16 +146,8 @@ def register_pair_steps(
     return PairResult(t.rescaled(to_full), done_stages, quality, ok, message, time.perf_counter() - t0)
 
 
-def _drive(gen):
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
-
-
 def register_pair(fixed: np.ndarray, moving: np.ndarray, **kw) -> PairResult:
-    return _drive(register_pair_steps(fixed, moving, **kw))
+    return run_to_end(register_pair_steps(fixed, moving, **kw))
 
 
 def register_stack_steps(

@@ -7,22 +7,26 @@ OUT ?= out/demo
 SAMPLE := src/napari_karyo/samples/mfish_V26_dapi.tif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test setup system-packages clean
+.PHONY: demo test lint setup system-packages clean
 
 demo: setup
 	$(BIN)/napari-karyo analyze $(SAMPLE) --out $(OUT) --overwrite
 	@echo "results: $(OUT)/$$(basename $(SAMPLE) .tif)/ (annotations.json, instances.tif, karyotype.json, karyogram.png, report.pdf, measurements.csv)"
 
 # napari tests run in a process of their own, as in a user's napari session: torch is first imported after the
-# canvas exists (the order that once crashed, see predict.import_backends), not hidden by earlier core tests.
-test: setup system-packages
+# canvas exists (the order that once crashed, see _napari/common/torch_guard.py), not hidden by earlier core tests.
+test: setup system-packages lint
 	$(BIN)/python -m pytest -q tests/core
 	xvfb-run -a -s "-screen 0 1280x1024x24" $(BIN)/python -m pytest -q tests/napari
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 setup: $(VENV)/.installed
 
 # torch: a plain requirement resolves the registry's regular (CUDA) build, which also runs on CPUs;
-# pinning an old torch would pull a CPU-only wheel whose torchvision ops are missing (see NOTES.md).
+# pinning an old torch would pull a CPU-only wheel whose torchvision ops are missing (docs/architecture.md, "Installing torch").
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -25,11 +25,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import data_missing, parser, report
 
-from napari_karyo.core.karyotype import datasets, metrics
-from napari_karyo.core.karyotype.assign import DEFAULT_PENALTIES, Penalties, assign_cell
-from napari_karyo.core.karyotype.iscn import UnsupportedKaryotype, iscn, parse_iscn, read_case_info
+from bench_common import data_missing, parser, report
+from napari_karyo.core.iscn import UnsupportedKaryotype, iscn, parse_iscn, read_case_info
+from napari_karyo.core.karyotype.evaluate import metrics
+from napari_karyo.core.karyotype.infer.assign import DEFAULT_PENALTIES, Penalties, assign_cell
+from napari_karyo.core.karyotype.training import datasets
 
 CACHE_VERSION = 2
 
@@ -38,16 +39,18 @@ def collect(data: str, split: str, device: str = "cpu", cache_dir: str = "out/be
     """Per cell: case, Case Info, K-map classes, classifier probabilities on the true instances, pipeline
     probabilities with each predicted object's matched true instance (-1: none), and the cell's analysability score
     from `rank_spreads` over the cells of its case (after cell-level assignment, as `napari-karyo case` does)."""
-    from napari_karyo.core.io.annotations import read_mfish_k
-    from napari_karyo.core.io.images import read_image
-    from napari_karyo.core.karyotype.assign import assign_spread
-    from napari_karyo.core.karyotype.case import rank_spreads
-    from napari_karyo.core.karyotype.classifier import load_classifier
-    from napari_karyo.core.karyotype.predict import analyze
-    from napari_karyo.core.karyotype.preprocess import normalise_intensity
-    from napari_karyo.core.weights import resolve
+    from napari_karyo.core.karyotype.infer.assign import assign_spread
+    from napari_karyo.core.karyotype.infer.classifier import load_classifier
+    from napari_karyo.core.karyotype.infer.predict import analyze
+    from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
+    from napari_karyo.core.karyotype.report.case import rank_spreads
+    from napari_karyo.core.model_files import resolve
+    from napari_karyo.core.storage.annotations import read_mfish_k
+    from napari_karyo.core.storage.images import read_image
 
-    stamp = {name: Path(resolve(name)).stat().st_mtime for name in ("chromosome-maskrcnn", "chromosome-classifier")}
+    stamp = {
+        name: Path(resolve(name)).stat().st_mtime for name in ("chromosome-maskrcnn", "chromosome-classifier")
+    }
     cache = Path(cache_dir) / f"cell_naming_cells_{split}.json"
     if cache.exists():
         doc = json.loads(cache.read_text())
@@ -64,19 +67,24 @@ def collect(data: str, split: str, device: str = "cpu", cache_dir: str = "out/be
         gt_of = [-1] * res.count
         for i, j, _ in metrics.match(res.chromosomes, gt):
             gt_of[i] = j
-        cells.append({
-            "key": dapi.stem[:-1],
-            "case": dapi.parent.name,
-            "slide": datasets.mfish_slide(dapi),
-            "case_info": read_case_info(dapi.parent),
-            "gt_classes": [int(c.class_id) for c in gt],
-            "gt_probs": np.round(namer.predict_spread(norm, gt), 6).tolist() if gt else [],
-            "pred_probs": [np.round(c.probs, 6).tolist() for c in res.chromosomes],
-            "pred_gt": gt_of,
-        })
+        cells.append(
+            {
+                "key": dapi.stem[:-1],
+                "case": dapi.parent.name,
+                "slide": datasets.mfish_slide(dapi),
+                "case_info": read_case_info(dapi.parent),
+                "gt_classes": [int(c.class_id) for c in gt],
+                "gt_probs": np.round(namer.predict_spread(norm, gt), 6).tolist() if gt else [],
+                "pred_probs": [np.round(c.probs, 6).tolist() for c in res.chromosomes],
+                "pred_gt": gt_of,
+            }
+        )
         by_case.setdefault(dapi.parent.name, []).append((len(cells) - 1, res))
-        print(f"  {cells[-1]['key']}: {len(gt)} true, {res.count} found, {time.perf_counter() - t:.1f} s",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {cells[-1]['key']}: {len(gt)} true, {res.count} found, {time.perf_counter() - t:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     for members in by_case.values():
         for _, res in members:
             assign_spread(res)
@@ -96,7 +104,9 @@ def ranking_quality(cells: list[dict], rows: list[dict]) -> dict:
         by_case.setdefault(cell["case"], []).append(k)
     quality = {
         "count": [-abs(r["objects"] - len(c["gt_classes"])) for r, c in zip(rows, cells, strict=True)],
-        "named": [r["pipe_found_named"] / max(len(c["gt_classes"]), 1) for r, c in zip(rows, cells, strict=True)],
+        "named": [
+            r["pipe_found_named"] / max(len(c["gt_classes"]), 1) for r, c in zip(rows, cells, strict=True)
+        ],
     }
     out: dict = {"cases": sum(len(m) >= 2 for m in by_case.values())}
     for name, q in quality.items():
@@ -111,7 +121,9 @@ def ranking_quality(cells: list[dict], rows: list[dict]) -> dict:
         out[f"pairs_{name}"], out[f"concordance_{name}"] = pairs, agree / max(pairs, 1)
     tops = [max(m, key=lambda k: cells[k]["rank_score"]) for m in by_case.values() if len(m) >= 2]
     best = [max(quality["count"][k] for k in m) for m in by_case.values() if len(m) >= 2]
-    out["top_has_best_count"] = float(np.mean([quality["count"][t] == b for t, b in zip(tops, best, strict=True)]))
+    out["top_has_best_count"] = float(
+        np.mean([quality["count"][t] == b for t, b in zip(tops, best, strict=True)])
+    )
     return out
 
 
@@ -147,10 +159,18 @@ def evaluate(cells: list[dict], penalties: Penalties = DEFAULT_PENALTIES) -> dic
         pipe_true[1] += int((p_arg[found] == truth).sum())
         pipe_true[2] += int((p_asn.class_ids[found] == truth).sum())
         target = _target(cell)
-        row = {"cell": cell["key"], "case_info": cell["case_info"], "supported": target is not None,
-               "kmap": iscn(gt), "gt_argmax": iscn(g_arg), "gt_assign": g_asn.iscn,
-               "pipe_argmax": iscn(p_arg), "pipe_assign": p_asn.iscn, "objects": len(pp),
-               "pipe_found_named": int((p_asn.class_ids[found] == truth).sum())}
+        row = {
+            "cell": cell["key"],
+            "case_info": cell["case_info"],
+            "supported": target is not None,
+            "kmap": iscn(gt),
+            "gt_argmax": iscn(g_arg),
+            "gt_assign": g_asn.iscn,
+            "pipe_argmax": iscn(p_arg),
+            "pipe_assign": p_asn.iscn,
+            "objects": len(pp),
+            "pipe_found_named": int((p_asn.class_ids[found] == truth).sum()),
+        }
         if target is not None:
             for name in ("kmap", "gt_argmax", "gt_assign", "pipe_argmax", "pipe_assign"):
                 kt = parse_iscn(row[name]) if "?" not in row[name] else None
@@ -172,9 +192,13 @@ def evaluate(cells: list[dict], penalties: Penalties = DEFAULT_PENALTIES) -> dic
     out["cells_normal"], out["cells_abnormal"] = len(normal), len(abnormal)
     for name in ("kmap", "gt_argmax", "gt_assign", "pipe_argmax", "pipe_assign"):
         for what in ("exact", "count", "sex"):
-            out.setdefault(what, {})[name] = float(np.mean([r[f"{name}_{what}"] for r in rows])) if rows else 0.0
+            out.setdefault(what, {})[name] = (
+                float(np.mean([r[f"{name}_{what}"] for r in rows])) if rows else 0.0
+            )
         for what, group in (("exact_normal", normal), ("exact_abnormal", abnormal)):
-            out.setdefault(what, {})[name] = float(np.mean([r[f"{name}_exact"] for r in group])) if group else 0.0
+            out.setdefault(what, {})[name] = (
+                float(np.mean([r[f"{name}_exact"] for r in group])) if group else 0.0
+            )
     return out
 
 
@@ -189,7 +213,9 @@ def calibrate(cells: list[dict]) -> dict:
     """Grid search on training cells: ISCN exact-match (true instances and pipeline, equally weighted), then
     per-chromosome accuracy of the assignment as a tie-break."""
     trials = []
-    grid = itertools.product((0.5, 1.0, 1.5, 2.0, 3.0), (3.0, 4.0, 6.0), (1.5, 2.0, 2.5, 3.0, 4.0), (1.0, 1.5, 2.0, 3.0))
+    grid = itertools.product(
+        (0.5, 1.0, 1.5, 2.0, 3.0), (3.0, 4.0, 6.0), (1.5, 2.0, 2.5, 3.0, 4.0), (1.0, 1.5, 2.0, 3.0)
+    )
     for gain, loss, unassigned, sex in grid:
         if unassigned - max(gain, sex) < MIN_GAIN_MARGIN:
             continue
@@ -197,19 +223,34 @@ def calibrate(cells: list[dict]) -> dict:
         ev = evaluate(cells, pen)
         score = (ev["exact"]["gt_assign"] + ev["exact"]["pipe_assign"]) / 2
         tie = (ev["accuracy"]["gt_assign"] + ev["accuracy"]["pipe_assign"]) / 2
-        trials.append({"penalties": pen.__dict__, "exact_gt": ev["exact"]["gt_assign"],
-                       "exact_pipe": ev["exact"]["pipe_assign"], "acc_gt": ev["accuracy"]["gt_assign"],
-                       "acc_pipe": ev["accuracy"]["pipe_assign"], "score": score, "tie": tie})
+        trials.append(
+            {
+                "penalties": pen.__dict__,
+                "exact_gt": ev["exact"]["gt_assign"],
+                "exact_pipe": ev["exact"]["pipe_assign"],
+                "acc_gt": ev["accuracy"]["gt_assign"],
+                "acc_pipe": ev["accuracy"]["pipe_assign"],
+                "score": score,
+                "tie": tie,
+            }
+        )
     trials.sort(key=lambda t: (-t["score"], -t["tie"]))
-    return {"split": "train: M-FISH slides other than " + ", ".join(datasets.VAL_MFISH_SLIDES),
-            "cells": len(cells), "best": trials[0], "top": trials[:10], "trials": len(trials)}
+    return {
+        "split": "train: M-FISH slides other than " + ", ".join(datasets.VAL_MFISH_SLIDES),
+        "cells": len(cells),
+        "best": trials[0],
+        "top": trials[:10],
+        "trials": len(trials),
+    }
 
 
 def table(r: dict) -> str:
     a, e, c, s = r["accuracy"], r["exact"], r["count"], r["sex"]
     lines = [
-        (f"split: {r['split']}; {r['cells']} cells, {r['cells_numerical']} with a numerical Case Info karyotype "
-         f"({r['cells_structural_skipped']} structural skipped)"),
+        (
+            f"split: {r['split']}; {r['cells']} cells, {r['cells_numerical']} with a numerical Case Info karyotype "
+            f"({r['cells_structural_skipped']} structural skipped)"
+        ),
         "",
         "| measure | argmax | assignment |",
         "|---|---|---|",
@@ -218,22 +259,31 @@ def table(r: dict) -> str:
         f"| found and named right, of all true chromosomes | {a['pipe_of_true_argmax']:.1%} | {a['pipe_of_true_assign']:.1%} |",
         f"| ISCN exact, true instances | {e['gt_argmax']:.1%} | {e['gt_assign']:.1%} |",
         f"| ISCN exact, pipeline | {e['pipe_argmax']:.1%} | {e['pipe_assign']:.1%} |",
-        (f"| ISCN exact, true instances: normal / abnormal cells ({r['cells_normal']} / {r['cells_abnormal']}) | "
-        f"{r['exact_normal']['gt_argmax']:.1%} / {r['exact_abnormal']['gt_argmax']:.1%} | "
-        f"{r['exact_normal']['gt_assign']:.1%} / {r['exact_abnormal']['gt_assign']:.1%} |"),
-        (f"| ISCN exact, pipeline: normal / abnormal cells | "
-        f"{r['exact_normal']['pipe_argmax']:.1%} / {r['exact_abnormal']['pipe_argmax']:.1%} | "
-        f"{r['exact_normal']['pipe_assign']:.1%} / {r['exact_abnormal']['pipe_assign']:.1%} |"),
+        (
+            f"| ISCN exact, true instances: normal / abnormal cells ({r['cells_normal']} / {r['cells_abnormal']}) | "
+            f"{r['exact_normal']['gt_argmax']:.1%} / {r['exact_abnormal']['gt_argmax']:.1%} | "
+            f"{r['exact_normal']['gt_assign']:.1%} / {r['exact_abnormal']['gt_assign']:.1%} |"
+        ),
+        (
+            f"| ISCN exact, pipeline: normal / abnormal cells | "
+            f"{r['exact_normal']['pipe_argmax']:.1%} / {r['exact_abnormal']['pipe_argmax']:.1%} | "
+            f"{r['exact_normal']['pipe_assign']:.1%} / {r['exact_abnormal']['pipe_assign']:.1%} |"
+        ),
         f"| count right, true instances / pipeline | {c['gt_argmax']:.1%} / {c['pipe_argmax']:.1%} | {c['gt_assign']:.1%} / {c['pipe_assign']:.1%} |",
         f"| sex right, true instances / pipeline | {s['gt_argmax']:.1%} / {s['pipe_argmax']:.1%} | {s['gt_assign']:.1%} / {s['pipe_assign']:.1%} |",
         f"| ceiling: K-map classes' ISCN = Case Info | {e['kmap']:.1%} (count {c['kmap']:.1%}) | |",
     ]
     if "ranking" in r:
         k = r["ranking"]
-        lines += ["", (f"ranking ({k['cases']} cases with 2+ cells): score order agrees with count error in "
-                  f"{k['concordance_count']:.1%} of {k['pairs_count']} pairs, with named-right share in "
-                  f"{k['concordance_named']:.1%} of {k['pairs_named']}; top cell has the case's best count in "
-                  f"{k['top_has_best_count']:.1%}")]
+        lines += [
+            "",
+            (
+                f"ranking ({k['cases']} cases with 2+ cells): score order agrees with count error in "
+                f"{k['concordance_count']:.1%} of {k['pairs_count']} pairs, with named-right share in "
+                f"{k['concordance_named']:.1%} of {k['pairs_named']}; top cell has the case's best count in "
+                f"{k['top_has_best_count']:.1%}"
+            ),
+        ]
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from bench_common import parser
 
 
@@ -44,7 +45,7 @@ def score(probs: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def bench_files(model, items) -> dict:
-    from napari_karyo.core.karyotype.classifier import read_crop
+    from napari_karyo.core.karyotype.infer.classifier import read_crop
 
     labels = np.array([it.class_id for it in items])
     t = time.perf_counter()
@@ -63,8 +64,8 @@ def bench_files(model, items) -> dict:
 
 
 def bench_mfish(model, root) -> dict:
-    from napari_karyo.core.karyotype.datasets import load_mfish
-    from napari_karyo.core.karyotype.preprocess import normalise_intensity
+    from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
+    from napari_karyo.core.karyotype.training.datasets import load_mfish
 
     probs, labels, n, seconds = [], [], 0, 0.0
     for spread in load_mfish(root, "val"):
@@ -82,8 +83,8 @@ def bench_mfish(model, root) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
-    from napari_karyo.core.karyotype import crops
-    from napari_karyo.core.karyotype.classifier import DEFAULT_MODEL, load_classifier
+    from napari_karyo.core.karyotype.infer.classifier import DEFAULT_MODEL, load_classifier
+    from napari_karyo.core.karyotype.training import crop_sets as crops
 
     p = parser(__doc__, "classify_crops")
     p.add_argument("--model", default=DEFAULT_MODEL)

@@ -23,14 +23,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_common import data_missing, parser, report
 
+from bench_common import data_missing, parser, report
 from napari_karyo.core.device import describe
 from napari_karyo.core.jobs import run_to_end
-from napari_karyo.core.karyotype import clusters, crops, datasets
-from napari_karyo.core.karyotype.classifier import bright_on_dark, read_crop
-from napari_karyo.core.karyotype.preprocess import normalise_intensity
-from napari_karyo.core.karyotype.train_clusters import (
+from napari_karyo.core.karyotype.infer import clusters
+from napari_karyo.core.karyotype.infer.classifier import bright_on_dark, read_crop
+from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
+from napari_karyo.core.karyotype.training import crop_sets as crops
+from napari_karyo.core.karyotype.training import datasets
+from napari_karyo.core.karyotype.training.cluster_types import (
     bioimlab_objects,
     predict_set,
     synthetic_objects,
@@ -74,7 +76,9 @@ def pki3_val(model: clusters.ClusterModel, root: str, seed: int, n_crops: int, s
         grey = read_crop(it.path)
         x.append(clusters.prepare_object(grey, clusters.crop_object_mask(bright_on_dark(grey, None))))
     pred = model.predict_prepared(np.stack(x)).argmax(1) if x else np.zeros(0, int)
-    syn = run_to_end(synthetic_objects(root, "val", spreads, seed + 2, 1000, p_threshold=0.0, sources=("pki3",)))
+    syn = run_to_end(
+        synthetic_objects(root, "val", spreads, seed + 2, 1000, p_threshold=0.0, sources=("pki3",))
+    )
     return {"single_crops": {"n": len(items), "cases": len({it.case for it in items}),
                              "called_single": float((pred == clusters.SINGLE).mean()) if len(pred) else 0.0},
             "synthetic": type_metrics(syn.y, predict_set(model.net, syn).argmax(1))}  # fmt: skip
@@ -118,19 +122,27 @@ def table(res: dict) -> str:
         out.append(f"{name:<16}{m['n']:>8}{m['accuracy']:>12.3f}{m['sensitivity_macro']:>8.3f}"
               f"{m['specificity_macro']:>8.3f}{m['single_vs_cluster_accuracy']:>16.3f}")  # fmt: skip
         for t, v in m["per_type"].items():
-            out.append(f"    {t:<22} n={v['n']:<5} sensitivity {v['sensitivity']:.3f}  specificity {v['specificity']:.3f}")
+            out.append(
+                f"    {t:<22} n={v['n']:<5} sensitivity {v['sensitivity']:.3f}  specificity {v['specificity']:.3f}"
+            )
     g = res["pki3_val"]
-    out.append(f"pki3 validation cases (G-band): {g['single_crops']['called_single']:.3f} of "
-          f"{g['single_crops']['n']} real single crops called single; synthetic pki3 spreads "
-          f"{g['synthetic']['n']} objects, 4-type {g['synthetic']['accuracy']:.3f}, "
-          f"single/cluster {g['synthetic']['single_vs_cluster_accuracy']:.3f}")
+    out.append(
+        f"pki3 validation cases (G-band): {g['single_crops']['called_single']:.3f} of "
+        f"{g['single_crops']['n']} real single crops called single; synthetic pki3 spreads "
+        f"{g['synthetic']['n']} objects, 4-type {g['synthetic']['accuracy']:.3f}, "
+        f"single/cluster {g['synthetic']['single_vs_cluster_accuracy']:.3f}"
+    )
     c = res["clusters_crops"]
     if c:
         out.append("real clusters crops (single vs cluster):")
         for case, v in [*c["per_case"].items(), ("overall", c["overall"])]:
-            out.append(f"    {case:<10} crops {v['crops']:>4}  clusters {v['clusters']:>3}  accuracy {v['accuracy']:.3f}")
+            out.append(
+                f"    {case:<10} crops {v['crops']:>4}  clusters {v['clusters']:>3}  accuracy {v['accuracy']:.3f}"
+            )
     s = res["speed"]
-    out.append(f"speed: {s['s_per_spread_median'] * 1000:.0f} ms per BioImLab spread, {s['objects_per_s']:.0f} objects/s")
+    out.append(
+        f"speed: {s['s_per_spread_median'] * 1000:.0f} ms per BioImLab spread, {s['objects_per_s']:.0f} objects/s"
+    )
     return "\n".join(out)
 
 

@@ -15,13 +15,18 @@ import sys
 import time
 
 import numpy as np
+
 from bench_common import data_missing, parser, report
+from napari_karyo.core.karyotype.evaluate import metrics
+from napari_karyo.core.karyotype.evaluate.actions import ACTION_TYPES, correction_actions, summarise
+from napari_karyo.core.karyotype.infer.predict import analyze
+from napari_karyo.core.karyotype.training import datasets
 
-from napari_karyo.core.karyotype import datasets, metrics
-from napari_karyo.core.karyotype.actions import ACTION_TYPES, correction_actions, summarise
-from napari_karyo.core.karyotype.predict import analyze
-
-SPLIT = "validation: mfish slides " + ", ".join(datasets.VAL_MFISH_SLIDES) + " (DAPI plane; K-map instances as truth)"
+SPLIT = (
+    "validation: mfish slides "
+    + ", ".join(datasets.VAL_MFISH_SLIDES)
+    + " (DAPI plane; K-map instances as truth)"
+)
 
 
 def evaluate(data: str, model: str | None = None, limit: int | None = None) -> dict:
@@ -34,8 +39,14 @@ def evaluate(data: str, model: str | None = None, limit: int | None = None) -> d
         acts.append(a)
         with_swaps.append(correction_actions(res.chromosomes, s.chromosomes, swaps=True))
         truth_acts.append(correction_actions(s.chromosomes, s.chromosomes))
-        cells.append({"cell": s.key, "actions": a.total, **a.counts(),
-                      **metrics.spread_scores(res.chromosomes, s.chromosomes)})
+        cells.append(
+            {
+                "cell": s.key,
+                "actions": a.total,
+                **a.counts(),
+                **metrics.spread_scores(res.chromosomes, s.chromosomes),
+            }
+        )
     true = sum(c["true"] for c in cells)
     found = sum(c["found"] for c in cells)
     return {
@@ -61,19 +72,29 @@ def table(r: dict) -> str:
         "| cell | actions | " + " | ".join(ACTION_TYPES[:-1]) + " |",
         "|---|---|" + "---|" * (len(ACTION_TYPES) - 1),
     ]
-    lines += [f"| {c['cell']} | {c['actions']} | " + " | ".join(str(c[t]) for t in ACTION_TYPES[:-1]) + " |"
-              for c in r["per_cell"]]
+    lines += [
+        f"| {c['cell']} | {c['actions']} | " + " | ".join(str(c[t]) for t in ACTION_TYPES[:-1]) + " |"
+        for c in r["per_cell"]
+    ]
     lines += [
         "",
         "| measure | value | target |",
         "|---|---|---|",
         f"| actions per cell, median ({a['cells']} cells) | {a['median']:.1f} | <= 3 |",
         f"| actions per cell, mean | {a['mean']:.2f} | |",
-        (f"| segmentation edits only (no relabels), median / mean | {a['median_without_naming']:.1f} / "
-        f"{a['mean_without_naming']:.2f} | |"),
-        *(f"| {t}s per cell (mean) | {a['by_type_per_cell'][t]:.2f} | |" for t in ACTION_TYPES if t != "swap"),
-        (f"| with the swap tool: median / mean (swaps per cell) | {w['median']:.1f} / {w['mean']:.2f} "
-         f"({w['by_type_per_cell']['swap']:.2f}) | |"),
+        (
+            f"| segmentation edits only (no relabels), median / mean | {a['median_without_naming']:.1f} / "
+            f"{a['mean_without_naming']:.2f} | |"
+        ),
+        *(
+            f"| {t}s per cell (mean) | {a['by_type_per_cell'][t]:.2f} | |"
+            for t in ACTION_TYPES
+            if t != "swap"
+        ),
+        (
+            f"| with the swap tool: median / mean (swaps per cell) | {w['median']:.1f} / {w['mean']:.2f} "
+            f"({w['by_type_per_cell']['swap']:.2f}) | |"
+        ),
         f"| truth as proposal: actions per cell, mean (sanity) | {r['truth_as_proposal']['mean']:.2f} | 0 |",
         f"| true chromosomes found (IoU >= 0.5) | {r['found_share']:.1%} | |",
         f"| precision | {r['precision']:.1%} | |",

@@ -21,14 +21,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import data_missing, parser, report
 
+from bench_common import data_missing, parser, report
 from napari_karyo.core.errors import KaryoError
-from napari_karyo.core.io.annotations import read_labelme
-from napari_karyo.core.io.project import Project
-from napari_karyo.core.karyotype import datasets
-from napari_karyo.core.karyotype.editing import EditSession
+from napari_karyo.core.karyotype.edit.project import Project
+from napari_karyo.core.karyotype.edit.session import EditSession
+from napari_karyo.core.karyotype.training import datasets
 from napari_karyo.core.results import Chromosome, SpreadResult
+from napari_karyo.core.storage.annotations import read_labelme
 
 SPLIT = "validation: bioimlab_seg images numbered 5k (traced chromosomes)"
 ACTIONS = ("split", "split_at", "join", "delete", "draw", "redraw", "relabel", "swap", "accept")
@@ -115,8 +115,13 @@ def _touching_pairs(files: list[Path]) -> dict:
                 pieces = [s.result.chromosomes[k - 1].full_mask(shape) for k in ids]
                 worst.append(min(max((p & t).sum() / (p | t).sum() for p in pieces) for t in (a, b)))
     w = np.asarray(worst)
-    return {"pairs": refused + len(w), "refused": refused, "median_worse_iou": float(np.median(w)),
-            "both_iou_0.8": int((w >= 0.8).sum()), "both_iou_0.5": int((w >= 0.5).sum())}
+    return {
+        "pairs": refused + len(w),
+        "refused": refused,
+        "median_worse_iou": float(np.median(w)),
+        "both_iou_0.8": int((w >= 0.8).sum()),
+        "both_iou_0.5": int((w >= 0.5).sum()),
+    }
 
 
 def main() -> int:
@@ -139,19 +144,38 @@ def main() -> int:
             per_action.setdefault(k, []).extend(v)
         journal_ms += _time_project(proposal, repeats=45)  # 45: two checkpoints of working/ included
     stats = {k: {"median_ms": float(np.median(v)), "max_ms": float(np.max(v))} for k, v in per_action.items()}
-    journal = {"median_ms": float(np.median(journal_ms)), "p95_ms": float(np.percentile(journal_ms, 95)),
-               "max_ms": float(np.max(journal_ms))}
+    journal = {
+        "median_ms": float(np.median(journal_ms)),
+        "p95_ms": float(np.percentile(journal_ms, 95)),
+        "max_ms": float(np.max(journal_ms)),
+    }
     pairs = _touching_pairs(all_files)
-    result = {"split": SPLIT, "spreads": [f.name for f in files], "objects": counts, "actions": stats,
-              "project_relabel": journal, "touching_pairs": pairs}
-    lines = [f"{SPLIT}; {len(files)} spreads, {min(counts)}-{max(counts)} objects", "",
-             f"{'action':<16}{'median ms':>10}{'max ms':>10}"]
+    result = {
+        "split": SPLIT,
+        "spreads": [f.name for f in files],
+        "objects": counts,
+        "actions": stats,
+        "project_relabel": journal,
+        "touching_pairs": pairs,
+    }
+    lines = [
+        f"{SPLIT}; {len(files)} spreads, {min(counts)}-{max(counts)} objects",
+        "",
+        f"{'action':<16}{'median ms':>10}{'max ms':>10}",
+    ]
     lines += [f"{k:<16}{v['median_ms']:>10.2f}{v['max_ms']:>10.2f}" for k, v in stats.items()]
-    lines.append(f"{'project relabel':<16}{journal['median_ms']:>10.2f}{journal['max_ms']:>10.2f}"
-                 f"   (journal fsync; p95 {journal['p95_ms']:.1f} ms; max = a working/ checkpoint)")
-    lines += ["", (f"split_at on touching pairs ({len(all_files)} spreads): {pairs['pairs']} pairs, "
-              f"{pairs['refused']} refused; both chromosomes IoU >= 0.8 in {pairs['both_iou_0.8']}, >= 0.5 in "
-              f"{pairs['both_iou_0.5']}; median of the worse IoU {pairs['median_worse_iou']:.3f}")]
+    lines.append(
+        f"{'project relabel':<16}{journal['median_ms']:>10.2f}{journal['max_ms']:>10.2f}"
+        f"   (journal fsync; p95 {journal['p95_ms']:.1f} ms; max = a working/ checkpoint)"
+    )
+    lines += [
+        "",
+        (
+            f"split_at on touching pairs ({len(all_files)} spreads): {pairs['pairs']} pairs, "
+            f"{pairs['refused']} refused; both chromosomes IoU >= 0.8 in {pairs['both_iou_0.8']}, >= 0.5 in "
+            f"{pairs['both_iou_0.5']}; median of the worse IoU {pairs['median_worse_iou']:.3f}"
+        ),
+    ]
     return report(result, "\n".join(lines), args.json)
 
 

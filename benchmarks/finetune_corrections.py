@@ -20,13 +20,12 @@ from pathlib import Path
 
 from bench_common import data_missing, parser, report
 from correction_actions import evaluate
-
-from napari_karyo.core.io.annotations import read_mfish_k
-from napari_karyo.core.io.images import read_image
-from napari_karyo.core.io.training_set import export_training_set
-from napari_karyo.core.karyotype import datasets
-from napari_karyo.core.karyotype.train import TrainConfig, train_steps
+from napari_karyo.core.karyotype.training import datasets
+from napari_karyo.core.karyotype.training.segmenter import TrainConfig, train_steps
 from napari_karyo.core.results import SpreadResult
+from napari_karyo.core.storage.annotations import read_mfish_k
+from napari_karyo.core.storage.images import read_image
+from napari_karyo.core.storage.training_set import export_training_set
 
 
 def corrected_set(data: str, out: Path) -> Path:
@@ -34,14 +33,29 @@ def corrected_set(data: str, out: Path) -> Path:
     pairs = []
     for dapi, kfile in datasets.mfish_files(data, "train"):
         shape = read_image(dapi).shape[:2]
-        pairs.append((dapi, SpreadResult(image_shape=shape, chromosomes=read_mfish_k(kfile), source_path=str(dapi))))
+        pairs.append(
+            (dapi, SpreadResult(image_shape=shape, chromosomes=read_mfish_k(kfile), source_path=str(dapi)))
+        )
     return export_training_set(pairs, out, case_of=datasets.mfish_slide)
 
 
 def finetune(corrections: Path, run: Path, steps: int, minutes: float, lr: float, crop: int) -> Path:
-    cfg = TrainConfig(sources=["corrections"], corrections=str(corrections), init="chromosome-maskrcnn",
-                      steps=steps, max_minutes=minutes, lr=lr, warmup=20, crop=crop, batch=2, synth_fraction=0.0,
-                      checkpoint_every=10**6, threads=1, device="cpu", out=str(run))
+    cfg = TrainConfig(
+        sources=["corrections"],
+        corrections=str(corrections),
+        init="chromosome-maskrcnn",
+        steps=steps,
+        max_minutes=minutes,
+        lr=lr,
+        warmup=20,
+        crop=crop,
+        batch=2,
+        synth_fraction=0.0,
+        checkpoint_every=10**6,
+        threads=1,
+        device="cpu",
+        out=str(run),
+    )
     gen = train_steps(cfg)
     while True:
         try:
@@ -54,18 +68,33 @@ def finetune(corrections: Path, run: Path, steps: int, minutes: float, lr: float
 
 def table(r: dict) -> str:
     b, f = r["before"], r["after"]
-    rows = [("true chromosomes found (IoU >= 0.5)", "found_share", "{:.1%}"), ("precision", "precision", "{:.1%}"),
-            ("count exactly right", "count_exact_share", "{:.1%}"), ("found ones named correctly", "named_share",
-                                                                      "{:.1%}")]
-    lines = [f"split: {b['split']}", f"fine-tuned: {r['finetune']}", "",
-             "| measure | bundled | fine-tuned on corrections |", "|---|---|---|"]
+    rows = [
+        ("true chromosomes found (IoU >= 0.5)", "found_share", "{:.1%}"),
+        ("precision", "precision", "{:.1%}"),
+        ("count exactly right", "count_exact_share", "{:.1%}"),
+        ("found ones named correctly", "named_share", "{:.1%}"),
+    ]
+    lines = [
+        f"split: {b['split']}",
+        f"fine-tuned: {r['finetune']}",
+        "",
+        "| measure | bundled | fine-tuned on corrections |",
+        "|---|---|---|",
+    ]
     lines += [f"| {name} | {fmt.format(b[k])} | {fmt.format(f[k])} |" for name, k, fmt in rows]
-    lines += [f"| actions per cell, median | {b['actions']['median']:.1f} | {f['actions']['median']:.1f} |",
-              f"| actions per cell, mean | {b['actions']['mean']:.2f} | {f['actions']['mean']:.2f} |",
-              (f"| segmentation edits per cell (no relabels), mean | {b['actions']['mean_without_naming']:.2f} | "
-              f"{f['actions']['mean_without_naming']:.2f} |")]
-    lines += [f"| {t}s per cell | {b['actions']['by_type_per_cell'][t]:.2f} | {f['actions']['by_type_per_cell'][t]:.2f} |"
-              for t in b["actions"]["by_type_per_cell"] if t != "swap"]
+    lines += [
+        f"| actions per cell, median | {b['actions']['median']:.1f} | {f['actions']['median']:.1f} |",
+        f"| actions per cell, mean | {b['actions']['mean']:.2f} | {f['actions']['mean']:.2f} |",
+        (
+            f"| segmentation edits per cell (no relabels), mean | {b['actions']['mean_without_naming']:.2f} | "
+            f"{f['actions']['mean_without_naming']:.2f} |"
+        ),
+    ]
+    lines += [
+        f"| {t}s per cell | {b['actions']['by_type_per_cell'][t]:.2f} | {f['actions']['by_type_per_cell'][t]:.2f} |"
+        for t in b["actions"]["by_type_per_cell"]
+        if t != "swap"
+    ]
     return "\n".join(lines)
 
 
@@ -95,11 +124,16 @@ def main() -> int:
     before = evaluate(args.data, None, args.limit)
     after = evaluate(args.data, str(model), args.limit)
     result = {
-        "finetune": {"model": str(model), "steps_done": card["training"]["steps_done"],
-                     "seconds": card["training"]["seconds"], "lr": card["training"]["lr"],
-                     "crop": card["training"]["crop"],
-                     "train_images": len(card["data"]["corrections"]["images"]), "device": card["training"]["device"],
-                     "corrected_set_split": "M-FISH train slides, split by slide (splits.json); val part unused"},
+        "finetune": {
+            "model": str(model),
+            "steps_done": card["training"]["steps_done"],
+            "seconds": card["training"]["seconds"],
+            "lr": card["training"]["lr"],
+            "crop": card["training"]["crop"],
+            "train_images": len(card["data"]["corrections"]["images"]),
+            "device": card["training"]["device"],
+            "corrected_set_split": "M-FISH train slides, split by slide (splits.json); val part unused",
+        },
         "before": before,
         "after": after,
     }

@@ -26,17 +26,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import parser, report
 
+from bench_common import parser, report
 from napari_karyo.core.jobs import run_to_end
-from napari_karyo.core.pathology.fusion import load_fusion_model
-from napari_karyo.core.pathology.patches import extract_patches, grouped_stratified_split, split_masks
-from napari_karyo.core.pathology.predict_fusion import (
+from napari_karyo.core.pathology.lesions.fusion import load_fusion_model
+from napari_karyo.core.pathology.lesions.patches import extract_patches, grouped_stratified_split, split_masks
+from napari_karyo.core.pathology.lesions.predict import (
     predict_batches,
     predict_stack_steps,
     se_weights_per_region,
 )
-from napari_karyo.core.pathology.train_fusion import FusionTrainConfig, train_fusion_steps
+from napari_karyo.core.pathology.lesions.train import FusionTrainConfig, train_fusion_steps
 
 STAINS = {"H-DAB": ("hdx", 1), "AB-H": ("ahx", 2), "H&E": ("hed", None), "Azan": ("bro", None)}
 INFORMATIVE = ("H-DAB", "AB-H")
@@ -65,7 +65,9 @@ def synthetic_patient(seed: int, side: int = 112):
     for name, (matrix, positive_type) in STAINS.items():
         second = np.zeros((side, side))
         for r, t in enumerate(types, start=1):
-            level = (0.9 if t == positive_type else 0.15) if positive_type is not None else rng.uniform(0.15, 0.9)
+            level = (
+                (0.9 if t == positive_type else 0.15) if positive_type is not None else rng.uniform(0.15, 0.9)
+            )
             second[regions == r] = level
         second *= 0.5 + smooth_noise(rng, (side, side), 3)  # texture, so the signal is noisy per patch
         conc = np.stack([nuclei * 1.2 + 0.1, second, np.zeros_like(second)], -1) * strength
@@ -87,11 +89,24 @@ def run(args) -> dict:
     out = Path(args.runs)
     split = grouped_stratified_split(groups, y, seed=args.seed, path=out / "split.json")
     m = split_masks(split, groups)
-    data = {"stains": tuple(STAINS), "classes": CLASSES, "split": split,
-            **{part: (x[m[part]], y[m[part]]) for part in ("train", "val", "test")}}
-    cfg = FusionTrainConfig(out=str(out), dataset="synthetic", size=args.size, epochs=args.epochs,
-                            epoch_steps=args.epoch_steps, batch=args.batch, patience=args.epochs, seed=args.seed,
-                            threads=args.threads, augment="source")
+    data = {
+        "stains": tuple(STAINS),
+        "classes": CLASSES,
+        "split": split,
+        **{part: (x[m[part]], y[m[part]]) for part in ("train", "val", "test")},
+    }
+    cfg = FusionTrainConfig(
+        out=str(out),
+        dataset="synthetic",
+        size=args.size,
+        epochs=args.epochs,
+        epoch_steps=args.epoch_steps,
+        batch=args.batch,
+        patience=args.epochs,
+        seed=args.seed,
+        threads=args.threads,
+        augment="source",
+    )
     t = time.perf_counter()
     model = load_fusion_model(run_to_end(train_fusion_steps(cfg, data)), "cpu")
     probs, weights = predict_batches(model.net, data["test"][0], model.device)
@@ -104,21 +119,33 @@ def run(args) -> dict:
     for row in rows:
         row["true class"] = CLASSES[types[row["region"] - 1]]
     return {
-        "command": " ".join(sys.argv), "args": vars(args), "split": split["groups"],
+        "command": " ".join(sys.argv),
+        "args": vars(args),
+        "split": split["groups"],
         "patches": {part: int(v.sum()) for part, v in m.items()},
         "test_accuracy": round(float((probs.argmax(1) == data["test"][1]).mean()), 4),
-        "mean_se_weights_test": mean_w, "ranking": ranking, "informative": list(INFORMATIVE),
+        "mean_se_weights_test": mean_w,
+        "ranking": ranking,
+        "informative": list(INFORMATIVE),
         "informative_ranked_first": set(ranking[: len(INFORMATIVE)]) == set(INFORMATIVE),
-        "regions_of_" + first.replace(" ", "_"): rows, "seconds": round(time.perf_counter() - t, 1),
-        "card_metrics": model.card["metrics"], "train_patches_per_s": model.card["training"]["train_patches_per_s"],
+        "regions_of_" + first.replace(" ", "_"): rows,
+        "seconds": round(time.perf_counter() - t, 1),
+        "card_metrics": model.card["metrics"],
+        "train_patches_per_s": model.card["training"]["train_patches_per_s"],
     }
 
 
 def table(r: dict) -> str:
-    lines = [f"split (by patient): {r['patches']} patches; test accuracy {r['test_accuracy']:.1%}",
-             "", "| stain | informative | mean SE weight (test) | rank |", "|---|---|---|---|"]
+    lines = [
+        f"split (by patient): {r['patches']} patches; test accuracy {r['test_accuracy']:.1%}",
+        "",
+        "| stain | informative | mean SE weight (test) | rank |",
+        "|---|---|---|---|",
+    ]
     for rank, s in enumerate(r["ranking"], start=1):
-        lines.append(f"| {s} | {'yes' if s in r['informative'] else 'no'} | {r['mean_se_weights_test'][s]:.3f} | {rank} |")
+        lines.append(
+            f"| {s} | {'yes' if s in r['informative'] else 'no'} | {r['mean_se_weights_test'][s]:.3f} | {rank} |"
+        )
     lines.append(f"\ninformative stains ranked first: {r['informative_ranked_first']}")
     return "\n".join(lines)
 

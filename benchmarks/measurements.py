@@ -22,15 +22,16 @@ import time
 from collections import defaultdict
 
 import numpy as np
-from bench_common import main as bench_main
 
+from bench_common import main as bench_main
 from napari_karyo.core import classes
-from napari_karyo.core.io.annotations import read_mfish_k
-from napari_karyo.core.io.images import read_image
-from napari_karyo.core.karyotype import datasets, measure
-from napari_karyo.core.karyotype.crops import bioimlab_items
-from napari_karyo.core.karyotype.preprocess import normalise_intensity
+from napari_karyo.core.karyotype.infer import measure
+from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
+from napari_karyo.core.karyotype.training import datasets
+from napari_karyo.core.karyotype.training.crop_sets import bioimlab_items
 from napari_karyo.core.results import Chromosome, SpreadResult
+from napari_karyo.core.storage.annotations import read_mfish_k
+from napari_karyo.core.storage.images import read_image
 
 
 def mfish(data: str, split: str) -> tuple[dict, list[float]]:
@@ -67,7 +68,9 @@ def bioimlab_crops(data: str) -> dict:
             if n == 0:
                 continue
             mask = ndi.binary_fill_holes(lab == 1 + int(np.argmax(ndi.sum(fg, lab, range(1, n + 1)))))
-            ms.append(measure.measure_chromosome(crop, Chromosome.from_full_mask(mask, class_id=item.class_id), k))
+            ms.append(
+                measure.measure_chromosome(crop, Chromosome.from_full_mask(mask, class_id=item.class_id), k)
+            )
         _collect(values, measure.fill_relative_lengths(ms))
     return values
 
@@ -85,10 +88,19 @@ def per_class(values: dict) -> dict:
         if ci.size == 0:
             continue
         row = {"n": int(ci.size)}
-        for key, arr, ref in (("ci", ci, classes.CENTROMERIC_INDEX[cid]), ("rl", rl, classes.RELATIVE_LENGTH[cid])):
+        for key, arr, ref in (
+            ("ci", ci, classes.CENTROMERIC_INDEX[cid]),
+            ("rl", rl, classes.RELATIVE_LENGTH[cid]),
+        ):
             q1, med, q3 = np.percentile(arr, (25, 50, 75))
-            row[key] = {"median": float(med), "q25": float(q1), "q75": float(q3), "iscn": ref,
-                        "deviation": float(med - ref), "iscn_in_iqr": bool(q1 <= ref <= q3)}
+            row[key] = {
+                "median": float(med),
+                "q25": float(q1),
+                "q75": float(q3),
+                "iscn": ref,
+                "deviation": float(med - ref),
+                "iscn_in_iqr": bool(q1 <= ref <= q3),
+            }
         rows[classes.name(cid)] = row
         dev_ci.append(abs(row["ci"]["deviation"]))
         each_ci.extend(np.abs(ci - classes.CENTROMERIC_INDEX[cid]).tolist())
@@ -104,7 +116,9 @@ def per_class(values: dict) -> dict:
     }
 
 
-def synthetic_arc(radius: float, span_deg: float, half_width: float, cen_frac: float, rotate_deg: float, seed: int):
+def synthetic_arc(
+    radius: float, span_deg: float, half_width: float, cen_frac: float, rotate_deg: float, seed: int
+):
     """A thick arc with round caps and a constriction (width and intensity dip) at a known fraction of its
     tip-to-tip length. Returns (image, mask, length, p fraction from the first end)."""
     a0, span = np.deg2rad(rotate_deg - span_deg / 2), np.deg2rad(span_deg)
@@ -153,7 +167,8 @@ def run(data: str) -> dict:
     val_values, _ = mfish(data, "val")
     return {
         "split": "all M-FISH cells with a K map (nothing is trained); also the validation slides "
-        + ", ".join(datasets.VAL_MFISH_SLIDES) + " alone; all bioimlab_crops karyotypes",
+        + ", ".join(datasets.VAL_MFISH_SLIDES)
+        + " alone; all bioimlab_crops karyotypes",
         "mfish": {"cells": len(times), **per_class(all_values)},
         "mfish_val": per_class(val_values),
         "bioimlab_crops": per_class(bioimlab_crops(data)),
@@ -167,8 +182,10 @@ def table(r: dict) -> str:
     lines = [
         f"split: {r['split']}",
         "",
-        ("| class | ISCN CI | M-FISH CI median [IQR] | dev | BioImLab CI median [IQR] | dev | ISCN RL "
-        "| M-FISH RL median [IQR] | dev | BioImLab RL median [IQR] | dev |"),
+        (
+            "| class | ISCN CI | M-FISH CI median [IQR] | dev | BioImLab CI median [IQR] | dev | ISCN RL "
+            "| M-FISH RL median [IQR] | dev | BioImLab RL median [IQR] | dev |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in (classes.name(c) for c in classes.CLASS_IDS):
@@ -191,22 +208,36 @@ def table(r: dict) -> str:
         "| summary | M-FISH all | M-FISH val slides | BioImLab crops |",
         "|---|---|---|---|",
         f"| chromosomes | {m['chromosomes']} ({m['cells']} cells) | {v['chromosomes']} | {b['chromosomes']} |",
-        (f"| CI: mean abs deviation of class medians | {m['ci_mean_abs_deviation']:.2f} | "
-        f"{v['ci_mean_abs_deviation']:.2f} | {b['ci_mean_abs_deviation']:.2f} |"),
-        (f"| CI: median abs deviation per chromosome | {m['ci_abs_deviation_per_chromosome_median']:.2f} | "
-         f"{v['ci_abs_deviation_per_chromosome_median']:.2f} | {b['ci_abs_deviation_per_chromosome_median']:.2f} |"),
-        (f"| CI: classes whose ISCN value is inside the IQR | {m['ci_iscn_in_iqr']}/24 | {v['ci_iscn_in_iqr']}/24 | "
-        f"{b['ci_iscn_in_iqr']}/24 |"),
-        (f"| RL: mean abs deviation of class medians | {m['rl_mean_abs_deviation']:.2f} | "
-        f"{v['rl_mean_abs_deviation']:.2f} | {b['rl_mean_abs_deviation']:.2f} |"),
-        (f"| RL: classes whose ISCN value is inside the IQR | {m['rl_iscn_in_iqr']}/24 | {v['rl_iscn_in_iqr']}/24 | "
-        f"{b['rl_iscn_in_iqr']}/24 |"),
+        (
+            f"| CI: mean abs deviation of class medians | {m['ci_mean_abs_deviation']:.2f} | "
+            f"{v['ci_mean_abs_deviation']:.2f} | {b['ci_mean_abs_deviation']:.2f} |"
+        ),
+        (
+            f"| CI: median abs deviation per chromosome | {m['ci_abs_deviation_per_chromosome_median']:.2f} | "
+            f"{v['ci_abs_deviation_per_chromosome_median']:.2f} | {b['ci_abs_deviation_per_chromosome_median']:.2f} |"
+        ),
+        (
+            f"| CI: classes whose ISCN value is inside the IQR | {m['ci_iscn_in_iqr']}/24 | {v['ci_iscn_in_iqr']}/24 | "
+            f"{b['ci_iscn_in_iqr']}/24 |"
+        ),
+        (
+            f"| RL: mean abs deviation of class medians | {m['rl_mean_abs_deviation']:.2f} | "
+            f"{v['rl_mean_abs_deviation']:.2f} | {b['rl_mean_abs_deviation']:.2f} |"
+        ),
+        (
+            f"| RL: classes whose ISCN value is inside the IQR | {m['rl_iscn_in_iqr']}/24 | {v['rl_iscn_in_iqr']}/24 | "
+            f"{b['rl_iscn_in_iqr']}/24 |"
+        ),
         "",
-        (f"synthetic bent chromosomes ({s['arcs']} arcs): length error mean {s['length_rel_error_mean_abs']:.2%}, "
-        f"95th percentile {s['length_rel_error_p95']:.2%} (signed mean {s['length_rel_error_signed_mean']:+.2%}); "
-        f"CI error median {s['ci_abs_error_median']:.1f}, 95th percentile {s['ci_abs_error_p95']:.1f} points"),
-        (f"time per M-FISH cell (measure_spread): median {r['speed']['mfish_cell_s_median']:.3f} s, "
-        f"max {r['speed']['mfish_cell_s_max']:.3f} s"),
+        (
+            f"synthetic bent chromosomes ({s['arcs']} arcs): length error mean {s['length_rel_error_mean_abs']:.2%}, "
+            f"95th percentile {s['length_rel_error_p95']:.2%} (signed mean {s['length_rel_error_signed_mean']:+.2%}); "
+            f"CI error median {s['ci_abs_error_median']:.1f}, 95th percentile {s['ci_abs_error_p95']:.1f} points"
+        ),
+        (
+            f"time per M-FISH cell (measure_spread): median {r['speed']['mfish_cell_s_median']:.3f} s, "
+            f"max {r['speed']['mfish_cell_s_max']:.3f} s"
+        ),
     ]
     return "\n".join(lines)
 

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_common import parser
 
-from napari_karyo.core.karyotype import datasets
-from napari_karyo.core.karyotype.crop_bank import CropBank
-from napari_karyo.core.karyotype.metrics import spread_scores
-from napari_karyo.core.karyotype.predict import analyze, load_segmenter, segment, suppress
-from napari_karyo.core.karyotype.preprocess import normalise_intensity
-from napari_karyo.core.karyotype.train_data import SampleStream, prepare
+from bench_common import parser
+from napari_karyo.core.karyotype.evaluate.metrics import spread_scores
+from napari_karyo.core.karyotype.infer.predict import analyze, load_segmenter, segment, suppress
+from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
+from napari_karyo.core.karyotype.training import datasets
+from napari_karyo.core.karyotype.training.crop_bank import CropBank
+from napari_karyo.core.karyotype.training.segmenter_data import SampleStream, prepare
 from napari_karyo.core.results import Chromosome
 
 
@@ -53,8 +53,11 @@ def widen_to_classes(model, n_classes: int = 25) -> None:
 def fine_tune(model, stream: SampleStream, steps: int, seed: int) -> float:
     for p in model.parameters():
         p.requires_grad = False
-    trainable = [p for m in (model.roi_heads.box_head, model.roi_heads.box_predictor,
-                             model.roi_heads.mask_predictor) for p in m.parameters()]
+    trainable = [
+        p
+        for m in (model.roi_heads.box_head, model.roi_heads.box_predictor, model.roi_heads.mask_predictor)
+        for p in m.parameters()
+    ]
     for p in trainable:
         p.requires_grad = True
     opt = torch.optim.AdamW(trainable, lr=1e-3, weight_decay=1e-4)
@@ -88,8 +91,10 @@ def head_predictions(seg, norm: np.ndarray) -> list[Chromosome]:
         masks, scores, offsets = segment(seg, norm)
     finally:
         seg.model.roi_heads.postprocess_detections = original
-    return [Chromosome(mask=masks[i], offset=offsets[i], score=float(scores[i]), class_id=out_labels[i])
-            for i in suppress(masks, scores, offsets)]
+    return [
+        Chromosome(mask=masks[i], offset=offsets[i], score=float(scores[i]), class_id=out_labels[i])
+        for i in suppress(masks, scores, offsets)
+    ]
 
 
 def main() -> int:
@@ -107,18 +112,26 @@ def main() -> int:
     # A per-class score is the class probability, lower than 'chromosome' when two classes compete: keep more
     # and let mask NMS pick one label per object.
     head_seg.model.roi_heads.score_thresh = 0.1
-    stream = SampleStream(prepare(datasets.load_mfish(args.data, "train")),
-                          CropBank.from_data(args.data, "train", max_per_source=2000, seed=args.seed),
-                          crop=384, synth_fraction=0.5, with_classes=True)
+    stream = SampleStream(
+        prepare(datasets.load_mfish(args.data, "train")),
+        CropBank.from_data(args.data, "train", max_per_source=2000, seed=args.seed),
+        crop=384,
+        synth_fraction=0.5,
+        with_classes=True,
+    )
     seconds = fine_tune(head_seg.model, stream, args.steps, args.seed)
 
     rows = {"mask_rcnn_head": [], "crop_classifier": []}
     for s in datasets.load_mfish(args.data, "val")[: args.limit]:
         norm, _ = normalise_intensity(s.image)
         rows["mask_rcnn_head"].append(spread_scores(head_predictions(head_seg, norm), s.chromosomes))
-        rows["crop_classifier"].append(spread_scores(analyze(s.image, model=args.model).chromosomes, s.chromosomes))
-    result = {"split": "mfish validation slides " + ", ".join(datasets.VAL_MFISH_SLIDES),
-              "head_fine_tune": {"steps": args.steps, "seconds": round(seconds)}}
+        rows["crop_classifier"].append(
+            spread_scores(analyze(s.image, model=args.model).chromosomes, s.chromosomes)
+        )
+    result = {
+        "split": "mfish validation slides " + ", ".join(datasets.VAL_MFISH_SLIDES),
+        "head_fine_tune": {"steps": args.steps, "seconds": round(seconds)},
+    }
     print(f"split: {result['split']}; head fine-tuned {args.steps} steps in {seconds / 60:.1f} min (CPU)\n")
     print("| naming by | found (IoU>=0.5) | named correctly among found |\n|---|---|---|")
     for name, rs in rows.items():

@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import parser
 
-from napari_karyo.core.io.atomic import write_json
-from napari_karyo.core.pathology.register import STAGES, register_pair
-from napari_karyo.core.pathology.transform import Transform
+from bench_common import parser
+from napari_karyo.core.pathology.registration.register import STAGES, register_pair
+from napari_karyo.core.pathology.registration.transform import Transform
+from napari_karyo.core.storage.atomic import write_json
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -54,7 +54,12 @@ def scores(t: Transform, fixed_rc, moving_rc, diagonal: float) -> dict:
 def run_ours(fixed, moving, f_rc, m_rc, diagonal) -> dict:
     cpu = time.process_time()
     res = register_pair(fixed, moving)
-    out = {"seconds": res.seconds, "cpu_seconds": time.process_time() - cpu, "ok": res.ok, "quality": res.quality}
+    out = {
+        "seconds": res.seconds,
+        "cpu_seconds": time.process_time() - cpu,
+        "ok": res.ok,
+        "quality": res.quality,
+    }
     for stage in (*STAGES, "fine_affine"):
         out[stage] = scores(res.stages[stage], f_rc, m_rc, diagonal)
     out["final"] = scores(res.transform, f_rc, m_rc, diagonal)
@@ -78,8 +83,9 @@ def run_sitk(fixed, moving, f_rc, m_rc, diagonal) -> dict:
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # the same one core as ours
     fi, mi = img(fixed), img(moving)
-    init = sitk.CenteredTransformInitializer(fi, mi, sitk.AffineTransform(2),
-                                             sitk.CenteredTransformInitializerFilter.MOMENTS)
+    init = sitk.CenteredTransformInitializer(
+        fi, mi, sitk.AffineTransform(2), sitk.CenteredTransformInitializerFilter.MOMENTS
+    )
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(32)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
@@ -113,9 +119,18 @@ def run_sitk(fixed, moving, f_rc, m_rc, diagonal) -> dict:
         mapped = np.array([tx.TransformPoint((float(c), float(r)))[::-1] for r, c in f_rc[:n]])
         after = np.linalg.norm(mapped - m_rc[:n], axis=1)
         before = np.linalg.norm(f_rc[:n] - m_rc[:n], axis=1)
-        return {"rtre_median": float(np.median(after) / diagonal), "robustness": float(np.mean(after < before))}
+        return {
+            "rtre_median": float(np.median(after) / diagonal),
+            "robustness": float(np.mean(after < before)),
+        }
 
-    return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu, "affine_seconds": t_aff, "affine": tre(affine), "final": tre(composite)}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu,
+        "affine_seconds": t_aff,
+        "affine": tre(affine),
+        "final": tre(composite),
+    }
 
 
 def real_pairs(data: Path):
@@ -124,8 +139,9 @@ def real_pairs(data: Path):
         for row in csv.DictReader(fh):
             yield {
                 "name": f"{row['Target image'].split('/')[0]}:{Path(row['Target image']).stem}<-"
-                        f"{Path(row['Source image']).stem}",
-                "fixed": read_rgb(root / row["Target image"]), "moving": read_rgb(root / row["Source image"]),
+                f"{Path(row['Source image']).stem}",
+                "fixed": read_rgb(root / row["Target image"]),
+                "moving": read_rgb(root / row["Source image"]),
                 "fixed_rc": read_landmarks_rc(root / row["Target landmarks"]),
                 "moving_rc": read_landmarks_rc(root / row["Source landmarks"]),
                 "diagonal": float(row["Image diagonal [pixels]"]),
@@ -137,10 +153,14 @@ def synthetic_pairs(data: Path):
     fixed = read_rgb(root / "images/artificial_reference.jpg")
     f_rc = read_landmarks_rc(root / "landmarks/artificial_reference.csv")
     for kind in ("rigid", "affine", "elastic"):
-        yield {"name": f"birl_anhir:{kind}", "fixed": fixed,
-               "moving": read_rgb(root / f"images/artificial_moving-{kind}.jpg"), "fixed_rc": f_rc,
-               "moving_rc": read_landmarks_rc(root / f"landmarks/artificial_moving-{kind}.csv"),
-               "diagonal": float(np.hypot(*fixed.shape[:2]))}
+        yield {
+            "name": f"birl_anhir:{kind}",
+            "fixed": fixed,
+            "moving": read_rgb(root / f"images/artificial_moving-{kind}.jpg"),
+            "fixed_rc": f_rc,
+            "moving_rc": read_landmarks_rc(root / f"landmarks/artificial_moving-{kind}.csv"),
+            "diagonal": float(np.hypot(*fixed.shape[:2])),
+        }
 
 
 def random_warps(data: Path, n: int, seed: int = 0):
@@ -170,10 +190,18 @@ def random_warps(data: Path, n: int, seed: int = 0):
         field *= 0.01 * np.hypot(h, w) / np.abs(field).max()  # up to 1 % of the diagonal
         # ground truth moving -> fixed is the inverse of the generating fixed -> moving warp `gen`
         gen = Transform(np.linalg.inv(aff), field.astype(np.float32), spacing)
-        moving = 255 - gen.warp_image(255 - fixed, (h, w))  # moving(y) = fixed(gen^-1(y)), white glass outside
+        moving = 255 - gen.warp_image(
+            255 - fixed, (h, w)
+        )  # moving(y) = fixed(gen^-1(y)), white glass outside
         f_rc = tissue_rc[rng.choice(len(tissue_rc), 100, replace=False)].astype(float)
-        yield {"name": f"random_warp:{i}", "fixed": fixed, "moving": moving, "fixed_rc": f_rc,
-               "moving_rc": gen.map_points(f_rc), "diagonal": float(np.hypot(h, w))}
+        yield {
+            "name": f"random_warp:{i}",
+            "fixed": fixed,
+            "moving": moving,
+            "fixed_rc": f_rc,
+            "moving_rc": gen.map_points(f_rc),
+            "diagonal": float(np.hypot(h, w)),
+        }
 
 
 def summarise(rows: list[dict], method: str, stages) -> dict:
@@ -181,9 +209,13 @@ def summarise(rows: list[dict], method: str, stages) -> dict:
     for stage in stages:
         vals = [r[method][stage]["rtre_median"] for r in rows if method in r]
         if vals:
-            out[stage] = {"MMrTRE": float(np.median(vals)), "AMrTRE": float(np.mean(vals)),
-                          "max_rTRE": float(np.max(vals)), "pairs_below_0.02": int(np.sum(np.array(vals) < 0.02)),
-                          "robustness_mean": float(np.mean([r[method][stage]["robustness"] for r in rows]))}
+            out[stage] = {
+                "MMrTRE": float(np.median(vals)),
+                "AMrTRE": float(np.mean(vals)),
+                "max_rTRE": float(np.max(vals)),
+                "pairs_below_0.02": int(np.sum(np.array(vals) < 0.02)),
+                "robustness_mean": float(np.mean([r[method][stage]["robustness"] for r in rows])),
+            }
     for key in ("seconds", "cpu_seconds"):
         secs = [r[method][key] for r in rows if method in r]
         if secs:
@@ -204,15 +236,23 @@ def main(argv=None) -> int:
         sitk_ok = not args.no_sitk
     except ImportError:
         sitk_ok = False
-    report = {"machine": f"{platform.machine()} {os.cpu_count()} cores",
-              "threads": os.environ.get("OMP_NUM_THREADS", "default"), "sets": {}}
-    sets = {"derived_benchmark": real_pairs(data), "birl_anhir": synthetic_pairs(data),
-            "random_warps": random_warps(data, args.random_warps)}
+    report = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "threads": os.environ.get("OMP_NUM_THREADS", "default"),
+        "sets": {},
+    }
+    sets = {
+        "derived_benchmark": real_pairs(data),
+        "birl_anhir": synthetic_pairs(data),
+        "random_warps": random_warps(data, args.random_warps),
+    }
     for set_name, pairs in sets.items():
         rows = []
         print(f"\n== {set_name}")
-        print(f"{'pair':38s} {'ident':>7s} {'coarse':>7s} {'mid':>7s} {'f-aff':>7s} {'fine':>7s} {'rob':>5s} {'cpu s':>5s}"
-              + (f" | {'sitk-aff':>8s} {'sitk-bs':>8s} {'s':>5s}" if sitk_ok else ""))
+        print(
+            f"{'pair':38s} {'ident':>7s} {'coarse':>7s} {'mid':>7s} {'f-aff':>7s} {'fine':>7s} {'rob':>5s} {'cpu s':>5s}"
+            + (f" | {'sitk-aff':>8s} {'sitk-bs':>8s} {'s':>5s}" if sitk_ok else "")
+        )
         for pair in pairs:
             ident = scores(Transform.identity(), pair["fixed_rc"], pair["moving_rc"], pair["diagonal"])
             row = {"pair": pair["name"], "identity": ident}
@@ -222,15 +262,19 @@ def main(argv=None) -> int:
                 row["sitk"] = run_sitk(*args_)
             rows.append(row)
             o = row["ours"]
-            line = (f"{pair['name']:38s} {ident['rtre_median']:7.4f} {o['coarse']['rtre_median']:7.4f} "
-                    f"{o['mid']['rtre_median']:7.4f} {o['fine_affine']['rtre_median']:7.4f} {o['fine']['rtre_median']:7.4f} "
-                    f"{o['fine']['robustness']:5.2f} {o['cpu_seconds']:5.2f}" + ("" if o["ok"] else " FAILED"))
+            line = (
+                f"{pair['name']:38s} {ident['rtre_median']:7.4f} {o['coarse']['rtre_median']:7.4f} "
+                f"{o['mid']['rtre_median']:7.4f} {o['fine_affine']['rtre_median']:7.4f} {o['fine']['rtre_median']:7.4f} "
+                f"{o['fine']['robustness']:5.2f} {o['cpu_seconds']:5.2f}" + ("" if o["ok"] else " FAILED")
+            )
             if sitk_ok:
                 s = row["sitk"]
                 line += f" | {s['affine']['rtre_median']:8.4f} {s['final']['rtre_median']:8.4f} {s['cpu_seconds']:5.2f}"
             print(line, flush=True)
-        summary = {"ours": summarise(rows, "ours", ("coarse", "mid", "fine_affine", "fine")),
-                   "identity": float(np.median([r["identity"]["rtre_median"] for r in rows]))}
+        summary = {
+            "ours": summarise(rows, "ours", ("coarse", "mid", "fine_affine", "fine")),
+            "identity": float(np.median([r["identity"]["rtre_median"] for r in rows])),
+        }
         if sitk_ok:
             summary["sitk"] = summarise(rows, "sitk", ("affine", "final"))
         print(json.dumps(summary, indent=1))

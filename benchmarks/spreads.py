@@ -17,11 +17,12 @@ import sys
 import time
 
 import numpy as np
-from bench_common import data_missing, parser, report
 
+from bench_common import data_missing, parser, report
 from napari_karyo.core.device import describe, pick_device
-from napari_karyo.core.karyotype import datasets, metrics
-from napari_karyo.core.karyotype.predict import analyze
+from napari_karyo.core.karyotype.evaluate import metrics
+from napari_karyo.core.karyotype.infer.predict import analyze
+from napari_karyo.core.karyotype.training import datasets
 
 
 def run(data: str, model: str | None, classifier: str | None, device: str | None, limit: int | None) -> dict:
@@ -48,14 +49,20 @@ def run(data: str, model: str | None, classifier: str | None, device: str | None
     rows = []
     for s in datasets.load_mfish(data, "val")[:limit]:
         res = timed(s.image)
-        rows.append({"cell": s.key, **metrics.spread_scores(res.chromosomes, s.chromosomes),
-                     **review_scores(res.chromosomes, s.chromosomes)})
+        rows.append(
+            {
+                "cell": s.key,
+                **metrics.spread_scores(res.chromosomes, s.chromosomes),
+                **review_scores(res.chromosomes, s.chromosomes),
+            }
+        )
     true = sum(r["true"] for r in rows)
     found = sum(r["found"] for r in rows)
     named = sum(r["named_correctly"] for r in rows)
     predicted = sum(r["predicted"] for r in rows)
     return {
-        "split": "validation: bioimlab_seg images numbered 5k; mfish slides " + ", ".join(datasets.VAL_MFISH_SLIDES),
+        "split": "validation: bioimlab_seg images numbered 5k; mfish slides "
+        + ", ".join(datasets.VAL_MFISH_SLIDES),
         "device": describe(dev),
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
         "bioimlab": {"images": len(bio), **ap},
@@ -66,11 +73,15 @@ def run(data: str, model: str | None, classifier: str | None, device: str | None
             "precision": found / max(predicted, 1),
             "named_share": named / max(found, 1),
             "count_exact_share": float(np.mean([r["count_error"] == 0 for r in rows])) if rows else 0.0,
-            "count_error_median_abs": float(np.median([abs(r["count_error"]) for r in rows])) if rows else 0.0,
+            "count_error_median_abs": float(np.median([abs(r["count_error"]) for r in rows]))
+            if rows
+            else 0.0,
             "flagged_per_cell": float(np.mean([r["flagged"] for r in rows])) if rows else 0.0,
             "objects_per_cell": predicted / max(len(rows), 1),
-            "errors_flagged_share": sum(r["wrong_flagged"] for r in rows) / max(sum(r["wrong"] for r in rows), 1),
-            "flags_on_errors_share": sum(r["wrong_flagged"] for r in rows) / max(sum(r["flagged"] for r in rows), 1),
+            "errors_flagged_share": sum(r["wrong_flagged"] for r in rows)
+            / max(sum(r["wrong"] for r in rows), 1),
+            "flags_on_errors_share": sum(r["wrong_flagged"] for r in rows)
+            / max(sum(r["flagged"] for r in rows), 1),
             "per_cell": rows,
         },
         "speed": {
@@ -87,8 +98,11 @@ def review_scores(pred, gt) -> dict:
     truth_of = {p: g for p, g, _ in metrics.match(pred, gt)}
     wrong = [p not in truth_of or pred[p].class_id != gt[truth_of[p]].class_id for p in range(len(pred))]
     flagged = [bool(c.review) for c in pred]
-    return {"wrong": sum(wrong), "flagged": sum(flagged),
-            "wrong_flagged": sum(w and f for w, f in zip(wrong, flagged, strict=True))}
+    return {
+        "wrong": sum(wrong),
+        "flagged": sum(flagged),
+        "wrong_flagged": sum(w and f for w, f in zip(wrong, flagged, strict=True)),
+    }
 
 
 def table(r: dict) -> str:

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import main as bench_main
 
+from bench_common import main as bench_main
 from napari_karyo.core.pathology import stain as S
 
 MATRICES = ["hed", "hdx", "ahx", "bex", "bpx", "bro", "fgx", "gdx", "hax", "hpx", "rbd"]
@@ -69,14 +69,23 @@ def accuracy() -> dict:
                 img = S.synthetic_stained(truth, SHAPE, seed=seed)
                 try:
                     errs.append(float(S.angular_error_deg(fn(img), truth).max()))
-                except (S.StainError, ValueError, np.linalg.LinAlgError):  # a failure counts as 90 degrees off
+                except (
+                    S.StainError,
+                    ValueError,
+                    np.linalg.LinAlgError,
+                ):  # a failure counts as 90 degrees off
                     errs.append(90.0)
             errors[m] += errs
             row[m] = float(np.max(errs))
         per_matrix[name] = row
     summary = {
-        m: {"median_deg": float(np.median(e)), "p95_deg": float(np.percentile(e, 95)), "max_deg": float(np.max(e)),
-            "share_within_3deg": float(np.mean(np.array(e) <= 3.0)), "images": len(e)}
+        m: {
+            "median_deg": float(np.median(e)),
+            "p95_deg": float(np.percentile(e, 95)),
+            "max_deg": float(np.max(e)),
+            "share_within_3deg": float(np.mean(np.array(e) <= 3.0)),
+            "images": len(e),
+        }
         for m, e in errors.items()
     }
     return {"summary": summary, "worst_per_matrix": per_matrix}
@@ -133,9 +142,12 @@ def real(data: Path) -> dict:
             continue
         rgb = np.asarray(Image.open(path).convert("RGB"))
         mac, vah = S.macenko_matrix(rgb, what=rel), S.vahadane_matrix(rgb, what=rel)
-        row = {"stains": kind, "pixels": int(rgb.shape[0] * rgb.shape[1]),
-               "macenko_vs_vahadane_deg": float(S.angular_error_deg(vah, mac).max()),
-               "macenko_vs_bundled_deg": float(S.angular_error_deg(mac, S.bundled_reference(kind).matrix).max())}
+        row = {
+            "stains": kind,
+            "pixels": int(rgb.shape[0] * rgb.shape[1]),
+            "macenko_vs_vahadane_deg": float(S.angular_error_deg(vah, mac).max()),
+            "macenko_vs_bundled_deg": float(S.angular_error_deg(mac, S.bundled_reference(kind).matrix).max()),
+        }
         if ts is not None:
             row["macenko_vs_torchstain_deg"] = float(S.angular_error_deg(ts(rgb), mac).max())
         rows[rel] = row
@@ -145,7 +157,7 @@ def real(data: Path) -> dict:
 def run(data: str) -> dict:
     return {
         "split": "synthetic images, seeds 100-104 (not used for tuning or tests); real reference images have no "
-                 "truth and were not used for tuning",
+        "truth and were not used for tuning",
         "machine": f"{platform.machine()} {os.cpu_count()} cores, CPU only",
         "accuracy": accuracy(),
         "speed": speed(),
@@ -155,24 +167,38 @@ def run(data: str) -> dict:
 
 def table(r: dict) -> str:
     acc, sp = r["accuracy"]["summary"], r["speed"]["megapixels_per_s"]
-    lines = [f"split: {r['split']}; machine: {r['machine']}", "",
-             "| method | median error | 95th pct | worst | images within 3 deg | MP/s, 1 thread, normalise 1024^2 |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"split: {r['split']}; machine: {r['machine']}",
+        "",
+        "| method | median error | 95th pct | worst | images within 3 deg | MP/s, 1 thread, normalise 1024^2 |",
+        "|---|---|---|---|---|---|",
+    ]
     for m, a in acc.items():
         speed_key = m if m in sp else f"{m} (numpy)"
-        lines.append(f"| {m} | {a['median_deg']:.2f} deg | {a['p95_deg']:.2f} deg | {a['max_deg']:.2f} deg | "
-                     f"{a['share_within_3deg']:.0%} of {a['images']} | {sp.get(speed_key, float('nan')):.1f} |")
+        lines.append(
+            f"| {m} | {a['median_deg']:.2f} deg | {a['p95_deg']:.2f} deg | {a['max_deg']:.2f} deg | "
+            f"{a['share_within_3deg']:.0%} of {a['images']} | {sp.get(speed_key, float('nan')):.1f} |"
+        )
     for k, v in sp.items():
         if k not in acc and k.removesuffix(" (numpy)") not in acc:
             lines.append(f"| {k} | | | | | {v:.1f} |")
-    lines += ["", "worst error per stain pair (deg): " + "; ".join(
-        f"{k} " + "/".join(f"{v:.1f}" for v in row.values()) for k, row in r["accuracy"]["worst_per_matrix"].items()),
-        "", "| real image | stains | Macenko vs Vahadane | Macenko vs torchstain | Macenko vs bundled reference |",
-        "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "worst error per stain pair (deg): "
+        + "; ".join(
+            f"{k} " + "/".join(f"{v:.1f}" for v in row.values())
+            for k, row in r["accuracy"]["worst_per_matrix"].items()
+        ),
+        "",
+        "| real image | stains | Macenko vs Vahadane | Macenko vs torchstain | Macenko vs bundled reference |",
+        "|---|---|---|---|---|",
+    ]
     for k, row in r["real"].items():
-        lines.append(f"| {k} | {row['stains']} | {row['macenko_vs_vahadane_deg']:.1f} deg | "
-                     f"{row.get('macenko_vs_torchstain_deg', float('nan')):.1f} deg | "
-                     f"{row['macenko_vs_bundled_deg']:.1f} deg |")
+        lines.append(
+            f"| {k} | {row['stains']} | {row['macenko_vs_vahadane_deg']:.1f} deg | "
+            f"{row.get('macenko_vs_torchstain_deg', float('nan')):.1f} deg | "
+            f"{row['macenko_vs_bundled_deg']:.1f} deg |"
+        )
     return "\n".join(lines)
 
 

@@ -16,13 +16,15 @@ import shutil
 import sys
 from pathlib import Path
 
-from napari_karyo.core.io.atomic import write_json, write_with
-from napari_karyo.core.weights import BUNDLED_DIR, load_card, sha256
+from napari_karyo.core.model_files import BUNDLED_DIR, load_card, sha256
+from napari_karyo.core.storage.atomic import write_json, write_with
 
 
 def _summary(metrics: dict) -> dict:
     """Benchmark JSON without long per-item lists."""
-    return {k: _summary(v) if isinstance(v, dict) else v for k, v in metrics.items() if not isinstance(v, list)}
+    return {
+        k: _summary(v) if isinstance(v, dict) else v for k, v in metrics.items() if not isinstance(v, list)
+    }
 
 
 def main() -> int:

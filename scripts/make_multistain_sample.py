@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_karyo.core.io.atomic import write_with
+from napari_karyo.core.pathology.registration.transform import Transform, save_transforms
 from napari_karyo.core.pathology.stain import render
-from napari_karyo.core.pathology.transform import Transform, save_transforms
+from napari_karyo.core.storage.atomic import write_with
 
 OUT = Path(__file__).resolve().parents[1] / "src/napari_karyo/samples/multistain"
 REFERENCE = "HE"
@@ -84,18 +84,29 @@ def make(out: Path, seed: int = 0) -> dict[str, Transform]:
         matrix = np.stack([vec[nuc], vec[other]]) / np.linalg.norm([vec[nuc], vec[other]], axis=1)[:, None]
         m = warp_matrix(angle, scale, shift, h.shape, canvas)
         # moving(p) = reference(m @ p): scipy pulls each output pixel from input coords m @ p
-        warped = np.stack([ndi.affine_transform(conc[..., k], m[:2, :2], m[:2, 2], output_shape=canvas, order=1)
-                           for k in range(2)], -1)
+        warped = np.stack(
+            [
+                ndi.affine_transform(conc[..., k], m[:2, :2], m[:2, 2], output_shape=canvas, order=1)
+                for k in range(2)
+            ],
+            -1,
+        )
         rgb = render(warped, matrix).astype(np.float32) + rng.normal(0, 2.0, (*canvas, 3))
         rgb = np.clip(rgb, 0, 255).astype(np.uint8)
-        write_with(out / f"{name}.jpg", lambda p, rgb=rgb: Image.fromarray(rgb).save(p, format="JPEG", quality=88))
+        write_with(
+            out / f"{name}.jpg", lambda p, rgb=rgb: Image.fromarray(rgb).save(p, format="JPEG", quality=88)
+        )
         transforms[name] = Transform(m)
-    save_transforms(out / "true_transforms.json", transforms, {
-        "reference": REFERENCE,
-        "truth": True,
-        "note": "ground truth of the synthetic warps (moving -> reference pixels); made by "
-                "scripts/make_multistain_sample.py",
-    })
+    save_transforms(
+        out / "true_transforms.json",
+        transforms,
+        {
+            "reference": REFERENCE,
+            "truth": True,
+            "note": "ground truth of the synthetic warps (moving -> reference pixels); made by "
+            "scripts/make_multistain_sample.py",
+        },
+    )
     return transforms
 
 

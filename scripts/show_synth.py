@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from PIL import Image
 
-    from napari_karyo.core.karyotype.crop_bank import CropBank
-    from napari_karyo.core.karyotype.synth import synthesize
+    from napari_karyo.core.karyotype.training.crop_bank import CropBank
+    from napari_karyo.core.karyotype.training.synth import synthesize
 
     if args.data:
         bank = CropBank.from_data(args.data, max_per_source=args.max_per_source, seed=args.seed)
@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.real:
         from skimage.transform import resize
 
-        from napari_karyo.core.io.images import read_image
-        from napari_karyo.core.karyotype.preprocess import normalise_intensity
+        from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
+        from napari_karyo.core.storage.images import read_image
 
         path = Path(args.real) if Path(args.real).exists() or not args.data else Path(args.data, args.real)
         real, _ = normalise_intensity(read_image(path))

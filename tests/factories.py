@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_karyo.core.io.atomic import write_json
+from napari_karyo.core.storage.atomic import write_json
 
 
 def bar_spread(folder: Path, case: str, stem: str, seed: int):

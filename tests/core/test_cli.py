@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from napari_karyo.cli import main
-from napari_karyo.core.weights import BUNDLED_DIR
+from napari_karyo.core.model_files import BUNDLED_DIR
 
 SAMPLE = Path(__file__).resolve().parents[2] / "src/napari_karyo/samples/mfish_V26_dapi.tif"
 
@@ -36,7 +36,12 @@ def test_analyze_sample_writes_the_output_contract(analyzed):
     assert all(o["segmentation"]["size"] == [517, 645] for o in objects)
     # cell-level karyotype, cluster types, review flags and measurements travel with every object
     assert re.fullmatch(r"\d{2},[XY?]+(,[+-]\w+)*", summary["iscn"]), summary["iscn"]
-    assert {o["cluster_type"] for o in objects} <= {"single", "touching", "overlapping", "touching+overlapping"}
+    assert {o["cluster_type"] for o in objects} <= {
+        "single",
+        "touching",
+        "overlapping",
+        "touching+overlapping",
+    }
     assert all(o["length"] > 5 and 0 <= o["centromeric_index"] <= 50 for o in objects)
 
 
@@ -54,9 +59,9 @@ def test_analyze_writes_karyogram_report_and_measurements(analyzed):
 
 def test_analyze_finds_the_true_chromosomes_of_the_sample(analyzed):
     """Against the sample's ground-truth K map: most chromosomes found at IoU >= 0.5."""
-    from napari_karyo.core.io.annotations import read_mfish_k
-    from napari_karyo.core.io.result_files import read_result
-    from napari_karyo.core.karyotype.metrics import spread_scores
+    from napari_karyo.core.karyotype.evaluate.metrics import spread_scores
+    from napari_karyo.core.storage.annotations import read_mfish_k
+    from napari_karyo.core.storage.result_files import read_result
 
     truth = read_mfish_k(SAMPLE.with_name("mfish_V26_K.tif"))
     scores = spread_scores(read_result(analyzed).chromosomes, truth)
@@ -64,8 +69,8 @@ def test_analyze_finds_the_true_chromosomes_of_the_sample(analyzed):
 
 
 def test_classify_crops_to_csv(tmp_path, analyzed):
-    from napari_karyo.core.io.result_files import read_result
-    from napari_karyo.core.karyotype.preprocess import normalise_intensity
+    from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
+    from napari_karyo.core.storage.result_files import read_result
 
     norm, _ = normalise_intensity(tifffile.imread(SAMPLE))
     crops = []

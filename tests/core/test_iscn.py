@@ -2,28 +2,34 @@
 
 import pytest
 
-from napari_karyo.core.karyotype.case import case_iscn
-from napari_karyo.core.karyotype.iscn import (
+from napari_karyo.core.iscn import (
     UnsupportedKaryotype,
     iscn,
     karyotype_of,
     parse_iscn,
     read_case_info,
 )
+from napari_karyo.core.karyotype.report.case import case_iscn
 
 TWO_EACH = [c for c in range(1, 23) for _ in range(2)]
 
 
-@pytest.mark.parametrize(("ids", "expected"), [
-    (TWO_EACH + [23, 24], "46,XY"),
-    (TWO_EACH + [23, 23], "46,XX"),
-    (TWO_EACH + [21, 23, 24], "47,XY,+21"),
-    (TWO_EACH + [23], "45,X"),
-    (TWO_EACH + [23, 23, 24], "47,XXY"),
-    ([c for c in TWO_EACH if c != 15] + [15, 23, 24, 0, 0], "45,XY,-15"),  # 0 = not counted
-    (TWO_EACH + [21, 21, 23, 24], "48,XY,+21,+21"),
-    ([c for c in TWO_EACH if c != 7] + [8, 8, 23, 23], "46,XX,-7,-7,+8,+8"),  # chromosome order, not by sign
-])
+@pytest.mark.parametrize(
+    ("ids", "expected"),
+    [
+        (TWO_EACH + [23, 24], "46,XY"),
+        (TWO_EACH + [23, 23], "46,XX"),
+        (TWO_EACH + [21, 23, 24], "47,XY,+21"),
+        (TWO_EACH + [23], "45,X"),
+        (TWO_EACH + [23, 23, 24], "47,XXY"),
+        ([c for c in TWO_EACH if c != 15] + [15, 23, 24, 0, 0], "45,XY,-15"),  # 0 = not counted
+        (TWO_EACH + [21, 21, 23, 24], "48,XY,+21,+21"),
+        (
+            [c for c in TWO_EACH if c != 7] + [8, 8, 23, 23],
+            "46,XX,-7,-7,+8,+8",
+        ),  # chromosome order, not by sign
+    ],
+)
 def test_iscn_from_class_ids(ids, expected):
     assert iscn(ids) == expected
 
@@ -36,8 +42,19 @@ def test_iscn_from_counts_and_sex_override():
         iscn(TWO_EACH, sex="XZ")
 
 
-@pytest.mark.parametrize("text", ["46,XX", "47,XY,+21", "45,X", "47,XXY", "45,XY,-15",
-                                  "41,XX,-5,-6,-7,-9,-22", "50,XY,+7,+8,+15,+20", "43,XX,-7,-22,-22"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "46,XX",
+        "47,XY,+21",
+        "45,X",
+        "47,XXY",
+        "45,XY,-15",
+        "41,XX,-5,-6,-7,-9,-22",
+        "50,XY,+7,+8,+15,+20",
+        "43,XX,-7,-22,-22",
+    ],
+)
 def test_parse_round_trips(text):
     kt = parse_iscn(text)
     assert str(kt) == text
@@ -50,14 +67,17 @@ def test_parse_tolerates_spaces_and_folds_sex_terms():
     assert parse_iscn("45,XY,-15").losses == (15,)
 
 
-@pytest.mark.parametrize(("text", "why"), [
-    ("46,XY,t(9;22)", "structural"),
-    ("47,XX,+r(9)", "structural"),
-    ("45,XX,-13,-18,+der(5)", "structural"),
-    ("36,XY,-1,-3,-4,-9,-9,-14,-16,-16,-18", "does not add up"),
-    ("hello", "not an ISCN"),
-    ("46,XY[18]/47,XY,+21[2]", "mosaic"),
-])
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("46,XY,t(9;22)", "structural"),
+        ("47,XX,+r(9)", "structural"),
+        ("45,XX,-13,-18,+der(5)", "structural"),
+        ("36,XY,-1,-3,-4,-9,-9,-14,-16,-16,-18", "does not add up"),
+        ("hello", "not an ISCN"),
+        ("46,XY[18]/47,XY,+21[2]", "mosaic"),
+    ],
+)
 def test_parse_refuses_what_it_cannot_count(text, why):
     with pytest.raises(UnsupportedKaryotype, match=why):
         parse_iscn(text)

@@ -54,10 +54,10 @@ def analysed(karyo, qtbot, fake):
 
 @pytest.fixture
 def fake(monkeypatch):
-    from napari_karyo.core.karyotype import predict
+    from napari_karyo._napari.karyotype import dock
 
     def use(**kw):
-        monkeypatch.setattr(predict, "analyze_steps", fake_steps(**kw))
+        monkeypatch.setattr(dock, "analyze_steps", fake_steps(**kw))
 
     return use
 

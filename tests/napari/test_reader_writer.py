@@ -13,12 +13,12 @@ npe2 = pytest.importorskip("npe2")
 napari = pytest.importorskip("napari")
 
 from napari_karyo._napari import reader
-from napari_karyo._napari.layers import layers_to_result, result_to_layer_data
+from napari_karyo._napari.karyotype.layers import layers_to_result, result_to_layer_data
 from napari_karyo._napari.sample_data import DAPI, KMAP
 from napari_karyo.core.errors import ImageReadError, KaryoError
-from napari_karyo.core.io.annotations import read_mfish_k, to_coco_objects
-from napari_karyo.core.io.result_files import read_result, write_result
 from napari_karyo.core.results import Chromosome, SpreadResult
+from napari_karyo.core.storage.annotations import read_mfish_k, to_coco_objects
+from napari_karyo.core.storage.result_files import read_result, write_result
 
 PLUGIN = "napari-karyo"
 
@@ -60,12 +60,18 @@ def test_manifest_is_valid():
     manifest = pm.get_manifest(PLUGIN)
     assert manifest.display_name == "napari-karyo"
     assert [w.display_name for w in manifest.contributions.widgets] == [
-        "Karyotype", "Labelling queue", "Multi-stain stack", "Lesion classifier", "Training"
+        "Karyotype",
+        "Labelling queue",
+        "Multi-stain stack",
+        "Lesion classifier",
+        "Training",
     ]
     assert manifest.contributions.sample_data
     segment = manifest.contributions.menus["napari/layers/segment"]
     assert [item.command for item in segment] == [
-        "napari-karyo.karyotype_widget", "napari-karyo.queue_widget", "napari-karyo.training_widget"
+        "napari-karyo.karyotype_widget",
+        "napari-karyo.queue_widget",
+        "napari-karyo.training_widget",
     ]
     register = manifest.contributions.menus["napari/layers/register"]
     assert [item.command for item in register] == ["napari-karyo.multistain_widget"]

@@ -8,8 +8,8 @@ from qtpy.QtCore import Qt
 
 from napari_karyo._napari.sample_data import KMAP
 from napari_karyo.core.errors import ModelFileError
-from napari_karyo.core.io.annotations import read_mfish_k
 from napari_karyo.core.results import SpreadResult
+from napari_karyo.core.storage.annotations import read_mfish_k
 
 PLUGIN = "napari-karyo"
 IMAGE = "mfish_V26_dapi"

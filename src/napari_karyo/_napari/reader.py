@@ -11,7 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.io.images import IMAGE_SUFFIXES
+from napari_karyo._napari.karyotype.layers import result_to_layer_data
+from napari_karyo.core.errors import ImageReadError
+from napari_karyo.core.results import SpreadResult
+from napari_karyo.core.storage.annotations import instances_from_kmap, read_coco, read_labelme
+from napari_karyo.core.storage.images import IMAGE_SUFFIXES, read_image
 
 K_VALUES = set(range(25)) | {255}
 
@@ -66,7 +70,6 @@ def _tiff_kind(path: Path) -> str:
 
 
 def read_spread(path):
-    from ..core.io.images import read_image
 
     p = single_path(path)
     data = read_image(p)
@@ -77,11 +80,6 @@ def read_spread(path):
 def read_kmap(path):
     """M-FISH K map: ground-truth chromosomes as Labels + outlines; the DAPI plane beside it is opened too."""
     import tifffile
-
-    from ..core.errors import ImageReadError
-    from ..core.io.annotations import instances_from_kmap
-    from ..core.results import SpreadResult
-    from .layers import result_to_layer_data
 
     p = single_path(path)
     try:
@@ -121,9 +119,6 @@ def get_annotation_reader(path):
 
 
 def read_labelme_file(path):
-    from ..core.io.annotations import read_labelme
-    from ..core.results import SpreadResult
-    from .layers import result_to_layer_data
 
     p = single_path(path)
     image, chromosomes = read_labelme(p)
@@ -133,10 +128,6 @@ def read_labelme_file(path):
 
 def read_coco_file(path):
     """COCO (any number of images) or napari-karyo annotations.json; images found beside the file open too."""
-    from ..core.io.annotations import read_coco
-    from ..core.io.images import read_image
-    from ..core.results import SpreadResult
-    from .layers import result_to_layer_data
 
     p = single_path(path)
     entries = read_coco(p)

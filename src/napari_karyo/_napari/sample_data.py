@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari_karyo._napari.pathology.stack_layers import stack_to_layer_data
+from napari_karyo.core.pathology.stack import load_stack
+from napari_karyo.core.storage.images import read_image
+
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 DAPI = SAMPLES / "mfish_V26_dapi.tif"
 KMAP = SAMPLES / "mfish_V26_K.tif"
 
 
 def mfish_dapi():
-    from ..core.io.images import read_image
 
     return [(read_image(DAPI), {"name": "mfish_V26_dapi", "colormap": "gray"}, "image")]
 
@@ -21,8 +24,6 @@ MULTISTAIN = SAMPLES / "multistain"  # synthetic sections from scikit-image's IH
 def multistain_ihc():
     """Four differently stained, differently warped 'sections' (HE reference, IHC, Masson, VG); the true
     transforms are in samples/multistain/true_transforms.json (layer metadata 'karyo_truth')."""
-    from ..core.pathology.stack import load_stack
-    from .pathology_layers import stack_to_layer_data
 
     layers = stack_to_layer_data(load_stack(MULTISTAIN, reference="HE"))
     for _, kwargs, _ in layers:

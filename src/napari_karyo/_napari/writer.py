@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari_karyo._napari.karyotype.layers import layers_to_result
+from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.storage.result_files import write_result
+
 
 def write_karyo_folder(path: str, layer_data: list[tuple]) -> list[str]:
-    from ..core.errors import KaryoError
-    from ..core.io.result_files import write_result
-    from .layers import layers_to_result
 
     labels = [layer for layer in layer_data if layer[2] == "labels"]
     if len(labels) != 1:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from napari_karyo.core.errors import KaryoError
+
 
 def pick_device(requested: str | None = None):
     """torch.device for `requested` ('cuda', 'cuda:1', 'mps', 'cpu') or the best available one.
@@ -11,8 +13,6 @@ def pick_device(requested: str | None = None):
     Asking for a GPU that is absent is an error with a fix, not a silent fallback.
     """
     import torch
-
-    from .errors import KaryoError
 
     req = (requested or os.environ.get("NAPARI_KARYO_DEVICE") or "auto").lower()
     if req == "auto":

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from . import classes
+from napari_karyo.core import classes
+from napari_karyo.core.iscn import iscn
 
 SOURCES = ("model", "user")
 MEASUREMENT_FIELDS = ("length", "relative_length", "centromeric_index", "centromere_row", "centromere_col")
@@ -120,7 +121,6 @@ class SpreadResult:
     @property
     def iscn(self) -> str:
         """ISCN karyotype from the current classes; unnamed objects (class 0) are not counted."""
-        from .karyotype.iscn import iscn
 
         return iscn(c.class_id for c in self.chromosomes)
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import KaryoError
-from .transform import Transform, load_transforms, save_transforms
+from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.pathology.registration.transform import Transform, load_transforms, save_transforms
+from napari_karyo.core.pathology.tissue import downsample
 
 STACK_SUFFIXES = (".tif", ".tiff", ".svs", ".png", ".jpg", ".jpeg", ".bmp")
 TRANSFORMS_NAME = "transforms.json"  # beside the stack: <folder>/transforms.json or <file>.transforms.json
@@ -50,7 +51,6 @@ class Stain:
 
     def at_factor(self, factor: float) -> np.ndarray:
         """A float32 numpy image at `factor` of full resolution, read from the cheapest level that suffices."""
-        from .tissue import downsample
 
         ds = self.downsamples()
         k = max((i for i, d in enumerate(ds) if d <= 1 / factor + 1e-6), default=0)
@@ -107,8 +107,10 @@ class StainStack:
     def transforms_path(self) -> Path | None:
         if self.path is None:
             return None
-        return self.path / TRANSFORMS_NAME if self.path.is_dir() else self.path.with_name(
-            f"{self.path.name.split('.')[0]}.{TRANSFORMS_NAME}"
+        return (
+            self.path / TRANSFORMS_NAME
+            if self.path.is_dir()
+            else self.path.with_name(f"{self.path.name.split('.')[0]}.{TRANSFORMS_NAME}")
         )
 
 
@@ -188,7 +190,7 @@ class _TiffLevel:
                 ye, xe = min(r1, y + seg.shape[0], self.shape[0]), min(c1, x + seg.shape[1], self.shape[1])
                 if ye > ys and xe > xs:
                     out[ys - r0 : ye - r0, xs - c0 : xe - c0] = seg[ys - y : ye - y, xs - x : xe - x]
-        out = out[:: rs, :: cs]
+        out = out[::rs, ::cs]
         return out[(slice(None), slice(None), *key[2:])] if len(key) > 2 else out
 
 
@@ -299,7 +301,9 @@ def _ome_stains(tif, path: Path) -> list[Stain]:
         image_name = (img.get("Name") if img is not None else None) or f"stain {k + 1}"
         axes = s.axes
         if "S" in axes or "C" not in axes or s.shape[axes.index("C")] == 1:
-            levels = [_rgb_or_grey(np.squeeze(_level_array(tif, path, k, j, None))) for j in range(len(s.levels))]
+            levels = [
+                _rgb_or_grey(np.squeeze(_level_array(tif, path, k, j, None))) for j in range(len(s.levels))
+            ]
             out.append(Stain(image_name, _with_coarse_levels(levels), f"{path}#{k}"))
             continue
         for c in range(s.shape[axes.index("C")]):  # grey channels, one page each
@@ -311,7 +315,9 @@ def _ome_stains(tif, path: Path) -> list[Stain]:
 
 def _folder_stains(path: Path) -> list[Stain]:
     files = sorted(
-        p for p in path.iterdir() if p.is_file() and p.suffix.lower() in STACK_SUFFIXES and not p.name.startswith(".")
+        p
+        for p in path.iterdir()
+        if p.is_file() and p.suffix.lower() in STACK_SUFFIXES and not p.name.startswith(".")
     )
     if not files:
         raise StackError(f"{path}: no stain images ({', '.join(STACK_SUFFIXES)}) in this folder")
@@ -340,7 +346,9 @@ def load_stack(path: str | Path, reference: str | None = None) -> StainStack:
     elif path.suffix.lower() in STACK_SUFFIXES:
         stains = [Stain(path.stem, _with_coarse_levels([_rgb_or_grey(_read_plain(path))]), str(path))]
     else:
-        raise StackError(f"{path}: unsupported file type; use a folder of images, a (OME-)TIFF or an SVS file")
+        raise StackError(
+            f"{path}: unsupported file type; use a folder of images, a (OME-)TIFF or an SVS file"
+        )
     stack = StainStack(stains, reference or "", path=path)
     tpath = stack.transforms_path()
     if tpath is not None and tpath.is_file():
@@ -354,12 +362,18 @@ def load_stack(path: str | Path, reference: str | None = None) -> StainStack:
     return stack
 
 
-def save_stack_transforms(stack: StainStack, path: str | Path | None = None, meta: dict | None = None) -> Path:
+def save_stack_transforms(
+    stack: StainStack, path: str | Path | None = None, meta: dict | None = None
+) -> Path:
     """Write the stack's transforms (moving -> reference, full-resolution pixels) as JSON, atomically."""
     target = Path(path) if path is not None else stack.transforms_path()
     if target is None:
         raise StackError("this stack was not read from a file: give a path to save its transforms to")
-    info = {"reference": stack.reference, "stains": stack.names,
-            "shapes": {s.name: list(s.shape) for s in stack.stains}, **(meta or {})}
+    info = {
+        "reference": stack.reference,
+        "stains": stack.names,
+        "shapes": {s.name: list(s.shape) for s in stack.stains},
+        **(meta or {}),
+    }
     save_transforms(target, {n: stack.transform(n) for n in stack.names}, info)
     return target

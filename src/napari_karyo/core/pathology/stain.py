@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import KaryoError
+from napari_karyo.core.errors import KaryoError
 
 I0 = 240.0  # background intensity: scanners' white is rarely 255 (same as torchstain)
 BETA = 0.15  # OD below this in any channel is background or glass
@@ -174,7 +174,9 @@ def _concentrations(od: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return np.maximum(od @ pinv, 0.0)
 
 
-def fit_reference(rgb: np.ndarray, method: str = "macenko", *, names=("H", "E"), source: str = "") -> StainReference:
+def fit_reference(
+    rgb: np.ndarray, method: str = "macenko", *, names=("H", "E"), source: str = ""
+) -> StainReference:
     """A normalisation target from an image (a user-chosen well-stained slide)."""
     matrix, max_conc = _fit(optical_density(rgb), method, source or "reference image")
     return StainReference(matrix, max_conc, tuple(names), source or f"fitted ({method})")
@@ -197,7 +199,9 @@ def normalise(
     return render(_concentrations(od, matrix) * scale, ref.matrix)
 
 
-def stain_channels(rgb: np.ndarray, method: str = "macenko", names=("H", "E"), *, what: str = "image") -> dict:
+def stain_channels(
+    rgb: np.ndarray, method: str = "macenko", names=("H", "E"), *, what: str = "image"
+) -> dict:
     """Optical density (summed over RGB) and one concentration map per stain, as float32 (H, W) arrays."""
     od = optical_density(rgb)
     conc = _concentrations(od, _fit(od, method, what)[0])
@@ -217,10 +221,14 @@ def bundled_reference(name: str) -> StainReference:
     scikit-image's immunohistochemistry sample (BSD), which ships with scikit-image."""
     if name == "H&E":
         matrix = np.array([[0.5626, 0.7201, 0.4062], [0.2159, 0.8012, 0.5581]])
-        return StainReference(_order(matrix), np.array([1.9705, 1.0308]), ("H", "E"), "Macenko 2009 / torchstain")
+        return StainReference(
+            _order(matrix), np.array([1.9705, 1.0308]), ("H", "E"), "Macenko 2009 / torchstain"
+        )
     if name == "H-DAB":
         return _hdab_reference()
-    raise StainError(f"unknown stain reference {name!r}; use one of {', '.join(REFERENCES)} or fit one from an image")
+    raise StainError(
+        f"unknown stain reference {name!r}; use one of {', '.join(REFERENCES)} or fit one from an image"
+    )
 
 
 @lru_cache(maxsize=1)
@@ -228,7 +236,9 @@ def _hdab_reference() -> StainReference:
     from skimage.data import immunohistochemistry
 
     ref = fit_reference(immunohistochemistry(), "macenko", names=("H", "DAB"))
-    return StainReference(ref.matrix, ref.max_conc, ("H", "DAB"), "scikit-image immunohistochemistry (Macenko)")
+    return StainReference(
+        ref.matrix, ref.max_conc, ("H", "DAB"), "scikit-image immunohistochemistry (Macenko)"
+    )
 
 
 def angular_error_deg(estimated: np.ndarray, truth: np.ndarray) -> np.ndarray:

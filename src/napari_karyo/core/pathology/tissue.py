@@ -40,8 +40,9 @@ def downsample(image: np.ndarray, factor: float) -> np.ndarray:
         small = np.concatenate(parts, axis=0)
     else:
         small = image.astype(np.float32)
-    return resize(small, out_shape + small.shape[2:], order=1, anti_aliasing=block < 1 / factor,
-                  preserve_range=True).astype(np.float32)
+    return resize(
+        small, out_shape + small.shape[2:], order=1, anti_aliasing=block < 1 / factor, preserve_range=True
+    ).astype(np.float32)
 
 
 def optical_density(image: np.ndarray) -> np.ndarray:
@@ -89,7 +90,9 @@ class SlideView:
     od: np.ndarray
     mask: np.ndarray
     structure: np.ndarray  # smoothed OD mapped through its rank to [0, 1]: comparable across stains
-    silhouette: np.ndarray  # OD ranked inside the tissue to [0.2, 1], 0 outside: the shape the coarse search matches
+    silhouette: (
+        np.ndarray
+    )  # OD ranked inside the tissue to [0.2, 1], 0 outside: the shape the coarse search matches
     factor: float  # working pixels per input pixel
 
     @property
@@ -105,7 +108,9 @@ def slide_view(image: np.ndarray, factor: float, mask: np.ndarray | None = None)
         from scipy import ndimage as ndi
 
         tissue = downsample(np.asarray(mask, np.uint8), factor) > 0.5
-        tissue = ndi.binary_fill_holes(ndi.binary_closing(tissue, iterations=max(1, round(min(od.shape) / 150))))
+        tissue = ndi.binary_fill_holes(
+            ndi.binary_closing(tissue, iterations=max(1, round(min(od.shape) / 150)))
+        )
     else:
         tissue = tissue_mask(od)
     return SlideView(od, tissue, equalise(od), silhouette(od, tissue), factor)

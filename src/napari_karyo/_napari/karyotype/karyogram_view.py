@@ -1,0 +1,263 @@
+"""The karyogram next to the spread, kept in step with the chromosome Labels layer.
+
+Layers (placed to the right of the spread in world coordinates, same scale):
+'<base> karyogram' (straightened chromosomes, original polarity), '<base> karyogram ids' (the same Labels ids as
+the spread, class colours), '<base> karyogram names' (class and group text) and, on the spread,
+'<base> centromeres' (Points the user may drag; the centromeric index and the karyogram follow).
+Selecting a chromosome in either Labels layer selects it in the other and outlines it in both.
+Relabelling (a change of the spread layer's features) rebuilds the karyogram. No Qt here.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+
+from napari_karyo._napari.karyotype.layers import LABEL_DTYPE, label_colormap, row_class
+from napari_karyo.core import classes
+from napari_karyo.core.karyotype.infer.measure import (
+    Measurement,
+    fill_relative_lengths,
+    measure_chromosome,
+    set_centromere,
+    store_on_chromosomes,
+)
+from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
+from napari_karyo.core.karyotype.report.karyogram import Karyogram, build_karyogram, median_background
+from napari_karyo.core.results import SpreadResult
+
+GAP = 40  # world pixels between the spread and the karyogram
+
+
+class KaryogramView:
+    def __init__(self, viewer, labels_layer, image: np.ndarray, result: SpreadResult,
+                 measurements: list[Measurement], base: str):  # fmt: skip
+        self.viewer = viewer
+        self.labels = labels_layer
+        self.image = image
+        self.result = result  # masks and ids as analysed; classes are re-read from the layer's features
+        self.measurements = measurements
+        self.base = base
+        self.karyogram: Karyogram | None = None
+        self._syncing = False
+        self._layers: dict[str, object] = {}
+        self._norm: np.ndarray | None = None
+        self.on_centromere = lambda label_id, rc, index: None  # set by the EditController: a journalled edit
+        self._colours: tuple = ()  # (id, class) pairs the karyogram ids colormap was built from
+        self._background: tuple | None = None
+        self._tiles: dict = {}  # straightened cut-outs kept between rebuilds (build_karyogram's cache)
+        self._rects: list = []  # the selection rectangles last drawn
+        self._measured = {_mask_key(result.chromosomes[m.index]): m for m in measurements}
+        self.rebuild()
+        self._add_centromeres()
+        self._layers["centromeres"].events.data.connect(self._on_centromere_moved)
+        labels_layer.events.selected_label.connect(self._on_spread_selected)
+        labels_layer.events.features.connect(self._on_features)
+
+    # ---- layers -----------------------------------------------------------------------------------------
+
+    def _offset(self) -> np.ndarray:
+        scale = np.asarray(self.labels.scale[-2:], dtype=float)
+        origin = np.asarray(self.labels.translate[-2:], dtype=float)
+        return origin + np.array([0.0, (self.labels.data.shape[1] + GAP) * scale[1]])
+
+    def _put(self, key: str, kind: str, data, **kwargs):
+        """Create the layer once, then update its data in place (keeps the user's view settings)."""
+        layer = self._layers.get(key)
+        if layer is not None and layer in self.viewer.layers:
+            same = (
+                isinstance(data, np.ndarray)
+                and isinstance(layer.data, np.ndarray)
+                and np.array_equal(layer.data, data)
+            )
+            if not same:  # re-sending unchanged data still re-uploads the texture
+                layer.data = data
+            for name, value in kwargs.items():
+                if name not in (
+                    "name",
+                    "translate",
+                    "scale",
+                    "shape_type",
+                ):  # shape types travel with the data
+                    setattr(layer, name, value)
+            return layer
+        layer = getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        self._layers[key] = layer
+        return layer
+
+    def rebuild(self) -> None:
+        """Lay the karyogram out again from the current classes (after a relabel or a moved centromere)."""
+        result = self.result
+        for row in self.labels.features.to_dict("records"):
+            i = int(row["index"]) - 1
+            if 0 <= i < result.count:
+                result.chromosomes[i].class_id = row_class(row)
+        self.measurements = fill_relative_lengths(self.measurements, result)
+        if self._background is None and self.image is not None:  # the spread's background: once, not per edit
+            self._background = tuple(np.atleast_1d(median_background(self.image, result)))
+        kg = build_karyogram(
+            self.image, result, self.measurements, background=self._background, cache=self._tiles
+        )
+        self.karyogram = kg
+        was, self._syncing = self._syncing, True  # new karyogram ids are not a selection by the user
+        try:
+            self._put_karyogram(kg, result)
+        finally:
+            self._syncing = was
+        self._outline_selection()
+
+    def _put_karyogram(self, kg: Karyogram, result: SpreadResult) -> None:
+        place = {"translate": self._offset(), "scale": self.labels.scale[-2:]}
+        self._put("image", "image", kg.image, name=f"{self.base} karyogram", rgb=kg.image.ndim == 3, **place)
+        ids = sorted(kg.boxes)
+        first = "labels" not in self._layers
+        colours = tuple((i, result.chromosomes[i - 1].class_id) for i in ids)
+        recolour = (
+            {} if colours == self._colours else {"colormap": label_colormap(*zip(*colours, strict=True))}
+        )
+        self._colours = colours
+        kg_labels = self._put(
+            "labels", "labels", kg.labels.astype(LABEL_DTYPE), name=f"{self.base} karyogram ids", opacity=0.25,
+            **recolour, **place,
+        )  # fmt: skip
+        if first:
+            kg_labels.events.selected_label.connect(self._on_karyogram_selected)
+        texts = [*kg.texts, *kg.groups]
+        self._put(
+            "names", "points", np.array([pos for _, pos in texts]).reshape(-1, 2),
+            name=f"{self.base} karyogram names", size=0, features={"text": [t for t, _ in texts]},
+            text={"string": "{text}", "color": "white", "size": 9}, **place,
+        )  # fmt: skip
+
+    def _add_centromeres(self) -> None:
+        pts = np.array([m.centromere_rc for m in self.measurements]).reshape(-1, 2)
+        was, self._syncing = self._syncing, True  # an update of the points is not the user moving one
+        try:
+            self._put(
+                "centromeres", "points", pts, name=f"{self.base} centromeres", size=5, face_color="yellow",
+                border_color="black", features={"id": [m.index + 1 for m in self.measurements]},
+                translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
+            )  # fmt: skip
+        finally:
+            self._syncing = was
+
+    @contextmanager
+    def rebuilt_once(self):
+        """Several changes to the spread layer, one karyogram rebuild at the end."""
+        self._syncing = True
+        try:
+            yield
+        finally:
+            self._syncing = False
+        self.rebuild()
+
+    def set_result(self, result: SpreadResult) -> None:
+        """Follow an edited result: objects whose mask is new are measured (the others keep their measurement,
+        centromere included), and the centromere points follow. The karyogram is laid out again when the spread
+        layer's features change next."""
+        from dataclasses import replace
+
+        measurements = []
+        for i, ch in enumerate(result.chromosomes):
+            key = _mask_key(ch)
+            m = self._measured.get(key)
+            if (
+                m is not None
+                and np.isfinite(ch.centromere_row)
+                and not np.allclose(m.centromere_rc, (ch.centromere_row, ch.centromere_col), atol=0.5)
+            ):  # moved by hand, or back by undo
+                m = set_centromere(m, (ch.centromere_row, ch.centromere_col))
+            if m is None:
+                if self._norm is None:
+                    self._norm = normalise_intensity(self.image)[0]
+                m = self._measured[key] = measure_chromosome(self._norm, ch, i)
+            measurements.append(replace(m, index=i))
+        self.result = result
+        self.measurements = fill_relative_lengths(measurements, result)
+        store_on_chromosomes(result, self.measurements)
+        self._add_centromeres()
+
+    def close(self) -> None:
+        """Remove the karyogram's layers and stop following the spread layer (its result was replaced)."""
+        self.labels.events.selected_label.disconnect(self._on_spread_selected)
+        self.labels.events.features.disconnect(self._on_features)
+        for layer in self._layers.values():
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self._layers.clear()
+
+    # ---- linking ----------------------------------------------------------------------------------------
+
+    def _on_spread_selected(self, _event=None) -> None:
+        self._select(int(self.labels.selected_label))
+
+    def _on_karyogram_selected(self, _event=None) -> None:
+        self._select(int(self._layers["labels"].selected_label))
+
+    def _select(self, label_id: int) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            self.labels.selected_label = label_id
+            self._layers["labels"].selected_label = label_id
+        finally:
+            self._syncing = False
+        self._outline_selection()
+
+    def _outline_selection(self) -> None:
+        """A rectangle around the selected chromosome in the spread and in the karyogram."""
+        label_id = int(self.labels.selected_label)
+        rects = []
+        if self.karyogram is not None and label_id in self.karyogram.boxes:
+            r0, c0, r1, c1 = self.karyogram.boxes[label_id]
+            off = self._offset() / np.asarray(self.labels.scale[-2:], dtype=float)
+            rects.append(
+                np.array([[r0, c0], [r1, c1]], dtype=float) + off - np.asarray(self.labels.translate[-2:])
+            )
+            rows, cols = np.nonzero(np.asarray(self.labels.data) == label_id)
+            if rows.size:
+                rects.append(
+                    np.array([[rows.min(), cols.min()], [rows.max() + 1, cols.max() + 1]], dtype=float)
+                )
+        if (
+            "selected" in self._layers
+            and len(rects) == len(self._rects)
+            and all(np.array_equal(a, b) for a, b in zip(rects, self._rects, strict=True))
+        ):
+            return
+        self._rects = rects
+        self._put(
+            "selected", "shapes", [(r - 0.5, "rectangle") for r in rects], shape_type="rectangle", name=f"{self.base} selected",
+            edge_color="white", face_color="transparent", edge_width=1.5,
+            translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
+        )  # fmt: skip
+
+    def _on_features(self, _event=None) -> None:
+        if not self._syncing:
+            self.rebuild()
+
+    def _on_centromere_moved(self, event) -> None:
+        """A dragged centromere point becomes an edit: `on_centromere(label_id, (row, col), index)`."""
+        if getattr(event, "action", "changed") != "changed" or self._syncing:
+            return
+        layer = self._layers["centromeres"]
+        ids = np.asarray(layer.features["id"], dtype=int)
+        by_id = {m.index + 1: k for k, m in enumerate(self.measurements)}
+        for label_id, rc in zip(ids, np.asarray(layer.data), strict=True):
+            k = by_id.get(int(label_id))
+            if k is None or np.allclose(rc, self.measurements[k].centromere_rc, atol=0.5):
+                continue
+            moved = set_centromere(self.measurements[k], tuple(rc))
+            self.on_centromere(int(label_id), moved.centromere_rc, moved.centromeric_index)
+
+    def class_names_in_order(self) -> list[str]:
+        """Class of every chromosome in karyogram reading order (what a test or a report checks)."""
+        order = self.karyogram.order if self.karyogram else []
+        return [classes.name(self.result.chromosomes[i - 1].class_id) for i in order]
+
+
+def _mask_key(ch) -> tuple:
+    """Identity of a chromosome's pixels: an edit that leaves them alone keeps its measurement."""
+    return (tuple(ch.offset), ch.mask.shape, ch.mask.tobytes())

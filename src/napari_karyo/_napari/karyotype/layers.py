@@ -1,0 +1,286 @@
+"""SpreadResult <-> napari layers: a Labels layer (one id per chromosome) and a Shapes layer (outlines).
+
+The Labels layer's `features` table is the source of truth for classes, scores and sources: `layers_to_result`
+reads it back. A label image holds one id per pixel but crossing chromosomes share pixels, so the pixels an
+object has *under* other objects travel in `metadata['karyo_hidden']` and the round trip stays exact.
+No Qt here: these functions work on layers or on (data, attributes, type) tuples alike.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from napari_karyo.core import classes
+from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.results import Chromosome, SpreadResult
+
+CLASS_NAMES: list[str] = [classes.name(i) for i in classes.CLASS_IDS] + ["?"]
+FEATURE_COLUMNS = (
+    "index",
+    "label",
+    "class",
+    "class_id",
+    "score",
+    "class_score",
+    "source",
+    "edited",
+    "area",
+) + Chromosome.extra_fields()
+# napari maps every possible uint16 value through a class colormap on each change (~25 ms); int32 labels take
+# its fast path, and every edit recolours
+LABEL_DTYPE = np.int32
+HIDDEN_KEY = "karyo_hidden"  # {id: (rows, cols)} pixels of `id` lying under another object
+FULLY_HIDDEN_KEY = "karyo_fully_hidden"  # ids with no visible pixel at creation: keep them though absent
+PROBS_KEY = "karyo_probs"  # {id: 24 class probabilities}
+RESULT_KEY = "karyo"  # run-level fields: source_path, model, device, seconds, image_shape
+
+
+def features_table(result: SpreadResult, ids: list[int] | None = None):
+    """pandas table, one row per chromosome. `index` is napari's key from label id to row (status bar);
+    `label` is the same id under the name the rest of napari-karyo uses."""
+    import pandas as pd
+
+    ids = ids or list(range(1, result.count + 1))
+    chs = result.chromosomes
+    return pd.DataFrame(
+        {
+            "index": np.asarray(ids, dtype=np.int64),
+            "label": np.asarray(ids, dtype=np.int64),
+            "class": pd.Categorical([c.name for c in chs], categories=CLASS_NAMES),
+            "class_id": np.asarray([c.class_id for c in chs], dtype=np.int64),
+            "score": np.asarray([c.score for c in chs], dtype=np.float64),
+            "class_score": np.asarray([c.class_score for c in chs], dtype=np.float64),
+            "source": pd.Categorical([c.source for c in chs], categories=["model", "user"]),
+            "edited": np.asarray([c.edited for c in chs], dtype=bool),
+            "area": np.asarray([c.area for c in chs], dtype=np.int64),
+            **{
+                k: np.asarray([getattr(c, k) for c in chs], dtype=_EXTRA_DTYPES[k])
+                for k in Chromosome.extra_fields()
+            },
+        }
+    )
+
+
+_EXTRA_DTYPES = {
+    k: {int: np.int64, float: np.float64, str: object}[type(f.default)]
+    for k, f in Chromosome.__dataclass_fields__.items()
+    if k in Chromosome.extra_fields()
+}
+
+
+def _extra_from_row(rec: dict) -> dict:
+    """Extra per-object fields from a features row; missing cells (a row added by hand) keep the defaults."""
+    out = {}
+    for k, dtype in _EXTRA_DTYPES.items():
+        value = rec.get(k)
+        if value is None or (dtype is np.int64 and isinstance(value, float) and np.isnan(value)):
+            continue
+        out[k] = str(value) if dtype is object else int(value) if dtype is np.int64 else float(value)
+    return out
+
+
+def label_colormap(ids, class_ids):
+    """DirectLabelColormap: each id painted in its class colour; ids painted later by the user are grey."""
+    from napari.utils import DirectLabelColormap
+
+    colours: dict[Any, Any] = {None: classes.colour(0), 0: (0.0, 0.0, 0.0, 0.0)}
+    for i, cid in zip(ids, class_ids, strict=True):
+        colours[int(i)] = classes.colour(int(cid))
+    return DirectLabelColormap(color_dict=colours)
+
+
+def outline(mask: np.ndarray, offset: tuple[int, int], tolerance: float = 0.7) -> np.ndarray:
+    """Simplified outer contour (row, col) of a cropped mask in image pixel coordinates."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    offset = (int(offset[0]), int(offset[1]))
+    return _outline(mask.tobytes(), mask.shape, offset, tolerance).copy()
+
+
+@lru_cache(maxsize=4096)  # an edit re-renders every outline; only the changed objects are traced again
+def _outline(packed: bytes, shape: tuple[int, int], offset: tuple[int, int], tolerance: float) -> np.ndarray:
+    from skimage.measure import approximate_polygon, find_contours
+
+    mask = np.frombuffer(packed, dtype=bool).reshape(shape)
+    padded = np.pad(mask.astype(np.uint8), 1)  # contours of objects touching the crop edge stay closed
+    contours = find_contours(padded, 0.5)
+    if not contours:
+        r, c = offset
+        return np.array([[r, c], [r, c + 1], [r + 1, c + 1]], dtype=float)
+    longest = max(contours, key=len)
+    poly = approximate_polygon(longest, tolerance=tolerance)
+    if len(poly) < 4:  # tiny objects: keep the full contour
+        poly = longest
+    poly = poly[:-1] if len(poly) > 3 and np.allclose(poly[0], poly[-1]) else poly
+    return poly + np.asarray(offset, dtype=float) - 1.0
+
+
+def result_to_layer_data(result: SpreadResult, name: str) -> list[tuple]:
+    """[(labels, kwargs, 'labels'), (polygons, kwargs, 'shapes')] for a result; layer names
+    '<name> chromosomes' and '<name> outlines'."""
+    labels = result.label_image().astype(LABEL_DTYPE)
+    ids = list(range(1, result.count + 1))
+    hidden: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    fully_hidden: list[int] = []
+    probs: dict[int, np.ndarray] = {}
+    for i, ch in zip(ids, result.chromosomes, strict=True):
+        r0, c0, r1, c1 = ch.bbox
+        crop = labels[r0:r1, c0:c1]
+        mask = ch.mask[: crop.shape[0], : crop.shape[1]]
+        under = mask & (crop != i)
+        if under.any():
+            rr, cc = np.nonzero(under)
+            hidden[i] = ((rr + r0).astype(np.int32), (cc + c0).astype(np.int32))
+            if not (mask & (crop == i)).any():
+                fully_hidden.append(i)
+        if ch.probs is not None:
+            probs[i] = np.asarray(ch.probs, dtype=np.float64).copy()
+    table = features_table(result, ids)
+    metadata = {
+        HIDDEN_KEY: hidden,
+        FULLY_HIDDEN_KEY: fully_hidden,
+        PROBS_KEY: probs,
+        RESULT_KEY: {
+            "source_path": result.source_path,
+            "model": result.model,
+            "device": result.device,
+            "seconds": float(result.seconds),
+            "image_shape": tuple(int(s) for s in result.image_shape),
+            "status": result.status,
+            "corrections": int(result.corrections),
+        },
+    }
+    labels_kw = {
+        "name": f"{name} chromosomes",
+        "features": table,
+        "colormap": label_colormap(ids, table["class_id"]),
+        "metadata": metadata,
+        "opacity": 0.55,
+    }
+    # closed paths, not polygons: napari triangulates polygon faces, which makes every re-render after an edit slow
+    polygons = [np.vstack([p, p[:1]]) for p in (outline(ch.mask, ch.offset) for ch in result.chromosomes)]
+    edge = np.array([classes.colour(c.class_id) for c in result.chromosomes]).reshape(-1, 4)
+    shapes_kw = {
+        "name": f"{name} outlines",
+        "shape_type": "path",
+        "features": table.copy(),
+        "edge_color": edge,
+        "face_color": "transparent",
+        "edge_width": 1.5,
+        "text": {"string": "{class}", "size": 9, "color": "white", "anchor": "upper_left"},
+        "metadata": {RESULT_KEY: dict(metadata[RESULT_KEY])},
+    }
+    return [(labels, labels_kw, "labels"), (polygons, shapes_kw, "shapes")]
+
+
+def _layer_parts(layer) -> tuple[np.ndarray, Any, dict]:
+    """(data, features, metadata) of a napari Labels layer or of a (data, attributes, 'labels') tuple."""
+    if isinstance(layer, tuple):
+        data, attrs = layer[0], layer[1] if len(layer) > 1 else {}
+        return np.asarray(data), attrs.get("features"), dict(attrs.get("metadata") or {})
+    return np.asarray(layer.data), layer.features, dict(layer.metadata or {})
+
+
+def row_class(row) -> int:
+    name = str(row.get("class", "?")) if "class" in row else "?"
+    if name not in ("?", "nan", "None", ""):
+        try:
+            return classes.class_id(name)
+        except ValueError:
+            pass
+    cid = row.get("class_id", 0)
+    return 0 if cid is None or np.isnan(float(cid)) else int(cid)
+
+
+def layers_to_result(labels_layer, image_shape: tuple[int, int] | None = None) -> SpreadResult:
+    """SpreadResult from a Labels layer (or layer tuple) made by `result_to_layer_data` and maybe edited.
+
+    Objects are the ids present in the data plus the ones recorded as fully hidden. Ids painted by the user
+    without a features row become unnamed 'user' objects. Hidden pixels count only where another object
+    still covers them (erased pixels are gone). A mask whose area changed is marked edited.
+    """
+    from scipy import ndimage as ndi
+
+    data, features, meta = _layer_parts(labels_layer)
+    if data.ndim != 2:
+        raise KaryoError(f"the chromosome Labels layer must be 2-D, not of shape {data.shape}")
+    data = data.astype(np.int64, copy=False)
+    shape = tuple(int(s) for s in (image_shape or data.shape))
+    hidden = meta.get(HIDDEN_KEY) or {}
+    probs = meta.get(PROBS_KEY) or {}
+    run = meta.get(RESULT_KEY) or {}
+
+    rows: dict[int, dict] = {}
+    if features is not None and len(features):
+        key = "index" if "index" in features else "label" if "label" in features else None
+        records = features.to_dict("records") if hasattr(features, "to_dict") else []
+        for k, rec in enumerate(records):
+            rows[int(rec[key]) if key else k] = rec
+
+    slices = ndi.find_objects(data)
+    present = {i + 1 for i, s in enumerate(slices) if s is not None}
+    wanted = sorted(present | {int(i) for i in meta.get(FULLY_HIDDEN_KEY, []) if int(i) in rows})
+
+    chromosomes = []
+    for i in wanted:
+        rr_list, cc_list = [], []
+        if i in present:
+            sl = slices[i - 1]
+            r, c = np.nonzero(data[sl] == i)
+            rr_list.append(r + sl[0].start)
+            cc_list.append(c + sl[1].start)
+        if i in hidden:
+            hr, hc = (np.asarray(a, dtype=np.int64) for a in hidden[i])
+            inside = (hr < data.shape[0]) & (hc < data.shape[1])
+            hr, hc = hr[inside], hc[inside]
+            covered = (data[hr, hc] != 0) & (data[hr, hc] != i)
+            rr_list.append(hr[covered])
+            cc_list.append(hc[covered])
+        rr, cc = np.concatenate(rr_list), np.concatenate(cc_list)
+        if rr.size == 0:
+            continue
+        r0, c0 = int(rr.min()), int(cc.min())
+        mask = np.zeros((int(rr.max()) - r0 + 1, int(cc.max()) - c0 + 1), dtype=bool)
+        mask[rr - r0, cc - c0] = True
+        rec = rows.get(i)
+        if rec is None:  # painted by the user with a fresh id
+            chromosomes.append(Chromosome(mask, (r0, c0), class_id=0, source="user", edited=True))
+            continue
+        area_changed = "area" in rec and int(rec["area"]) != int(mask.sum())
+        source = str(rec.get("source", "model"))
+        ch = Chromosome(
+            mask,
+            (r0, c0),
+            class_id=row_class(rec),
+            score=float(rec.get("score", 1.0)),
+            class_score=float(rec.get("class_score", 0.0)),
+            source=source if source in ("model", "user") else "user",
+            edited=bool(rec.get("edited", False)) or area_changed,
+            probs=np.asarray(probs[i]).copy() if i in probs else None,
+            **_extra_from_row(rec),
+        )
+        if area_changed:
+            ch.clear_measurements()
+        chromosomes.append(ch)
+    return SpreadResult(
+        image_shape=shape,
+        chromosomes=chromosomes,
+        source_path=str(run.get("source_path", "")),
+        model=str(run.get("model", "")),
+        device=str(run.get("device", "")),
+        seconds=float(run.get("seconds", 0.0)),
+        status=str(run.get("status", "proposed")),
+        corrections=int(run.get("corrections", 0)),
+    )
+
+
+def has_user_edits(layer) -> bool:
+    """True when a layer's features say a person made or changed any object."""
+    features = getattr(layer, "features", None)
+    if features is None or not len(features):
+        return False
+    user = "source" in features and bool((np.asarray(features["source"], dtype=object) == "user").any())
+    edited = "edited" in features and bool(np.asarray(features["edited"], dtype=bool).any())
+    return user or edited

@@ -1,0 +1,144 @@
+"""The karyotype part of the dock widget: ISCN, the review queue, renaming, and exports of one analysed spread.
+
+Thin: the spread's Labels layer features are the source of truth; the karyogram lives in `KaryogramView`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_karyo.core import classes
+from napari_karyo.core.karyotype.infer.measure import measurements_table
+from napari_karyo.core.karyotype.infer.review import review_order
+from napari_karyo.core.karyotype.report.report import (
+    write_karyogram_png,
+    write_measurements_csv,
+    write_report,
+)
+
+UNNAMED = "? (unnamed)"
+
+
+class ResultPanel(QWidget):
+    def __init__(self, viewer) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.labels = self.shapes = self.view = self.editor = None
+        self._review_pos = -1
+
+        self.iscn_label = QLabel("")
+        font = self.iscn_label.font()
+        font.setPointSize(font.pointSize() + 4)
+        font.setBold(True)
+        self.iscn_label.setFont(font)
+        self.iscn_label.setToolTip("ISCN karyotype from the current classes; unnamed objects are not counted")
+        self.review_button = QPushButton("Next to review")
+        self.review_button.setToolTip(
+            "Step through the objects the model is least sure of (clusters, low scores, "
+            "names changed by the cell-level assignment)"
+        )
+        self.review_button.clicked.connect(self.next_review)
+        self.review_label = QLabel("")
+        self.review_label.setWordWrap(True)
+        self.class_combo = QComboBox()
+        self.class_combo.addItems([classes.name(i) for i in classes.CLASS_IDS] + [UNNAMED])
+        self.rename_button = QPushButton("Set class of selected")
+        self.rename_button.clicked.connect(self.rename_selected)
+        self.karyogram_button = QPushButton("Karyogram PNG…")
+        self.report_button = QPushButton("Report PDF/PNG…")
+        self.csv_button = QPushButton("Measurements CSV…")
+        self.karyogram_button.clicked.connect(lambda: self.export("karyogram"))
+        self.report_button.clicked.connect(lambda: self.export("report"))
+        self.csv_button.clicked.connect(lambda: self.export("csv"))
+
+        grid = QGridLayout()
+        grid.addWidget(self.review_button, 0, 0, 1, 2)
+        grid.addWidget(self.class_combo, 1, 0)
+        grid.addWidget(self.rename_button, 1, 1)
+        grid.addWidget(self.karyogram_button, 2, 0)
+        grid.addWidget(self.report_button, 2, 1)
+        grid.addWidget(self.csv_button, 3, 0)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.iscn_label)
+        layout.addLayout(grid)
+        layout.addWidget(self.review_label)
+        self.setEnabled(False)
+
+    def attach(self, labels_layer, shapes_layer, view, editor) -> None:
+        """Follow a new result: its Labels and Shapes layers, its KaryogramView and its EditController."""
+        self.labels, self.shapes, self.view, self.editor = labels_layer, shapes_layer, view, editor
+        self._review_pos = -1
+        labels_layer.events.features.connect(self.refresh)
+        self.setEnabled(True)
+        self.refresh()
+
+    def _current(self):
+        return self.editor.session.result
+
+    def refresh(self, *_) -> None:
+        features = self.labels.features
+        flagged = int((np.asarray(features.get("review", []), dtype=str) != "").sum()) if len(features) else 0
+        self.iscn_label.setText(self._current().iscn)
+        self.review_button.setText(f"Next to review ({flagged})")
+
+    # ---- actions ----------------------------------------------------------------------------------------
+
+    def _review_ids(self) -> list[int]:
+
+        return [i + 1 for i in review_order(self.view.result)]  # Labels id = index + 1
+
+    def next_review(self) -> None:
+        """Select the next doubtful object and centre the view on it."""
+        ids = self._review_ids()
+        if not ids:
+            self.review_label.setText("nothing flagged for review")
+            return
+        self._review_pos = (self._review_pos + 1) % len(ids)
+        label_id = ids[self._review_pos]
+        self.labels.selected_label = label_id
+        rows, cols = np.nonzero(np.asarray(self.labels.data) == label_id)
+        if rows.size:
+            centre = np.array([rows.mean(), cols.mean()])
+            self.viewer.camera.center = tuple(self.labels.data_to_world(centre))
+        row = self.labels.features[self.labels.features["index"] == label_id].iloc[0]
+        self.review_label.setText(
+            f"{self._review_pos + 1}/{len(ids)}: id {label_id}, class {row['class']} — {row['review']}"
+        )
+
+    def picked_class(self) -> int:
+        text = self.class_combo.currentText()
+        return 0 if text == UNNAMED else classes.class_id(text)
+
+    def rename_selected(self) -> None:
+        """The picked class for the selected (or Alt+clicked) objects, as an undoable edit."""
+        self.editor.relabel(self.picked_class())
+
+    def export(self, what: str, path: str | None = None) -> str | None:
+        """Write the karyogram PNG, the report or the measurements CSV of the current state; returns the path."""
+
+        if path is None:
+            filters = {"karyogram": "PNG (*.png)", "report": "PDF (*.pdf);;PNG (*.png)", "csv": "CSV (*.csv)"}
+            path, _ = QFileDialog.getSaveFileName(self, f"Save {what}", "", filters[what])
+            if not path:
+                return None
+        view = self.view
+        result, iscn = view.result, self._current().iscn
+        if what == "karyogram":
+            write_karyogram_png(path, view.karyogram, title=iscn)
+        elif what == "report":
+            rows = measurements_table(result, view.measurements)
+            write_report(path, view.image, result, view.karyogram, rows, iscn)
+        else:
+            write_measurements_csv(path, measurements_table(result, view.measurements))
+        self.review_label.setText(f"saved {path}")
+        return path

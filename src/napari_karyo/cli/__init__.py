@@ -1,0 +1,37 @@
+"""`napari-karyo`: the same core generators as the napari widgets, in a terminal. One module per area adds its
+subcommands (`karyotype`, `training`, `pathology`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from napari_karyo.cli import karyotype, pathology, training
+from napari_karyo.core.errors import KaryoError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="napari-karyo", description="Karyotyping of metaphase spreads and multi-stain pathology jobs."
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+    for area in (karyotype, training, pathology):
+        area.add_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KaryoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The main job: spread image -> named chromosome instances (`SpreadResult`).
+
+normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering -> back to image pixels
+-> connected objects typed (single, touching, overlapping, both) -> crop classifier probabilities -> cell-level
+"two of each" assignment -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a generator (progress + cancel between stages) shared
+by the CLI, the napari widget and the tests; `analyze` runs it to the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from napari_karyo.core.device import describe, pick_device
+from napari_karyo.core.jobs import run_to_end
+from napari_karyo.core.karyotype.infer.assign import assign_spread
+from napari_karyo.core.karyotype.infer.classifier import load_classifier
+from napari_karyo.core.karyotype.infer.clusters import find_objects, load_cluster_model, predict_object_types
+from napari_karyo.core.karyotype.infer.measure import measure_spread, store_on_chromosomes
+from napari_karyo.core.karyotype.infer.model import ARCH, build_maskrcnn
+from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
+from napari_karyo.core.karyotype.infer.review import mark_for_review
+from napari_karyo.core.model_files import load_model, resolve
+from napari_karyo.core.results import Chromosome, SpreadResult
+from napari_karyo.core.storage.images import check_spread
+
+DEFAULT_SEGMENTER = "chromosome-maskrcnn"
+SCORE_THRESHOLD = 0.5
+MASK_IOU_NMS = 0.5  # two detections sharing this much are one chromosome
+CONTAINED = 0.8  # a detection lying this much inside a better one is a fragment of it
+MIN_AREA_FRACTION = (
+    0.15  # of the median object area: smaller is debris (the smallest chromosome, Y, is ~0.25)
+)
+MAX_AREA_FRACTION = 6.0  # larger is an interphase nucleus, not a chromosome
+
+
+@dataclass
+class Segmenter:
+    model: object
+    card: dict
+    device: object
+    name: str
+
+
+@lru_cache(maxsize=4)
+def _load_segmenter_cached(path: str, device_name: str) -> Segmenter:
+    import torch
+
+    state, card = load_model(path, ARCH)
+    model = build_maskrcnn(card["config"])
+    model.load_state_dict(state)
+    model.roi_heads.score_thresh = SCORE_THRESHOLD  # fewer masks pasted at full size
+    device = torch.device(device_name)
+    return Segmenter(model.eval().to(device), card, device, path)
+
+
+def load_segmenter(model: str | None = None, device: str | None = None) -> Segmenter:
+
+    path = resolve(model or DEFAULT_SEGMENTER)
+    return _load_segmenter_cached(str(path), str(pick_device(device)))
+
+
+def segment(seg: Segmenter, norm: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, list[tuple[int, int]]]:
+    """Run Mask R-CNN on a normalised image: (cropped bool masks, scores, offsets) at that image's scale."""
+    import torch
+
+    x = torch.from_numpy(norm)[None].expand(3, -1, -1).contiguous().to(seg.device)
+    with torch.inference_mode():
+        out = seg.model([x])[0]
+    probs = out["masks"][:, 0].cpu().numpy()
+    scores = out["scores"].cpu().numpy()
+    masks, offsets = [], []
+    for p in probs:
+        m = p > 0.5
+        rows, cols = np.nonzero(m)
+        if rows.size == 0:
+            masks.append(np.zeros((1, 1), bool))
+            offsets.append((0, 0))
+            continue
+        r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        masks.append(m[r0:r1, c0:c1])
+        offsets.append((int(r0), int(c0)))
+    return masks, scores, offsets
+
+
+def suppress(masks, scores, offsets) -> list[int]:
+    """Indices kept after mask NMS (crossing chromosomes share boxes, so box NMS alone cannot do this)
+    and the size filter against debris and nuclei."""
+    areas = np.array([m.sum() for m in masks], dtype=float)
+    order = [i for i in np.argsort(-scores) if areas[i] > 0]
+    kept: list[int] = []
+    for i in order:
+        if all(_overlap_ok(masks[i], offsets[i], masks[j], offsets[j]) for j in kept):
+            kept.append(i)
+    if not kept:
+        return kept
+    median = float(np.median(areas[kept]))
+    return [i for i in kept if MIN_AREA_FRACTION * median <= areas[i] <= MAX_AREA_FRACTION * median]
+
+
+def _overlap_ok(m1, o1, m2, o2) -> bool:
+    """False when m1 (the lower-scoring mask) duplicates m2 or lies mostly inside it."""
+    r0, c0 = max(o1[0], o2[0]), max(o1[1], o2[1])
+    r1 = min(o1[0] + m1.shape[0], o2[0] + m2.shape[0])
+    c1 = min(o1[1] + m1.shape[1], o2[1] + m2.shape[1])
+    if r1 <= r0 or c1 <= c0:
+        return True
+    a = m1[r0 - o1[0] : r1 - o1[0], c0 - o1[1] : c1 - o1[1]]
+    b = m2[r0 - o2[0] : r1 - o2[0], c0 - o2[1] : c1 - o2[1]]
+    inter = float(np.logical_and(a, b).sum())
+    a1, a2 = float(m1.sum()), float(m2.sum())
+    return inter / (a1 + a2 - inter) <= MASK_IOU_NMS and inter / a1 <= CONTAINED
+
+
+def _to_image_scale(mask: np.ndarray, offset, factor: float, shape) -> tuple[np.ndarray, tuple[int, int]]:
+    """Map a cropped mask found at `factor` x the image scale back to image pixels."""
+    if factor == 1.0:
+        return mask, offset
+    import torch
+    import torch.nn.functional as F
+
+    r0, c0 = int(np.floor(offset[0] / factor)), int(np.floor(offset[1] / factor))
+    r1 = min(int(np.ceil((offset[0] + mask.shape[0]) / factor)), shape[0])
+    c1 = min(int(np.ceil((offset[1] + mask.shape[1]) / factor)), shape[1])
+    t = torch.from_numpy(mask.astype(np.float32))[None, None]
+    out = F.interpolate(t, size=(max(r1 - r0, 1), max(c1 - c0, 1)), mode="bilinear", align_corners=False)
+    return out[0, 0].numpy() > 0.5, (r0, c0)
+
+
+def analyze_steps(
+    image: np.ndarray,
+    model: str | None = None,
+    device: str | None = None,
+    source_path: str = "",
+    classifier: str | None = None,
+    cluster_model: str | None = None,
+) -> Generator[tuple[str, int, int], None, SpreadResult]:
+    """Yield (stage, done, total); return the SpreadResult. Stop iterating to cancel."""
+
+    total = 7
+    t0 = time.perf_counter()
+    image = check_spread(image, source_path or "image")
+    yield ("loading models", 0, total)
+    seg = load_segmenter(model, device)
+    namer = load_classifier(classifier, device=str(seg.device))
+    typer = load_cluster_model(cluster_model, device=seg.device)
+    yield ("normalising polarity and scale", 1, total)
+    norm, _ = normalise_intensity(image)
+    factor = scale_factor(norm)
+    yield (f"segmenting on {describe(seg.device)}", 2, total)
+    masks, scores, offsets = segment(seg, rescale(norm, factor))
+    yield ("separating objects", 3, total)
+    chromosomes = []
+    for i in suppress(masks, scores, offsets):
+        mask, offset = _to_image_scale(masks[i], offsets[i], factor, norm.shape)
+        if mask.any():
+            chromosomes.append(Chromosome(mask=mask, offset=offset, score=float(scores[i])))
+    result = SpreadResult(
+        image_shape=tuple(norm.shape),
+        chromosomes=chromosomes,
+        source_path=source_path,
+        device=describe(seg.device),
+    )
+    yield ("typing clusters", 4, total)
+    objects = find_objects(chromosomes, result.image_shape)
+    types, type_probs = predict_object_types(typer, norm, objects)
+    yield ("naming chromosomes (cell-level)", 5, total)
+    argmax_ids = np.zeros(len(chromosomes), dtype=int)
+    if chromosomes:
+        probs = namer.predict_spread(norm, chromosomes)
+        for ch, p in zip(chromosomes, probs, strict=True):
+            ch.probs = p
+        argmax_ids = probs.argmax(1) + 1
+        assign_spread(result)
+    mark_for_review(result, objects, types, type_probs, argmax_ids)
+    yield ("measuring", 6, total)
+    store_on_chromosomes(result, measure_spread(norm, result))
+    yield ("done", total, total)
+    names = (
+        seg.card.get("weights_file", seg.name),
+        namer.card.get("weights_file", "classifier"),
+        typer.card.get("weights_file", "cluster types"),
+    )
+    result.model = " + ".join(names)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def analyze(image: np.ndarray, **kwargs) -> SpreadResult:
+
+    return run_to_end(analyze_steps(image, **kwargs))

@@ -1,0 +1,68 @@
+"""Bring any spread to what the model was trained on: grey, bright chromosomes on a dark background,
+intensities in [0, 1], chromosomes about `TARGET_WIDTH` pixels wide.
+
+G-banded spreads (dark on bright) are inverted; DAPI and Q-band (bright on dark) are kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_karyo.core.storage.images import to_grey
+
+TARGET_WIDTH = 13.0  # median chromosome width (px) in the training data (BioImLab 13-16, M-FISH 12)
+
+
+def normalise_intensity(image: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Grey float32 in [0, 1], bright objects on dark background. Returns (image, inverted)."""
+    grey = to_grey(image)
+    lo, hi = np.percentile(grey, (0.5, 99.8))
+    if hi <= lo:
+        lo, hi = float(grey.min()), float(grey.max())
+    out = np.clip((grey - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
+    # The background is most of a spread: if the typical pixel is bright, objects are dark (G-band).
+    inverted = bool(np.median(out) > 0.5)
+    if inverted:
+        out = 1.0 - out
+    return out, inverted
+
+
+def estimate_width(norm: np.ndarray) -> float | None:
+    """Median width (px) of chromosome-like objects: twice the peak of the distance transform per object."""
+    from scipy import ndimage as ndi
+    from skimage.filters import threshold_otsu
+
+    fg = norm > threshold_otsu(norm)
+    fg = ndi.binary_opening(fg, iterations=1)
+    labels, n = ndi.label(fg)
+    if n == 0:
+        return None
+    dist = ndi.distance_transform_edt(fg)
+    idx = np.arange(1, n + 1)
+    areas = ndi.sum(fg, labels, idx)
+    widths = 2 * ndi.maximum(dist, labels, idx)
+    keep = (areas >= 30) & (areas <= np.percentile(areas, 90) * 3)
+    if keep.sum() < 5:
+        return None
+    return float(np.median(widths[keep]))
+
+
+def scale_factor(norm: np.ndarray) -> float:
+    """Factor that brings chromosomes to the training width; 1 when close enough or unknown."""
+    width = estimate_width(norm)
+    if width is None:
+        return 1.0
+    factor = TARGET_WIDTH / width
+    if 0.8 <= factor <= 1.25:
+        return 1.0
+    return float(np.clip(factor, 0.2, 4.0))
+
+
+def rescale(image: np.ndarray, factor: float) -> np.ndarray:
+    if factor == 1.0:
+        return image
+    from skimage.transform import rescale as sk_rescale
+
+    return sk_rescale(image, factor, order=1, anti_aliasing=factor < 1, preserve_range=True).astype(
+        np.float32
+    )

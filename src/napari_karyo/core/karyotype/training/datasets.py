@@ -1,0 +1,72 @@
+"""Real training and evaluation data from ../shared/data, with the case-level splits every command shares.
+
+Splits are by cell / slide, never by crop:
+- bioimlab_seg: each JSON is one metaphase (no patient ids are published); validation = images whose number
+  is a multiple of 5.
+- mfish: by slide (the 3 characters before '__'); validation slides are VAL_MFISH_SLIDES, all cells of a slide
+  stay on one side.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_karyo.core.results import Chromosome
+from napari_karyo.core.storage.annotations import read_labelme, read_mfish_k
+from napari_karyo.core.storage.images import read_image
+
+VAL_MFISH_SLIDES = ("A02", "P10", "V16", "V26")
+
+
+@dataclass
+class Spread:
+    """One annotated spread: image as stored plus instance masks (class 0 where the data has no classes)."""
+
+    key: str
+    image: np.ndarray
+    chromosomes: list[Chromosome]
+
+
+def bioimlab_files(root: str | Path, split: str) -> list[Path]:
+    files = sorted(
+        Path(root, "bioimlab_seg").glob("original_*.json"), key=lambda p: int(re.findall(r"\d+", p.stem)[0])
+    )
+    return [f for f in files if _in_split(int(re.findall(r"\d+", f.stem)[0]) % 5 == 0, split)]
+
+
+def mfish_files(root: str | Path, split: str) -> list[tuple[Path, Path]]:
+    """(DAPI, K map) pairs of the split."""
+    pairs = []
+    for k in sorted(Path(root, "mfish").glob("*/*K.tif")):
+        dapi = k.with_name(k.name[:-5] + "D.tif")
+        if dapi.exists() and _in_split(mfish_slide(k) in VAL_MFISH_SLIDES, split):
+            pairs.append((dapi, k))
+    return pairs
+
+
+def mfish_slide(path: Path) -> str:
+    return path.parent.name.split("__")[0]
+
+
+def _in_split(is_val: bool, split: str) -> bool:
+    if split not in ("train", "val", "all"):
+        raise ValueError(f"split must be train, val or all, not {split!r}")
+    return split == "all" or (split == "val") == is_val
+
+
+def load_bioimlab(root: str | Path, split: str) -> list[Spread]:
+    out = []
+    for f in bioimlab_files(root, split):
+        image, chromosomes = read_labelme(f)
+        out.append(Spread(f"bioimlab/{f.stem}", image, chromosomes))
+    return out
+
+
+def load_mfish(root: str | Path, split: str) -> list[Spread]:
+    return [
+        Spread(f"mfish/{d.stem[:-1]}", read_image(d), read_mfish_k(k)) for d, k in mfish_files(root, split)
+    ]

@@ -1,0 +1,189 @@
+"""Training the Mask R-CNN: a tiny run end to end, exact resume, and DistributedDataParallel on two CPU processes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from factories import bar_spread
+from napari_karyo.core.errors import CancelledError
+from napari_karyo.core.karyotype.training.segmenter import TrainConfig, export_checkpoint, train_steps
+
+TINY = {
+    "sources": ["procedural"],
+    "crop": 128,
+    "batch": 1,
+    "threads": 1,
+    "device": "cpu",
+    "checkpoint_every": 2,
+}
+
+
+def _run(gen):
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value
+
+
+def test_torchvision_compiled_ops_run_on_cpu():
+    import torchvision
+
+    keep = torchvision.ops.nms(
+        torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10.0]]), torch.tensor([0.9, 0.8]), 0.5
+    )
+    assert keep.tolist() == [0]
+
+
+def test_tiny_train_then_predict(tmp_path):
+    from napari_karyo.core.karyotype.infer.predict import load_segmenter, segment
+    from napari_karyo.core.karyotype.training.crop_bank import CropBank
+    from napari_karyo.core.karyotype.training.synth import synthesize
+    from napari_karyo.core.model_files import load_card, sha256
+
+    cfg = TrainConfig.load(None, steps=3, out=str(tmp_path / "run"), **TINY)
+    path = _run(train_steps(cfg))
+    card, _ = load_card(path)
+    assert card["sha256"] == sha256(path)
+    assert card["training"]["steps_done"] == 3 and card["data"]["synthetic_crop_bank"] > 0
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(row["loss"]) for row in log)
+    image, _ = synthesize(CropBank.procedural(20), np.random.default_rng(0), shape=(128, 128), n=8)
+    masks, scores, offsets = segment(load_segmenter(str(path), "cpu"), image)
+    assert len(masks) == len(scores) == len(offsets)
+    assert all(m.dtype == bool for m in masks)
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = TrainConfig.load(None, steps=4, out=str(tmp_path / "a"), **TINY)
+    _run(train_steps(straight))
+
+    stopped = TrainConfig.load(None, steps=4, out=str(tmp_path / "b"), **TINY)
+    calls = iter(range(100))
+    with pytest.raises(CancelledError):  # cancel after 2 steps, i.e. right after the step-2 checkpoint
+        _run(train_steps(stopped, should_stop=lambda: next(calls) >= 2))
+    exported = export_checkpoint(tmp_path / "b")  # a usable model from a run that did not finish
+    assert json.loads(exported.with_suffix(".json").read_text())["training"]["steps_done"] == 2
+    _run(train_steps(stopped, resume=True))
+
+    a = load_file(str(tmp_path / "a" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
+
+
+def test_distributed_training_two_cpu_processes(tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "napari_karyo.cli",
+        "-q",
+        "train",
+        "--sources",
+        "procedural",
+        "--steps",
+        "2",
+        "--crop",
+        "128",
+        "--batch",
+        "1",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "ddp"),
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    card = json.loads((tmp_path / "ddp" / "model.json").read_text())
+    assert card["training"]["world_size"] == 2
+    assert card["training"]["steps_done"] == 2
+
+
+def test_config_file_and_unknown_settings(tmp_path):
+    from napari_karyo.core.errors import KaryoError
+
+    (tmp_path / "c.yaml").write_text("steps: 7\ncrop: 96\n")
+    cfg = TrainConfig.load(tmp_path / "c.yaml", crop=64)
+    assert (cfg.steps, cfg.crop) == (7, 64)  # flags override the file
+    (tmp_path / "bad.yaml").write_text("stepz: 7\n")
+    with pytest.raises(KaryoError, match="stepz"):
+        TrainConfig.load(tmp_path / "bad.yaml")
+
+
+def test_sample_stream_carries_class_ids_when_asked():
+    from napari_karyo.core.karyotype.training.crop_bank import CropBank
+    from napari_karyo.core.karyotype.training.segmenter_data import SampleStream
+
+    bank = CropBank.procedural(30)
+    rng = np.random.default_rng(0)
+    _, agnostic = SampleStream([], bank, 128, 1.0).sample(rng)
+    _, classed = SampleStream([], bank, 128, 1.0, with_classes=True).sample(rng)
+    assert set(agnostic["labels"].tolist()) == {1}
+    assert len(classed["labels"]) == len(classed["masks"]) and set(classed["labels"].tolist()) - {1}
+    assert all(1 <= c <= 24 for c in classed["labels"].tolist())
+
+
+def test_validate_every_reports_figures_on_the_val_split(tmp_path):
+    from napari_karyo.core.errors import KaryoError
+    from napari_karyo.core.karyotype.training.segmenter import finetune_config
+    from napari_karyo.core.model_files import load_card
+    from napari_karyo.core.storage.training_set import export_training_set
+
+    pairs = [bar_spread(tmp_path / "spreads", f"case{k % 2}", f"cell{k}", k) for k in range(3)]
+    folder = export_training_set(pairs, tmp_path / "set", val_fraction=0.5)
+    small = {"crop": 64, "batch": 1, "threads": 1, "device": "cpu"}
+    cfg = finetune_config(folder, steps=3, validate_every=2, out=str(tmp_path / "run"), **small)
+    figures: list[dict] = []
+    gen = train_steps(cfg, validation=figures)
+    reports = []
+    try:
+        while True:
+            reports.append(next(gen))
+            if reports[-1][0] == "validate":  # stored before it is reported
+                assert figures[-1]["step"] == reports[-1][1]
+    except StopIteration as stop:
+        path = stop.value
+    assert [r for r in reports if r[0] == "validate"] == [("validate", k, 3) for k in (0, 2, 3)]
+    assert [f["step"] for f in figures] == [0, 2, 3]  # the start model's figures first
+    val = json.loads((folder / "splits.json").read_text())["images"]
+    n_val = sum(part == "val" for part in val.values())
+    for f in figures:
+        assert f["images"] == n_val and f["true"] == 5 * n_val
+        assert 0 <= f["found_share"] <= 1 and f["false_positives_per_image"] >= 0 and 0 <= f["mean_iou"] <= 1
+        assert f["found"] == round(f["found_share"] * f["true"])
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [row["validation"] for row in log if "validation" in row] == figures
+    card, _ = load_card(path)
+    metrics = card["metrics"]["validation"]
+    assert (
+        metrics["step"] == 3
+        and len(metrics["val_images"]) == metrics["images"] == n_val
+        and "val split" in metrics["split"]
+    )
+    assert card["training"]["validate_every"] == 2 and card["training"]["steps_done"] == 3
+
+    one_case = export_training_set(pairs[:1], tmp_path / "one")
+    with pytest.raises(KaryoError, match="no val images"):
+        _run(
+            train_steps(
+                finetune_config(one_case, steps=1, validate_every=1, out=str(tmp_path / "r1"), **small)
+            )
+        )
+    no_corrections = TrainConfig.load(None, steps=1, validate_every=1, out=str(tmp_path / "r2"), **TINY)
+    with pytest.raises(KaryoError, match="corrections"):
+        _run(train_steps(no_corrections))

@@ -1,0 +1,142 @@
+"""The karyotype dock widget in a real napari window (Xvfb): sample -> Run -> layers, Cancel, errors,
+and corrected layers left alone. One test runs the real model; the others use a fake generator that returns
+the sample's ground truth (fixtures in conftest.py), so they test the widget and not the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+from qtpy.QtCore import Qt
+from widget_helpers import IMAGE, run_and_wait
+
+pytestmark = pytest.mark.gui
+
+
+def colourful_fraction(shot: np.ndarray) -> float:
+    rgb = shot[..., :3].astype(int)
+    return float(((rgb.max(-1) - rgb.min(-1)) > 60).mean())
+
+
+def check_layers(viewer, name=IMAGE, lo=25, hi=80):
+    labels = viewer.layers[f"{name} chromosomes"]
+    shapes = viewer.layers[f"{name} outlines"]
+    assert labels._type_string == "labels" and shapes._type_string == "shapes"
+    n = len(labels.features)
+    assert lo <= n <= hi, n
+    assert len(shapes.data) == n == len(shapes.features)
+    assert {"class", "class_id", "score", "class_score", "source", "edited", "area"} <= set(labels.features)
+    assert set(np.unique(labels.data)) - {0} <= set(labels.features["index"])
+    return labels, shapes
+
+
+def test_real_model_on_sample(karyo, qtbot, screenshot_dir):
+    viewer, widget = karyo
+    run_and_wait(qtbot, widget)
+    labels, _ = check_layers(viewer)
+    assert widget.last_result is not None and widget.last_result.count == len(labels.features)
+    assert "cpu" in widget.job.device_label.text() or "cuda" in widget.job.device_label.text()
+    assert "objects in" in widget.summary_label.text()
+    assert widget.panel.iscn_label.text().split(",")[0].isdigit()  # an ISCN string such as 46,XY
+    viewer.reset_view()
+    canvas = viewer.screenshot(canvas_only=True)
+    assert colourful_fraction(canvas) > 0.005  # class colours are drawn over the grey DAPI image
+    viewer.screenshot(str(screenshot_dir / "karyotype_real.png"), canvas_only=False)
+
+
+def test_real_generator_reports_missing_model_plainly(karyo, qtbot, monkeypatch, tmp_path):
+    from napari.utils import notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    viewer, widget = karyo
+    widget.model_combo.setCurrentText(str(tmp_path / "no-such-model.safetensors"))
+    widget.device_combo.setCurrentText("cpu")
+    run_and_wait(qtbot, widget, timeout=120_000)
+    assert len(shown) == 1 and "no-such-model.safetensors" in shown[0], shown
+    assert [layer.name for layer in viewer.layers] == [IMAGE]
+    assert widget.job.progress.format() == "failed" and widget.job.run_button.isEnabled()
+
+
+def test_run_adds_coloured_layers(karyo, qtbot, fake, screenshot_dir):
+    viewer, widget = karyo
+    fake()
+    before = colourful_fraction(viewer.screenshot(canvas_only=True))
+    run_and_wait(qtbot, widget)
+    check_layers(viewer)
+    viewer.reset_view()
+    assert widget.job.device_label.text() == "device: fake-device"
+    assert widget.summary_label.text().startswith(f"{widget.last_result.count} objects in 0.5 s")
+    assert widget.job.progress.format() == "done"
+    canvas = viewer.screenshot(canvas_only=True)
+    assert canvas.std() > 5 and before < 0.001 < colourful_fraction(canvas)
+    viewer.screenshot(str(screenshot_dir / "karyotype_widget.png"), canvas_only=False)
+
+
+def test_cancel_adds_nothing(karyo, qtbot, fake):
+    viewer, widget = karyo
+    fake(delay=0.2)
+    qtbot.mouseClick(widget.job.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.job.progress.value() >= 1, timeout=10_000)
+    assert widget.job.cancel_button.isEnabled() and not widget.job.run_button.isEnabled()
+    qtbot.mouseClick(widget.job.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not widget.job.running, timeout=10_000)
+    assert [layer.name for layer in viewer.layers] == [IMAGE]
+    assert widget.job.progress.format() == "cancelled" and widget.job.run_button.isEnabled()
+
+
+def test_error_is_shown_and_nothing_added(karyo, qtbot, fake, monkeypatch):
+    from napari.utils import notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    viewer, widget = karyo
+    fake(fail="model.safetensors: model weights not found; pass an existing .safetensors file")
+    run_and_wait(qtbot, widget)
+    assert shown == ["model.safetensors: model weights not found; pass an existing .safetensors file"]
+    assert [layer.name for layer in viewer.layers] == [IMAGE]
+
+
+def test_corrected_layers_are_not_overwritten(karyo, qtbot, fake, monkeypatch):
+    from napari.utils import notifications
+
+    told = []
+    monkeypatch.setattr(notifications, "show_info", told.append)
+    viewer, widget = karyo
+    fake()
+    run_and_wait(qtbot, widget)
+    names = [layer.name for layer in viewer.layers]
+    run_and_wait(qtbot, widget)  # unedited model output (and its karyogram) is simply replaced
+    assert [layer.name for layer in viewer.layers] == names and not told
+    labels = viewer.layers[f"{IMAGE} chromosomes"]
+    table = labels.features.copy()
+    table.loc[0, "class"] = "X"
+    table.loc[0, "edited"] = True
+    labels.features = table
+    run_and_wait(qtbot, widget)
+    assert len(told) == 1 and "(2)" in told[0]
+    assert viewer.layers[f"{IMAGE} chromosomes"].features.loc[0, "class"] == "X"  # untouched
+    check_layers(viewer)
+    assert f"{IMAGE} chromosomes (2)" in viewer.layers and f"{IMAGE} outlines (2)" in viewer.layers
+
+
+def test_opening_the_dock_restores_an_image_opened_before_it(make_napari_viewer, qtbot, fake, tmp_path):
+    import shutil
+
+    from napari_karyo._napari.karyotype.dock import KaryotypeWidget
+    from napari_karyo._napari.sample_data import DAPI
+
+    image = shutil.copy(DAPI, tmp_path / "cell7.tif")
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(image), plugin="napari-karyo")
+    first = KaryotypeWidget(viewer)
+    fake()
+    run_and_wait(qtbot, first)
+    first.editor.act("relabel", [3], 24)  # autosaved beside the image
+
+    other = make_napari_viewer(show=False)  # a new session: the image first, then the dock
+    other.open(str(image), plugin="napari-karyo")
+    second = KaryotypeWidget(other)
+    labels = other.layers["cell7 chromosomes"]
+    assert labels.features.loc[2, "class"] == "Y" and second.editor.session.result.corrections == 1

@@ -1,0 +1,122 @@
+"""The karyotype half of the widget under Xvfb: karyogram beside the spread (linked ids), centromere points,
+ISCN, renaming, the review queue and the exports. The fake model returns the sample's ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+from widget_helpers import IMAGE, REVIEW
+
+pytestmark = pytest.mark.gui
+
+
+def test_karyogram_layers_follow_the_spread(analysed, screenshot_dir):
+    viewer, widget, view = analysed
+    labels = viewer.layers[f"{IMAGE} chromosomes"]
+    kg_ids = viewer.layers[f"{IMAGE} karyogram ids"]
+    kg_image = viewer.layers[f"{IMAGE} karyogram"]
+    assert set(np.unique(kg_ids.data)) - {0} == set(labels.features["index"])  # same ids, every chromosome
+    assert kg_image.data.shape[:2] == kg_ids.data.shape
+    # beside the spread, same scale: the karyogram starts right of the image in world coordinates
+    assert kg_ids.translate[1] > labels.data.shape[1] and tuple(kg_ids.scale) == tuple(labels.scale)
+    # reading order: classes never go backwards (1, 1, 2, 2, ..., X, Y, unnamed last)
+    order = [name if name != "?" else "99" for name in view.class_names_in_order()]
+    ranks = [{"X": 23, "Y": 24}.get(n) or int(n) for n in order]
+    assert ranks == sorted(ranks)
+    assert widget.panel.iscn_label.text() == view.result.iscn
+    centromeres = viewer.layers[f"{IMAGE} centromeres"]
+    assert len(centromeres.data) == len(labels.features)
+    viewer.reset_view()
+    shot = viewer.screenshot(str(screenshot_dir / "karyogram_widget.png"), canvas_only=False)
+    assert shot.std() > 5
+
+
+def test_selection_is_linked(analysed):
+    viewer, _, view = analysed
+    labels = viewer.layers[f"{IMAGE} chromosomes"]
+    kg_ids = viewer.layers[f"{IMAGE} karyogram ids"]
+    kg_ids.selected_label = 5
+    assert labels.selected_label == 5
+    labels.selected_label = 9
+    assert kg_ids.selected_label == 9
+    boxes = viewer.layers[f"{IMAGE} selected"].data
+    assert len(boxes) == 2  # outlined in the spread and in the karyogram
+    r0, c0, r1, c1 = view.karyogram.boxes[9]
+    assert np.all(np.asarray(kg_ids.data)[r0:r1, c0:c1][kg_ids.data[r0:r1, c0:c1] > 0] == 9)
+
+
+def test_renaming_updates_colours_text_karyogram_and_iscn(analysed):
+    from napari_karyo.core import classes
+
+    viewer, widget, view = analysed
+    labels = viewer.layers[f"{IMAGE} chromosomes"]
+    shapes = viewer.layers[f"{IMAGE} outlines"]
+    row = int(np.flatnonzero(labels.features["class"] == "1")[0])
+    label_id = int(labels.features["index"][row])
+    iscn_before = widget.panel.iscn_label.text()
+    labels.selected_label = label_id
+    widget.panel.class_combo.setCurrentText("21")
+    widget.panel.rename_button.click()
+    assert labels.features.loc[row, "class"] == "21" and bool(labels.features.loc[row, "edited"])
+    assert np.allclose(labels.colormap.map(label_id), classes.colour(21))
+    assert np.allclose(shapes.edge_color[row], classes.colour(21))
+    assert shapes.text.values[row] == "21"
+    # the karyogram moved it among the 21s and the ISCN counts it there
+    assert view.result.chromosomes[label_id - 1].class_id == 21
+    assert view.class_names_in_order().count("21") == list(labels.features["class"]).count("21")
+    assert widget.panel.iscn_label.text() != iscn_before and "+21" in widget.panel.iscn_label.text()
+
+
+def test_moving_a_centromere_updates_the_index(analysed):
+    viewer, widget, view = analysed
+    labels = viewer.layers[f"{IMAGE} chromosomes"]
+    points = viewer.layers[f"{IMAGE} centromeres"]
+    k = int(np.argmax([m.length_px for m in view.measurements]))  # the longest: room to move
+    m = view.measurements[k]
+    row = int(np.flatnonzero(labels.features["index"] == m.index + 1)[0])
+    before = (
+        float(labels.features.loc[row, "centromeric_index"])
+        if "centromeric_index" in labels.features
+        else None
+    )
+    target = m.axis[len(m.axis) // 2 - 2]  # near the middle: index close to 50
+    data = np.asarray(points.data).copy()
+    data[k] = target
+    points.data = data
+    after = float(labels.features.loc[row, "centromeric_index"])
+    assert after == pytest.approx(view.measurements[k].centromeric_index)
+    assert 40 < after <= 50 and after != before
+    assert widget.editor.session.history_names == ["move_centromere"]  # journalled: survives a crash
+    widget.edit_panel.undo_button.click()
+    assert float(labels.features.loc[row, "centromeric_index"]) == pytest.approx(m.centromeric_index)
+    assert np.allclose(points.data[k], m.centromere_rc)
+
+
+def test_review_queue_steps_through_flagged_objects(analysed):
+    viewer, widget, _ = analysed
+    labels = viewer.layers[f"{IMAGE} chromosomes"]
+    assert widget.panel.review_button.text() == f"Next to review ({len(REVIEW)})"
+    seen = []
+    for _ in range(len(REVIEW) + 1):
+        widget.panel.review_button.click()
+        seen.append(int(labels.selected_label))
+    assert seen[:2] == [4, 8]  # most reasons first (ids are index + 1), then it wraps around
+    assert seen[2] == 4 and "class conflict" in widget.panel.review_label.text()
+
+
+def test_exports(analysed, tmp_path):
+    from PIL import Image
+
+    _, widget, _ = analysed
+    png = widget.panel.export("karyogram", str(tmp_path / "k.png"))
+    pdf = widget.panel.export("report", str(tmp_path / "r.pdf"))
+    csv = widget.panel.export("csv", str(tmp_path / "m.csv"))
+    with Image.open(png) as im:
+        assert im.size[0] > 1000 and im.info.get("dpi", (0,))[0] >= 299
+    assert Path(pdf).read_bytes()[:5] == b"%PDF-"
+    lines = Path(csv).read_text().splitlines()
+    assert lines[0].startswith("id,class") and len(lines) == 1 + len(widget.last_result.chromosomes)

@@ -1,0 +1,132 @@
+"""SpreadResult <-> Labels/Shapes layers: exact round trip, class colours, pixels hidden under crossings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+
+from napari_karyo._napari.karyotype.layers import (
+    CLASS_NAMES,
+    HIDDEN_KEY,
+    has_user_edits,
+    layers_to_result,
+    result_to_layer_data,
+)
+from napari_karyo._napari.sample_data import KMAP
+from napari_karyo.core import classes
+from napari_karyo.core.results import Chromosome, SpreadResult
+from napari_karyo.core.storage.annotations import read_mfish_k
+
+
+def crossing_result() -> SpreadResult:
+    shape = (64, 64)
+    long_bar = np.zeros(shape, bool)
+    long_bar[5:60, 30:36] = True
+    short_bar = np.zeros(shape, bool)
+    short_bar[28:34, 10:50] = True  # crosses long_bar: 6x6 shared pixels
+    lone = np.zeros(shape, bool)
+    lone[50:62, 2:9] = True
+    return SpreadResult(
+        shape,
+        [
+            Chromosome.from_full_mask(
+                long_bar, class_id=1, score=0.91234567, class_score=0.5, probs=np.full(24, 1 / 24)
+            ),
+            Chromosome.from_full_mask(short_bar, class_id=24, score=0.33, class_score=0.25, source="user"),
+            Chromosome.from_full_mask(lone, class_id=0, score=0.7, edited=True),
+        ],
+        source_path="/x/spread.tif",
+        model="bundled",
+        device="cpu (2 threads)",
+        seconds=3.5,
+    )
+
+
+def as_layers(result: SpreadResult, name: str = "s"):
+    (ld, lkw, lt), (sd, skw, st) = result_to_layer_data(result, name)
+    assert (lt, st) == ("labels", "shapes")
+    return napari.layers.Labels(ld, **lkw), napari.layers.Shapes(sd, **skw)
+
+
+def test_round_trip_is_exact_with_crossings(assert_same):
+    result = crossing_result()
+    labels, _ = as_layers(result)
+    assert_same(result, layers_to_result(labels))
+    # the same through napari's own layer tuple (what a writer receives)
+    assert_same(result, layers_to_result(labels.as_layer_data_tuple()))
+
+
+def test_round_trip_is_exact_on_mfish_ground_truth(assert_same):
+    chromosomes = read_mfish_k(KMAP)
+    result = SpreadResult((517, 645), chromosomes)
+    labels, shapes = as_layers(result)
+    assert_same(result, layers_to_result(labels))
+    assert len(shapes.data) == result.count == len(shapes.features)
+
+
+def test_hidden_pixels_hold_the_shared_part():
+    result = crossing_result()
+    labels, _ = as_layers(result)
+    assert labels.data[30, 32] == 2  # the smaller object is drawn on top
+    hidden = labels.metadata[HIDDEN_KEY]
+    assert set(hidden) == {1}
+    rows, cols = hidden[1]
+    assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == [
+        (r, c) for r in range(28, 34) for c in range(30, 36)
+    ]
+
+
+def test_features_and_colours_follow_classes():
+    result = crossing_result()
+    labels, shapes = as_layers(result, "spread")
+    assert labels.name == "spread chromosomes" and shapes.name == "spread outlines"
+    f = labels.features
+    assert list(f["class"]) == ["1", "Y", "?"] and list(f["class"].cat.categories) == CLASS_NAMES
+    assert list(f["class_id"]) == [1, 24, 0] and list(f["source"]) == ["model", "user", "model"]
+    assert list(f["edited"]) == [False, False, True] and list(f["area"]) == [
+        c.area for c in result.chromosomes
+    ]
+    assert list(f["index"]) == [1, 2, 3]
+    for i, ch in enumerate(result.chromosomes, 1):
+        assert np.allclose(labels.colormap.map(np.array([i]))[0], classes.colour(ch.class_id), atol=1e-3)
+        assert np.allclose(shapes.edge_color[i - 1], classes.colour(ch.class_id), atol=1e-3)
+    assert list(shapes.text.values) == ["1", "Y", "?"]
+    assert labels.get_status((30, 32))["coordinates"].find("class: Y") >= 0
+
+
+def test_outlines_lie_on_the_masks():
+    result = crossing_result()
+    _, shapes = as_layers(result)
+    for poly, ch in zip(shapes.data, result.chromosomes, strict=True):
+        r0, c0, r1, c1 = ch.bbox
+        assert poly[:, 0].min() >= r0 - 1 and poly[:, 0].max() <= r1 and len(poly) >= 3
+        assert poly[:, 1].min() >= c0 - 1 and poly[:, 1].max() <= c1
+
+
+def test_user_edits_are_read_back():
+    result = crossing_result()
+    labels, _ = as_layers(result)
+    assert has_user_edits(labels)  # object 2 came from a user
+    data = labels.data.copy()
+    data[data == 3] = 0  # deleted object 3
+    data[2:6, 50:60] = 7  # painted a new object with a fresh id
+    data[5:8, 30:36] = 0  # trimmed object 1
+    labels.data = data
+    table = labels.features.copy()
+    table.loc[0, "class"] = "2"  # renamed object 1
+    labels.features = table
+    edited = layers_to_result(labels)
+    assert edited.count == 3
+    first, second, new = edited.chromosomes
+    assert first.class_id == 2 and first.edited and first.area == result.chromosomes[0].area - 18
+    assert first.full_mask(edited.image_shape)[30, 32]  # still owns the pixels under object 2
+    assert second.class_id == 24 and not second.edited
+    assert (new.source, new.class_id, new.edited, new.area) == ("user", 0, True, 40)
+
+
+def test_model_only_layers_are_not_user_edits():
+    result = SpreadResult((64, 64), crossing_result().chromosomes[:1])
+    labels, shapes = as_layers(result)
+    assert not has_user_edits(labels) and not has_user_edits(shapes)

@@ -1,6 +1,6 @@
 """Cell-level naming and ISCN on held-out M-FISH spreads (validation slides A02, P10, V16, V26; DAPI plane only).
 
-(1) per-chromosome naming accuracy, per-chromosome argmax vs the cell-level assignment (core/karyotype/assign.py):
+(1) per-chromosome naming accuracy, per-chromosome argmax vs the cell-level assignment (core/karyotype/infer/assign.py):
     on the true (K-map) instances (classification only) and on the full pipeline (`analyze`, objects matched to
     the true ones at IoU >= 0.5);
 (2) ISCN exact-match rate per cell against its case's `Case Info` karyotype (numerical karyotypes only; cells of
@@ -44,9 +44,9 @@ def collect(data: str, split: str, device: str = "cpu", cache_dir: str = "out/be
     from napari_karyo.core.karyotype.infer.predict import analyze
     from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
     from napari_karyo.core.karyotype.report.case import rank_spreads
-    from napari_karyo.core.model_files import resolve
     from napari_karyo.core.storage.annotations import read_mfish_k
     from napari_karyo.core.storage.images import read_image
+    from napari_karyo.core.storage.model_files import resolve
 
     stamp = {
         name: Path(resolve(name)).stat().st_mtime for name in ("chromosome-maskrcnn", "chromosome-classifier")

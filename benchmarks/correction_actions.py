@@ -1,7 +1,7 @@
 """Correction effort: editing actions per cell from the model's proposal to the truth, simulated.
 
 For each M-FISH validation cell (slides A02, P10, V16, V26; DAPI plane only; the K map's instances are the truth)
-`analyze` proposes chromosomes and `core/karyotype/actions.py` counts the splits, joins, deletes, draws and
+`analyze` proposes chromosomes and `core/karyotype/evaluate/actions.py` counts the splits, joins, deletes, draws and
 relabels a user needs (its docstring states the rules). Also run on the truth itself: 0 actions is the sanity check.
 Target: median <= 3 actions per cell. Besides, the found share / precision / named share / exact count of the same
 cells, so fine-tuned models compare on one table (benchmarks/finetune_corrections.py).

@@ -1,4 +1,4 @@
-"""Benchmark the chromosome measurements (core/karyotype/measure.py) against the ISCN standard values.
+"""Benchmark the chromosome measurements (core/karyotype/infer/measure.py) against the ISCN standard values.
 
 Nothing in the measurements is trained; the few rule constants of the centromere search (width profile only,
 smoothing, tip margin) were chosen on the M-FISH training slides, so the M-FISH validation slides and the

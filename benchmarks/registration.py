@@ -26,7 +26,7 @@ import numpy as np
 
 from bench_common import parser
 from napari_karyo.core.pathology.registration.register import STAGES, register_pair
-from napari_karyo.core.pathology.registration.transform import Transform
+from napari_karyo.core.pathology.transform import Transform
 from napari_karyo.core.storage.atomic import write_json
 
 

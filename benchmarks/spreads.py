@@ -1,4 +1,4 @@
-"""Benchmark the main job on held-out spreads (validation split, by cell / slide; see core/karyotype/datasets.py).
+"""Benchmark the main job on held-out spreads (validation split, by cell / slide; see core/karyotype/training/datasets.py).
 
 - BioImLab (Q-band, instance polygons): COCO mask AP and AP50 (pycocotools), class-agnostic.
 - M-FISH (DAPI plane only, K-map classes): share of true chromosomes found (IoU >= 0.5), share of found ones named

@@ -16,8 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from napari_karyo.core.model_files import BUNDLED_DIR, load_card, sha256
 from napari_karyo.core.storage.atomic import write_json, write_with
+from napari_karyo.core.storage.model_files import BUNDLED_DIR, load_card, sha256
 
 
 def _summary(metrics: dict) -> dict:

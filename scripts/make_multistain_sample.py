@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_karyo.core.pathology.registration.transform import Transform, save_transforms
 from napari_karyo.core.pathology.stain import render
+from napari_karyo.core.pathology.transform import Transform, save_transforms
 from napari_karyo.core.storage.atomic import write_with
 
 OUT = Path(__file__).resolve().parents[1] / "src/napari_karyo/samples/multistain"

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from napari_karyo.cli import main
-from napari_karyo.core.model_files import BUNDLED_DIR
+from napari_karyo.core.storage.model_files import BUNDLED_DIR
 
 SAMPLE = Path(__file__).resolve().parents[2] / "src/napari_karyo/samples/mfish_V26_dapi.tif"
 

@@ -9,7 +9,7 @@ from napari_karyo.cli.progress import run_with_progress
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.pathology.lesions.train import FusionTrainConfig, train_fusion_steps
 from napari_karyo.core.pathology.registration.register import register_stack_steps
-from napari_karyo.core.pathology.registration.transform import save_transforms
+from napari_karyo.core.pathology.transform import save_transforms
 from napari_karyo.core.storage.images import read_image
 
 

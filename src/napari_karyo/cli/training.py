@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from napari_karyo.cli.progress import run_with_progress
 from napari_karyo.core.errors import KaryoError
-from napari_karyo.core.karyotype.training.cluster_types import STAGES, ClusterTrainConfig, train
+from napari_karyo.core.karyotype.training.cluster_types import (
+    DEFAULT_CACHE,
+    STAGES,
+    ClusterTrainConfig,
+    train,
+)
 from napari_karyo.core.karyotype.training.segmenter import TrainConfig, finetune_config, train_steps
 
 
@@ -132,7 +136,7 @@ def add_commands(sub) -> None:
     )
     tc.add_argument(
         "--cache",
-        default=str(Path.home() / ".cache" / "napari-karyo" / "cluster-objects"),
+        default=str(DEFAULT_CACHE),
         help="folder for prepared objects ('' = none)",
     )
     tc.set_defaults(func=cmd_train_clusters)

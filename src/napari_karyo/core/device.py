@@ -6,6 +6,8 @@ import os
 
 from napari_karyo.core.errors import KaryoError
 
+DEVICE_CHOICES = ("auto", "cpu", "cuda")  # what the docks offer; the CLI also takes cuda:N and mps
+
 
 def pick_device(requested: str | None = None):
     """torch.device for `requested` ('cuda', 'cuda:1', 'mps', 'cpu') or the best available one.

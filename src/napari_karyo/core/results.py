@@ -96,6 +96,9 @@ class SpreadResult:
     seconds: float = 0.0
     status: str = "proposed"  # proposed (model only) | corrected (a person edited it) | accepted (signed off)
     corrections: int = 0  # edit actions a person made (net of undo): the product's headline metric
+    # Measurement objects (axis, straightened cut-out) of the chromosomes, in order, from the last measuring in
+    # this process (`SpreadMeasurer`); not saved: the files keep the scalars stored on each chromosome.
+    measurements: list = field(default_factory=list, repr=False, compare=False)
 
     @property
     def count(self) -> int:
@@ -123,6 +126,20 @@ class SpreadResult:
         """ISCN karyotype from the current classes; unnamed objects (class 0) are not counted."""
 
         return iscn(c.class_id for c in self.chromosomes)
+
+    @classmethod
+    def from_run_fields(cls, image_shape, chromosomes: list[Chromosome], doc: dict) -> SpreadResult:
+        """A result from the run fields a file keeps (source_path, model, device, seconds, status, corrections)."""
+        return cls(
+            image_shape=tuple(int(s) for s in image_shape),
+            chromosomes=chromosomes,
+            source_path=str(doc.get("source_path", "")),
+            model=str(doc.get("model", "")),
+            device=str(doc.get("device", "")),
+            seconds=float(doc.get("seconds", 0.0)),
+            status=str(doc.get("status", "proposed")),
+            corrections=int(doc.get("corrections", 0)),
+        )
 
     def summary(self) -> dict:
         return {

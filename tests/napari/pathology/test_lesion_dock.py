@@ -14,7 +14,7 @@ from napari_karyo._napari.pathology import lesion_jobs as lj
 from napari_karyo._napari.pathology import lesion_layers as ll
 from napari_karyo._napari.pathology import stack_layers as pl
 from napari_karyo._napari.sample_data import MULTISTAIN
-from napari_karyo.core.pathology.registration.transform import load_transforms
+from napari_karyo.core.pathology.transform import load_transforms
 
 PLUGIN = "napari-karyo"
 STAINS = ["HE", "IHC", "Masson", "VG"]

@@ -10,7 +10,7 @@ pytest.importorskip("napari")
 
 from napari_karyo._napari.pathology.stack_reader import get_stack_reader
 from napari_karyo._napari.sample_data import MULTISTAIN
-from napari_karyo.core.pathology.registration.transform import load_transforms
+from napari_karyo.core.pathology.transform import load_transforms
 
 PLUGIN = "napari-karyo"
 STAINS = ["HE", "IHC", "Masson", "VG"]
@@ -129,8 +129,8 @@ def test_non_rigid_transforms_resample_images_and_annotations():
     from napari.components import ViewerModel
 
     from napari_karyo._napari.pathology import stack_layers as pl
-    from napari_karyo.core.pathology.registration.transform import Transform
     from napari_karyo.core.pathology.stack import load_stack
+    from napari_karyo.core.pathology.transform import Transform
 
     stack = load_stack(MULTISTAIN)
     truth, _ = load_transforms(MULTISTAIN / "true_transforms.json")

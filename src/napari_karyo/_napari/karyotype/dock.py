@@ -30,29 +30,25 @@ from napari_karyo._napari.karyotype.karyogram_view import KaryogramView
 from napari_karyo._napari.karyotype.layers import has_user_edits, result_to_layer_data
 from napari_karyo._napari.karyotype.result_panel import ResultPanel
 from napari_karyo.core import classes
+from napari_karyo.core.device import DEVICE_CHOICES
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.edit.project import Project
 from napari_karyo.core.karyotype.edit.session import EditSession
+from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.karyotype.infer.predict import analyze_steps
-from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
-from napari_karyo.core.karyotype.report.exports import measure_result
-from napari_karyo.core.model_files import BUNDLED_DIR
+from napari_karyo.core.storage.model_files import BUNDLED_DIR
 from napari_karyo.core.storage.project_files import read_status
+from napari_karyo.core.user_folders import data_dir
 
 if TYPE_CHECKING:
     import napari
 
 DEFAULT_MODEL = "default (bundled)"
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def _analyze(image: np.ndarray, model: str | None, device: str | None, source_path: str):
-    """Generator run in the worker: the result and its measurements (straightened chromosomes for the
-    karyogram)."""
-
-    result = yield from analyze_steps(image, model=model, device=device, source_path=source_path)
-    yield ("straightening for the karyogram", 0, 0)
-    return result, measure_result(normalise_intensity(image)[0], result)
+    """Generator run in the worker: the measured result (`analyze_steps`)."""
+    return (yield from analyze_steps(image, model=model, device=device, source_path=source_path))
 
 
 class KaryotypeWidget(QWidget):
@@ -74,7 +70,7 @@ class KaryotypeWidget(QWidget):
         model_row.addWidget(self.model_combo, 1)
         model_row.addWidget(browse)
         self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICES)
+        self.device_combo.addItems(DEVICE_CHOICES)
 
         self.job = JobControls("Run")
         self.job.run_button.clicked.connect(self.run)
@@ -203,7 +199,7 @@ class KaryotypeWidget(QWidget):
     def _on_returned(self, outcome) -> None:
         from napari.utils.notifications import show_error
 
-        result, measurements = outcome
+        result = outcome
         names = [layer.name for layer in self.viewer.layers]
         image_key = (
             project_image_path(self.viewer.layers[self._image_name]) if self._image_name in names else None
@@ -219,11 +215,11 @@ class KaryotypeWidget(QWidget):
                 self.summary_label.setText("kept your corrections; the new run was not used")
                 return
             if image_key is not None:
-                project = Project.start(image_key, result, overwrite=True)
+                project = Project.start(image_key, result, overwrite=True, measurer=self._measurer(result))
         except KaryoError as exc:  # e.g. a read-only folder: still show the result, unsaved, and say so
             show_error(f"{exc}\nYour corrections of this result will not be autosaved.")
         try:
-            self._add_layers(result, measurements, project)
+            self._add_layers(result, project)
         except KaryoError as exc:
             show_error(str(exc))
             return
@@ -261,8 +257,9 @@ class KaryotypeWidget(QWidget):
         from napari.utils.notifications import show_error, show_info
 
         key = project_image_path(image_layer)
+        picture = np.asarray(image_layer.data[0] if image_layer.multiscale else image_layer.data)
         try:
-            project = Project.open(key) if key is not None else None
+            project = Project.open(key, measurer=SpreadMeasurer(picture)) if key is not None else None
         except KaryoError as exc:
             show_error(str(exc))
             return False
@@ -270,8 +267,7 @@ class KaryotypeWidget(QWidget):
             return False
         self._image_name = image_layer.name
         result = project.session.result
-        picture = np.asarray(image_layer.data[0] if image_layer.multiscale else image_layer.data)
-        self._add_layers(result, measure_result(normalise_intensity(picture)[0], result), project)
+        self._add_layers(result, project)
         self.last_result = result
         self.summary_label.setText(summary_text(result))
         show_info(
@@ -280,14 +276,25 @@ class KaryotypeWidget(QWidget):
         )
         return True
 
-    def _add_layers(self, result, measurements, project=None) -> None:
+    def _picture(self) -> np.ndarray | None:
+        """The current spread image as the user sees it (level 0 of a multiscale layer)."""
+        if self._image_name not in [layer.name for layer in self.viewer.layers]:
+            return None
+        image = self.viewer.layers[self._image_name]
+        return np.asarray(image.data[0] if image.multiscale else image.data)
+
+    def _measurer(self, result) -> SpreadMeasurer | None:
+        picture = self._picture()
+        return None if picture is None else SpreadMeasurer(picture, known=result.measurements)
+
+    def _add_layers(self, result, project=None) -> None:
         self._adding = True
         try:
-            self._add_result_layers(result, measurements, project)
+            self._add_result_layers(result, project)
         finally:
             self._adding = False
 
-    def _add_result_layers(self, result, measurements, project) -> None:
+    def _add_result_layers(self, result, project) -> None:
         from napari.utils.notifications import show_info
 
         names_now = [layer.name for layer in self.viewer.layers]  # LayerList has no .get()
@@ -330,10 +337,9 @@ class KaryotypeWidget(QWidget):
             self.editor.close()
         if self.karyogram_view is not None and self.karyogram_view.labels not in self.viewer.layers:
             self.karyogram_view.close()  # its result was just replaced
-        picture = np.asarray(image.data[0] if image.multiscale else image.data) if image is not None else None
-        session = project.session if project else EditSession(result)
+        session = project.session if project else EditSession(result, measurer=self._measurer(result))
         self.karyogram_view = KaryogramView(
-            self.viewer, labels_layer, picture, session.result, measurements, f"{base}{suffix}"
+            self.viewer, labels_layer, self._picture(), session.result, f"{base}{suffix}"
         )
         self.project = project
         self.editor = EditController(
@@ -374,16 +380,11 @@ def summary_text(result) -> str:
 def project_image_path(image_layer):
     """The image path a project is kept for: the layer's file, or for an image without one (a sample, a layer
     made in the console) a name in the user's project folder ($NAPARI_KARYO_PROJECTS overrides it)."""
-    import os
     from pathlib import Path
 
     if image_layer.source.path:
         return Path(image_layer.source.path)
-    root = os.environ.get("NAPARI_KARYO_PROJECTS")
-    if not root:
-        import platformdirs
-
-        root = platformdirs.user_data_path("napari-karyo") / "projects"
-    Path(root).mkdir(parents=True, exist_ok=True)
+    root = data_dir("projects", env="NAPARI_KARYO_PROJECTS")
+    root.mkdir(parents=True, exist_ok=True)
     safe = "".join(ch if ch.isalnum() or ch in "-_. " else "_" for ch in image_layer.name)
-    return Path(root) / f"{safe}.tif"
+    return root / f"{safe}.tif"

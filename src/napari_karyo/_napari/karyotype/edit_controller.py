@@ -3,7 +3,7 @@
 The core `EditSession` owns the working result, undo/redo and the journal (autosave); this controller turns
 clicks, keys and paint strokes into its actions and re-renders every layer from its result, so Labels, Shapes,
 features, karyogram, centromeres and ISCN agree after each action. No Qt widgets here (the buttons are in
-`widgets/edit_panel.py`).
+`edit_panel.py`).
 
 Keys are on the viewer with Alt, because napari's own layer keys use the plain digits and letters:
 Alt+S split (along the cut line if one is drawn, else across the object under the cursor), Alt+J join,
@@ -56,7 +56,9 @@ class EditController:
         self._cut.metadata["karyo_tool"] = "cut"
         shapes.editable = False  # outlines follow the chromosome layer; moving one by hand would desync them
         viewer.layers.selection.active = labels
-        view.on_centromere = lambda label_id, rc, index: self.act("move_centromere", label_id, *rc, index)
+        view.on_centromere = lambda label_id, rc, index: self.act(
+            self.session.move_centromere, label_id, *rc, index
+        )
         labels.events.paint.connect(self._on_paint)
         labels.mouse_drag_callbacks.append(self._on_click)
         viewer.layers.events.removed.connect(self._on_layer_removed)
@@ -64,10 +66,11 @@ class EditController:
 
     # ---- actions ------------------------------------------------------------------------------------------
 
-    def act(self, name: str, *args):
-        """Run one EditSession action and re-render; a refused action changes nothing and says why."""
+    def act(self, action: Callable, *args):
+        """Run one EditSession action (a bound method) and re-render; a refused action changes nothing and says
+        why."""
         try:
-            out = getattr(self.session, name)(*args)
+            out = action(*args)
         except KaryoError as exc:
             self.on_message(str(exc))
             self.render()  # a refused paint stroke is already on the layer: show the session's state again
@@ -102,7 +105,7 @@ class EditController:
             if not ids:
                 self.on_message("the cut line crosses no chromosome")
                 return None
-            out = self.act("split", ids[0], line)
+            out = self.act(self.session.split, ids[0], line)
             if out is not None:  # a refused cut keeps the line, to be moved and tried again
                 self._cut.data = []
             return out
@@ -113,14 +116,14 @@ class EditController:
                 "split: draw a cut line across the object (cut line layer), or hover over its waist"
             )
             return None
-        return self.act("split_at", label_id, tuple(point))
+        return self.act(self.session.split_at, label_id, tuple(point))
 
     def join(self) -> int | None:
         ids = self.targets()
         if len(ids) < 2:
             self.on_message("join: Alt+click two or more objects first")
             return None
-        joined = self.act("join", ids)
+        joined = self.act(self.session.join, ids)
         if joined is not None:
             self._reselect(sorted(ids)[1:], into=joined)  # the lowest id stays: it is the joined one
         return joined
@@ -129,7 +132,7 @@ class EditController:
         ids = self.targets()
         if ids:
             done = len(self.session.history_names)
-            self.act("delete", ids)
+            self.act(self.session.delete, ids)
             if len(self.session.history_names) > done:
                 self._reselect(sorted(ids))
         else:
@@ -138,7 +141,7 @@ class EditController:
     def relabel(self, class_id: int) -> None:
         ids = self.targets()
         if ids:
-            self.act("relabel", ids, class_id)
+            self.act(self.session.relabel, ids, class_id)
         else:
             self.on_message("select or Alt+click an object, then type its class")
 
@@ -147,10 +150,10 @@ class EditController:
         if len(ids) != 2:
             self.on_message("swap: Alt+click exactly two objects")
             return
-        self.act("swap", *ids)
+        self.act(self.session.swap, *ids)
 
     def accept(self) -> None:
-        self.act("accept")
+        self.act(self.session.accept)
 
     def undo(self) -> None:
         self._step("undo")
@@ -208,20 +211,19 @@ class EditController:
     def render(self) -> None:
         """Every layer from the session's working result; what did not change is not sent to the canvas again."""
         result = self.session.result
-        self.view.set_result(result)  # measures new objects first: their fields go into the features below
         (data, lkw, _), (paths, skw, _) = result_to_layer_data(result, self.base)
         labels, shapes = self.labels, self.shapes
         self._rendering = True
         try:
-            with self.view.rebuilt_once():
-                labels.metadata = {**labels.metadata, **lkw["metadata"]}
-                if not np.array_equal(labels.data, data):
-                    labels.data = data
-                colours = tuple(zip(lkw["features"]["index"], lkw["features"]["class_id"], strict=True))
-                if colours != self._colours:
-                    labels.colormap = lkw["colormap"]
-                    self._colours = colours
-                labels.features = lkw["features"]
+            labels.metadata = {**labels.metadata, **lkw["metadata"]}
+            if not np.array_equal(labels.data, data):
+                labels.data = data
+            colours = tuple(zip(lkw["features"]["index"], lkw["features"]["class_id"], strict=True))
+            if colours != self._colours:
+                labels.colormap = lkw["colormap"]
+                self._colours = colours
+            labels.features = lkw["features"]
+            self.view.show(result)
             self._rendered = np.asarray(data).copy()
             old = shapes.data
             if len(old) != len(paths) or any(
@@ -271,7 +273,7 @@ class EditController:
             masks[label_id] = mask
         removed = [k for k, m in masks.items() if k <= result.count and not m.any()]
         done = len(self.session.history_names)
-        new_ids = self.act("paint", masks, self._draw_class)
+        new_ids = self.act(self.session.paint, masks, self._draw_class)
         if new_ids:
             self._draw_class = 0  # the picked class was for this drawing; later fresh ids start unnamed
         if removed and len(self.session.history_names) > done:

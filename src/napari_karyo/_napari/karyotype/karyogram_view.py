@@ -5,25 +5,18 @@ Layers (placed to the right of the spread in world coordinates, same scale):
 the spread, class colours), '<base> karyogram names' (class and group text) and, on the spread,
 '<base> centromeres' (Points the user may drag; the centromeric index and the karyogram follow).
 Selecting a chromosome in either Labels layer selects it in the other and outlines it in both.
-Relabelling (a change of the spread layer's features) rebuilds the karyogram. No Qt here.
+The view only renders: the editing session owns the result and its measurements, and `show` is called with
+each new state. A dragged centromere is handed to `on_centromere` (a journalled edit), never written here.
+No Qt here.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 
-from napari_karyo._napari.karyotype.layers import LABEL_DTYPE, label_colormap, row_class
+from napari_karyo._napari.karyotype.layers import LABEL_DTYPE, label_colormap
 from napari_karyo.core import classes
-from napari_karyo.core.karyotype.infer.measure import (
-    Measurement,
-    fill_relative_lengths,
-    measure_chromosome,
-    set_centromere,
-    store_on_chromosomes,
-)
-from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
+from napari_karyo.core.karyotype.infer.measure import Measurement, set_centromere
 from napari_karyo.core.karyotype.report.karyogram import Karyogram, build_karyogram, median_background
 from napari_karyo.core.results import SpreadResult
 
@@ -31,29 +24,28 @@ GAP = 40  # world pixels between the spread and the karyogram
 
 
 class KaryogramView:
-    def __init__(self, viewer, labels_layer, image: np.ndarray, result: SpreadResult,
-                 measurements: list[Measurement], base: str):  # fmt: skip
+    def __init__(self, viewer, labels_layer, image: np.ndarray, result: SpreadResult, base: str):
         self.viewer = viewer
         self.labels = labels_layer
         self.image = image
-        self.result = result  # masks and ids as analysed; classes are re-read from the layer's features
-        self.measurements = measurements
+        self.result = result  # the session's working result, measured (`result.measurements`)
         self.base = base
         self.karyogram: Karyogram | None = None
         self._syncing = False
         self._layers: dict[str, object] = {}
-        self._norm: np.ndarray | None = None
         self.on_centromere = lambda label_id, rc, index: None  # set by the EditController: a journalled edit
         self._colours: tuple = ()  # (id, class) pairs the karyogram ids colormap was built from
         self._background: tuple | None = None
         self._tiles: dict = {}  # straightened cut-outs kept between rebuilds (build_karyogram's cache)
         self._rects: list = []  # the selection rectangles last drawn
-        self._measured = {_mask_key(result.chromosomes[m.index]): m for m in measurements}
         self.rebuild()
         self._add_centromeres()
         self._layers["centromeres"].events.data.connect(self._on_centromere_moved)
         labels_layer.events.selected_label.connect(self._on_spread_selected)
-        labels_layer.events.features.connect(self._on_features)
+
+    @property
+    def measurements(self) -> list[Measurement]:
+        return self.result.measurements
 
     # ---- layers -----------------------------------------------------------------------------------------
 
@@ -87,13 +79,8 @@ class KaryogramView:
         return layer
 
     def rebuild(self) -> None:
-        """Lay the karyogram out again from the current classes (after a relabel or a moved centromere)."""
+        """Lay the karyogram out from the result's classes and measurements."""
         result = self.result
-        for row in self.labels.features.to_dict("records"):
-            i = int(row["index"]) - 1
-            if 0 <= i < result.count:
-                result.chromosomes[i].class_id = row_class(row)
-        self.measurements = fill_relative_lengths(self.measurements, result)
         if self._background is None and self.image is not None:  # the spread's background: once, not per edit
             self._background = tuple(np.atleast_1d(median_background(self.image, result)))
         kg = build_karyogram(
@@ -142,46 +129,15 @@ class KaryogramView:
         finally:
             self._syncing = was
 
-    @contextmanager
-    def rebuilt_once(self):
-        """Several changes to the spread layer, one karyogram rebuild at the end."""
-        self._syncing = True
-        try:
-            yield
-        finally:
-            self._syncing = False
-        self.rebuild()
-
-    def set_result(self, result: SpreadResult) -> None:
-        """Follow an edited result: objects whose mask is new are measured (the others keep their measurement,
-        centromere included), and the centromere points follow. The karyogram is laid out again when the spread
-        layer's features change next."""
-        from dataclasses import replace
-
-        measurements = []
-        for i, ch in enumerate(result.chromosomes):
-            key = _mask_key(ch)
-            m = self._measured.get(key)
-            if (
-                m is not None
-                and np.isfinite(ch.centromere_row)
-                and not np.allclose(m.centromere_rc, (ch.centromere_row, ch.centromere_col), atol=0.5)
-            ):  # moved by hand, or back by undo
-                m = set_centromere(m, (ch.centromere_row, ch.centromere_col))
-            if m is None:
-                if self._norm is None:
-                    self._norm = normalise_intensity(self.image)[0]
-                m = self._measured[key] = measure_chromosome(self._norm, ch, i)
-            measurements.append(replace(m, index=i))
+    def show(self, result: SpreadResult) -> None:
+        """Render a new state of the result: centromere points and karyogram."""
         self.result = result
-        self.measurements = fill_relative_lengths(measurements, result)
-        store_on_chromosomes(result, self.measurements)
         self._add_centromeres()
+        self.rebuild()
 
     def close(self) -> None:
         """Remove the karyogram's layers and stop following the spread layer (its result was replaced)."""
         self.labels.events.selected_label.disconnect(self._on_spread_selected)
-        self.labels.events.features.disconnect(self._on_features)
         for layer in self._layers.values():
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
@@ -234,10 +190,6 @@ class KaryogramView:
             translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
         )  # fmt: skip
 
-    def _on_features(self, _event=None) -> None:
-        if not self._syncing:
-            self.rebuild()
-
     def _on_centromere_moved(self, event) -> None:
         """A dragged centromere point becomes an edit: `on_centromere(label_id, (row, col), index)`."""
         if getattr(event, "action", "changed") != "changed" or self._syncing:
@@ -256,8 +208,3 @@ class KaryogramView:
         """Class of every chromosome in karyogram reading order (what a test or a report checks)."""
         order = self.karyogram.order if self.karyogram else []
         return [classes.name(self.result.chromosomes[i - 1].class_id) for i in order]
-
-
-def _mask_key(ch) -> tuple:
-    """Identity of a chromosome's pixels: an edit that leaves them alone keeps its measurement."""
-    return (tuple(ch.offset), ch.mask.shape, ch.mask.tobytes())

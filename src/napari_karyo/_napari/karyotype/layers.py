@@ -1,7 +1,8 @@
 """SpreadResult <-> napari layers: a Labels layer (one id per chromosome) and a Shapes layer (outlines).
 
-The Labels layer's `features` table is the source of truth for classes, scores and sources: `layers_to_result`
-reads it back. A label image holds one id per pixel but crossing chromosomes share pixels, so the pixels an
+While a spread is edited its `EditSession` owns the result and these layers only render it. Layers that have
+no session (opened from files, saved with napari's writer) are read back by `layers_to_result`, from the Labels
+data and its `features` table (classes, scores, sources). A label image holds one id per pixel but crossing chromosomes share pixels, so the pixels an
 object has *under* other objects travel in `metadata['karyo_hidden']` and the round trip stays exact.
 No Qt here: these functions work on layers or on (data, attributes, type) tuples alike.
 """
@@ -264,16 +265,7 @@ def layers_to_result(labels_layer, image_shape: tuple[int, int] | None = None) -
         if area_changed:
             ch.clear_measurements()
         chromosomes.append(ch)
-    return SpreadResult(
-        image_shape=shape,
-        chromosomes=chromosomes,
-        source_path=str(run.get("source_path", "")),
-        model=str(run.get("model", "")),
-        device=str(run.get("device", "")),
-        seconds=float(run.get("seconds", 0.0)),
-        status=str(run.get("status", "proposed")),
-        corrections=int(run.get("corrections", 0)),
-    )
+    return SpreadResult.from_run_fields(shape, chromosomes, run)
 
 
 def has_user_edits(layer) -> bool:

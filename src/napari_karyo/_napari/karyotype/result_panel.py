@@ -1,6 +1,7 @@
 """The karyotype part of the dock widget: ISCN, the review queue, renaming, and exports of one analysed spread.
 
-Thin: the spread's Labels layer features are the source of truth; the karyogram lives in `KaryogramView`.
+Thin: it reads the editing session's result and the karyogram of `KaryogramView`; changes go through the
+`EditController`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from qtpy.QtWidgets import (
 )
 
 from napari_karyo.core import classes
-from napari_karyo.core.karyotype.infer.measure import measurements_table
 from napari_karyo.core.karyotype.infer.review import review_order
+from napari_karyo.core.karyotype.report.measurement_table import measurements_table
 from napari_karyo.core.karyotype.report.report import (
     write_karyogram_png,
     write_measurements_csv,

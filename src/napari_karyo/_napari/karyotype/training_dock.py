@@ -35,17 +35,16 @@ from qtpy.QtWidgets import (
 from napari_karyo._napari.common.job import JobControls
 from napari_karyo._napari.common.torch_guard import import_backends
 from napari_karyo._napari.karyotype.dock import KaryotypeWidget
-from napari_karyo.core.device import describe, pick_device
+from napari_karyo.core.device import DEVICE_CHOICES, describe, pick_device
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.training.segmenter import FINETUNE_DEFAULTS, finetune_config, train_steps
-from napari_karyo.core.model_files import load_card
+from napari_karyo.core.storage.model_files import load_card
 from napari_karyo.core.storage.training_set import SPLITS
 
 if TYPE_CHECKING:
     import napari
 
 DEFAULT_MODEL = "default (bundled)"
-DEVICES = ("auto", "cpu", "cuda")
 VALIDATE_EVERY = 50
 COLUMNS = ("step", "found", "FP / image", "mean IoU")
 COLUMN_TIPS = (
@@ -132,7 +131,7 @@ class TrainingWidget(QWidget):
         self.validate_spin.setSpecialValueText("off")
         self.validate_spin.setValue(VALIDATE_EVERY)
         self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICES)
+        self.device_combo.addItems(DEVICE_CHOICES)
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("runs/finetune-<timestamp> beside the training set")
 

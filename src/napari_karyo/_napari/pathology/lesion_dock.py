@@ -32,14 +32,13 @@ from napari_karyo._napari.common.torch_guard import import_backends
 from napari_karyo._napari.pathology import lesion_jobs as lj
 from napari_karyo._napari.pathology import lesion_layers as ll
 from napari_karyo._napari.pathology.lesion_panels import LesionTypes, SEWeights
-from napari_karyo.core.device import describe, pick_device
+from napari_karyo.core.device import DEVICE_CHOICES, describe, pick_device
 from napari_karyo.core.errors import KaryoError
 
 if TYPE_CHECKING:
     import napari
 
 DEFAULT_LESIONS = ("normal", "lesion")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 class LesionWidget(QWidget):
@@ -63,7 +62,7 @@ class LesionWidget(QWidget):
         self.norm_combo.addItems(list(lj.NORMALISATIONS))
         self.epochs_spin, self.patience_spin = spin(1, 500, 30), spin(1, 100, 4)
         self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICES)
+        self.device_combo.addItems(DEVICE_CHOICES)
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText(f"model folder (default {lj.MODELS_DIR}/<time>)")
         self.train_job = JobControls("Train")

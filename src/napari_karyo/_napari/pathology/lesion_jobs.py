@@ -20,7 +20,6 @@ from napari_karyo._napari.pathology.lesion_layers import (
     stack_label,
     work_factor,
 )
-from napari_karyo.core.model_files import load_card
 from napari_karyo.core.pathology.lesions.fusion import load_fusion_model
 from napari_karyo.core.pathology.lesions.predict import (
     predict_stack_steps,
@@ -31,10 +30,10 @@ from napari_karyo.core.pathology.lesions.train import FusionTrainConfig, data_fr
 from napari_karyo.core.pathology.stack import StainStack
 from napari_karyo.core.pathology.stain import normalise
 from napari_karyo.core.pathology.tissue import optical_density, tissue_mask
+from napari_karyo.core.storage.model_files import load_card
+from napari_karyo.core.user_folders import data_dir
 
-MODELS_DIR = (
-    Path.home() / ".cache" / "napari-karyo" / "lesion-models"
-)  # where Train saves when no folder is given
+MODELS_DIR = data_dir("lesion-models")  # where Train saves when no folder is given
 NORMALISATIONS = ("none", "macenko", "vahadane")
 
 

@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
 from napari_karyo._napari.common.form import replace_items, row
 from napari_karyo._napari.common.job import JobControls
 from napari_karyo._napari.pathology import stack_layers as pl
+from napari_karyo.core.device import DEVICE_CHOICES
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.pathology.registration.register import register_stack_steps
 from napari_karyo.core.pathology.stack import save_stack_transforms
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     import napari
 
 STAGE_CHOICES = {"coarse + mid + fine": ("coarse", "mid", "fine"), "coarse only (fast)": ("coarse",)}
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def _register(stack, stages, device):
@@ -59,7 +59,7 @@ class MultiStainWidget(QWidget):
         self.stages_combo = QComboBox()
         self.stages_combo.addItems(list(STAGE_CHOICES))
         self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICES)
+        self.device_combo.addItems(DEVICE_CHOICES)
         self.job = JobControls("Register")
         self.job.run_button.clicked.connect(lambda: self.register())
         self.save_button = QPushButton("Save transforms")

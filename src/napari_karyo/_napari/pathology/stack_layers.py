@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_karyo.core.pathology.registration.transform import Transform
 from napari_karyo.core.pathology.stack import StainStack
 from napari_karyo.core.pathology.stain import StainError, fit_reference, normalise, stain_channels
+from napari_karyo.core.pathology.transform import Transform
 
 STAIN_KEY = "stain"
 STACK_KEY = "karyo_stack"

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from napari_karyo.core.errors import KaryoError
-from napari_karyo.core.pathology.registration.transform import Transform, load_transforms, save_transforms
 from napari_karyo.core.pathology.tissue import downsample
+from napari_karyo.core.pathology.transform import Transform, load_transforms, save_transforms
 
 STACK_SUFFIXES = (".tif", ".tiff", ".svs", ".png", ".jpg", ".jpeg", ".bmp")
 TRANSFORMS_NAME = "transforms.json"  # beside the stack: <folder>/transforms.json or <file>.transforms.json

@@ -145,13 +145,4 @@ def read_result(folder: str | os.PathLike) -> SpreadResult:
         for obj, ch in zip(objects, chromosomes, strict=True):
             if obj.get("probs") is not None:
                 ch.probs = np.asarray(obj["probs"], dtype=np.float64)
-    return SpreadResult(
-        image_shape=tuple(int(s) for s in shape),
-        chromosomes=chromosomes,
-        source_path=str(doc.get("source_path", "")),
-        model=str(doc.get("model", "")),
-        device=str(doc.get("device", "")),
-        seconds=float(doc.get("seconds", 0.0)),
-        status=str(doc.get("status", "proposed")),
-        corrections=int(doc.get("corrections", 0)),
-    )
+    return SpreadResult.from_run_fields(shape, chromosomes, doc)

@@ -43,6 +43,22 @@ SPLIT_RULE = (
     "are 2+ cases) are validation, all images of a case stay on one side"
 )
 _RUN_FIELDS = ("source_path", "model", "device", "seconds")
+OBJECT_COLUMNS = (
+    "image",
+    "case",
+    "split",
+    "id",
+    "class",
+    "category_id",
+    "x",
+    "y",
+    "w",
+    "h",
+    "area",
+    "source",
+    "edited",
+    "score",
+)
 
 
 def is_corrected(result: SpreadResult) -> bool:
@@ -117,10 +133,46 @@ def export_training_set(
     the case (default: the image's parent folder) for the split. Folders are read by `read_folder` (project folders
     need `karyotype.edit.project.read_any_result`, which replays their journal).
     """
-    import tifffile
-
     out = Path(out_folder)
-    gathered = _gather(items, read_folder)
+    chosen = _choose(_gather(items, read_folder), out, include_model_only)
+    case_of = case_of or _default_case
+    cases = {img.stem: str(case_of(img)) for img, _ in chosen}
+    splits = split_by_case(cases, val_fraction, seed)
+    images, annotations, rows = [], [], []
+    for image_id, (img, res) in enumerate(chosen, 1):
+        where = {"case": cases[img.stem], "split": splits[img.stem]}
+        images.append(_write_image(out, image_id, img, res, where))
+        for obj, ch in zip(to_coco_objects(res), res.chromosomes, strict=True):
+            obj.update(id=len(annotations) + 1, image_id=image_id, iscrowd=0)
+            obj.update(
+                score=float(ch.score), class_score=float(ch.class_score)
+            )  # full precision: exact import
+            if ch.probs is not None:
+                obj["probs"] = [float(p) for p in np.asarray(ch.probs).ravel()]
+            annotations.append(obj)
+            x, y, w, h = obj["bbox"]
+            rows.append([img.stem, where["case"], where["split"], obj["id"], obj["class"], obj["category_id"],
+                         x, y, w, h, obj["area"], ch.source, int(ch.edited), f"{ch.score:.4f}"])  # fmt: skip
+    categories = [
+        {"id": i, "name": classes.name(i), "supercategory": classes.group(i)} for i in classes.CLASS_IDS
+    ]
+    info = {"description": "napari-karyo corrected training set", "split_rule": SPLIT_RULE}
+    doc = {"info": info, "images": images, "annotations": annotations, "categories": categories}
+    atomic.write_json(out / COCO, doc)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(OBJECT_COLUMNS)
+    writer.writerows(rows)
+    atomic.write_text(out / OBJECTS, buf.getvalue())
+    atomic.write_json(
+        out / SPLITS,
+        {"rule": SPLIT_RULE, "val_fraction": val_fraction, "seed": seed, "images": splits, "cases": cases},
+    )
+    return out
+
+
+def _choose(gathered: list, out: Path, include_model_only: bool) -> list[tuple[Path, SpreadResult]]:
+    """The results that go in, each with an existing image of its own name."""
     chosen = [(img, res) for img, res, corrected in gathered if corrected or include_model_only]
     if not chosen:
         raise KaryoError(
@@ -136,99 +188,22 @@ def export_training_set(
                 f"{img} and {stems[img.stem]}: two images share the name {img.stem!r}; rename one"
             )
         stems[img.stem] = img
-    case_of = case_of or _default_case
-    cases = {img.stem: str(case_of(img)) for img, _ in chosen}
-    splits = split_by_case(cases, val_fraction, seed)
+    return chosen
 
-    images, annotations, rows = [], [], []
-    for image_id, (img, res) in enumerate(chosen, 1):
-        stem = img.stem
-        file_name = f"images/{stem}{img.suffix.lower()}"
-        atomic.write_with(out / file_name, lambda p, src=img: shutil.copyfile(src, p))
-        labels = res.label_image()
-        atomic.write_with(
-            out / "instances" / f"{stem}.tif", lambda p, a=labels: tifffile.imwrite(p, a, compression="zlib")
-        )
-        images.append(
-            {
-                "id": image_id,
-                "file_name": file_name,
-                "height": int(res.image_shape[0]),
-                "width": int(res.image_shape[1]),
-                "case": cases[stem],
-                "split": splits[stem],
-                **{k: getattr(res, k) for k in _RUN_FIELDS},
-            }
-        )
-        for obj, ch in zip(to_coco_objects(res), res.chromosomes, strict=True):
-            obj.update(
-                id=len(annotations) + 1,
-                image_id=image_id,
-                iscrowd=0,
-                score=float(ch.score),
-                class_score=float(ch.class_score),
-            )  # full precision: exact import
-            if ch.probs is not None:
-                obj["probs"] = [float(p) for p in np.asarray(ch.probs).ravel()]
-            annotations.append(obj)
-            x, y, w, h = obj["bbox"]
-            rows.append(
-                [
-                    stem,
-                    cases[stem],
-                    splits[stem],
-                    obj["id"],
-                    obj["class"],
-                    obj["category_id"],
-                    x,
-                    y,
-                    w,
-                    h,
-                    obj["area"],
-                    ch.source,
-                    int(ch.edited),
-                    f"{ch.score:.4f}",
-                ]
-            )
-    categories = [
-        {"id": i, "name": classes.name(i), "supercategory": classes.group(i)} for i in classes.CLASS_IDS
-    ]
-    atomic.write_json(
-        out / COCO,
-        {
-            "info": {"description": "napari-karyo corrected training set", "split_rule": SPLIT_RULE},
-            "images": images,
-            "annotations": annotations,
-            "categories": categories,
-        },
+
+def _write_image(out: Path, image_id: int, img: Path, res: SpreadResult, where: dict) -> dict:
+    """Copy the image and write its instance TIFF; return its COCO `images` entry."""
+    import tifffile
+
+    file_name = f"images/{img.stem}{img.suffix.lower()}"
+    atomic.write_with(out / file_name, lambda p: shutil.copyfile(img, p))
+    labels = res.label_image()
+    atomic.write_with(
+        out / "instances" / f"{img.stem}.tif", lambda p: tifffile.imwrite(p, labels, compression="zlib")
     )
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(
-        [
-            "image",
-            "case",
-            "split",
-            "id",
-            "class",
-            "category_id",
-            "x",
-            "y",
-            "w",
-            "h",
-            "area",
-            "source",
-            "edited",
-            "score",
-        ]
-    )
-    writer.writerows(rows)
-    atomic.write_text(out / OBJECTS, buf.getvalue())
-    atomic.write_json(
-        out / SPLITS,
-        {"rule": SPLIT_RULE, "val_fraction": val_fraction, "seed": seed, "images": splits, "cases": cases},
-    )
-    return out
+    height, width = (int(v) for v in res.image_shape)
+    run = {k: getattr(res, k) for k in _RUN_FIELDS}
+    return {"id": image_id, "file_name": file_name, "height": height, "width": width, **where, **run}
 
 
 def import_training_set(folder: str | os.PathLike) -> list[tuple[Path, SpreadResult, str]]:
@@ -256,13 +231,8 @@ def import_training_set(folder: str | os.PathLike) -> list[tuple[Path, SpreadRes
         for obj, ch in zip(objects, chromosomes, strict=True):
             if obj.get("probs") is not None:
                 ch.probs = np.asarray(obj["probs"], dtype=np.float64)
-        result = SpreadResult(
-            image_shape=shape,
-            chromosomes=chromosomes,
-            source_path=str(img.get("source_path", "")),
-            model=str(img.get("model", "")),
-            device=str(img.get("device", "")),
-            seconds=float(img.get("seconds", 0.0)),
+        result = SpreadResult.from_run_fields(
+            shape, chromosomes, {**img, "status": "proposed", "corrections": 0}
         )
         image_path = folder / img["file_name"]
         if not image_path.is_file():

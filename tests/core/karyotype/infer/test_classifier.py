@@ -13,8 +13,8 @@ import torch
 from napari_karyo.core.errors import ImageReadError, ModelFileError
 from napari_karyo.core.karyotype.infer import classifier as clf
 from napari_karyo.core.karyotype.training import crop_sets as crops
-from napari_karyo.core.model_files import save_model
 from napari_karyo.core.results import Chromosome
+from napari_karyo.core.storage.model_files import save_model
 
 torch.set_num_threads(1)
 

@@ -7,6 +7,7 @@ import pytest
 
 from napari_karyo.core import classes
 from napari_karyo.core.karyotype.infer import measure
+from napari_karyo.core.karyotype.report import measurement_table
 from napari_karyo.core.results import Chromosome, SpreadResult
 
 
@@ -97,12 +98,12 @@ def test_spread_table_and_relative_length():
         chroms.append(Chromosome.from_full_mask(full, class_id=cid))
     result = SpreadResult(image.shape, chroms)
     ms = measure.measure_spread(image, result)
-    rows = measure.measurements_table(result, ms)
+    rows = measurement_table.measurements_table(result, ms)
     assert [r["id"] for r in rows] == [1, 2, 3]
     assert rows[1]["class"] == "13" and rows[1]["centromeric_index_iscn"] == classes.CENTROMERIC_INDEX[13]
     # two named autosomes are the haploid set: their relative lengths sum to 200 %
     assert abs(rows[0]["relative_length"] + rows[1]["relative_length"] - 200) < 0.1
-    assert len(rows[0]["banding"].split(";")) == measure.BANDING_SAMPLES
+    assert len(rows[0]["banding"].split(";")) == measurement_table.BANDING_SAMPLES
     measure.store_on_chromosomes(result, ms)
     assert result.chromosomes[2].centromeric_index == ms[2].centromeric_index
     result.chromosomes[2].class_id = 5  # the user renames the X an autosome: three autosomes make the set now

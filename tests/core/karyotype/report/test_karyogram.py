@@ -11,7 +11,7 @@ from PIL import Image
 
 from napari_karyo.core import classes
 from napari_karyo.core.karyotype.infer import measure
-from napari_karyo.core.karyotype.report import karyogram, report
+from napari_karyo.core.karyotype.report import karyogram, measurement_table, report
 from napari_karyo.core.results import Chromosome, SpreadResult
 
 # class ids in scrambled spread order: a pair of 1, one 2, trisomy 5, 13, 21, X, Y, two unnamed objects
@@ -102,7 +102,7 @@ def test_original_polarity_and_relabel():
 
 def test_exports_written_and_readable(built, tmp_path):
     image, result, ms, kg = built
-    rows = measure.measurements_table(result, ms)
+    rows = measurement_table.measurements_table(result, ms)
     png = report.write_karyogram_png(tmp_path / "karyogram.png", kg, title="cell 1")
     with Image.open(png) as im:
         assert im.info["dpi"][0] >= 299

@@ -46,7 +46,7 @@ def test_tiny_train_then_predict(tmp_path):
     from napari_karyo.core.karyotype.infer.predict import load_segmenter, segment
     from napari_karyo.core.karyotype.training.crop_bank import CropBank
     from napari_karyo.core.karyotype.training.synth import synthesize
-    from napari_karyo.core.model_files import load_card, sha256
+    from napari_karyo.core.storage.model_files import load_card, sha256
 
     cfg = TrainConfig.load(None, steps=3, out=str(tmp_path / "run"), **TINY)
     path = _run(train_steps(cfg))
@@ -141,7 +141,7 @@ def test_sample_stream_carries_class_ids_when_asked():
 def test_validate_every_reports_figures_on_the_val_split(tmp_path):
     from napari_karyo.core.errors import KaryoError
     from napari_karyo.core.karyotype.training.segmenter import finetune_config
-    from napari_karyo.core.model_files import load_card
+    from napari_karyo.core.storage.model_files import load_card
     from napari_karyo.core.storage.training_set import export_training_set
 
     pairs = [bar_spread(tmp_path / "spreads", f"case{k % 2}", f"cell{k}", k) for k in range(3)]

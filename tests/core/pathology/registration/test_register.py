@@ -12,8 +12,8 @@ from napari_karyo.core.pathology.registration.register import (
     register_pair_steps,
     register_stack_steps,
 )
-from napari_karyo.core.pathology.registration.transform import Transform
 from napari_karyo.core.pathology.tissue import downsample
+from napari_karyo.core.pathology.transform import Transform
 
 
 def tissue_slide(seed: int, shape=(220, 260), hue=(0.9, 0.5, 0.8)) -> np.ndarray:
@@ -165,7 +165,7 @@ def test_cli_register_writes_loadable_transforms(fixed, tmp_path, capsys):
     from PIL import Image
 
     from napari_karyo.cli import main
-    from napari_karyo.core.pathology.registration.transform import load_transforms
+    from napari_karyo.core.pathology.transform import load_transforms
 
     truth = rigid(-15, (6, 4), centre=(110, 130))
     Image.fromarray(fixed).save(tmp_path / "HE.png")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.edit.session import EditSession, ReplayError
+from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.results import SpreadResult
 from napari_karyo.core.storage import atomic
 from napari_karyo.core.storage.project_files import (
@@ -60,9 +61,16 @@ class Project:
         return self.folder / JOURNAL
 
     @classmethod
-    def start(cls, image_path: str | os.PathLike, proposal: SpreadResult, overwrite: bool = False) -> Project:
+    def start(
+        cls,
+        image_path: str | os.PathLike,
+        proposal: SpreadResult,
+        overwrite: bool = False,
+        measurer: SpreadMeasurer | None = None,
+    ) -> Project:
         """A new project for a fresh model run. A project holding corrections is kept: KaryoError unless
-        `overwrite`, and then it is moved aside to `<stem>.karyo.old-<time>`, never deleted."""
+        `overwrite`, and then it is moved aside to `<stem>.karyo.old-<time>`, never deleted. With a `measurer`
+        the session keeps the measurements current after every edit."""
         folder = project_dir(image_path)
         work = folder.exists() and holds_work(folder)
         if work and not overwrite:
@@ -84,7 +92,7 @@ class Project:
                 "copy the image to a folder you can write to"
             ) from exc
         project = cls(image_path)
-        project.session = EditSession(proposal, journal=project._append)
+        project.session = EditSession(proposal, journal=project._append, measurer=measurer)
         tmp.chmod(0o777 & ~atomic.umask())
         try:
             write_result(project.session.proposal, tmp, PROPOSAL)
@@ -98,7 +106,7 @@ class Project:
         return project
 
     @classmethod
-    def open(cls, image_path: str | os.PathLike) -> Project | None:
+    def open(cls, image_path: str | os.PathLike, measurer: SpreadMeasurer | None = None) -> Project | None:
         """Restore a project: the proposal plus every journalled edit, undo stack included; None when the image
         has no project."""
         folder = project_dir(image_path)
@@ -119,7 +127,9 @@ class Project:
         entries, lines = read_journal(folder / JOURNAL)
         project = cls(image_path, seq=int(entries[-1].get("seq", len(entries))) if entries else 0)
         try:
-            project.session = EditSession.replay(proposal, entries, journal=project._append)
+            project.session = EditSession.replay(
+                proposal, entries, journal=project._append, measurer=measurer
+            )
         except ReplayError as exc:
             raise KaryoError(
                 f"{folder / JOURNAL}: line {lines[exc.index]}: {exc.reason}; the edits from there on cannot be "

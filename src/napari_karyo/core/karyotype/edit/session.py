@@ -1,6 +1,5 @@
 """Correcting a proposal by hand: split, join, delete, draw, redraw, paint, relabel, swap, move a centromere and
-accept, with undo/redo and a
-journal that replays exactly.
+accept, with undo/redo and a journal that replays exactly.
 
 Label id of a chromosome = its index in `result.chromosomes` + 1. Undo snapshots copy the Chromosome objects
 (bounding-box crops), never full images, so an action plus its undo stays cheap on a 46-object spread. Every action
@@ -11,14 +10,13 @@ Masks of crossing chromosomes overlap: every action works on the objects it name
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import operator
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
 from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.karyotype.edit import edited_chromosomes as edited
 from napari_karyo.core.karyotype.edit.mask_edits import (
     MIN_PIECE,
     Pieces,
@@ -30,6 +28,7 @@ from napari_karyo.core.karyotype.edit.mask_edits import (
     shift,
     tight,
 )
+from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.results import Chromosome, SpreadResult
 
 Journal = Callable[[dict], None]
@@ -48,19 +47,25 @@ class ReplayError(KaryoError):
 class EditSession:
     """The working copy of one spread's result and the edits a person made to it."""
 
-    def __init__(self, proposal: SpreadResult, journal: Journal | None = None) -> None:
-        self.proposal = _copy_result(proposal)  # the model's output, never changed
-        self.result = _copy_result(proposal)  # the working copy every action edits
+    def __init__(
+        self, proposal: SpreadResult, journal: Journal | None = None, measurer: SpreadMeasurer | None = None
+    ) -> None:
+        self.proposal = edited.copy_result(proposal)  # the model's output, never changed
+        self.result = edited.copy_result(proposal)  # the working copy every action edits
         self._journal = journal
         self._undo: list[tuple[str, _State]] = []
         self._redo: list[tuple[str, _State]] = []
+        # With a measurer, every state (after an action, undo or redo) is measured: new masks get an axis,
+        # length and centromere, and relative lengths follow the classes, all under undo with the rest.
+        self._measurer = measurer
+        self._measure()
 
     # ---- actions -------------------------------------------------------------------------------------------
     def split(self, label_id: int, line: np.ndarray) -> list[int]:
         """Cut an object along a polyline (N, 2) of (row, col) image points drawn across it. The largest piece
         keeps the id and class; the others are appended unnamed. Returns the ids of all pieces."""
         i = self._index(label_id)
-        pts = _points(line, "line", min_points=2)
+        pts = edited.points(line, "line", min_points=2)
         ch = self.result.chromosomes[i]
         pieces = cut_pieces(ch.mask, rasterise(pts - ch.offset, ch.mask.shape))
         if not pieces:
@@ -72,7 +77,7 @@ class EditSession:
     def split_at(self, label_id: int, point: tuple[float, float]) -> list[int]:
         """Cut an object along its shortest chord through (within mask_edits.CHORD_RADIUS px of) a clicked point."""
         i = self._index(label_id)
-        p = _points([point], "point", min_points=1)[0]
+        p = edited.points([point], "point", min_points=1)[0]
         ch = self.result.chromosomes[i]
         for chord in chords(ch.mask, p - ch.offset):
             pieces = cut_pieces(ch.mask, rasterise(chord, ch.mask.shape))
@@ -94,8 +99,8 @@ class EditSession:
         for p in parts:
             union[p.offset[0] - r0 : p.bbox[2] - r0, p.offset[1] - c0 : p.bbox[3] - c0] |= p.mask
         largest = max(parts, key=lambda p: p.area)  # ties: the lowest id
-        joined = _reshaped(parts[0], *tight(union, (r0, c0)))
-        _take_class(joined, largest)
+        joined = edited.reshaped(parts[0], *tight(union, (r0, c0)))
+        edited.take_class(joined, largest)
         new = [c for k, c in enumerate(chs) if k not in idx[1:]]
         new[idx[0]] = joined  # the removed ids are all above it: its index does not shift
         self._commit("join", new, {"label_ids": [k + 1 for k in idx]})
@@ -111,7 +116,7 @@ class EditSession:
         crop, offset = self._crop(mask, "draw")
         if crop is None:
             raise KaryoError("the drawn mask is empty; paint the chromosome before adding it")
-        return self._draw(crop, offset, _class_id(class_id))
+        return self._draw(crop, offset, edited.class_number(class_id))
 
     def redraw(self, label_id: int, mask: np.ndarray) -> None:
         """Replace an object's mask with a full-image mask; an empty mask deletes the object."""
@@ -127,16 +132,16 @@ class EditSession:
             self._index(k): self._crop(m, "paint") for k, m in masks.items() if k <= self.result.count
         }
         added = [self._crop(masks[k], "paint") for k in sorted(masks) if k > self.result.count]
-        return self._paint(existing, [a for a in added if a[0] is not None], _class_id(class_id))
+        return self._paint(existing, [a for a in added if a[0] is not None], edited.class_number(class_id))
 
     def relabel(self, label_ids: Sequence[int], class_id: int) -> None:
         """Name objects (class 1-24; 0 = unnamed)."""
         idx = self._indices(label_ids, at_least=1, what="relabel")
-        cid = _class_id(class_id)
+        cid = edited.class_number(class_id)
         new = list(self.result.chromosomes)
         for k in idx:
-            new[k] = _touched(new[k])
-            _name(new[k], cid)
+            new[k] = edited.touched(new[k])
+            edited.give_name(new[k], cid)
         self._commit("relabel", new, {"label_ids": [k + 1 for k in idx], "class_id": cid})
 
     def swap(self, a: int, b: int) -> None:
@@ -145,21 +150,21 @@ class EditSession:
         if i == j:
             raise KaryoError(f"swap needs two different chromosomes, got {i + 1} twice; select a second one")
         new = list(self.result.chromosomes)
-        x, y = _touched(new[i]), _touched(new[j])
+        x, y = edited.touched(new[i]), edited.touched(new[j])
         cx, cy = x.class_id, y.class_id
-        _name(x, cy)
-        _name(y, cx)
+        edited.give_name(x, cy)
+        edited.give_name(y, cx)
         new[i], new[j] = x, y
         self._commit("swap", new, {"a": i + 1, "b": j + 1})
 
     def move_centromere(self, label_id: int, row: float, col: float, centromeric_index: float) -> None:
         """Place an object's centromere by hand (the measurement recomputes the index from it)."""
         i = self._index(label_id)
-        values = _points([[row, col]], "centromere", min_points=1)[0]
+        values = edited.points([[row, col]], "centromere", min_points=1)[0]
         if not 0 <= float(centromeric_index) <= 100:
             raise KaryoError(f"centromeric index {centromeric_index} is outside 0-100")
         new = list(self.result.chromosomes)
-        new[i] = _touched(new[i])
+        new[i] = edited.touched(new[i])
         new[i].centromere_row, new[i].centromere_col = (float(v) for v in values)
         new[i].centromeric_index = float(centromeric_index)
         args = {
@@ -213,7 +218,11 @@ class EditSession:
     # ---- replay --------------------------------------------------------------------------------------------
     @classmethod
     def replay(
-        cls, proposal: SpreadResult, entries: Iterable[dict], journal: Journal | None = None
+        cls,
+        proposal: SpreadResult,
+        entries: Iterable[dict],
+        journal: Journal | None = None,
+        measurer: SpreadMeasurer | None = None,
     ) -> EditSession:
         """Rebuild a session, undo and redo stacks included, from its journal entries (extra keys ignored)."""
         session = cls(proposal)
@@ -225,6 +234,8 @@ class EditSession:
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 raise ReplayError(n, f"malformed entry ({type(exc).__name__}: {exc})") from exc
         session._journal = journal
+        session._measurer = measurer
+        session._measure()
         return session
 
     def _apply(self, entry: dict) -> None:
@@ -241,7 +252,7 @@ class EditSession:
         elif name == "swap":
             self.swap(args["a"], args["b"])
         elif name == "draw":
-            self._draw(*decode_mask(args["mask"]), _class_id(args["class_id"]))
+            self._draw(*decode_mask(args["mask"]), edited.class_number(args["class_id"]))
         elif name == "redraw":
             i = self._index(args["label_id"])
             self._redraw(i, *(decode_mask(args["mask"]) if args["mask"] is not None else (None, (0, 0))))
@@ -250,7 +261,9 @@ class EditSession:
                 self._index(int(k)): (None, (0, 0)) if m is None else decode_mask(m)
                 for k, m in args["masks"].items()
             }
-            self._paint(existing, [decode_mask(m) for m in args["added"]], _class_id(args["class_id"]))
+            self._paint(
+                existing, [decode_mask(m) for m in args["added"]], edited.class_number(args["class_id"])
+            )
         elif name == "move_centromere":
             self.move_centromere(args["label_id"], args["row"], args["col"], args["centromeric_index"])
         elif name == "accept":
@@ -266,10 +279,10 @@ class EditSession:
         chs = self.result.chromosomes
         parent = chs[i]
         new = list(chs)
-        new[i] = _reshaped(parent, *pieces[0])
+        new[i] = edited.reshaped(parent, *pieces[0])
         for mask, offset in pieces[1:]:
-            piece = _reshaped(parent, mask, offset)
-            _name(piece, 0)
+            piece = edited.reshaped(parent, mask, offset)
+            edited.give_name(piece, 0)
             piece.probs = None  # the parent's probabilities describe the whole, not this piece
             new.append(piece)
         args["pieces"] = [encode_mask(m, o) for m, o in pieces]
@@ -278,7 +291,7 @@ class EditSession:
 
     def _draw(self, crop: np.ndarray, offset: tuple[int, int], class_id: int) -> int:
         ch = Chromosome(mask=crop, offset=offset, source="user", edited=True)
-        _name(ch, class_id)
+        edited.give_name(ch, class_id)
         self._commit(
             "draw", [*self.result.chromosomes, ch], {"mask": encode_mask(crop, offset), "class_id": class_id}
         )
@@ -289,7 +302,7 @@ class EditSession:
         if crop is None:
             del new[i]
         else:
-            new[i] = _reshaped(new[i], crop, offset)
+            new[i] = edited.reshaped(new[i], crop, offset)
         rle = None if crop is None else encode_mask(crop, offset)
         self._commit("redraw", new, {"label_id": i + 1, "mask": rle})
 
@@ -298,13 +311,13 @@ class EditSession:
             raise KaryoError("the stroke changed no chromosome; paint on or next to one, or with a fresh id")
         chs = self.result.chromosomes
         kept = [
-            _reshaped(ch, *existing[k]) if k in existing else ch
+            edited.reshaped(ch, *existing[k]) if k in existing else ch
             for k, ch in enumerate(chs)
             if k not in existing or existing[k][0] is not None
         ]
         for crop, offset in added:
             ch = Chromosome(mask=crop, offset=offset, source="user", edited=True)
-            _name(ch, class_id)
+            edited.give_name(ch, class_id)
             kept.append(ch)
         args = {
             "masks": {str(k + 1): None if c is None else encode_mask(c, o) for k, (c, o) in existing.items()},
@@ -317,6 +330,7 @@ class EditSession:
     def _commit(self, name: str, chromosomes: list[Chromosome], args: dict, correction: bool = True) -> None:
         before, redo = self._snapshot(), self._redo
         self.result.chromosomes = chromosomes
+        self._measure()
         if correction:
             self.result.corrections += 1
             self.result.status = "corrected"
@@ -338,7 +352,7 @@ class EditSession:
 
     def _snapshot(self) -> _State:
         return (
-            [_copy_chromosome(c) for c in self.result.chromosomes],
+            [edited.copy_chromosome(c) for c in self.result.chromosomes],
             self.result.status,
             self.result.corrections,
         )
@@ -348,6 +362,11 @@ class EditSession:
         self.result.chromosomes = list(
             chromosomes
         )  # a popped snapshot is owned by nobody else: no copy needed
+        self._measure()
+
+    def _measure(self) -> None:
+        if self._measurer is not None:
+            self._measurer.measure(self.result)
 
     def _index(self, label_id: int) -> int:
         try:
@@ -379,62 +398,3 @@ class EditSession:
         if not m.any():
             return None, (0, 0)
         return tight(m, (0, 0))
-
-
-# ---- chromosome helpers ------------------------------------------------------------------------------------
-def _copy_chromosome(ch: Chromosome) -> Chromosome:
-    out = copy.copy(ch)
-    out.mask = ch.mask.copy()
-    if ch.probs is not None:
-        out.probs = np.array(ch.probs, copy=True)
-    return out
-
-
-def _copy_result(result: SpreadResult) -> SpreadResult:
-    return dataclasses.replace(result, chromosomes=[_copy_chromosome(c) for c in result.chromosomes])
-
-
-def _touched(ch: Chromosome) -> Chromosome:
-    """A copy marked as looked at by a person."""
-    out = _copy_chromosome(ch)
-    out.edited, out.review = True, ""
-    return out
-
-
-def _reshaped(ch: Chromosome, mask: np.ndarray, offset: tuple[int, int]) -> Chromosome:
-    out = _touched(ch)
-    out.mask, out.offset = mask, (int(offset[0]), int(offset[1]))
-    out.clear_measurements()
-    return out
-
-
-def _name(ch: Chromosome, class_id: int) -> None:
-    """A name a person gave (or kept) is certain; unnamed has no confidence."""
-    ch.class_id, ch.class_score = class_id, 1.0 if class_id else 0.0
-
-
-def _take_class(ch: Chromosome, donor: Chromosome) -> None:
-    ch.class_id, ch.class_score = donor.class_id, donor.class_score
-    ch.probs = None if donor.probs is None else np.array(donor.probs, copy=True)
-
-
-def _class_id(class_id: int) -> int:
-    try:
-        cid = operator.index(class_id)
-    except TypeError:
-        raise KaryoError(f"class {class_id!r} is not a class number (1-24, 0 = unnamed)") from None
-    if not 0 <= cid <= 24:
-        raise KaryoError(f"class {cid} does not exist; use 1-22, 23 (X), 24 (Y) or 0 (unnamed)")
-    return cid
-
-
-def _points(value, what: str, min_points: int) -> np.ndarray:
-    try:
-        pts = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise KaryoError(f"the {what} is not a list of (row, col) points") from None
-    if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < min_points or not np.isfinite(pts).all():
-        raise KaryoError(
-            f"the {what} needs at least {min_points} finite (row, col) points, got shape {pts.shape}"
-        )
-    return pts

@@ -50,105 +50,123 @@ class Actions:
         return len(self.steps)
 
 
+@dataclass
+class _Plan:
+    """What the rules have decided so far: overlaps, matches, the final class per truth, proposals used."""
+
+    pred: list[Chromosome]
+    gt: list[Chromosome]
+    acts: Actions = field(default_factory=Actions)
+    match_of_pred: dict[int, int] = field(default_factory=dict)
+    cls_of: dict[int, int] = field(default_factory=dict)  # final class per truth
+    used_pred: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.inter = intersections(self.pred, self.gt).astype(float)
+        pa = np.array([p.area for p in self.pred], float)[:, None]
+        ga = np.array([g.area for g in self.gt], float)[None, :]
+        self.iou = self.inter / np.maximum(pa + ga - self.inter, 1) if self.inter.size else self.inter
+        self.holds = self.inter / np.maximum(ga, 1)  # share of truth j inside proposal i
+        self.inside = self.inter / np.maximum(pa, 1)  # share of proposal i inside truth j
+
+
 def correction_actions(pred: list[Chromosome], gt: list[Chromosome], swaps: bool = False) -> Actions:
     """The edit sequence turning `pred` into `gt` by the rules in this module's docstring."""
+    if not pred and not gt:
+        return Actions()
+    plan = _Plan(pred, gt)
+    _match(plan)
+    _splits(plan)
+    _joins_and_redraws(plan)
+    for i in range(len(pred)):
+        if i not in plan.used_pred:
+            plan.acts.add("delete", (i,))
+    for j in range(len(gt)):
+        if j not in plan.cls_of:
+            plan.acts.add("draw", (), (j,))
+            plan.cls_of[j] = gt[j].class_id
+    _relabels(plan, swaps)
+    return plan.acts
+
+
+def _match(plan: _Plan) -> None:
     from scipy.optimize import linear_sum_assignment
 
-    acts = Actions()
-    if not pred and not gt:
-        return acts
-    inter = intersections(pred, gt).astype(float)
-    pa = np.array([p.area for p in pred], float)[:, None]
-    ga = np.array([g.area for g in gt], float)[None, :]
-    iou = inter / np.maximum(pa + ga - inter, 1) if inter.size else inter
-    holds = inter / np.maximum(ga, 1)  # share of truth j inside proposal i
-    inside = inter / np.maximum(pa, 1)  # share of proposal i inside truth j
+    if plan.inter.size:
+        rows, cols = linear_sum_assignment(-plan.iou)
+        pairs = zip(rows, cols, strict=True)
+        plan.match_of_pred = {int(r): int(c) for r, c in pairs if plan.iou[r, c] >= MATCH_IOU}
+    plan.cls_of = {j: plan.pred[i].class_id for i, j in plan.match_of_pred.items()}
+    plan.used_pred = set(plan.match_of_pred)
 
-    match_of_pred: dict[int, int] = {}
-    if inter.size:
-        rows, cols = linear_sum_assignment(-iou)
-        match_of_pred = {int(r): int(c) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= MATCH_IOU}
-    matched_truth = set(match_of_pred.values())
-    cls_of: dict[int, int] = {
-        match_of_pred[i]: pred[i].class_id for i in match_of_pred
-    }  # final class per truth
 
-    # Splits: a proposal holding several true chromosomes (unmatched ones go to the proposal holding most of them).
+def _splits(plan: _Plan) -> None:
+    """A proposal holding several true chromosomes (unmatched ones go to the proposal holding most of them)."""
+    pred, gt, holds, matched = plan.pred, plan.gt, plan.holds, plan.match_of_pred
+    matched_truth = set(matched.values())
     held: dict[int, list[int]] = {}
     for j in range(len(gt)):
         if j in matched_truth or not len(pred):
             continue
         i = int(np.argmax(holds[:, j]))
-        if holds[i, j] >= HOLDS and (i in match_of_pred or (holds[i] >= HOLDS).sum() >= 2):
+        if holds[i, j] >= HOLDS and (i in matched or (holds[i] >= HOLDS).sum() >= 2):
             held.setdefault(i, []).append(j)
     for i, extra in held.items():
-        group = ([match_of_pred[i]] if i in match_of_pred else []) + extra
+        group = ([matched[i]] if i in matched else []) + extra
         if len(group) < 2:
             continue
-        for j in extra if i in match_of_pred else extra[1:]:
-            acts.add("split", (i,), (j,))
+        for j in extra if i in matched else extra[1:]:
+            plan.acts.add("split", (i,), (j,))
         keeper = max(
             group, key=lambda j: gt[j].area
         )  # the largest piece keeps the class, the others are unnamed
         for j in group:
-            cls_of[j] = pred[i].class_id if j == keeper else 0
-    used_pred = set(match_of_pred) | {
-        i for i, extra in held.items() if len(extra) + (i in match_of_pred) >= 2
-    }
-    covered = set(cls_of)
+            plan.cls_of[j] = pred[i].class_id if j == keeper else 0
+        plan.used_pred.add(i)
 
-    # Joins and redraws: leftover proposals lying inside one true chromosome, or holding most of one nothing else
-    # stands for (an outline spilling over).
+
+def _joins_and_redraws(plan: _Plan) -> None:
+    """Leftover proposals lying inside one true chromosome, or holding most of one nothing else stands for (an
+    outline spilling over)."""
+    pred, covered = plan.pred, set(plan.cls_of)
     fragments: dict[int, list[int]] = {}
     for i in range(len(pred)):
-        if i in used_pred or not len(gt):
+        if i in plan.used_pred or not len(plan.gt):
             continue
-        j = int(np.argmax(inter[i]))
-        if inside[i, j] >= INSIDE or (holds[i, j] >= HOLDS and j not in covered):
+        j = int(np.argmax(plan.inter[i]))
+        if plan.inside[i, j] >= INSIDE or (plan.holds[i, j] >= HOLDS and j not in covered):
             fragments.setdefault(j, []).append(i)
     for j, parts in fragments.items():
         if j in covered:  # an object is there already: each fragment joins it
             for i in parts:
-                acts.add("join", (i,), (j,))
+                plan.acts.add("join", (i,), (j,))
         else:
             largest = max(parts, key=lambda i: pred[i].area)
             if len(parts) == 1:
-                acts.add("draw", (largest,), (j,))  # a poor outline of one chromosome: redraw it
+                plan.acts.add("draw", (largest,), (j,))  # a poor outline of one chromosome: redraw it
             for i in parts:
                 if i != largest:
-                    acts.add("join", (largest, i), (j,))
-            cls_of[j] = pred[largest].class_id
+                    plan.acts.add("join", (largest, i), (j,))
+            plan.cls_of[j] = pred[largest].class_id
             covered.add(j)
-        used_pred.update(parts)
+        plan.used_pred.update(parts)
 
-    for i in range(len(pred)):
-        if i not in used_pred:
-            acts.add("delete", (i,))
-    for j in range(len(gt)):
-        if j not in covered:
-            acts.add("draw", (), (j,))
-            cls_of[j] = gt[j].class_id
+
+def _relabels(plan: _Plan, swaps: bool) -> None:
+    gt, cls_of = plan.gt, plan.cls_of
     wrong = [j for j in sorted(cls_of) if gt[j].class_id != 0 and cls_of[j] != gt[j].class_id]
     swapped: set[int] = set()
     for pos, j in enumerate(wrong if swaps else []):
-        partner = next(
-            (
-                k
-                for k in wrong[pos + 1 :]
-                if k not in swapped
-                and j not in swapped
-                and cls_of[k] == gt[j].class_id
-                and cls_of[j] == gt[k].class_id
-            ),
-            None,
-        )
-        if partner is not None:
-            acts.add("swap", (), (j, partner))
-            swapped.update((j, partner))
+        if j in swapped:
+            continue
+        for k in wrong[pos + 1 :]:
+            if k not in swapped and cls_of[k] == gt[j].class_id and cls_of[j] == gt[k].class_id:
+                plan.acts.add("swap", (), (j, k))
+                swapped.update((j, k))
+                break
     for j in wrong:
         if j not in swapped:
-            acts.add("relabel", (), (j,))
-    return acts
+            plan.acts.add("relabel", (), (j,))
 
 
 def summarise(per_cell: list[Actions]) -> dict:

@@ -15,9 +15,9 @@ import numpy as np
 from napari_karyo.core.classes import name
 from napari_karyo.core.device import pick_device
 from napari_karyo.core.errors import ImageReadError
-from napari_karyo.core.model_files import load_model
 from napari_karyo.core.results import Chromosome
 from napari_karyo.core.storage.images import IMAGE_SUFFIXES, to_grey
+from napari_karyo.core.storage.model_files import load_model
 
 ARCH = "chromosome-crop-cnn-v1"
 DEFAULT_MODEL = "chromosome-classifier"
@@ -33,19 +33,26 @@ def otsu_mask(grey: np.ndarray) -> np.ndarray:
 
     The threshold is Otsu's or a quarter of the way from background to object, whichever is lower: Otsu alone
     cuts pale G-bands out and splits the chromosome in pieces."""
+    return foreground_mask(bright_on_dark(grey, None), keep_pieces=False)
+
+
+def foreground_mask(bright: np.ndarray, keep_pieces: bool) -> np.ndarray:
+    """Foreground of a bright-on-dark crop, holes filled: the largest component, or with `keep_pieces` every
+    component of at least 5% of the largest (a cluster or a broken chromosome is one object)."""
     from scipy import ndimage as ndi
     from skimage.filters import threshold_otsu
 
-    bright = bright_on_dark(grey, None)
     if bright.max() <= bright.min():
-        return np.ones(grey.shape, dtype=bool)
+        return np.ones(bright.shape, dtype=bool)
     border = np.concatenate([bright[0], bright[-1], bright[:, 0], bright[:, -1]])
     background, top = float(np.median(border)), float(np.percentile(bright, 99))
     fg = bright > min(threshold_otsu(bright), background + 0.25 * (top - background))
     fg = ndi.binary_closing(np.pad(fg, 2), iterations=2)[2:-2, 2:-2]
     labels, n = ndi.label(fg)
     if n > 1:
-        fg = labels == 1 + int(np.argmax(ndi.sum(fg, labels, range(1, n + 1))))
+        sizes = ndi.sum(fg, labels, range(1, n + 1))
+        keep = np.flatnonzero(sizes >= 0.05 * sizes.max()) if keep_pieces else [int(np.argmax(sizes))]
+        fg = np.isin(labels, 1 + np.asarray(keep))
     return ndi.binary_fill_holes(fg)
 
 

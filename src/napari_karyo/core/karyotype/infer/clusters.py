@@ -27,10 +27,10 @@ from scipy import ndimage as ndi
 
 from napari_karyo.core.device import pick_device
 from napari_karyo.core.errors import ModelFileError
-from napari_karyo.core.karyotype.infer.classifier import bright_on_dark
+from napari_karyo.core.karyotype.infer.classifier import bright_on_dark, foreground_mask
 from napari_karyo.core.karyotype.infer.preprocess import TARGET_WIDTH
-from napari_karyo.core.model_files import load_model, resolve
 from napari_karyo.core.results import Chromosome
+from napari_karyo.core.storage.model_files import load_model, resolve
 
 ARCH = "cluster-type-resnext-v1"
 DEFAULT_MODEL = "cluster-types"
@@ -174,19 +174,7 @@ def crop_object_mask(bright: np.ndarray) -> np.ndarray:
     """Mask of a whole object in a crop (bright on dark, as `classifier.bright_on_dark` gives): every sizeable
     foreground component, holes filled. Unlike `classifier.otsu_mask` it keeps all pieces: a cluster or a
     broken chromosome is one object."""
-    from skimage.filters import threshold_otsu
-
-    if bright.max() <= bright.min():
-        return np.ones(bright.shape, bool)
-    border = np.concatenate([bright[0], bright[-1], bright[:, 0], bright[:, -1]])
-    background, top = float(np.median(border)), float(np.percentile(bright, 99))
-    fg = bright > min(threshold_otsu(bright), background + 0.25 * (top - background))
-    fg = ndi.binary_closing(np.pad(fg, 2), iterations=2)[2:-2, 2:-2]
-    labels, n = ndi.label(fg)
-    if n > 1:
-        sizes = ndi.sum(fg, labels, range(1, n + 1))
-        fg = np.isin(labels, 1 + np.flatnonzero(sizes >= 0.05 * sizes.max()))
-    return ndi.binary_fill_holes(fg)
+    return foreground_mask(bright, keep_pieces=True)
 
 
 def prepare_object(grey: np.ndarray, mask: np.ndarray, size: int = INPUT) -> np.ndarray:

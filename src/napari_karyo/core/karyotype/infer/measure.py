@@ -12,11 +12,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from napari_karyo.core import classes
+from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
 from napari_karyo.core.results import SpreadResult
 
 PAD = 4  # crop margin (px) around a mask, so tips and the sampling band stay inside the crop
-BANDING_SAMPLES = 50  # banding profile resampled to this many points for tables and the CSV
 
 
 @dataclass
@@ -317,6 +316,49 @@ def measure_spread(norm_image: np.ndarray, result: SpreadResult) -> list[Measure
     return fill_relative_lengths(ms)
 
 
+def mask_key(ch) -> tuple:
+    """Identity of a chromosome's pixels: an edit that leaves them alone keeps its measurement."""
+    return (tuple(ch.offset), ch.mask.shape, ch.mask.tobytes())
+
+
+class SpreadMeasurer:
+    """Measurements of one spread's chromosomes, kept per mask so that after an edit only new masks are
+    measured. A centromere stored on a chromosome (placed by a person, or put back by undo) is kept rather than
+    searched again. `image` is the spread as read (normalised when first needed) or, with `normalised`, already
+    normalised; `known` are measurements made earlier (e.g. by `analyze`)."""
+
+    def __init__(self, image: np.ndarray, normalised: bool = False, known: list[Measurement] = ()) -> None:
+        self._image, self._norm = (None, image) if normalised else (image, None)
+        self._by_mask: dict[tuple, Measurement] = {}
+        self._known = list(known)
+
+    def measure(self, result: SpreadResult) -> list[Measurement]:
+        """Measure `result`, store the scalars on its chromosomes and its Measurements on `result.measurements`."""
+        for m in self._known:  # keyed lazily: the result they belong to is the first one measured
+            if m.index < result.count:
+                self._by_mask.setdefault(mask_key(result.chromosomes[m.index]), m)
+        self._known = []
+        out = []
+        for i, ch in enumerate(result.chromosomes):
+            key = mask_key(ch)
+            m = self._by_mask.get(key)
+            if m is None:
+                m = self._by_mask[key] = measure_chromosome(self._normalised(), ch, i)
+            stored = (ch.centromere_row, ch.centromere_col)
+            if np.all(np.isfinite(stored)) and not np.allclose(m.centromere_rc, stored, atol=0.5):
+                m = set_centromere(m, stored)
+            out.append(replace(m, index=i))
+        out = fill_relative_lengths(out, result)
+        store_on_chromosomes(result, out)
+        result.measurements = out
+        return out
+
+    def _normalised(self) -> np.ndarray:
+        if self._norm is None:
+            self._norm = normalise_intensity(self._image)[0]
+        return self._norm
+
+
 def store_on_chromosomes(result: SpreadResult, measurements: list[Measurement]) -> None:
     """Copy each measurement's scalars onto its `Chromosome` (length, relative_length, centromeric_index,
     centromere_row, centromere_col) so they travel with the result into annotations.json and layer features."""
@@ -340,38 +382,3 @@ def fill_relative_lengths(ms: list[Measurement], result: SpreadResult | None = N
     return [
         replace(m, relative_length=100.0 * m.length_px / haploid if haploid > 0 else float("nan")) for m in ms
     ]
-
-
-def banding_string(banding: np.ndarray, samples: int = BANDING_SAMPLES) -> str:
-    """The banding profile resampled to a fixed number of points (p tip -> q tip), as ';'-joined text."""
-    if len(banding) == 0:
-        return ""
-    x = np.linspace(0, len(banding) - 1, samples)
-    return ";".join(f"{v:.3f}" for v in np.interp(x, np.arange(len(banding)), banding))
-
-
-def measurements_table(result: SpreadResult, measurements: list[Measurement]) -> list[dict]:
-    """One row per chromosome for `layer.features` and the CSV; `id` is the Labels id (index + 1)."""
-    rows = []
-    for m in measurements:
-        c = result.chromosomes[m.index]
-        rows.append(
-            {
-                "id": m.index + 1,
-                "class": classes.name(c.class_id),
-                "group": classes.group(c.class_id),
-                "length_px": round(m.length_px, 2),
-                "relative_length": round(m.relative_length, 3),
-                "relative_length_iscn": classes.RELATIVE_LENGTH.get(c.class_id, float("nan")),
-                "centromeric_index": round(m.centromeric_index, 2),
-                "centromeric_index_iscn": classes.CENTROMERIC_INDEX.get(c.class_id, float("nan")),
-                "p_length_px": round(m.p_length, 2),
-                "q_length_px": round(m.q_length, 2),
-                "centromere_row": round(m.centromere_rc[0], 2),
-                "centromere_col": round(m.centromere_rc[1], 2),
-                "flipped": m.flipped,
-                "area_px": c.area,
-                "banding": banding_string(m.banding),
-            }
-        )
-    return rows

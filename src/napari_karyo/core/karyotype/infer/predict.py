@@ -20,13 +20,13 @@ from napari_karyo.core.jobs import run_to_end
 from napari_karyo.core.karyotype.infer.assign import assign_spread
 from napari_karyo.core.karyotype.infer.classifier import load_classifier
 from napari_karyo.core.karyotype.infer.clusters import find_objects, load_cluster_model, predict_object_types
-from napari_karyo.core.karyotype.infer.measure import measure_spread, store_on_chromosomes
+from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.karyotype.infer.model import ARCH, build_maskrcnn
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
 from napari_karyo.core.karyotype.infer.review import mark_for_review
-from napari_karyo.core.model_files import load_model, resolve
 from napari_karyo.core.results import Chromosome, SpreadResult
 from napari_karyo.core.storage.images import check_spread
+from napari_karyo.core.storage.model_files import load_model, resolve
 
 DEFAULT_SEGMENTER = "chromosome-maskrcnn"
 SCORE_THRESHOLD = 0.5
@@ -178,7 +178,7 @@ def analyze_steps(
         assign_spread(result)
     mark_for_review(result, objects, types, type_probs, argmax_ids)
     yield ("measuring", 6, total)
-    store_on_chromosomes(result, measure_spread(norm, result))
+    SpreadMeasurer(norm, normalised=True).measure(result)
     yield ("done", total, total)
     names = (
         seg.card.get("weights_file", seg.name),

@@ -6,14 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_karyo.core.karyotype.infer.measure import (
-    Measurement,
-    measure_spread,
-    measurements_table,
-    set_centromere,
-)
-from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
+from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.karyotype.report.karyogram import build_karyogram
+from napari_karyo.core.karyotype.report.measurement_table import measurements_table
 from napari_karyo.core.karyotype.report.report import (
     write_karyogram_png,
     write_measurements_csv,
@@ -26,24 +21,12 @@ REPORT_PDF = "report.pdf"
 MEASUREMENTS_CSV = "measurements.csv"
 
 
-def measure_result(norm_image: np.ndarray, result: SpreadResult) -> list[Measurement]:
-    """Measure every chromosome; a centromere already stored on a chromosome (placed by `analyze` or moved by a
-    person) is kept rather than searched again."""
-    out = []
-    for m in measure_spread(norm_image, result):
-        ch = result.chromosomes[m.index]
-        if np.isfinite(ch.centromere_row) and np.isfinite(ch.centromere_col):
-            m = set_centromere(m, (ch.centromere_row, ch.centromere_col))
-        out.append(m)
-    return out
-
-
 def write_karyotype_files(folder: str | Path, image: np.ndarray, result: SpreadResult) -> list[Path]:
     """karyogram.png, report.pdf and measurements.csv for `result` into `folder` (each written atomically).
     `image` is the spread as the user sees it (original polarity)."""
 
     folder = Path(folder)
-    ms = measure_result(normalise_intensity(image)[0], result)
+    ms = SpreadMeasurer(image, known=result.measurements).measure(result)  # only what `analyze` did not
     kg = build_karyogram(image, result, ms)
     rows = measurements_table(result, ms)
     title = Path(result.source_path).name

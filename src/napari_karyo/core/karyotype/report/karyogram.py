@@ -82,41 +82,55 @@ def build_karyogram(
             median_background(img, result) if background is None else background, dtype=np.float32
         )
     widths = [t.mask.shape[1] for t in tiles] or [13]
-    unit = float(np.median(widths))
-    pair_gap, class_gap, group_gap = (
-        max(2, round(0.25 * unit)),
-        max(4, round(0.8 * unit)),
-        max(8, round(1.6 * unit)),
-    )
-    text_h, margin = max(14, round(1.2 * unit)), max(6, round(unit))
-
+    sp = _Spacing(float(np.median(widths)))
     by_class: dict[int, list[_Tile]] = {}
     for m, t in zip(measurements, tiles, strict=True):
         cid = result.chromosomes[m.index].class_id
         by_class.setdefault(cid if cid in classes.NAMES else 0, []).append(t)
     for ts in by_class.values():
         ts.sort(key=lambda t: -t.mask.shape[0])
+    plan = _plan_rows(by_class, sp, unnamed_per_row)
+    out = _compose(plan, sp, channels, bg)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        out.image = np.clip(np.round(out.image), info.min, info.max)
+    out.image = out.image.astype(dtype)
+    return out
 
-    # Horizontal placement, row by row: [(tile or None, col)], class label centres, group starts.
+
+@dataclass
+class _Spacing:
+    """Gaps and bands in pixels, scaled by the median chromosome width `unit`."""
+
+    unit: float
+
+    def __post_init__(self) -> None:
+        u = self.unit
+        self.pair, self.cls, self.group = (
+            max(2, round(0.25 * u)),
+            max(4, round(0.8 * u)),
+            max(8, round(1.6 * u)),
+        )
+        self.text_h, self.margin = max(14, round(1.2 * u)), max(6, round(u))
+
+
+def _plan_rows(by_class: dict[int, list[_Tile]], sp: _Spacing, unnamed_per_row: int) -> list[dict]:
+    """Horizontal placement, row by row: [(tile or None, col)], class label centres, group starts."""
+    gaps = (sp.pair, sp.cls, sp.group, sp.unit, sp.margin)
     plan = []
     for row in layout_classes():
         if row[0][0] == "?":
             unnamed = by_class.get(0, [])
             for k in range(0, len(unnamed), unnamed_per_row):
-                chunk = unnamed[k : k + unnamed_per_row]
-                plan.append(_place_row([("?", [(0, chunk)])], pair_gap, class_gap, group_gap, unit, margin))
+                plan.append(_place_row([("?", [(0, unnamed[k : k + unnamed_per_row])])], *gaps))
             continue
-        plan.append(
-            _place_row(
-                [(g, [(c, by_class.get(c, [])) for c in ids]) for g, ids in row],
-                pair_gap,
-                class_gap,
-                group_gap,
-                unit,
-                margin,
-            )
-        )
+        plan.append(_place_row([(g, [(c, by_class.get(c, [])) for c in ids]) for g, ids in row], *gaps))
+    return plan
 
+
+def _compose(plan: list[dict], sp: _Spacing, channels: tuple, bg: np.ndarray) -> Karyogram:
+    """Paint the planned rows, each pair standing on its centromere line, labels under the rows."""
+    unit, text_h, margin = sp.unit, sp.text_h, sp.margin
     width = max((p["width"] for p in plan), default=2 * margin) + margin
     heights = []
     for p in plan:
@@ -124,35 +138,25 @@ def build_karyogram(
         down = max((t.mask.shape[0] - t.cen_row for t, _ in p["tiles"]), default=unit)
         heights.append((int(np.ceil(up)), int(np.ceil(down))))
     height = margin + sum(text_h + u + d + text_h + margin for u, d in heights)  # group band, row, labels
-
     out = np.empty((height, width, *channels), dtype=np.float32)
     out[...] = bg.reshape((1, 1, *channels)) if channels else float(bg.ravel()[0])
-    labels = np.zeros((height, width), dtype=np.uint16)
-    boxes: dict[int, tuple[int, int, int, int]] = {}
-    cens: dict[int, tuple[float, float]] = {}
-    texts: list[tuple[str, tuple[float, float]]] = []
-    groups: list[tuple[str, tuple[float, float]]] = []
-    order: list[int] = []
+    kg = Karyogram(out, np.zeros((height, width), dtype=np.uint16), {}, {}, [], [], [], text_h)
     top = margin
     for p, (up, down) in zip(plan, heights, strict=True):
         line = top + text_h + up
         for t, col in p["tiles"]:
             r0 = round(line - t.cen_row)
             h, w = t.mask.shape
-            region = out[r0 : r0 + h, col : col + w]
-            region[t.mask] = t.image[t.mask]
-            labels[r0 : r0 + h, col : col + w][t.mask] = t.id
-            boxes[t.id] = (r0, col, r0 + h, col + w)
-            cens[t.id] = (float(line), col + (w - 1) / 2)
-            order.append(t.id)
+            kg.image[r0 : r0 + h, col : col + w][t.mask] = t.image[t.mask]
+            kg.labels[r0 : r0 + h, col : col + w][t.mask] = t.id
+            kg.boxes[t.id] = (r0, col, r0 + h, col + w)
+            kg.centromeres[t.id] = (float(line), col + (w - 1) / 2)
+            kg.order.append(t.id)
         text_row = line + down + text_h / 2
-        texts.extend((name, (text_row, c)) for name, c in p["texts"])
-        groups.extend((g, (top + 0.5 * text_h, c)) for g, c in p["groups"] if g in "ABCDEFG")  # not XY, ?
+        kg.texts.extend((name, (text_row, c)) for name, c in p["texts"])
+        kg.groups.extend((g, (top + 0.5 * text_h, c)) for g, c in p["groups"] if g in "ABCDEFG")  # not XY, ?
         top = line + down + text_h + margin
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        out = np.clip(np.round(out), info.min, info.max)
-    return Karyogram(out.astype(dtype), labels, boxes, cens, texts, groups, order, text_h)
+    return kg
 
 
 def _place_row(groups, pair_gap: int, class_gap: int, group_gap: int, unit: float, margin: int) -> dict:

@@ -21,7 +21,7 @@ A4_INCHES = (8.27, 11.69)
 
 
 def write_measurements_csv(path: str | Path, rows: list[dict]) -> Path:
-    """`measure.measurements_table` rows as CSV (header from the first row)."""
+    """`measurement_table.measurements_table` rows as CSV (header from the first row)."""
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
@@ -57,7 +57,7 @@ def write_report(
     dpi: int = 200,
 ) -> Path:
     """One A4 page: ISCN and counts, the spread with class-coloured outlines, the karyogram and the measurements
-    table (`measure.measurements_table` rows). PDF when `path` ends in .pdf, PNG otherwise."""
+    table (`measurement_table.measurements_table` rows). PDF when `path` ends in .pdf, PNG otherwise."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=A4_INCHES, dpi=dpi)

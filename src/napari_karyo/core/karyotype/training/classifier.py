@@ -26,9 +26,10 @@ from napari_karyo.core.karyotype.infer.classifier import (
     tta_logits,
 )
 from napari_karyo.core.karyotype.training import crop_sets as crops
-from napari_karyo.core.model_files import save_model
+from napari_karyo.core.storage.model_files import save_model
+from napari_karyo.core.user_folders import cache_dir
 
-DEFAULT_CACHE = Path.home() / ".cache" / "napari-karyo" / "crops"
+DEFAULT_CACHE = cache_dir("crops")
 
 
 def augment(x, feats, gen):

@@ -37,11 +37,12 @@ from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
 from napari_karyo.core.karyotype.training.crop_bank import CropBank
 from napari_karyo.core.karyotype.training.datasets import bioimlab_files
 from napari_karyo.core.karyotype.training.synth import synthesize
-from napari_karyo.core.model_files import save_model
 from napari_karyo.core.storage.annotations import read_labelme
 from napari_karyo.core.storage.atomic import write_with
+from napari_karyo.core.storage.model_files import save_model
+from napari_karyo.core.user_folders import cache_dir
 
-DEFAULT_CACHE = Path.home() / ".cache" / "napari-karyo" / "cluster-objects"
+DEFAULT_CACHE = cache_dir("cluster-objects")
 CACHE_VERSION = 1
 EVAL_RESERVE_S = 120  # building and scoring the validation objects after training
 MINI_WIDTHS, MINI_GROUPS = (16, 32, 64, 128), 8

@@ -27,8 +27,8 @@ from napari_karyo.core.karyotype.training import datasets
 from napari_karyo.core.karyotype.training.crop_bank import CropBank
 from napari_karyo.core.karyotype.training.datasets import VAL_MFISH_SLIDES
 from napari_karyo.core.karyotype.training.segmenter_data import SampleStream, load_corrections, prepare
-from napari_karyo.core.model_files import load_card, load_model, save_model
 from napari_karyo.core.storage.atomic import write_json, write_with
+from napari_karyo.core.storage.model_files import load_card, load_model, save_model
 
 
 @dataclass

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from napari_karyo.core.device import pick_device
 from napari_karyo.core.errors import ModelFileError
-from napari_karyo.core.model_files import load_model, save_model
+from napari_karyo.core.storage.model_files import load_model, save_model
 
 ARCH = "napari-karyo/se-fusion-cnn-v1"
 FUSIONS = ("se", "concat", "mean")

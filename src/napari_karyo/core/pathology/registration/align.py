@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_karyo.core.pathology.registration.transform import Transform
 from napari_karyo.core.pathology.tissue import SlideView, downsample
+from napari_karyo.core.pathology.transform import Transform
 
 SWEEP_SIDE = 160  # rotation sweep resolution
 COARSE_SIDE = 256

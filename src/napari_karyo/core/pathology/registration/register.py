@@ -32,8 +32,8 @@ from napari_karyo.core.pathology.registration.align import (
     silhouette_affine,
     similarity,
 )
-from napari_karyo.core.pathology.registration.transform import Transform
 from napari_karyo.core.pathology.tissue import MIN_TISSUE_FRACTION, SlideView, downsample, slide_view
+from napari_karyo.core.pathology.transform import Transform
 
 STAGES = ("coarse", "mid", "fine")
 WORK_SIDE = 512  # longest side (px) of the mid / fine working images

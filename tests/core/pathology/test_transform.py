@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from napari_karyo.core.pathology.registration.transform import (
+from napari_karyo.core.pathology.transform import (
     Transform,
     TransformError,
     load_transforms,

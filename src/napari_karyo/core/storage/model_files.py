@@ -13,7 +13,7 @@ from pathlib import Path
 from napari_karyo.core.errors import ModelFileError
 from napari_karyo.core.storage.atomic import write_json, write_with
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
 def sha256(path: str | Path) -> str:

@@ -89,19 +89,24 @@ def cmd_train_fusion(args) -> int:
 
 
 def _stacks(paths: list[str], transforms: list[str] | None, reference: str | None) -> list:
-    """The stacks, each with its transforms file (else the `transforms.json` saved beside it, else none)."""
+    """The stacks, each with its transforms file (else the `transforms.json` saved beside it, else none: the
+    stains are taken as aligned)."""
     if transforms and len(transforms) != len(paths):
         raise KaryoError(f"{len(paths)} stacks but {len(transforms)} --transforms files: give one per stack")
     out = []
     for k, path in enumerate(paths):
-        stack = load_stack(path, reference)
-        if transforms:
-            use_transforms(stack, transforms[k])
-        if reference and stack.reference != reference:
-            raise KaryoError(
-                f"{transforms[k] if transforms else path}: registered onto {stack.reference!r}, not the "
-                f"--reference {reference!r}; register onto {reference!r} or drop --reference"
-            )
+        stack = load_stack(path)
+        beside = stack.transforms_path()
+        tfile = transforms[k] if transforms else (beside if beside and beside.is_file() else None)
+        if tfile is not None:
+            use_transforms(stack, tfile)
+            if reference and stack.reference != reference:
+                raise KaryoError(
+                    f"{tfile}: registered onto {stack.reference!r}, not the --reference {reference!r}; "
+                    f"register onto {reference!r} or drop --reference"
+                )
+        elif reference:
+            stack.set_reference(reference)
         moved = [n for n in stack.names if n != stack.reference and n in stack.transforms]
         print(
             f"{stack_label(stack)}: stains {', '.join(stack.names)}, reference {stack.reference}, "

@@ -21,6 +21,13 @@ GEOJSON_SUFFIXES = (".geojson", ".json")
 LABEL_SUFFIXES = (".tif", ".tiff", ".png")
 
 
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise LesionError(f"{path}: no such annotation file")
+    return path
+
+
 def _label_image(path: Path) -> np.ndarray:
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
@@ -110,7 +117,7 @@ def lesion_classes(paths: Sequence[str | Path], classes: Sequence[str] | None) -
         if len(set(classes)) != len(classes):
             raise LesionError(f"lesion types {list(classes)} repeat a name")
         return list(classes)
-    paths = [Path(p) for p in paths]
+    paths = [_existing(p) for p in paths]
     shapes = [p for p in paths if p.suffix.lower() in GEOJSON_SUFFIXES]
     if shapes and len(shapes) != len(paths):
         raise LesionError(
@@ -124,9 +131,7 @@ def lesion_classes(paths: Sequence[str | Path], classes: Sequence[str] | None) -
 
 def read_annotation(path: str | Path, stack: StainStack, classes: Sequence[str]) -> np.ndarray:
     """Lesion labels of one stack on its working grid (id k = classes[k - 1]) from a label image or GeoJSON."""
-    path = Path(path)
-    if not path.is_file():
-        raise LesionError(f"{path}: no such annotation file")
+    path = _existing(path)
     suffix = path.suffix.lower()
     if suffix in GEOJSON_SUFFIXES:
         return _paint(_features(path), list(classes), work_shape(stack), work_factor(stack), path)

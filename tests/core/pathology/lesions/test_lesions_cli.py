@@ -160,3 +160,28 @@ def test_bad_input_exits_2_naming_the_file(trained, tmp_path, capsys):
         assert main(["-q", "lesions", *args]) == 2, args
         assert message in capsys.readouterr().err, args
     assert not (tmp_path / "r").exists() and not (tmp_path / "p").exists()
+
+
+def test_predict_a_multipage_tiff_stack_missing_a_stain(trained, tmp_path, capsys):
+    """A multi-page TIFF (one named page per stain) without VG: VG gets weight 0 and the summary says so."""
+    from napari_karyo.core.pathology.registration.transform import load_transforms, save_transforms
+
+    names = ["HE", "IHC", "Masson"]
+    with tifffile.TiffWriter(tmp_path / "sections.tif") as tif:
+        for name in names:
+            with Image.open(SAMPLE / f"{name}.jpg") as im:
+                tif.write(np.asarray(im), photometric="rgb", extratags=[(285, "s", 0, name, True)])
+    truth, meta = load_transforms(SAMPLE / "true_transforms.json")
+    save_transforms(
+        tmp_path / "sections.transforms.json", {n: truth[n] for n in names}, meta
+    )  # found beside it
+    model = str(trained / "run" / "model.safetensors")
+    args = ["-q", "lesions", "predict", str(tmp_path / "sections.tif"), "--model", model]
+    assert main([*args, "--out", str(tmp_path / "out"), "--stride", "32", "--device", "cpu"]) == 0
+    summary = json.loads((tmp_path / "out" / "sections" / "lesions.json").read_text())
+    assert summary["missing_stains"] == ["VG"] and summary["stains"] == ["HE", "IHC", "Masson", "VG"]
+    weights = tifffile.imread(tmp_path / "out" / "sections" / "se_weights.tif")
+    assert not weights[3].any() and weights[:3].any()
+    printed = capsys.readouterr().out
+    assert "sections: stains HE, IHC, Masson, reference HE, 2 registered" in printed
+    assert "stains missing: VG" in printed

@@ -88,9 +88,9 @@ def cmd_train_fusion(args) -> int:
     return 0
 
 
-def _stacks(paths: list[str], transforms: list[str] | None, reference: str | None) -> list:
-    """The stacks, each with its transforms file (else the `transforms.json` saved beside it, else none: the
-    stains are taken as aligned)."""
+def _stacks(paths: list[str], transforms: list[str] | None, reference: str | None) -> list[tuple]:
+    """(stack, transforms file used) of each path: its --transforms file, else the `transforms.json` saved beside
+    it, else none (None: the stains are taken as aligned)."""
     if transforms and len(transforms) != len(paths):
         raise KaryoError(f"{len(paths)} stacks but {len(transforms)} --transforms files: give one per stack")
     out = []
@@ -110,40 +110,40 @@ def _stacks(paths: list[str], transforms: list[str] | None, reference: str | Non
         moved = [n for n in stack.names if n != stack.reference and n in stack.transforms]
         print(
             f"{stack_label(stack)}: stains {', '.join(stack.names)}, reference {stack.reference}, "
-            + (f"{len(moved)} registered" if moved else "no transforms (stains taken as aligned)")
+            + (f"{len(moved)} registered ({tfile})" if moved else "no transforms (stains taken as aligned)")
         )
-        out.append(stack)
+        out.append((stack, None if tfile is None else str(tfile)))
     return out
+
+
+def _annotated(args) -> tuple[list, list[str], list[dict]]:
+    """(patient id, stack, lesion labels) of every stack with annotated regions, the lesion types, and what the
+    card records of the inputs."""
+    for flag, given in (("--annotations", args.annotations), ("--patients", args.patients)):
+        if given and len(given) != len(args.stacks):
+            raise KaryoError(f"{len(args.stacks)} stacks but {len(given)} {flag}: give one per stack")
+    stacks = _stacks(args.stacks, args.transforms, args.reference)
+    classes = lesion_classes(args.annotations, args.classes)
+    patients = args.patients or [stack_label(s) for s, _ in stacks]
+    items, inputs, empty = [], [], []
+    for path, (stack, tfile), pid, ann in zip(args.stacks, stacks, patients, args.annotations, strict=True):
+        regions = read_annotation(ann, stack, classes)
+        if not regions.any():
+            empty.append(ann)
+            continue
+        items.append((pid, stack, regions))
+        inputs.append({"stack": path, "annotations": ann, "patient": pid, "transforms": tfile})
+    if not items:
+        raise LesionError(f"{', '.join(empty)}: no lesion regions in the annotations; nothing to train on")
+    if empty:
+        print(f"left out (no lesion regions): {', '.join(empty)}")
+    return items, classes, inputs
 
 
 def cmd_lesions_train(args) -> int:
     """Train the lesion classifier on annotated stacks; model + card, split and config -> --out."""
-    if len(args.annotations) != len(args.stacks):
-        raise KaryoError(
-            f"{len(args.stacks)} stacks but {len(args.annotations)} --annotations: give one per stack"
-        )
-    if args.patients and len(args.patients) != len(args.stacks):
-        raise KaryoError(f"{len(args.stacks)} stacks but {len(args.patients)} --patients: give one per stack")
-    stacks = _stacks(args.stacks, args.transforms, args.reference)
-    classes = lesion_classes(args.annotations, args.classes)
-    patients = args.patients or [stack_label(s) for s in stacks]
-    items = [
-        (pid, s, read_annotation(a, s, classes))
-        for pid, s, a in zip(patients, stacks, args.annotations, strict=True)
-    ]
-    empty = [a for a, (_, _, regions) in zip(args.annotations, items, strict=True) if not regions.any()]
-    if len(empty) == len(items):
-        raise LesionError(f"{', '.join(empty)}: no lesion regions in the annotations; nothing to train on")
-    if empty:
-        print(f"left out (no lesion regions): {', '.join(empty)}")
-    items = [it for it in items if it[2].any()]
+    items, classes, inputs = _annotated(args)
     print(training_plan(items))
-    inputs = [  # recorded in the card: which files the model learnt from
-        {"stack": st, "annotations": a, "patient": p, "transforms": t}
-        for st, a, p, t in zip(
-            args.stacks, args.annotations, patients, args.transforms or [None] * len(items), strict=True
-        )
-    ]
     settings = (
         "fusion",
         "size",
@@ -157,7 +157,9 @@ def cmd_lesions_train(args) -> int:
         "max_minutes",
     )
     cfg = FusionTrainConfig(
-        out=args.out, extra={"inputs": inputs, "classes": classes}, **{k: getattr(args, k) for k in settings}
+        out=args.out,
+        extra={"inputs": inputs, "classes": classes},  # the card records which files the model learnt from
+        **{k: getattr(args, k) for k in settings},
     )
     steps = training_steps(items, classes, cfg, stride=args.stride, normalisation=args.normalise)
     path, _note = run_with_progress(steps, "lesions train", args.quiet)
@@ -173,15 +175,17 @@ def cmd_lesions_predict(args) -> int:
     model = resolve(args.model)
     card = load_card(model)[0]
     stacks = _stacks(args.stacks, args.transforms, args.reference)
-    labels = [stack_label(s) for s in stacks]
+    labels = [stack_label(s) for s, _ in stacks]
     if len(set(labels)) != len(labels):
         raise LesionError(f"two stacks are both named {labels}: their outputs would collide; rename one")
     print(f"model {model}: lesion types {', '.join(card['classes'])}; stains {', '.join(card['stains'])}")
-    for label, stack in zip(labels, stacks, strict=True):
+    for label, (stack, tfile) in zip(labels, stacks, strict=True):
         steps = prediction_steps(model, stack, stride=args.stride, device=args.device)
         class_map, rows = run_with_progress(steps, f"predict {label}", args.quiet)
         folder = Path(args.out) / label
-        summary = write_prediction(folder, stack, class_map, rows, model, args.stride)
+        summary = write_prediction(
+            folder, stack, class_map, rows, model, stride=args.stride, transforms=tfile
+        )
         total = max(sum(summary["pixels"].values()), 1)
         shares = ", ".join(f"{c} {n / total:.0%}" for c, n in summary["pixels"].items())
         missing = f"; stains missing: {', '.join(class_map.missing)}" if class_map.missing else ""

@@ -46,19 +46,19 @@ def geojson() -> dict:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Two patients' stacks (registered: transforms.json beside each), one annotated as a label image, one as
-    GeoJSON; one tiny training run."""
+    GeoJSON, and a third stack whose annotation is empty (left out); one tiny training run."""
     root = tmp_path_factory.mktemp("lesions")
-    for case in ("case1", "case2"):
+    for case in ("case1", "case2", "case3"):
         shutil.copytree(SAMPLE, root / case)
         shutil.copy(SAMPLE / "true_transforms.json", root / case / "transforms.json")
     tifffile.imwrite(root / "case1.tif", label_image())
     (root / "case2.geojson").write_text(json.dumps(geojson()))
-    args = ["-q", "lesions", "train", str(root / "case1"), str(root / "case2")]
-    args += ["--annotations", str(root / "case1.tif"), str(root / "case2.geojson"), "--classes", *CLASSES]
-    assert (
-        main([*args, "--patients", "p1", "p2", "--normalise", "macenko", "--out", str(root / "run"), *FAST])
-        == 0
-    )
+    tifffile.imwrite(root / "case3.tif", np.zeros((512, 512), np.uint8))
+    stacks = [str(root / c) for c in ("case1", "case2", "case3")]
+    anns = [str(root / "case1.tif"), str(root / "case2.geojson"), str(root / "case3.tif")]
+    args = ["-q", "lesions", "train", *stacks, "--annotations", *anns, "--classes", *CLASSES]
+    args += ["--patients", "p1", "p2", "p3", "--normalise", "macenko", "--out", str(root / "run")]
+    assert main([*args, *FAST]) == 0
     return root
 
 
@@ -67,7 +67,8 @@ def test_train_writes_a_model_trained_on_both_patients(trained, capsys):
     assert card["classes"] == CLASSES and card["stains"] == ["HE", "IHC", "Masson", "VG"]
     extra = card["training"]["config"]["extra"]
     assert extra["normalisation"] == "macenko" and extra["split_note"] == "split by patient: p1, p2"
-    assert [i["patient"] for i in extra["inputs"]] == ["p1", "p2"]
+    assert [i["patient"] for i in extra["inputs"]] == ["p1", "p2"]  # p3 painted nothing: left out
+    assert extra["inputs"][1]["transforms"] == str(trained / "case2" / "transforms.json")
     split = json.loads((trained / "run" / "split.json").read_text())
     assert sorted(g for part in split["groups"].values() for g in part) == ["p1", "p2"]
     assert card["metrics"]["val"]["n"] > 0 and (trained / "run" / "model.safetensors").stat().st_size > 1000
@@ -92,6 +93,7 @@ def test_predict_writes_class_map_probabilities_and_se_weights(trained, tmp_path
     )
     assert weights[:, on].min() >= 0 and weights[:, on].max() <= 1 and not weights[:, ~on].any()
     summary = json.loads((out / "lesions.json").read_text())
+    assert summary["transforms"] == str(SAMPLE / "true_transforms.json")
     assert summary["classes"] == CLASSES and summary["grid"] == {"shape": [512, 512], "factor": 1.0}
     assert summary["pixels"] == {c: int((labels == k).sum()) for k, c in enumerate(CLASSES, 1)}
     assert summary["regions"] and all(set(r) >= {"region", "pixels"} for r in summary["regions"])

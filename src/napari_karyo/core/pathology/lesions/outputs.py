@@ -5,7 +5,7 @@ complete:
     probabilities.tif  float32 (n_classes, h, w): p(class) per pixel, in the order of `classes`
     se_weights.tif     float32 (n_stains, h, w): each stain's SE weight per pixel (0 where not predicted)
     se_weights.png     each stain's mean SE weight per lesion type (bar plot)
-    lesions.json       classes, stains, model, grid (factor to the reference stain's full resolution), pixels
+    lesions.json       classes, stains, model, transforms file, grid (factor to the reference stain's full resolution), pixels
                        per lesion type, mean SE weights per type, one row per predicted region
 """
 
@@ -44,13 +44,20 @@ def _png(path: Path, rgba: np.ndarray) -> None:
 
 
 def prediction_summary(
-    stack: StainStack, class_map: ClassMap, rows: list[dict], model: Path, stride: int
+    stack: StainStack,
+    class_map: ClassMap,
+    rows: list[dict],
+    model: Path,
+    *,
+    stride: int,
+    transforms: str | None,
 ) -> dict:
     """What `lesions.json` holds (and the terminal summary is made from)."""
     counts = np.bincount(class_map.labels.ravel(), minlength=len(class_map.classes) + 1)
     return {
         "stack": str(stack.path) if stack.path else stack_label(stack),
         "reference": stack.reference,
+        "transforms": transforms,
         "grid": {"shape": list(class_map.labels.shape), "factor": work_factor(stack)},
         "model": str(model),
         "model_sha256": sha256(model),
@@ -67,9 +74,17 @@ def prediction_summary(
 
 
 def write_prediction(
-    folder: str | Path, stack: StainStack, class_map: ClassMap, rows: list[dict], model: Path, stride: int
+    folder: str | Path,
+    stack: StainStack,
+    class_map: ClassMap,
+    rows: list[dict],
+    model: Path,
+    *,
+    stride: int,
+    transforms: str | None = None,
 ) -> dict:
-    """Write a stack's prediction into `folder` (the files above); returns the summary."""
+    """Write a stack's prediction into `folder` (the files above); returns the summary. `transforms`: the file
+    the stack was registered by (None: its stains were taken as aligned)."""
     folder = Path(folder)
     dtype = np.uint8 if len(class_map.classes) < 255 else np.uint16
     _tiff(folder / CLASS_MAP, class_map.labels.astype(dtype), classes=list(class_map.classes))
@@ -81,6 +96,6 @@ def write_prediction(
     )
     _tiff(folder / WEIGHTS, class_map.weights.astype(np.float32), axes="CYX", stains=list(class_map.stains))
     _png(folder / PLOT, weights_plot(rows, class_map.stains, class_map.classes, size=(480, 270)))
-    summary = prediction_summary(stack, class_map, rows, Path(model), stride)
+    summary = prediction_summary(stack, class_map, rows, Path(model), stride=stride, transforms=transforms)
     write_json(folder / SUMMARY, summary)
     return summary

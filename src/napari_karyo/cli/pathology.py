@@ -1,4 +1,4 @@
-"""`napari-karyo register | train-fusion`: multi-stain jobs in a terminal."""
+"""`napari-karyo register | train-fusion | lesions train | lesions predict`: multi-stain jobs in a terminal."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ import json
 from pathlib import Path
 
 from napari_karyo.cli.progress import run_with_progress
-from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.errors import KaryoError, LesionError
+from napari_karyo.core.pathology.lesions.annotations import lesion_classes, read_annotation
+from napari_karyo.core.pathology.lesions.grid import NORMALISATIONS, stack_label
+from napari_karyo.core.pathology.lesions.jobs import prediction_steps, training_plan, training_steps
+from napari_karyo.core.pathology.lesions.outputs import write_prediction
+from napari_karyo.core.pathology.lesions.report import model_note
 from napari_karyo.core.pathology.lesions.train import FusionTrainConfig, train_fusion_steps
+from napari_karyo.core.pathology.reference_frame import use_transforms
 from napari_karyo.core.pathology.registration.register import register_stack_steps
+from napari_karyo.core.pathology.stack import load_stack
 from napari_karyo.core.pathology.transform import save_transforms
 from napari_karyo.core.storage.images import read_image
+from napari_karyo.core.storage.model_files import load_card, resolve
 
 
 def cmd_register(args) -> int:
@@ -80,6 +88,182 @@ def cmd_train_fusion(args) -> int:
     return 0
 
 
+def _stacks(paths: list[str], transforms: list[str] | None, reference: str | None) -> list[tuple]:
+    """(stack, transforms file used) of each path: its --transforms file, else the `transforms.json` saved beside
+    it, else none (None: the stains are taken as aligned)."""
+    if transforms and len(transforms) != len(paths):
+        raise KaryoError(f"{len(paths)} stacks but {len(transforms)} --transforms files: give one per stack")
+    out = []
+    for k, path in enumerate(paths):
+        stack = load_stack(path)
+        beside = stack.transforms_path()
+        tfile = transforms[k] if transforms else (beside if beside and beside.is_file() else None)
+        if tfile is not None:
+            use_transforms(stack, tfile)
+            if reference and stack.reference != reference:
+                raise KaryoError(
+                    f"{tfile}: registered onto {stack.reference!r}, not the --reference {reference!r}; "
+                    f"register onto {reference!r} or drop --reference"
+                )
+        elif reference:
+            stack.set_reference(reference)
+        moved = [n for n in stack.names if n != stack.reference and n in stack.transforms]
+        print(
+            f"{stack_label(stack)}: stains {', '.join(stack.names)}, reference {stack.reference}, "
+            + (f"{len(moved)} registered ({tfile})" if moved else "no transforms (stains taken as aligned)")
+        )
+        out.append((stack, None if tfile is None else str(tfile)))
+    return out
+
+
+def _annotated(args) -> tuple[list, list[str], list[dict]]:
+    """(patient id, stack, lesion labels) of every stack with annotated regions, the lesion types, and what the
+    card records of the inputs."""
+    for flag, given in (("--annotations", args.annotations), ("--patients", args.patients)):
+        if given and len(given) != len(args.stacks):
+            raise KaryoError(f"{len(args.stacks)} stacks but {len(given)} {flag}: give one per stack")
+    stacks = _stacks(args.stacks, args.transforms, args.reference)
+    classes = lesion_classes(args.annotations, args.classes)
+    patients = args.patients or [stack_label(s) for s, _ in stacks]
+    items, inputs, empty = [], [], []
+    for path, (stack, tfile), pid, ann in zip(args.stacks, stacks, patients, args.annotations, strict=True):
+        regions = read_annotation(ann, stack, classes)
+        if not regions.any():
+            empty.append(ann)
+            continue
+        items.append((pid, stack, regions))
+        inputs.append({"stack": path, "annotations": ann, "patient": pid, "transforms": tfile})
+    if not items:
+        raise LesionError(f"{', '.join(empty)}: no lesion regions in the annotations; nothing to train on")
+    if empty:
+        print(f"left out (no lesion regions): {', '.join(empty)}")
+    return items, classes, inputs
+
+
+def cmd_lesions_train(args) -> int:
+    """Train the lesion classifier on annotated stacks; model + card, split and config -> --out."""
+    items, classes, inputs = _annotated(args)
+    print(training_plan(items))
+    settings = (
+        "fusion",
+        "size",
+        "epochs",
+        "patience",
+        "batch",
+        "lr",
+        "seed",
+        "device",
+        "threads",
+        "max_minutes",
+    )
+    cfg = FusionTrainConfig(
+        out=args.out,
+        extra={"inputs": inputs, "classes": classes},  # the card records which files the model learnt from
+        **{k: getattr(args, k) for k in settings},
+    )
+    steps = training_steps(items, classes, cfg, stride=args.stride, normalisation=args.normalise)
+    path, _note = run_with_progress(steps, "lesions train", args.quiet)
+    print(model_note(path))
+    test = load_card(path)[0].get("metrics", {}).get("test")
+    if test:
+        print(f"test accuracy {test['accuracy']:.3f} on {test['n']} patches")
+    return 0
+
+
+def cmd_lesions_predict(args) -> int:
+    """Class map, probability maps and SE weights of each stack -> --out/<stack name>/."""
+    model = resolve(args.model)
+    card = load_card(model)[0]
+    stacks = _stacks(args.stacks, args.transforms, args.reference)
+    labels = [stack_label(s) for s, _ in stacks]
+    if len(set(labels)) != len(labels):
+        raise LesionError(f"two stacks are both named {labels}: their outputs would collide; rename one")
+    print(f"model {model}: lesion types {', '.join(card['classes'])}; stains {', '.join(card['stains'])}")
+    for label, (stack, tfile) in zip(labels, stacks, strict=True):
+        steps = prediction_steps(model, stack, stride=args.stride, device=args.device)
+        class_map, rows = run_with_progress(steps, f"predict {label}", args.quiet)
+        folder = Path(args.out) / label
+        summary = write_prediction(
+            folder, stack, class_map, rows, model, stride=args.stride, transforms=tfile
+        )
+        total = max(sum(summary["pixels"].values()), 1)
+        shares = ", ".join(f"{c} {n / total:.0%}" for c, n in summary["pixels"].items())
+        missing = f"; stains missing: {', '.join(class_map.missing)}" if class_map.missing else ""
+        print(
+            f"{label}: {'x'.join(map(str, class_map.labels.shape))} grid, predicted pixels {shares}; "
+            f"{len(rows)} regions; {class_map.seconds:.1f} s on {class_map.device}{missing} -> {folder}"
+        )
+        for c, weights in summary["mean_se_weights"].items():
+            print(f"  SE weights of {c}: " + ", ".join(f"{s} {w:.2f}" for s, w in weights.items()))
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _stack_arguments(p) -> None:
+    p.add_argument(
+        "stacks",
+        nargs="+",
+        metavar="STACK",
+        help="multi-stain stack: folder of stain images, multi-page TIFF, OME-TIFF",
+    )
+    p.add_argument(
+        "--transforms",
+        nargs="+",
+        help="transforms JSON per stack (napari-karyo register --out); default: transforms.json beside the stack",
+    )
+    p.add_argument(
+        "--reference", help="reference stain (default: the transforms' reference, else HE, else the first)"
+    )
+    p.add_argument("--device", help="cpu, cuda, mps (default: the best there is)")
+
+
+def _add_lesion_commands(sub) -> None:
+    les = sub.add_parser("lesions", help="train or apply the lesion classifier on multi-stain stacks")
+    what = les.add_subparsers(dest="lesions_command", required=True)
+    t = what.add_parser("train", help="train on stacks annotated with lesion types")
+    _stack_arguments(t)
+    t.add_argument(
+        "--annotations",
+        nargs="+",
+        required=True,
+        help="per stack, on the reference stain: a label image (.tif/.png, id k = k-th lesion type; full "
+        "resolution or the working grid) or GeoJSON polygons named by lesion type (QuPath export)",
+    )
+    t.add_argument("--classes", nargs="+", help="lesion types of label ids 1, 2, ... (GeoJSON: their order)")
+    t.add_argument("--patients", nargs="+", help="patient id per stack (default: the stack's name)")
+    t.add_argument(
+        "--out", required=True, help="run folder: model.safetensors + card, split.json, config.json"
+    )
+    t.add_argument(
+        "--normalise", choices=NORMALISATIONS, default="none", help="colour normalisation of RGB stains"
+    )
+    t.add_argument("--fusion", choices=["se", "concat", "mean"], default="se")
+    t.add_argument("--size", type=_positive, default=28, help="patch side (px, working grid)")
+    t.add_argument("--stride", type=_positive, default=14, help="step between training patches (px)")
+    t.add_argument("--epochs", type=_positive, default=30)
+    t.add_argument(
+        "--patience", type=_positive, default=4, help="stop after this many epochs without improvement"
+    )
+    t.add_argument("--batch", type=_positive, default=64)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=_positive)
+    t.add_argument("--max-minutes", type=float)
+    t.set_defaults(func=cmd_lesions_train)
+    p = what.add_parser("predict", help="class map, probability maps and SE weights of stacks")
+    _stack_arguments(p)
+    p.add_argument("--model", required=True, help="lesion model (.safetensors with its .json card)")
+    p.add_argument("--out", required=True, help="output folder: one <stack name>/ folder per stack")
+    p.add_argument("--stride", type=_positive, default=8, help="classify every stride-th pixel (1: all)")
+    p.set_defaults(func=cmd_lesions_predict)
+
+
 def add_commands(sub) -> None:
     r = sub.add_parser("register", help="register stains of consecutive sections onto a reference stain")
     r.add_argument("fixed", help="reference stain image (its file stem names the stain)")
@@ -116,3 +300,4 @@ def add_commands(sub) -> None:
     tf.add_argument("--max-minutes", type=float)
     tf.add_argument("--out", help="run folder: split.json, checkpoint and model.safetensors + card")
     tf.set_defaults(func=cmd_train_fusion)
+    _add_lesion_commands(sub)

@@ -15,3 +15,7 @@ class ModelFileError(KaryoError):
 
 class CancelledError(KaryoError):
     pass
+
+
+class LesionError(KaryoError):
+    """Nothing (or too little) annotated to train on, or annotations / models that do not fit the stack."""

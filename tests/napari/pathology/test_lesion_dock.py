@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("napari")
 
-from napari_karyo._napari.pathology import lesion_jobs as lj
 from napari_karyo._napari.pathology import lesion_layers as ll
 from napari_karyo._napari.pathology import stack_layers as pl
 from napari_karyo._napari.sample_data import MULTISTAIN
+from napari_karyo.core.errors import LesionError
 from napari_karyo.core.pathology.transform import load_transforms
 
 PLUGIN = "napari-karyo"
@@ -164,49 +164,6 @@ def test_two_patients_split_by_patient_and_cancel(lesion_viewer, qtbot):
     assert [layer.name for layer in viewer.layers] == names
 
 
-def test_split_by_patient_or_by_painted_region():
-    """Several patients: whole patients go to one side. One patient: whole painted regions do."""
-    from napari_karyo.core.pathology.lesions.train import data_from_stacks
-
-    rng = np.random.default_rng(0)
-    stains = {"A": rng.integers(0, 255, (64, 64), np.uint8), "B": rng.integers(0, 255, (64, 64), np.uint8)}
-    regions = np.zeros((64, 64), np.uint8)
-    regions[2:22, 2:22] = regions[40:60, 2:22] = 1
-    regions[2:22, 40:60] = regions[40:60, 40:60] = 2
-    one = data_from_stacks([("p1", stains, regions)], ["a", "b"], size=14, stride=3, group_by="region")
-    groups = one["split"]["groups"]
-    assert sorted(g for part in groups.values() for g in part) == [f"p1/region {k}" for k in (1, 2, 3, 4)]
-    assert len(one["train"][0]) and len(one["val"][0]) and set(one["val"][1]) == {0, 1}
-    two = data_from_stacks([("p1", stains, regions), ("p2", stains, regions)], ["a", "b"], size=14, stride=3)
-    assert {g for part in two["split"]["groups"].values() for g in part} == {"p1", "p2"}
-    assert len(two["train"][0]) == len(two["val"][0]) == len(one["train"][0]) + len(one["val"][0])
-
-
-def test_lesion_ids_follow_names():
-    data = np.array([[0, 1, 2, 3]], np.uint8)
-    assert ll.remove_lesion(data, 2).tolist() == [[0, 1, 0, 2]]
-    assert ll.relabel_by_name(data, ["a", "b", "c"], ["c", "a"]).tolist() == [[0, 2, 0, 1]]
-
-
-def test_one_patient_one_region_per_type_is_refused_clearly(tmp_path):
-    from napari_karyo.core.pathology.lesions.train import FusionTrainConfig
-    from napari_karyo.core.pathology.stack import load_stack
-
-    stack = load_stack(MULTISTAIN, reference="HE")
-    regions = np.zeros(ll.work_shape(stack), np.uint8)
-    regions[60:130, 60:130] = 1
-    regions[80:150, 320:390] = 2
-    steps = lj.training_steps(
-        [("case 1", stack, regions)],
-        ["normal", "tumour"],
-        FusionTrainConfig(out=str(tmp_path), size=14),
-        stride=14,
-    )
-    with pytest.raises(ll.LesionError, match="Paint at least two separate regions"):
-        list(steps)
-    assert not (tmp_path / "model.safetensors").exists()
-
-
 def test_training_plan_says_how_it_splits():
     """Nothing painted is refused with how to paint; painted stacks come with the split the status line names."""
 
@@ -220,35 +177,15 @@ def test_training_plan_says_how_it_splits():
         def __getitem__(self, _name):
             return np.zeros((8, 8))
 
-    with pytest.raises(ll.LesionError, match="No lesion regions are painted"):
-        lj.training_plan([], ["a"])
+    with pytest.raises(LesionError, match="No lesion regions are painted"):
+        ll.plan([], ["a"])
     stacks = [Stack(), Stack()]
     painted = np.ones((8, 8), np.uint8)
     layers = [
         Layer(painted, **{ll.ROLE_KEY: "lesions", pl.STACK_KEY: s, ll.PATIENT_KEY: p, ll.LESIONS_KEY: ["a"]})
         for s, p in zip(stacks, ("p2", "p1"), strict=True)
     ]
-    items, plan = lj.training_plan(layers, ["b", "a"])
+    items, plan = ll.plan(layers, ["b", "a"])
     assert [pid for pid, _, _ in items] == ["p2", "p1"] and items[0][2].max() == 2  # ids follow the names
     assert plan == "training on 2 stack(s), patients p1, p2: split by patient"
-    assert lj.training_plan(layers[:1], ["a"])[1].endswith("one patient, so the split is by painted region")
-
-
-def test_weight_table_and_predicted_areas():
-    from napari_karyo.core.pathology.lesions.predict import predicted_areas
-
-    rows = [
-        {"region": 1, "pixels": 40, "class": "tumour", "class_share": 0.75, "HE": 0.6, "IHC": 0.4},
-        {"region": 2, "pixels": 3},
-    ]
-    heads, cells = lj.weight_table(rows, ["HE", "IHC"])
-    assert heads == ["region", "lesion", "share", "pixels", "HE", "IHC"]
-    assert cells == [["1", "tumour", "75%", "40", "0.60", "0.40"], ["2", "–", "0%", "3", "0.00", "0.00"]]
-    labels = np.zeros((6, 9), np.int32)
-    labels[:2, :2] = 1  # 4 px: dropped
-    labels[3:, :] = 1  # 27 px
-    labels[:2, 4:] = 2  # 10 px
-    areas = predicted_areas(labels, min_pixels=5)
-    assert (
-        areas.max() == 2 and (areas == 1).sum() == 27 and (areas == 2).sum() == 10 and not areas[:2, :2].any()
-    )
+    assert ll.plan(layers[:1], ["a"])[1].endswith("one patient, so the split is by painted region")

@@ -1,6 +1,7 @@
 """Lesion classifier dock widget: lesion types and patient ids, Train and Predict (workers), SE weights per region.
 
-Thin on purpose: layers are in `lesion_layers.py`, the jobs and what is shown of them in `lesion_jobs.py`, the
+Thin on purpose: layers are in `lesion_layers.py`, the jobs and what is shown of them in core (`lesions/jobs.py`,
+`lesions/report.py`), the
 lesion-type list and the SE-weight view in `lesion_panels.py`; Train and Predict run the job generators through
 `JobControls` (progress, Cancel, device). The lesion list is one for all open stacks: every '<stack> lesions' layer
 is named from it, and a layer painted under other names is matched by name when training.
@@ -29,11 +30,13 @@ from qtpy.QtWidgets import (
 from napari_karyo._napari.common.form import replace_items, row, spin
 from napari_karyo._napari.common.job import JobControls
 from napari_karyo._napari.common.torch_guard import import_backends
-from napari_karyo._napari.pathology import lesion_jobs as lj
 from napari_karyo._napari.pathology import lesion_layers as ll
 from napari_karyo._napari.pathology.lesion_panels import LesionTypes, SEWeights
 from napari_karyo.core.device import DEVICE_CHOICES, describe, pick_device
-from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.errors import KaryoError, LesionError
+from napari_karyo.core.pathology.lesions import jobs
+from napari_karyo.core.pathology.lesions.grid import NORMALISATIONS
+from napari_karyo.core.pathology.lesions.report import model_note, prediction_note
 
 if TYPE_CHECKING:
     import napari
@@ -59,12 +62,12 @@ class LesionWidget(QWidget):
         self.fusion_combo = QComboBox()
         self.fusion_combo.addItems(["se", "concat", "mean"])
         self.norm_combo = QComboBox()
-        self.norm_combo.addItems(list(lj.NORMALISATIONS))
+        self.norm_combo.addItems(list(NORMALISATIONS))
         self.epochs_spin, self.patience_spin = spin(1, 500, 30), spin(1, 100, 4)
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICE_CHOICES)
         self.out_edit = QLineEdit()
-        self.out_edit.setPlaceholderText(f"model folder (default {lj.MODELS_DIR}/<time>)")
+        self.out_edit.setPlaceholderText(f"model folder (default {jobs.MODELS_DIR}/<time>)")
         self.train_job = JobControls("Train")
         self.train_job.run_button.clicked.connect(lambda: self.train())
         self.retrain_button = QPushButton("Retrain from corrected map")
@@ -87,6 +90,20 @@ class LesionWidget(QWidget):
             self.weights.plot_label,
         )  # read here by scripts and tests
 
+        self._lay_out()
+
+        for combo in (
+            self.stack_combo,
+            self.model_combo,
+        ):  # long stack names and paths must not widen the dock
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(12)
+        self.viewer.layers.events.inserted.connect(self._refresh)
+        self.viewer.layers.events.removed.connect(self._refresh)
+        self._refresh()
+
+    def _lay_out(self) -> None:
+        """The dock's forms in a scroll area: it stays usable on small screens."""
         form = QFormLayout()
         form.addRow("stack", self.stack_combo)
         form.addRow("patient id", self.patient_edit)
@@ -119,16 +136,6 @@ class LesionWidget(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
-
-        for combo in (
-            self.stack_combo,
-            self.model_combo,
-        ):  # long stack names and paths must not widen the dock
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(12)
-        self.viewer.layers.events.inserted.connect(self._refresh)
-        self.viewer.layers.events.removed.connect(self._refresh)
-        self._refresh()
 
     def showEvent(self, event) -> None:
         # styled widths are known only once shown: the dock is made wide enough that nothing is cut off
@@ -216,8 +223,8 @@ class LesionWidget(QWidget):
             return
         self._set_patient()
         try:
-            items, plan = lj.training_plan(self.viewer.layers, self.lesions)
-            cfg = lj.train_config(
+            items, plan = ll.plan(self.viewer.layers, self.lesions)
+            cfg = jobs.train_config(
                 self.out_edit.text(),
                 fusion=self.fusion_combo.currentText(),
                 size=self.size_spin.value(),
@@ -232,7 +239,7 @@ class LesionWidget(QWidget):
             return
         self.status_label.setText(plan)
         job = partial(
-            lj.training_steps, stride=self.stride_spin.value(), normalisation=self.norm_combo.currentText()
+            jobs.training_steps, stride=self.stride_spin.value(), normalisation=self.norm_combo.currentText()
         )
         self.train_job.start(
             job, items, list(self.lesions), cfg, on_done=self._on_trained, device_text=device_text
@@ -252,7 +259,7 @@ class LesionWidget(QWidget):
         self.model_combo.insertItem(0, str(path))
         self.model_combo.setCurrentIndex(0)
         self.model_combo.setToolTip(str(path))
-        self.status_label.setText(lj.model_note(path))
+        self.status_label.setText(model_note(path))
 
     def retrain_from_map(self) -> None:
         """The current stack's class map (as corrected by painting) becomes its annotation, then Train.
@@ -262,7 +269,7 @@ class LesionWidget(QWidget):
             return
         try:
             self.types.set_names(ll.merge_class_map(self.viewer, stack, self.lesions))
-        except ll.LesionError as exc:
+        except LesionError as exc:
             self._fail(str(exc))
             return
         self.train()
@@ -295,7 +302,7 @@ class LesionWidget(QWidget):
             self._fail(str(exc))
             return
         self._predicting = stack
-        job = partial(lj.prediction_steps, stride=self.pred_stride_spin.value(), device=self._device())
+        job = partial(jobs.prediction_steps, stride=self.pred_stride_spin.value(), device=self._device())
         self.predict_job.start(job, model, stack, on_done=self._on_predicted, device_text=device_text)
 
     def _on_predicted(self, outcome) -> None:
@@ -305,4 +312,4 @@ class LesionWidget(QWidget):
         self.viewer.layers.selection.active = layer
         self.weights.show_rows(rows, class_map.stains, class_map.classes)
         self.predict_job.done(f"done in {class_map.seconds:.1f} s")
-        self.status_label.setText(lj.prediction_note(layer.name, class_map, rows))
+        self.status_label.setText(prediction_note(layer.name, class_map, rows))

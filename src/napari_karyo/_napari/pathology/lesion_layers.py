@@ -1,10 +1,10 @@
 """Lesion classifier <-> napari layers: the open stacks and their patient ids, annotation and class-map Labels
-named by lesion type, and the lesion list kept in step across them. No Qt here; the jobs are in `lesion_jobs.py`.
+named by lesion type, and the lesion list kept in step across them. No Qt here; the jobs are in
+`core/pathology/lesions/jobs.py`.
 
-Everything lives on one working grid per stack: the reference stain at `work_factor` of full resolution (at most
-`WORK_SIDE` px), so whole slides stay in memory. Labels layers on that grid carry `metadata[LESIONS_KEY]` (lesion
-names, label id k = names[k - 1]) and a features table (columns index, lesion) so napari's status bar names the
-lesion under the cursor.
+Everything lives on one working grid per stack (`core/pathology/lesions/grid.py`). Labels layers on that grid carry
+`metadata[LESIONS_KEY]` (lesion names, label id k = names[k - 1]) and a features table (columns index, lesion) so
+napari's status bar names the lesion under the cursor.
 """
 
 from __future__ import annotations
@@ -14,27 +14,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from napari_karyo._napari.pathology import stack_layers as pl
-from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.errors import LesionError
+from napari_karyo.core.pathology.lesions.grid import stack_label, work_factor, work_shape
+from napari_karyo.core.pathology.lesions.jobs import Annotated, training_plan
+from napari_karyo.core.pathology.lesions.labels import lesion_colour, relabel_by_name
 from napari_karyo.core.pathology.stack import StainStack
 
 LESIONS_KEY = "karyo_lesions"
 PATIENT_KEY = "karyo_patient"
 ROLE_KEY = "karyo_role"  # "lesions" (the user's painting) | "class map" | "probability"
-WORK_SIDE = 4096
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
-
-
-class LesionError(KaryoError):
-    """Nothing (or too little) annotated to train on, or layers that do not fit the stack."""
-
-
-def lesion_colour(k: int) -> str:
-    """Colour of lesion id k (1-based), the same in annotation and class-map layers."""
-    return PALETTE[(k - 1) % len(PALETTE)]
-
-
-def stack_label(stack: StainStack) -> str:
-    return stack.path.name.split(".")[0] if stack.path else "stack"
 
 
 def stacks_in(layers) -> list[StainStack]:
@@ -53,19 +41,9 @@ def stack_titles(layers) -> list[str]:
     return [f"{k}: {stack_label(s)} ({', '.join(s.names)})" for k, s in enumerate(stacks_in(layers), 1)]
 
 
-def work_factor(stack: StainStack) -> float:
-    return min(1.0, WORK_SIDE / max(stack[stack.reference].shape))
-
-
 def placement(stack: StainStack) -> dict:
     """scale / translate that put a working-grid layer over the reference stain's full-resolution pixels."""
     return pl._small_to_full(work_factor(stack))
-
-
-def work_shape(stack: StainStack) -> tuple[int, int]:
-    f = work_factor(stack)
-    h, w = stack[stack.reference].shape
-    return round(h * f), round(w * f)
 
 
 # ---- patient ids ----------------------------------------------------------------------------------------------
@@ -169,22 +147,7 @@ def adopt_lesion_names(layers, default: Sequence[str]) -> list[str]:
     return names
 
 
-def remove_lesion(data: np.ndarray, k: int) -> np.ndarray:
-    """Label image with lesion id k erased and the ids above it moved down by one (names stay in step)."""
-    out = np.where(data == k, 0, data)
-    return np.where(out > k, out - 1, out).astype(data.dtype)
-
-
-def relabel_by_name(data: np.ndarray, old: Sequence[str], new: Sequence[str]) -> np.ndarray:
-    """Label ids of names `old` re-numbered to the same names in `new` (names absent from `new` become 0)."""
-    lut = np.zeros(len(old) + 1, np.int64)
-    for k, name in enumerate(old, 1):
-        lut[k] = new.index(name) + 1 if name in new else 0
-    data = np.asarray(data)
-    return lut[np.clip(data, 0, len(old))].astype(np.uint8 if len(new) < 255 else np.int32)
-
-
-def annotated_stacks(layers, lesions: Sequence[str]) -> list[tuple[str, StainStack, np.ndarray]]:
+def annotated_stacks(layers, lesions: Sequence[str]) -> list[Annotated]:
     """(patient id, stack, labels in `lesions`' ids) of every open stack whose '<stack> lesions' layer has paint."""
     items = []
     for stack in stacks_in(layers):
@@ -201,6 +164,12 @@ def annotated_stacks(layers, lesions: Sequence[str]) -> list[tuple[str, StainSta
             (patient_id(layers, stack), stack, relabel_by_name(np.asarray(layer.data), names, lesions))
         )
     return items
+
+
+def plan(layers, lesions: Sequence[str]) -> tuple[list[Annotated], str]:
+    """What Train trains on (`annotated_stacks`) and a status line saying how it will be split."""
+    items = annotated_stacks(layers, lesions)
+    return items, training_plan(items)
 
 
 def merge_class_map(viewer, stack: StainStack, lesions: Sequence[str]) -> list[str]:

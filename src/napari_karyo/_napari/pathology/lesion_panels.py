@@ -27,8 +27,9 @@ from qtpy.QtWidgets import (
 )
 
 from napari_karyo._napari.common.form import row
-from napari_karyo._napari.pathology import lesion_jobs as lj
 from napari_karyo._napari.pathology import lesion_layers as ll
+from napari_karyo.core.pathology.lesions.labels import lesion_colour, remove_lesion
+from napari_karyo.core.pathology.lesions.report import weight_table, weights_plot
 
 
 class LesionTypes(QGroupBox):
@@ -62,7 +63,7 @@ class LesionTypes(QGroupBox):
             item = QListWidgetItem(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
             swatch = QPixmap(12, 12)
-            swatch.fill(QColor(ll.lesion_colour(k)))
+            swatch.fill(QColor(lesion_colour(k)))
             item.setIcon(QIcon(swatch))
             self.list.addItem(item)
         self.list.setCurrentRow(min(max(row, 0), len(self.names) - 1))
@@ -102,7 +103,7 @@ class LesionTypes(QGroupBox):
         if k < 0 or len(self.names) <= 1:
             return
         for layer in ll.annotation_layers(self.viewer.layers):
-            layer.data = ll.remove_lesion(np.asarray(layer.data), k + 1)
+            layer.data = remove_lesion(np.asarray(layer.data), k + 1)
         del self.names[k]
         self.fill()
 
@@ -128,7 +129,7 @@ class SEWeights(QWidget):
     def show_rows(self, rows: list[dict], stains, classes) -> None:
         """The per-region table (region, lesion, share, pixels, one SE weight per stain) and the bar plot."""
         self.rows = rows
-        heads, cells = lj.weight_table(rows, stains)
+        heads, cells = weight_table(rows, stains)
         self.table.clear()
         self.table.setColumnCount(len(heads))
         self.table.setHorizontalHeaderLabels(heads)
@@ -137,7 +138,7 @@ class SEWeights(QWidget):
             for j, text in enumerate(texts):
                 self.table.setItem(i, j, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
-        rgba = lj.weights_plot(rows, stains, classes)
+        rgba = weights_plot(rows, stains, classes)
         h, w = rgba.shape[:2]
         self._plot_image = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
         self.plot_label.setPixmap(QPixmap.fromImage(self._plot_image))

@@ -25,6 +25,7 @@ from napari_karyo._napari.common.job import JobControls
 from napari_karyo._napari.pathology import stack_layers as pl
 from napari_karyo.core.device import DEVICE_CHOICES
 from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.pathology.reference_frame import refit_from_landmarks
 from napari_karyo.core.pathology.registration.register import register_stack_steps
 from napari_karyo.core.pathology.stack import save_stack_transforms
 from napari_karyo.core.pathology.stain import REFERENCES
@@ -304,7 +305,7 @@ class MultiStainWidget(QWidget):
             show_error(f"Press 'Add landmarks' for {name} first and place pairs in both Points layers.")
             return
         try:
-            t = pl.refit_from_landmarks(
+            t = refit_from_landmarks(
                 stack, name, self.viewer.layers[fixed].data, self.viewer.layers[moving].data
             )
         except KaryoError as exc:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_karyo.core.pathology.reference_frame import stain_rgb, warped_to_reference, white
 from napari_karyo.core.pathology.stack import StainStack
-from napari_karyo.core.pathology.stain import StainError, fit_reference, normalise, stain_channels
+from napari_karyo.core.pathology.stain import fit_reference, normalise, stain_channels
 from napari_karyo.core.pathology.transform import Transform
 
 STAIN_KEY = "stain"
@@ -64,28 +65,8 @@ def _small_to_full(factor: float) -> dict:
     return {"scale": (1 / factor, 1 / factor), "translate": ((1 - factor) / (2 * factor),) * 2}
 
 
-def warped_to_reference(stack: StainStack, name: str, factor: float) -> np.ndarray:
-    """Stain `name` resampled into the reference frame at `factor` of full resolution (float32).
-
-    RGB (bright-field) stains are warped as optical absorbance (white - image) so that what lies outside the
-    moving section comes out as glass (white), not black."""
-    stain = stack[name]
-    ref_shape = stack[stack.reference].shape
-    small_shape = (round(ref_shape[0] * factor), round(ref_shape[1] * factor))
-    moving = stain.at_factor(factor)
-    t = stack.transform(name).rescaled(factor)
-    if not stain.rgb:
-        return t.warp_image(moving, small_shape, order=1)
-    white = _white(stain.levels[0].dtype)
-    return white - t.warp_image(white - moving, small_shape, order=1)
-
-
-def _white(dtype) -> float:
-    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
-
-
 def _as_display(img: np.ndarray, dtype) -> np.ndarray:
-    return np.clip(np.rint(img), 0, _white(dtype)).astype(dtype) if np.issubdtype(dtype, np.integer) else img
+    return np.clip(np.rint(img), 0, white(dtype)).astype(dtype) if np.issubdtype(dtype, np.integer) else img
 
 
 def resampled_layer_data(stack: StainStack, name: str, max_side: int = VIEW_SIDE) -> tuple:
@@ -123,8 +104,7 @@ def checkerboard(stack: StainStack, a: str, b: str, tiles: int = 8, max_side: in
 def _rgb(img: np.ndarray, stain) -> np.ndarray:
     """uint8 RGB for display side by side; grey stains are stretched and repeated."""
     if stain.rgb:
-        white = _white(stain.levels[0].dtype)
-        return np.clip(img[..., :3] / white * 255, 0, 255).astype(np.uint8)
+        return np.clip(img[..., :3] / white(stain.levels[0].dtype) * 255, 0, 255).astype(np.uint8)
     lo, hi = np.percentile(img, [0.5, 99.5])
     grey = np.clip((img - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
     return np.repeat(grey[..., None], 3, axis=-1)
@@ -221,29 +201,7 @@ def landmark_layer_data(stack: StainStack, name: str) -> list[tuple]:
     return [(np.zeros((0, 2)), fixed, "points"), (np.zeros((0, 2)), moving, "points")]
 
 
-def refit_from_landmarks(stack: StainStack, name: str, fixed_rc, moving_rc) -> Transform:
-    """Replace stain `name`'s transform by the least-squares fit of the landmark pairs (affine with >= 3 pairs,
-    rigid with 2)."""
-    fixed_rc, moving_rc = np.asarray(fixed_rc)[:, -2:], np.asarray(moving_rc)[:, -2:]
-    kind = "affine" if min(len(fixed_rc), len(moving_rc)) >= 3 else "rigid"
-    t = Transform.from_landmarks(fixed_rc, moving_rc, kind=kind)
-    stack.transforms[name] = t
-    return t
-
-
 # ---- stain normalisation views ---------------------------------------------------------------------------------
-
-NORMALISE_SIDE = 4096  # stains are normalised at most this large (the level that fits): memory stays bounded
-
-
-def stain_rgb(stack: StainStack, name: str, max_side: int = NORMALISE_SIDE) -> tuple[np.ndarray, float]:
-    """uint8 RGB of a bright-field stain at <= max_side, and its factor of full resolution."""
-
-    stain = stack[name]
-    if not stain.rgb:
-        raise StainError(f"stain {name!r} is grey: stain separation needs bright-field RGB images")
-    factor = min(1.0, max_side / max(stain.shape))
-    return np.clip(stain.at_factor(factor), 0, 255).astype(np.uint8), factor
 
 
 def _derived(

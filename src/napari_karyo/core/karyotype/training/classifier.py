@@ -180,12 +180,12 @@ def train(cfg: ClassifierTrainConfig, resume: bool = False) -> Generator[tuple[s
         metrics = evaluate(net, d.val_set, d.val_feats)
         history.append({"epoch": epoch, "loss": round(loss, 4), "val": metrics,
                         "minutes": round(run.budget.seconds() / 60, 2)})  # fmt: skip
-        yield Validated(f"epoch {epoch}/{epochs} validated", epoch, epochs, history[-1])
         extra = {"history": history, "epochs": epochs, "prep_s": t_train - run.budget.t0}
         run.checkpoint(net, opt, epoch, extra)
         if run.main:  # a loadable model of the latest epoch
             card = {"architecture": ARCH, "config": {"width": cfg.width}, "epoch": epoch}
             save_model(net.state_dict(), card, run.out.parent / out.stem)
+        yield Validated(f"epoch {epoch}/{epochs} validated", epoch, epochs, history[-1])
     minutes = run.budget.seconds() / 60
     yield "evaluating", 0, 1
     card = _card(cfg, net, d, history, minutes, run)

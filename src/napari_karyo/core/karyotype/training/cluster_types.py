@@ -207,8 +207,9 @@ def _fit_budget(run: Run, prog: _Progress, since: float, done_here: int) -> None
             s["steps"] = max(int(s["steps"] * f), 1)
 
 
-def _stage(run: Run, net, batches: _Batches, cfg: ClusterTrainConfig, prog: _Progress, resume: bool):
-    """Train stage `prog.stage` from `prog.step` (progress generator): its parameters, AdamW, warm-up x cosine."""
+def _stage(run: Run, net, batches: _Batches, cfg: ClusterTrainConfig, prog: _Progress, restore: bool):
+    """Train stage `prog.stage` from `prog.step` (progress generator): its parameters, AdamW, warm-up x cosine;
+    `restore`: weights, optimizer and random states from the last checkpoint (written in this stage)."""
     import torch
     from torch import nn
 
@@ -219,7 +220,7 @@ def _stage(run: Run, net, batches: _Batches, cfg: ClusterTrainConfig, prog: _Pro
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=stage["lr"], weight_decay=1e-4)
-    if resume:
+    if restore:
         run.resume(net, opt)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     schedule = CosineSchedule(stage["steps"], warmup=100, overlap=True)
@@ -238,17 +239,33 @@ def _stage(run: Run, net, batches: _Batches, cfg: ClusterTrainConfig, prog: _Pro
         prog.done += 1
         if cfg.max_minutes and prog.done % 100 == 0:
             _fit_budget(run, prog, since, prog.done - done_before)
-        if prog.step % 50 == 0:
+        report = prog.step % 50 == 0
+        if report:
             prog.history.append({"stage": stage["name"], "step": prog.step, "loss": round(prog.loss_sum / 50, 4),
                                  "minutes": round(run.budget.seconds() / 60, 2)})  # fmt: skip
             prog.loss_sum = 0.0
+        if prog.step % cfg.checkpoint_every == 0 or prog.step == stage["steps"]:
+            run.checkpoint(net, opt, prog.done, asdict(prog))
+        if report:
             yield (
                 f"stage {k + 1}/{len(prog.stages)} {stage['name']} ({stage['trainable']})",
                 prog.step,
                 stage["steps"],
             )
-        if prog.step % cfg.checkpoint_every == 0 or prog.step == stage["steps"]:
-            run.checkpoint(net, opt, prog.done, asdict(prog))
+
+
+def fit(run: Run, net, data: ObjectSet, cfg: ClusterTrainConfig, resume: bool = False):
+    """Train `net` through the coarse-to-fine stages (progress generator); returns the `_Progress` (history and
+    the stages' steps as run). `resume`: from the run's last checkpoint, exactly where it stopped."""
+    saved = run.checkpoint_extra() if resume else {}
+    prog = _Progress(**saved) if saved else _Progress([dict(s) for s in cfg.stages])
+    if prog.step >= prog.stages[prog.stage]["steps"]:  # the checkpoint closed its stage
+        prog.stage, prog.step = prog.stage + 1, 0
+    batches, restore = _Batches.of(data), bool(saved)
+    while prog.stage < len(prog.stages):
+        yield from _stage(run, net, batches, cfg, prog, restore)
+        prog.stage, prog.step, restore = prog.stage + 1, 0, False
+    return prog
 
 
 def train(cfg: ClusterTrainConfig, resume: bool = False):
@@ -262,14 +279,7 @@ def train(cfg: ClusterTrainConfig, resume: bool = False):
     if cfg.backbone == "resnext-mini":
         config.update(widths=list(MINI_WIDTHS), groups=MINI_GROUPS)
     net = clusters.build_network(**config, pretrained=cfg.pretrained).to(run.device)
-    saved = run.checkpoint_extra() if resume else {}
-    prog = _Progress(**saved) if saved else _Progress([dict(s) for s in cfg.stages])
-    if prog.step >= prog.stages[prog.stage]["steps"]:  # the checkpoint closed its stage
-        prog.stage, prog.step = prog.stage + 1, 0
-    batches = _Batches.of(data)
-    while prog.stage < len(prog.stages):
-        yield from _stage(run, net, batches, cfg, prog, resume and bool(saved))
-        prog.stage, prog.step = prog.stage + 1, 0
+    prog = yield from fit(run, net, data, cfg, resume)
     train_minutes = run.budget.seconds() / 60
 
     yield "evaluating on validation objects", 0, 1

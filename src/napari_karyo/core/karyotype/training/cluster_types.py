@@ -32,7 +32,7 @@ from napari_karyo.core.karyotype.infer import clusters
 from napari_karyo.core.karyotype.infer.clusters import INPUT, TYPES
 from napari_karyo.core.karyotype.training.cluster_objects import DEFAULT_CACHE, ObjectSet, build_objects
 from napari_karyo.core.training.config import Settings, setting
-from napari_karyo.core.training.harness import CosineSchedule, Run, start_run
+from napari_karyo.core.training.harness import CosineSchedule, Run, Validated, start_run
 
 EVAL_RESERVE_S = 120  # building and scoring the validation objects after training
 MINI_WIDTHS, MINI_GROUPS = (16, 32, 64, 128), 8
@@ -291,7 +291,7 @@ def train(cfg: ClusterTrainConfig, resume: bool = False):
         src: type_metrics(val.y[val.source == src], pred[val.source == src]) for src in ("bioimlab", "synth")
     }
     card = _card(cfg, config, net, data, validation, prog, train_minutes, run)
-    yield "evaluating on validation objects", 1, 1
+    yield Validated("evaluating on validation objects", 1, 1, validation)
     return run.save_model(net.state_dict(), card, out)
 
 

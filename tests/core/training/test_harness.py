@@ -1,6 +1,7 @@
 """The training harness: exact resume, the time budget, the schedule, settings from YAML + flags, model cards."""
 
 import argparse
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -61,6 +62,31 @@ def test_resume_gives_bit_identical_weights(tmp_path, stop_at):
     assert all(torch.equal(a[k], b[k]) for k in a)
     fresh, _ = tiny_training(tmp_path / "c", 9, stop_at=None)  # same seed, no resume: same weights too
     assert all(torch.equal(a[k], load_file(str(fresh))[k]) for k in a)
+
+
+def test_other_ranks_keep_their_own_random_state(tmp_path):
+    """Under torchrun rank 0 writes the checkpoint, rank r only its random state (`checkpoint-rank<r>.*`)."""
+    main = start_run(tmp_path, seed=0, device="cpu")
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.AdamW(model.parameters())
+    main.checkpoint(model, opt, 3)
+    other = dataclasses.replace(start_run(tmp_path, seed=1, device="cpu"), rank=1, world=2)
+    drawn = other.rng.normal(size=3), torch.rand(3, generator=other.gen)
+    other.checkpoint(model, opt, 3)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint*")) == [
+        "checkpoint-rank1.json",
+        "checkpoint-rank1.safetensors",
+        "checkpoint.json",
+        "checkpoint.safetensors",
+    ]
+    assert any(k.startswith("model.") for k in load_file(str(tmp_path / "checkpoint.safetensors")))
+    later = other.rng.normal(size=3), torch.rand(3, generator=other.gen)
+    again = dataclasses.replace(start_run(tmp_path, seed=1, device="cpu"), rank=1, world=2)
+    assert again.resume(torch.nn.Linear(2, 1), torch.optim.AdamW(model.parameters()))[0] == 3
+    assert np.array_equal(again.rng.normal(size=3), later[0]) and torch.equal(
+        torch.rand(3, generator=again.gen), later[1]
+    )
+    assert not np.array_equal(drawn[0], later[0])
 
 
 def test_model_card_sha256_is_checked_on_load(tmp_path):

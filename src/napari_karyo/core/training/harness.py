@@ -7,7 +7,7 @@ validation figures, so the CLI and the widgets read figures from the reports ins
 
 Checkpoints are safetensors (weights, optimizer moments, the torch / numpy random states) + JSON (step, optimizer
 settings, the trainer's own state): no pickle. Under `torchrun` (WORLD_SIZE > 1) rank 0 writes the checkpoint and
-the model; every other rank writes its random state beside it (`<name>.rank<r>.*`), so a resumed run draws what
+the model; every other rank writes its random state beside it (`<name>-rank<r>.*`), so a resumed run draws what
 the uninterrupted one would have drawn.
 """
 
@@ -227,7 +227,7 @@ class Run:
         return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters)
 
     def _checkpoint_path(self, name: str, rank: int) -> Path:
-        return self.out / (name if rank == 0 else f"{name}.rank{rank}")
+        return self.out / (name if rank == 0 else f"{name}-rank{rank}")
 
     def has_checkpoint(self, name: str = "checkpoint") -> bool:
         return self._checkpoint_path(name, 0).with_suffix(".safetensors").exists()

@@ -96,11 +96,7 @@ class CosineSchedule:
         else:
             progress = (step - self.warmup) / max(1, self.total - self.warmup)
         cosine = 0.5 * (1 + math.cos(math.pi * min(max(progress, spent), 1.0)))
-        return (
-            warm * (self.floor + (1 - self.floor) * cosine)
-            if self.overlap
-            else self.floor + (1 - self.floor) * cosine
-        )
+        return warm * (self.floor + (1 - self.floor) * cosine)  # warm is 1 here unless `overlap`
 
     def apply(self, optimizer, base_lr: float, step: int, spent: float = 0.0) -> float:
         lr = base_lr * self.factor(step, spent)
@@ -289,7 +285,7 @@ def start_run(out: str | Path, seed: int = 0, device: str | None = None, threads
               max_minutes: float | None = None) -> Run:  # fmt: skip
     """Join the process group under torchrun, set the threads, pick the device (this rank's GPU), seed torch
     (global and a generator) with seed + rank and numpy with seed + 1000 * rank, start the budget's clock, and make
-    the run folder (rank 0)."""
+    the run folder."""
     import torch
 
     rank, world, local_rank = distributed()
@@ -298,10 +294,10 @@ def start_run(out: str | Path, seed: int = 0, device: str | None = None, threads
     dev = pick_device(device)
     if dev.type == "cuda" and world > 1:
         dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)  # this rank's GPU is the current one (its random state is checkpointed)
     torch.manual_seed(seed + rank)
     gen = torch.Generator().manual_seed(seed + rank)
     out = Path(out)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed + 1000 * rank)
     return Run(out, dev, gen, rng, Budget(max_minutes), rank, world, local_rank)

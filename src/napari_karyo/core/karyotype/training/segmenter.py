@@ -1,7 +1,9 @@
 """Train the chromosome Mask R-CNN. One generator (`train_steps`) serves the CLI, the widget and the tests.
 
-- Config from a YAML/JSON file, overridden by keyword arguments (CLI flags); everything is seeded.
-- Checkpoints are safetensors (weights, optimizer moments, RNG state) + JSON: no pickle; `resume=True` continues.
+- Config from a YAML/JSON file, overridden by keyword arguments (CLI flags); everything is seeded. Seeds, device,
+  budget, schedule, checkpoints and DDP come from the training harness (core/training/).
+- Checkpoints are safetensors (weights, optimizer moments, RNG state) + JSON: no pickle; `resume=True` continues
+  exactly.
 - Under `torchrun` (WORLD_SIZE > 1) it trains with DistributedDataParallel (NCCL on GPUs, gloo on CPUs);
   each rank draws its own samples, rank 0 writes files.
 """

@@ -284,7 +284,6 @@ def train_fusion_steps(
         p["history"].append(
             {"epoch": epoch + 1, "loss": round(loss, 4), "val_accuracy": round(val["accuracy"], 4)}
         )
-        yield Validated("validated", epoch + 1, cfg.epochs, p["history"][-1])
         if val["accuracy"] > p["best"]:
             p["best"], p["bad"] = val["accuracy"], 0
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -293,9 +292,12 @@ def train_fusion_steps(
             p["bad"] += 1
         latest = dict(card, checkpoint={"epoch": epoch + 1, "history": p["history"]})
         save_fusion_model(net, latest, run.out / "checkpoint.safetensors")
-        p["stopped"] = p["bad"] >= cfg.patience or run.budget.spent()
+        p["stopped"] = (
+            p["bad"] >= cfg.patience
+        )  # for good: a resumed run does not continue (a budget can grow)
         run.checkpoint(net, opt, epoch + 1, p, name="state")
-        if p["stopped"]:
+        yield Validated("validated", epoch + 1, cfg.epochs, p["history"][-1])
+        if p["stopped"] or run.budget.spent():
             break
     net.load_state_dict(best_state)
     card["metrics"] = _metrics(net, data, run.device)

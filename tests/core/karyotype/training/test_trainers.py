@@ -1,5 +1,8 @@
 """The chromosome trainers on the shared harness: a run stopped after a checkpoint and resumed ends with the same
-weights, bit for bit, as one that ran straight through."""
+weights, bit for bit, as one that ran straight through; time budgets shrink the steps or stop the run."""
+
+import json
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +15,14 @@ from napari_karyo.core.karyotype.training import crop_sets as crops
 from napari_karyo.core.karyotype.training.classifier import ClassifierTrainConfig
 from napari_karyo.core.karyotype.training.classifier import train as train_classifier
 from napari_karyo.core.karyotype.training.cluster_objects import ObjectSet
-from napari_karyo.core.karyotype.training.cluster_types import ClusterTrainConfig, fit
+from napari_karyo.core.karyotype.training.cluster_types import (
+    EVAL_RESERVE_S,
+    ClusterTrainConfig,
+    _fit_budget,
+    _Progress,
+    fit,
+)
+from napari_karyo.core.karyotype.training.segmenter import TrainConfig, train_steps
 from napari_karyo.core.training.harness import start_run
 
 
@@ -89,3 +99,24 @@ def test_classifier_training_resumes_exactly(tmp_path):
     resumed, _ = drive(train_classifier(cfg(tmp_path / "b" / "m"), resume=True))
     a, b = load_file(str(straight)), load_file(str(resumed))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cluster_stages_shrink_alike_to_the_budget(tmp_path, monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    run = start_run(tmp_path, device="cpu", max_minutes=(EVAL_RESERVE_S + 100) / 60)
+    prog = _Progress([{"name": "coarse", "steps": 300}, {"name": "fine", "steps": 1000}], step=100, done=100)
+    clock[0] = 50.0  # 100 steps in 50 s; 50 s of training left = 100 steps for the 200 + 1000 planned
+    _fit_budget(run, prog, since=0.0, done_here=100)
+    assert [s["steps"] for s in prog.stages] == [100 + 16, 83]
+    _fit_budget(run, prog, since=0.0, done_here=100)  # fits now: unchanged
+    assert [s["steps"] for s in prog.stages] == [116, 83]
+
+
+def test_segmenter_stops_at_its_budget_and_still_saves(tmp_path):
+    tiny = {"sources": ["procedural"], "crop": 128, "batch": 1, "threads": 1, "device": "cpu"}
+    cfg = TrainConfig.load(None, steps=500, max_minutes=1e-4, out=str(tmp_path / "run"), **tiny)
+    path, reports = drive(train_steps(cfg))
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["training"]["steps_done"] < 5 and len([r for r in reports if r[0] == "train"]) < 5
+    assert card["training"]["max_minutes"] == 1e-4 and card["sha256"]

@@ -32,12 +32,8 @@ from napari_karyo.core.karyotype.infer.classifier import bright_on_dark, read_cr
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
 from napari_karyo.core.karyotype.training import crop_sets as crops
 from napari_karyo.core.karyotype.training import datasets
-from napari_karyo.core.karyotype.training.cluster_types import (
-    bioimlab_objects,
-    predict_set,
-    synthetic_objects,
-    type_metrics,
-)
+from napari_karyo.core.karyotype.training.cluster_objects import bioimlab_objects, synthetic_objects
+from napari_karyo.core.karyotype.training.cluster_types import predict_set, type_metrics
 
 
 def cluster_crops(model: clusters.ClusterModel, root: Path) -> dict:

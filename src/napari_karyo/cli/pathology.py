@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from napari_karyo.cli.progress import run_with_progress
+from napari_karyo.cli.training import add_run_flags
 from napari_karyo.core.errors import KaryoError, LesionError
 from napari_karyo.core.pathology.lesions.annotations import lesion_classes, read_annotation
 from napari_karyo.core.pathology.lesions.grid import NORMALISATIONS, stack_label
@@ -19,6 +20,7 @@ from napari_karyo.core.pathology.stack import load_stack
 from napari_karyo.core.pathology.transform import save_transforms
 from napari_karyo.core.storage.images import read_image
 from napari_karyo.core.storage.model_files import load_card, resolve
+from napari_karyo.core.training.config import add_flags, flag_values
 
 
 def cmd_register(args) -> int:
@@ -53,32 +55,8 @@ def cmd_register(args) -> int:
 
 
 def cmd_train_fusion(args) -> int:
-
-    overrides = {
-        k: getattr(args, k)
-        for k in (
-            "dataset",
-            "mfish",
-            "data",
-            "stains",
-            "fusion",
-            "size",
-            "per_cell",
-            "augment",
-            "epochs",
-            "epoch_steps",
-            "patience",
-            "batch",
-            "lr",
-            "seed",
-            "device",
-            "threads",
-            "max_minutes",
-            "out",
-        )
-    }
-    cfg = FusionTrainConfig.load(args.config, **overrides)
-    path = run_with_progress(train_fusion_steps(cfg), "train-fusion", args.quiet)
+    cfg = FusionTrainConfig.load(args.config, **flag_values(args, FusionTrainConfig))
+    path = run_with_progress(train_fusion_steps(cfg, resume=args.resume), "train-fusion", args.quiet)
     card = json.loads(path.with_suffix(".json").read_text())
     scores = ", ".join(f"{part} accuracy {m['accuracy']:.3f}" for part, m in card["metrics"].items())
     print(
@@ -278,26 +256,7 @@ def add_commands(sub) -> None:
     r.set_defaults(func=cmd_register)
 
     tf = sub.add_parser("train-fusion", help="train the multi-stain classifier (per-stain CNNs + SE fusion)")
-    tf.add_argument("--config", help="YAML or JSON file with training settings (flags override it)")
-    tf.add_argument(
-        "--dataset", help=".npz patch data set (x, labels, groups, stains, classes), split by patient"
-    )
-    tf.add_argument("--mfish", choices=["A", "P"], help="or the M-FISH fluor-plane task of probe set A or P")
-    tf.add_argument("--data", help="shared data folder for --mfish (default ../shared/data)")
-    tf.add_argument("--stains", nargs="+", help="use only these stains")
-    tf.add_argument("--fusion", choices=["se", "concat", "mean"])
-    tf.add_argument("--size", type=int, help="patch side (default 28)")
-    tf.add_argument("--per-cell", type=int, help="M-FISH windows per cell")
-    tf.add_argument("--augment", choices=["source", "dihedral", "none"])
-    tf.add_argument("--epochs", type=int)
-    tf.add_argument("--epoch-steps", type=int, help="steps between validations (default: one pass)")
-    tf.add_argument("--patience", type=int, help="stop after this many validations without improvement")
-    tf.add_argument("--batch", type=int)
-    tf.add_argument("--lr", type=float)
-    tf.add_argument("--seed", type=int)
-    tf.add_argument("--device")
-    tf.add_argument("--threads", type=int)
-    tf.add_argument("--max-minutes", type=float)
-    tf.add_argument("--out", help="run folder: split.json, checkpoint and model.safetensors + card")
+    add_run_flags(tf, "continue from the run folder's last epoch (state.*)")
+    add_flags(tf, FusionTrainConfig)
     tf.set_defaults(func=cmd_train_fusion)
     _add_lesion_commands(sub)

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import sys
+
+from napari_karyo.core.training.harness import figures_of
 
 
 def run_with_progress(gen, desc: str, quiet: bool = False):
-    """Drive a (stage, done, total) generator with a terminal progress bar; return its result."""
+    """Drive a (stage, done, total) generator with a terminal progress bar, printing the validation figures that
+    reports carry; return its result."""
     from tqdm import tqdm
 
     bar = None
     try:
         while True:
-            stage, done, total = next(gen)
+            report = next(gen)
+            stage, done, total = report
             if quiet:
                 continue
+            if figures_of(report) is not None:
+                tqdm.write(f"{stage} {done}/{total}: {json.dumps(figures_of(report))}", file=sys.stderr)
             if bar is None:
                 bar = tqdm(total=total, desc=desc, unit="step", file=sys.stderr, leave=False)
             bar.total = total

@@ -2,8 +2,8 @@
 
 The same core job as `napari-karyo train --from-corrections FOLDER` (`finetune_config` + `train_steps`) runs in a
 worker through `JobControls` (progress, Cancel, device). With "validate every" N, the figures on the set's val split
-(`train_steps(validation=...)`: found share, false positives per image, mean IoU) fill a table as it trains, the
-start model's first (the baseline to beat). At the end the new model file and its card are shown, and "Use in Karyotype widget" hands the model to an open Karyotype
+(the figures `train_steps` reports: found share, false positives per image, mean IoU) fill a table as it trains,
+the start model's first (the baseline to beat). At the end the new model file and its card are shown, and "Use in Karyotype widget" hands the model to an open Karyotype
 dock widget.
 """
 
@@ -40,6 +40,7 @@ from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.training.segmenter import FINETUNE_DEFAULTS, finetune_config, train_steps
 from napari_karyo.core.storage.model_files import load_card
 from napari_karyo.core.storage.training_set import SPLITS
+from napari_karyo.core.training.harness import figures_of
 
 if TYPE_CHECKING:
     import napari
@@ -87,10 +88,10 @@ def default_run_folder(training_set: str | Path) -> Path:
     return Path(training_set).resolve().parent / "runs" / f"finetune-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _finetune(folder: str, init: str | None, overrides: dict, figures: list[dict]):
-    """Generator run in the worker: the CLI's fine-tuning job; validation figures are appended to `figures`."""
+def _finetune(folder: str, init: str | None, overrides: dict):
+    """Generator run in the worker: the CLI's fine-tuning job; its reports carry the validation figures."""
 
-    return (yield from train_steps(finetune_config(folder, init, **overrides), validation=figures))
+    return (yield from train_steps(finetune_config(folder, init, **overrides)))
 
 
 def _browse_row(edit: QWidget, on_click) -> QHBoxLayout:
@@ -237,16 +238,17 @@ class TrainingWidget(QWidget):
             folder,
             self._model(),
             overrides,
-            self.figures,
             on_done=self._on_returned,
             device_text=device_text,
             on_cancel=self._on_cancelled,
         )
         self.job.worker.yielded.connect(self._show_figures)
 
-    def _show_figures(self, *_) -> None:
-        """Append the rows of validations not shown yet (the worker appends to `figures` before it reports)."""
-        for f in self.figures[self.table.rowCount() :]:
+    def _show_figures(self, report) -> None:
+        """A report with validation figures: keep them and add their row to the table."""
+        f = figures_of(report)
+        if f is not None:
+            self.figures.append(f)
             row = self.table.rowCount()
             self.table.insertRow(row)
             cells = (
@@ -266,7 +268,6 @@ class TrainingWidget(QWidget):
 
     def _on_returned(self, path: Path) -> None:
 
-        self._show_figures()
         card, path = load_card(path)
         self.model_path = path
         training = card["training"]

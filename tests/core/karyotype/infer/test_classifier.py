@@ -136,7 +136,7 @@ def test_case_split_is_deterministic_and_by_case():
 
 def test_tiny_training_run(tmp_path):
     """Generator contract and a loadable result, on a fake pki3 tree of one train and one val case."""
-    from napari_karyo.core.karyotype.training.classifier import train
+    from napari_karyo.core.karyotype.training.classifier import ClassifierTrainConfig, train
 
     names = [f"{i:08d}" for i in range(50)]
     val_case = next(c for c in names if crops.is_val_case("pki3", c))
@@ -147,7 +147,16 @@ def test_tiny_training_run(tmp_path):
             folder.mkdir(parents=True)
             length = 20 + 3 * (25 - cid)
             tifffile.imwrite(folder / "a.tiff", bar((30, length + 20), (8, 22, 10, 10 + length)))
-    gen = train(tmp_path, tmp_path / "out", ("pki3",), epochs=1, batch=8, width=4, cache=None)
+    cfg = ClassifierTrainConfig(
+        data=str(tmp_path),
+        out=str(tmp_path / "out"),
+        datasets=["pki3"],
+        epochs=1,
+        batch=8,
+        width=4,
+        cache=None,
+    )
+    gen = train(cfg)
     stages = []
     try:
         while True:

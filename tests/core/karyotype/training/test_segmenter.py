@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from factories import bar_spread
 from napari_karyo.core.errors import CancelledError
 from napari_karyo.core.karyotype.training.segmenter import TrainConfig, export_checkpoint, train_steps
+from napari_karyo.core.training.harness import figures_of
 
 TINY = {
     "sources": ["procedural"],
@@ -148,16 +149,15 @@ def test_validate_every_reports_figures_on_the_val_split(tmp_path):
     folder = export_training_set(pairs, tmp_path / "set", val_fraction=0.5)
     small = {"crop": 64, "batch": 1, "threads": 1, "device": "cpu"}
     cfg = finetune_config(folder, steps=3, validate_every=2, out=str(tmp_path / "run"), **small)
-    figures: list[dict] = []
-    gen = train_steps(cfg, validation=figures)
+    gen = train_steps(cfg)
     reports = []
     try:
         while True:
             reports.append(next(gen))
-            if reports[-1][0] == "validate":  # stored before it is reported
-                assert figures[-1]["step"] == reports[-1][1]
     except StopIteration as stop:
         path = stop.value
+    figures = [figures_of(r) for r in reports if figures_of(r) is not None]
+    assert [f["step"] for f in figures] == [r[1] for r in reports if r[0] == "validate"]
     assert [r for r in reports if r[0] == "validate"] == [("validate", k, 3) for k in (0, 2, 3)]
     assert [f["step"] for f in figures] == [0, 2, 3]  # the start model's figures first
     val = json.loads((folder / "splits.json").read_text())["images"]

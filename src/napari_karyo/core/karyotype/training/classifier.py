@@ -1,19 +1,19 @@
 """Train the chromosome crop classifier on pki3 + bioimlab_crops (+ M-FISH train slides).
 
-    python -m napari_karyo.core.karyotype.training.classifier --data ../shared/data --out my-classifier
+    napari-karyo train-classifier --data ../shared/data --out my-classifier
 
-`train` is a generator yielding (stage, done, total) for progress bars and returning the saved model path.
-Seeded; a checkpoint (a loadable model) is written after every epoch. With `max_minutes` the first epoch is
-timed and the number of epochs cut to what fits, so the cosine schedule still anneals to 0 before the budget
-ends; the card records the epochs actually run (pass them as --epochs to reproduce without the guard).
+`train(cfg)` is a generator yielding (stage, done, total) for progress bars, and after every epoch a `Validated`
+report with the validation figures; it returns the saved model path. Seeded (core/training/harness.py); after
+every epoch a loadable model (`checkpoints/<name>.safetensors`) and an exact-resume checkpoint
+(`checkpoints/<name>/checkpoint.*`; `resume=True` continues from it) are written. With `max_minutes` the first
+epoch is timed and the number of epochs cut to what fits, so the cosine schedule still anneals to 0 before the
+budget ends; the card records the epochs actually run (pass them as --epochs to reproduce without the guard).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import time
+from collections.abc import Generator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +27,27 @@ from napari_karyo.core.karyotype.infer.classifier import (
 )
 from napari_karyo.core.karyotype.training import crop_sets as crops
 from napari_karyo.core.storage.model_files import save_model
+from napari_karyo.core.training.config import Settings, setting
+from napari_karyo.core.training.harness import CosineSchedule, Run, Validated, start_run
 from napari_karyo.core.user_folders import cache_dir
 
 DEFAULT_CACHE = cache_dir("crops")
+
+
+@dataclass
+class ClassifierTrainConfig(Settings):
+    data: str = setting("../shared/data", help="data folder")
+    out: str = setting("chromosome-classifier", help="model file to write (.safetensors + .json card)")
+    datasets: list[str] = setting(default_factory=lambda: ["pki3", "bioimlab_crops"], choices=crops.DATASETS)
+    epochs: int = 20
+    batch: int = 128
+    lr: float = 2e-3
+    width: int = 32
+    seed: int = 0
+    threads: int = 1
+    max_minutes: float | None = setting(None, help="time budget: the epochs are cut to what fits")
+    device: str | None = None
+    cache: str | None = setting(str(DEFAULT_CACHE), help="folder for prepared crops ('' = none)")
 
 
 def augment(x, feats, gen):
@@ -64,12 +82,13 @@ def evaluate(net, data: crops.CropArrays, feats: np.ndarray, tta: bool = False, 
     import torch
 
     net.eval()
+    dev = next(net.parameters()).device
     logits = []
     with torch.inference_mode():
         for i in range(0, len(data.labels), batch):
-            x = torch.from_numpy(data.canvases[i : i + batch]).float().div_(255)[:, None]
-            f = torch.from_numpy(feats[i : i + batch])
-            logits.append((tta_logits(net, x, f) if tta else net(x, f)).numpy())
+            x = torch.from_numpy(data.canvases[i : i + batch]).float().div_(255)[:, None].to(dev)
+            f = torch.from_numpy(feats[i : i + batch]).to(dev)
+            logits.append((tta_logits(net, x, f) if tta else net(x, f)).cpu().numpy())
     logits = np.concatenate(logits)
     top2 = np.argsort(-logits, 1)[:, :2] + 1
     out = {}
@@ -83,89 +102,102 @@ def evaluate(net, data: crops.CropArrays, feats: np.ndarray, tta: bool = False, 
     return out
 
 
-def train(
-    data_root: str | Path = "../shared/data",
-    out: str | Path = "chromosome-classifier",
-    datasets: tuple[str, ...] = ("pki3", "bioimlab_crops"),
-    epochs: int = 20,
-    batch: int = 128,
-    lr: float = 2e-3,
-    width: int = 32,
-    seed: int = 0,
-    max_minutes: float | None = None,
-    cache: str | Path | None = DEFAULT_CACHE,
-    threads: int = 1,
-):
+@dataclass
+class _Data:
+    """The crops as tensors: training inputs, and the validation set with its cell-size features."""
+
+    x: object
+    f: object
+    y: object
+    epoch_index: np.ndarray  # training crop of each epoch position (bioimlab_crops twice)
+    train_set: crops.CropArrays
+    val_set: crops.CropArrays
+    val_feats: np.ndarray
+
+
+def _prepare(cfg: ClassifierTrainConfig) -> _Data:
+    import torch
+
+    data = crops.build(cfg.data, tuple(cfg.datasets), cfg.cache or None)
+    feats = relative_features(data.sizes, list(data.cell))
+    train_set, val_set = data.subset(~data.val), data.subset(data.val)
+    # bioimlab_crops is 5x smaller than pki3 and harder (Q-band, blurrier): sample it twice per epoch
+    weight = np.where(train_set.dataset == "bioimlab_crops", 2, 1)
+    x = torch.from_numpy(train_set.canvases)[:, None]
+    f, y = torch.from_numpy(feats[~data.val]), torch.from_numpy(train_set.labels - 1)
+    index = np.repeat(np.arange(len(weight)), weight)
+    return _Data(x, f, y, index, train_set, val_set, feats[data.val])
+
+
+def _epoch(run: Run, net, opt, schedule: CosineSchedule, d: _Data, cfg: ClassifierTrainConfig, epoch: int,
+           epochs: int):  # fmt: skip
+    """One pass over the shuffled training crops (progress reports); returns the mean loss. `net` may be the
+    DistributedDataParallel wrapper."""
     import torch
     from torch import nn
 
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    gen = torch.Generator().manual_seed(seed)
-    t0 = time.time()
-    yield "preparing crops", 0, 1
-    data = crops.build(data_root, datasets, cache)
-    feats = relative_features(data.sizes, list(data.cell))
-    train_set, val_set = data.subset(~data.val), data.subset(data.val)
-    train_feats, val_feats = feats[~data.val], feats[data.val]
-    # bioimlab_crops is 5x smaller than pki3 and harder (Q-band, blurrier): sample it twice per epoch
-    weight = np.where(train_set.dataset == "bioimlab_crops", 2, 1)
-    epoch_index = np.repeat(np.arange(len(weight)), weight)
-    x_all = torch.from_numpy(train_set.canvases)[:, None]
-    f_all = torch.from_numpy(train_feats)
-    y_all = torch.from_numpy(train_set.labels - 1)
-    yield "preparing crops", 1, 1
-
-    net = build_network(width=width)
-    steps_per_epoch = len(epoch_index) // batch
-    plan = {"epochs": epochs}
-    warmup = min(300, steps_per_epoch)
-
-    def lr_factor(step: int) -> float:  # linear warm-up, then cosine to 0 over the planned epochs
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(plan["epochs"] * steps_per_epoch - warmup, 1)
-        return 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))
-
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    net.train()
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
-    out = Path(out).with_suffix(".safetensors")
-    ckpt = out.parent / "checkpoints" / out.stem
-    config = {"width": width}
-    history, t_train = [], time.time()
-    epoch = 0
-    while epoch < plan["epochs"]:
-        net.train()
-        order = torch.from_numpy(epoch_index)[torch.randperm(len(epoch_index), generator=gen)]
-        total_loss = 0.0
-        for step in range(steps_per_epoch):
-            idx = order[step * batch : (step + 1) * batch]
-            x, f = augment(x_all[idx].float().div_(255), f_all[idx], gen)
-            loss = loss_fn(net(x, f), y_all[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total_loss += loss.item()
-            if step % 20 == 0:
-                yield f"epoch {epoch + 1}/{plan['epochs']}", step, steps_per_epoch
-        epoch += 1
-        if max_minutes and epoch == 1:
-            per_epoch = (time.time() - t_train) / 60 * 1.05  # validation and checkpoint add a little
-            plan["epochs"] = max(1, min(epochs, int((max_minutes - (t_train - t0) / 60) / per_epoch)))
-        metrics = evaluate(net, val_set, val_feats)
-        history.append({"epoch": epoch, "loss": round(total_loss / steps_per_epoch, 4), "val": metrics,
-                        "minutes": round((time.time() - t0) / 60, 2)})  # fmt: skip
-        print(history[-1], flush=True)
-        save_model(net.state_dict(), {"architecture": ARCH, "config": config, "epoch": epoch}, ckpt)
-    train_minutes = (time.time() - t0) / 60
+    per_epoch = len(d.epoch_index) // cfg.batch
+    order = torch.from_numpy(d.epoch_index)[torch.randperm(len(d.epoch_index), generator=run.gen)]
+    total_loss = 0.0
+    for step in range(per_epoch):
+        idx = order[step * cfg.batch : (step + 1) * cfg.batch]
+        x, f = augment(d.x[idx].float().div_(255), d.f[idx], run.gen)
+        schedule.apply(opt, cfg.lr, epoch * per_epoch + step)
+        loss = loss_fn(net(x.to(run.device), f.to(run.device)), d.y[idx].to(run.device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total_loss += loss.item()
+        if step % 20 == 0:
+            yield f"epoch {epoch + 1}/{epochs}", step, per_epoch
+    return total_loss / max(per_epoch, 1)
 
+
+def train(cfg: ClassifierTrainConfig, resume: bool = False) -> Generator[tuple[str, int, int], None, Path]:
+    import torch
+
+    out = Path(cfg.out).with_suffix(".safetensors")
+    run = start_run(out.parent / "checkpoints" / out.stem, cfg.seed, cfg.device, cfg.threads, cfg.max_minutes)
+    yield "preparing crops", 0, 1
+    d = _prepare(cfg)
+    yield "preparing crops", 1, 1
+    net = build_network(width=cfg.width).to(run.device)
+    per_epoch = len(d.epoch_index) // cfg.batch
+    schedule = CosineSchedule(cfg.epochs * per_epoch, warmup=min(300, per_epoch))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=5e-4)
+    epoch, state = run.resume(net, opt) if resume else (0, {})
+    fwd = run.wrap(net)
+    history, epochs = state.get("history", []), state.get("epochs", cfg.epochs)
+    t_train = run.budget.t0 + state.get("prep_s", run.budget.seconds())
+    while epoch < epochs:
+        schedule.total = epochs * per_epoch
+        loss = yield from _epoch(run, fwd, opt, schedule, d, cfg, epoch, epochs)
+        epoch += 1
+        if epoch == 1 and cfg.max_minutes:  # validation and checkpoint add a little to each epoch
+            epochs = max(1, min(cfg.epochs, 1 + int(run.budget.units_that_fit(1, t_train, margin=1.05))))
+        metrics = evaluate(net, d.val_set, d.val_feats)
+        history.append({"epoch": epoch, "loss": round(loss, 4), "val": metrics,
+                        "minutes": round(run.budget.seconds() / 60, 2)})  # fmt: skip
+        extra = {"history": history, "epochs": epochs, "prep_s": t_train - run.budget.t0}
+        run.checkpoint(net, opt, epoch, extra)
+        if run.main:  # a loadable model of the latest epoch
+            card = {"architecture": ARCH, "config": {"width": cfg.width}, "epoch": epoch}
+            save_model(net.state_dict(), card, run.out.parent / out.stem)
+        yield Validated(f"epoch {epoch}/{epochs} validated", epoch, epochs, history[-1])
+    minutes = run.budget.seconds() / 60
     yield "evaluating", 0, 1
-    val_metrics = evaluate(net, val_set, val_feats, tta=True)
-    card = {
+    card = _card(cfg, net, d, history, minutes, run)
+    yield "evaluating", 1, 1
+    return run.save_model(net.state_dict(), card, out)
+
+
+def _card(cfg: ClassifierTrainConfig, net, d: _Data, history: list, minutes: float, run: Run) -> dict:
+    datasets = list(cfg.datasets)
+    return {
         "architecture": ARCH,
-        "config": config,
+        "config": {"width": cfg.width},
         "task": "name single chromosomes (crop + mask) of one cell",
         "classes": {str(i): (str(i) if i <= 22 else "XY"[i - 23]) for i in range(1, 25)},
         "output": "24 probabilities, column j = class j + 1 (23 = X, 24 = Y)",
@@ -178,66 +210,37 @@ def train(
         },
         "params": int(sum(p.numel() for p in net.parameters())),
         "data": {
-            "datasets": list(datasets),
-            "train_crops": {str(d): int((train_set.dataset == d).sum()) for d in datasets},
-            "val_crops": {str(d): int((val_set.dataset == d).sum()) for d in datasets},
+            "datasets": datasets,
+            "train_crops": {str(s): int((d.train_set.dataset == s).sum()) for s in datasets},
+            "val_crops": {str(s): int((d.val_set.dataset == s).sum()) for s in datasets},
             "split_rule": crops.SPLIT_RULE,
             "source": "../shared/data (public pki3, BioImLab crops, ADIR M-FISH)",
         },
         "validation": {
             "split": "validation cases (see split_rule), 4-flip TTA",
-            "with_cell_sizes": val_metrics,
-            "single_crops": evaluate(net, val_set, np.zeros_like(val_feats), tta=True),
+            "with_cell_sizes": evaluate(net, d.val_set, d.val_feats, tta=True),
+            "single_crops": evaluate(net, d.val_set, np.zeros_like(d.val_feats), tta=True),
         },
         "training": {
             "epochs": len(history),
-            "epochs_asked": epochs,
-            "max_minutes": max_minutes,
-            "batch": batch,
-            "lr": lr,
-            "seed": seed,
+            "epochs_asked": cfg.epochs,
+            "max_minutes": cfg.max_minutes,
+            "batch": cfg.batch,
+            "lr": cfg.lr,
+            "seed": cfg.seed,
             "optimizer": "AdamW wd 5e-4, linear warm-up then cosine LR, label smoothing 0.05",
-            "minutes": round(train_minutes, 1),
-            "machine": f"{os.cpu_count()}-core CPU, {threads} thread ({platform.processor() or platform.machine()}), "
-            f"torch {torch.__version__}",
+            "minutes": round(minutes, 1),
+            **run.environment(),
+            "config": asdict(cfg),
             "history": history,
         },
-        "reproduce": "python -m napari_karyo.core.karyotype.training.classifier --data ../shared/data "
-        f"--datasets {' '.join(datasets)} --epochs {epochs} --batch {batch} --lr {lr} --width {width} "
-        f"--seed {seed} --threads {threads} --out {out.name}"
-        + (f" --max-minutes {max_minutes}" if max_minutes else "")
-        + (f"  (the time budget cut the run to {len(history)} epochs here)" if len(history) < epochs else ""),
+        "reproduce": f"napari-karyo train-classifier --data ../shared/data --datasets {' '.join(datasets)} "
+        f"--epochs {cfg.epochs} --batch {cfg.batch} --lr {cfg.lr} --width {cfg.width} --seed {cfg.seed} "
+        f"--threads {cfg.threads} --out {Path(cfg.out).with_suffix('.safetensors').name}"
+        + (f" --max-minutes {cfg.max_minutes}" if cfg.max_minutes else "")
+        + (
+            f"  (the time budget cut the run to {len(history)} epochs here)"
+            if len(history) < cfg.epochs
+            else ""
+        ),
     }
-    yield "evaluating", 1, 1
-    return save_model(net.state_dict(), card, out)
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="../shared/data")
-    p.add_argument("--out", default="chromosome-classifier")
-    p.add_argument("--datasets", nargs="+", default=["pki3", "bioimlab_crops"], choices=crops.DATASETS)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--width", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--max-minutes", type=float, default=None)
-    p.add_argument("--cache", default=str(DEFAULT_CACHE), help="folder for prepared crops ('' = none)")
-    a = p.parse_args(argv)
-    gen = train(a.data, a.out, tuple(a.datasets), a.epochs, a.batch, a.lr, a.width, a.seed, a.max_minutes,
-                a.cache or None, a.threads)  # fmt: skip
-    last = None
-    try:
-        while True:
-            stage, _, _ = next(gen)
-            if stage != last:
-                print(f"{time.strftime('%H:%M:%S')} {stage}", flush=True)
-                last = stage
-    except StopIteration as stop:
-        print(f"saved {stop.value}")
-
-
-if __name__ == "__main__":
-    main()

@@ -16,15 +16,12 @@ from crop-bank validation cases, and (benchmarks/cluster_types.py) pki3 validati
 Coarse-to-fine stages (`STAGES`): first the head and the top backbone stage at a higher learning rate, then the
 whole network at a lower one, each with a cosine schedule. `train` is a generator yielding (stage, done, total)
 and returning the saved model path; a `max_minutes` budget shrinks the steps left in every stage alike whenever
-the measured speed says they would not fit.
+the measured speed says they would not fit. Seeds, threads, device, budget, schedule and the exact-resume
+checkpoints come from the training harness (core/training/harness.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,17 +30,10 @@ import numpy as np
 
 from napari_karyo.core.karyotype.infer import clusters
 from napari_karyo.core.karyotype.infer.clusters import INPUT, TYPES
-from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
-from napari_karyo.core.karyotype.training.crop_bank import CropBank
-from napari_karyo.core.karyotype.training.datasets import bioimlab_files
-from napari_karyo.core.karyotype.training.synth import synthesize
-from napari_karyo.core.storage.annotations import read_labelme
-from napari_karyo.core.storage.atomic import write_with
-from napari_karyo.core.storage.model_files import save_model
-from napari_karyo.core.user_folders import cache_dir
+from napari_karyo.core.karyotype.training.cluster_objects import DEFAULT_CACHE, ObjectSet, build_objects
+from napari_karyo.core.training.config import Settings, setting
+from napari_karyo.core.training.harness import CosineSchedule, Run, Validated, start_run
 
-DEFAULT_CACHE = cache_dir("cluster-objects")
-CACHE_VERSION = 1
 EVAL_RESERVE_S = 120  # building and scoring the validation objects after training
 MINI_WIDTHS, MINI_GROUPS = (16, 32, 64, 128), 8
 AUGMENTATION = (
@@ -56,100 +46,6 @@ STAGES = (
     {"name": "coarse", "trainable": "top", "lr": 3e-3, "steps": 600},
     {"name": "fine", "trainable": "all", "lr": 1e-3, "steps": 6000},
 )
-
-
-@dataclass
-class ObjectSet:
-    x: np.ndarray  # (N, 2, INPUT, INPUT) uint8: grey * 255, mask * 255
-    y: np.ndarray  # (N,) type ids
-    source: np.ndarray  # (N,) "synth" | "bioimlab"
-
-    def subset(self, keep: np.ndarray) -> ObjectSet:
-        return ObjectSet(self.x[keep], self.y[keep], self.source[keep])
-
-    @staticmethod
-    def concat(sets: list[ObjectSet]) -> ObjectSet:
-        return ObjectSet(*(np.concatenate([getattr(s, f) for s in sets]) for f in ("x", "y", "source")))
-
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
-
-
-def spread_objects(norm: np.ndarray, chromosomes, rng: np.random.Generator, p_threshold: float = 0.25):
-    """(inputs, types) of every object of one annotated spread (`norm` bright on dark in [0, 1]). With probability
-    `p_threshold` an object's mask is what a threshold finds in its crop rather than the annotation."""
-    xs, ys = [], []
-    for obj in clusters.find_objects(chromosomes, norm.shape):
-        grey, mask = clusters.object_crop(norm, obj)
-        if rng.random() < p_threshold:
-            from scipy import ndimage as ndi
-
-            near = ndi.binary_dilation(mask, iterations=3)  # keep neighbouring objects out of the threshold
-            found = clusters.crop_object_mask(grey * near) & near
-            mask = found if found.sum() >= 0.5 * mask.sum() else mask
-        xs.append(_to_uint8(clusters.prepare_object(grey, mask)))
-        ys.append(obj.type_id)
-    return xs, ys
-
-
-def synthetic_objects(root, split: str, spreads: int, seed: int, per_source: int, p_threshold: float = 0.25,
-                      sources: tuple[str, ...] = ("pki3", "bioimlab_crops", "mfish")):  # fmt: skip
-    """Objects of synthetic "touching" spreads made from the crop bank of `split` (`sources` only; progress
-    generator)."""
-
-    bank = CropBank.from_data(root, split, sources=sources, max_per_source=per_source, seed=seed)
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    for k in range(spreads):
-        image, chromosomes = synthesize(bank, rng, (512, 512), int(rng.integers(40, 61)), "touching")
-        x, y = spread_objects(image, chromosomes, rng, p_threshold)
-        xs += x
-        ys += y
-        if k % 20 == 0:
-            yield f"synthetic {split} objects", k, spreads
-    return ObjectSet(np.stack(xs), np.array(ys), np.array(["synth"] * len(ys)))
-
-
-def bioimlab_objects(root, split: str, seed: int, p_threshold: float = 0.25) -> ObjectSet:
-
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    for f in bioimlab_files(root, split):
-        image, chromosomes = read_labelme(f)
-        x, y = spread_objects(normalise_intensity(image)[0], chromosomes, rng, p_threshold)
-        xs += x
-        ys += y
-    return ObjectSet(np.stack(xs), np.array(ys), np.array(["bioimlab"] * len(ys)))
-
-
-def build_objects(root, split: str, spreads: int, seed: int = 0, per_source: int = 2000, cache=DEFAULT_CACHE,
-                  keep_single: float = 1.0):  # fmt: skip
-    """Synthetic + BioImLab objects of one split (generator), cached by its arguments. `keep_single` thins the
-    synthetic single and touching objects (the spreads make many of those and few overlaps)."""
-    key = json.dumps(
-        [CACHE_VERSION, str(Path(root).resolve()), split, spreads, seed, per_source, keep_single]
-    )
-    path = Path(cache, f"{split}-{hashlib.md5(key.encode()).hexdigest()[:12]}.npz") if cache else None
-    if path is not None and path.exists():
-        with np.load(path) as z:
-            return ObjectSet(z["x"], z["y"], z["source"])
-    syn = yield from synthetic_objects(root, split, spreads, seed, per_source)
-    if keep_single < 1:
-        rng = np.random.default_rng(seed)
-        keep = (syn.y >= clusters.OVERLAPPING) | (rng.random(len(syn.y)) < keep_single)
-        syn = syn.subset(keep)
-    yield f"BioImLab {split} objects", 0, 1
-    data = ObjectSet.concat([syn, bioimlab_objects(root, split, seed)])
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
-                np.savez(fh, x=data.x, y=data.y, source=data.source)
-
-        write_with(path, write)
-    return data
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -231,98 +127,160 @@ def predict_set(net, data: ObjectSet, batch: int = 256) -> np.ndarray:
     import torch
 
     net.eval()
+    dev = next(net.parameters()).device
     probs = []
     with torch.inference_mode():
         for i in range(0, len(data.y), batch):
-            x = torch.from_numpy(data.x[i : i + batch]).float().div_(255)
-            probs.append(torch.softmax(clusters.dihedral_logits(net, x), 1).numpy())
+            x = torch.from_numpy(data.x[i : i + batch]).float().div_(255).to(dev)
+            probs.append(torch.softmax(clusters.dihedral_logits(net, x), 1).cpu().numpy())
     return np.concatenate(probs) if probs else np.zeros((0, len(TYPES)), np.float32)
 
 
 @dataclass
-class ClusterTrainConfig:
-    data: str = "../shared/data"
-    out: str = "cluster-types"
-    synth_spreads: int = 1000
+class ClusterTrainConfig(Settings):
+    data: str = setting("../shared/data", help="data folder")
+    out: str = setting("cluster-types", help="model file to write (.safetensors + .json card)")
+    synth_spreads: int = setting(1000, help="synthetic spreads to cut training objects from")
     val_spreads: int = 150
     per_source: int = 2000
-    keep_single: float = 0.35
+    keep_single: float = setting(0.35, help="share of synthetic single/touching objects kept")
     batch: int = 64
     seed: int = 0
     threads: int = 1
-    max_minutes: float | None = None
-    backbone: str = "resnext-mini"
-    pretrained: bool = False
+    max_minutes: float | None = setting(None, help="time budget: every stage's steps shrink alike to fit")
+    backbone: str = setting("resnext-mini", choices=("resnext-mini", "resnext50_32x4d"))
+    pretrained: bool = setting(
+        False, help="ImageNet weights for resnext50_32x4d from torch's cache (never downloaded)"
+    )
     grey_blur: float = GREY_BLUR
-    stages: list = field(default_factory=lambda: [dict(s) for s in STAGES])
-    cache: str | None = str(DEFAULT_CACHE)
+    stages: list = setting(default_factory=lambda: [dict(s) for s in STAGES], flag=False)
+    cache: str | None = setting(str(DEFAULT_CACHE), help="folder for prepared objects ('' = none)")
+    device: str | None = None
+    checkpoint_every: int = setting(500, help="steps between exact-resume checkpoints (a multiple of 50)")
 
 
-def train(cfg: ClusterTrainConfig):
+@dataclass
+class _Progress:
+    """Where training stands (saved in checkpoints): stage, its step, steps in all, the stages' (shrunk) plan."""
+
+    stages: list
+    stage: int = 0
+    step: int = 0
+    done: int = 0
+    loss_sum: float = 0.0
+    history: list = field(default_factory=list)
+
+
+@dataclass
+class _Batches:
+    """Weighted draws of augmented training objects."""
+
+    x: object
+    y: object
+    weight: object
+
+    @classmethod
+    def of(cls, data: ObjectSet) -> _Batches:
+        import torch
+
+        counts = np.bincount(data.y, minlength=len(TYPES))
+        # sampling weight per type ~ count^-0.5: rare overlaps are seen more often without erasing the prior
+        weight = torch.from_numpy((1.0 / np.sqrt(np.maximum(counts, 1)))[data.y])
+        return cls(torch.from_numpy(data.x), torch.from_numpy(data.y).long(), weight)
+
+    def draw(self, n: int, gen):
+        import torch
+
+        idx = torch.multinomial(self.weight, n, replacement=True, generator=gen)
+        return augment(self.x[idx].float().div_(255), gen), self.y[idx]
+
+
+def _fit_budget(run: Run, prog: _Progress, since: float, done_here: int) -> None:
+    """Shrink the steps left in this and the later stages alike to what the budget still allows."""
+    stage, later = prog.stages[prog.stage], prog.stages[prog.stage + 1 :]
+    left = run.budget.units_that_fit(done_here, since, reserve_s=EVAL_RESERVE_S)
+    planned = stage["steps"] - prog.step + sum(s["steps"] for s in later)
+    if left < planned:
+        f = left / planned
+        stage["steps"] = prog.step + max(int((stage["steps"] - prog.step) * f), 1)
+        for s in later:
+            s["steps"] = max(int(s["steps"] * f), 1)
+
+
+def _stage(run: Run, net, batches: _Batches, cfg: ClusterTrainConfig, prog: _Progress, restore: bool):
+    """Train stage `prog.stage` from `prog.step` (progress generator): its parameters, AdamW, warm-up x cosine;
+    `restore`: weights, optimizer and random states from the last checkpoint (written in this stage)."""
     import torch
     from torch import nn
 
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    t0 = time.time()
+    stage, k = prog.stages[prog.stage], prog.stage
+    params = clusters.stage_parameters(net, stage["trainable"])
+    for p in net.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=stage["lr"], weight_decay=1e-4)
+    if restore:
+        run.resume(net, opt)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
+    schedule = CosineSchedule(stage["steps"], warmup=100, overlap=True)
+    since, done_before = time.time(), prog.done
+    while prog.step < stage["steps"]:
+        schedule.total = stage["steps"]
+        schedule.apply(opt, stage["lr"], prog.step)
+        net.train()
+        x, y = batches.draw(cfg.batch, run.gen)
+        loss = loss_fn(net(x.to(run.device)), y.to(run.device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        prog.loss_sum += loss.item()
+        prog.step += 1
+        prog.done += 1
+        if cfg.max_minutes and prog.done % 100 == 0:
+            _fit_budget(run, prog, since, prog.done - done_before)
+        report = prog.step % 50 == 0
+        if report:
+            prog.history.append({"stage": stage["name"], "step": prog.step, "loss": round(prog.loss_sum / 50, 4),
+                                 "minutes": round(run.budget.seconds() / 60, 2)})  # fmt: skip
+            prog.loss_sum = 0.0
+        if prog.step % cfg.checkpoint_every == 0 or prog.step == stage["steps"]:
+            run.checkpoint(net, opt, prog.done, asdict(prog))
+        if report:
+            yield (
+                f"stage {k + 1}/{len(prog.stages)} {stage['name']} ({stage['trainable']})",
+                prog.step,
+                stage["steps"],
+            )
+
+
+def fit(run: Run, net, data: ObjectSet, cfg: ClusterTrainConfig, resume: bool = False):
+    """Train `net` through the coarse-to-fine stages (progress generator); returns the `_Progress` (history and
+    the stages' steps as run). `resume`: from the run's last checkpoint, exactly where it stopped."""
+    saved = run.checkpoint_extra() if resume else {}
+    prog = _Progress(**saved) if saved else _Progress([dict(s) for s in cfg.stages])
+    if prog.step >= prog.stages[prog.stage]["steps"]:  # the checkpoint closed its stage
+        prog.stage, prog.step = prog.stage + 1, 0
+    batches, restore = _Batches.of(data), bool(saved)
+    while prog.stage < len(prog.stages):
+        yield from _stage(run, net, batches, cfg, prog, restore)
+        prog.stage, prog.step, restore = prog.stage + 1, 0, False
+    return prog
+
+
+def train(cfg: ClusterTrainConfig, resume: bool = False):
+    """Progress generator; returns the saved model path. `resume`: continue from the run's last checkpoint
+    (`checkpoints/<name>/` beside the model file)."""
+    out = Path(cfg.out).with_suffix(".safetensors")
+    run = start_run(out.parent / "checkpoints" / out.stem, cfg.seed, cfg.device, cfg.threads, cfg.max_minutes)
     data = yield from build_objects(cfg.data, "train", cfg.synth_spreads, cfg.seed, cfg.per_source, cfg.cache,
                                     cfg.keep_single)  # fmt: skip
-    counts = np.bincount(data.y, minlength=len(TYPES))
-    # sampling weight per type ~ count^-0.5: rare overlaps are seen more often without erasing the prior
-    weight = torch.from_numpy((1.0 / np.sqrt(np.maximum(counts, 1)))[data.y])
-    x_all, y_all = torch.from_numpy(data.x), torch.from_numpy(data.y).long()
     config = {"backbone": cfg.backbone, "grey_blur": cfg.grey_blur}
     if cfg.backbone == "resnext-mini":
         config.update(widths=list(MINI_WIDTHS), groups=MINI_GROUPS)
-    net = clusters.build_network(**config, pretrained=cfg.pretrained)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
-    stages = [dict(s) for s in cfg.stages]
-    history, t_train, done_total = [], time.time(), 0
-    for k, stage in enumerate(stages):
-        params = clusters.stage_parameters(net, stage["trainable"])
-        for p in net.parameters():
-            p.requires_grad_(False)
-        for p in params:
-            p.requires_grad_(True)
-        opt = torch.optim.AdamW(params, lr=stage["lr"], weight_decay=1e-4)
-        step, loss_sum = 0, 0.0
-        while step < stage["steps"]:
-            lr = stage["lr"] * min(1.0, (step + 1) / 100) * 0.5 * (1 + np.cos(np.pi * step / stage["steps"]))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            net.train()
-            idx = torch.multinomial(weight, cfg.batch, replacement=True, generator=gen)
-            x = augment(x_all[idx].float().div_(255), gen)
-            loss = loss_fn(net(x), y_all[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item()
-            step += 1
-            done_total += 1
-            if (
-                cfg.max_minutes and done_total % 100 == 0
-            ):  # shrink what is left to the budget, same proportions
-                per_step = (time.time() - t_train) / done_total
-                left = (cfg.max_minutes * 60 - EVAL_RESERVE_S - (time.time() - t0)) / per_step
-                planned = stage["steps"] - step + sum(s["steps"] for s in stages[k + 1 :])
-                if left < planned:
-                    f = max(left, 0) / planned
-                    stage["steps"] = step + max(int((stage["steps"] - step) * f), 1)
-                    for s in stages[k + 1 :]:
-                        s["steps"] = max(int(s["steps"] * f), 1)
-            if step % 50 == 0:
-                history.append({"stage": stage["name"], "step": step, "loss": round(loss_sum / 50, 4),
-                                "minutes": round((time.time() - t0) / 60, 2)})  # fmt: skip
-                print(history[-1], flush=True)
-                loss_sum = 0.0
-                yield (
-                    f"stage {k + 1}/{len(stages)} {stage['name']} ({stage['trainable']})",
-                    step,
-                    stage["steps"],
-                )
-    train_minutes = (time.time() - t0) / 60
+    net = clusters.build_network(**config, pretrained=cfg.pretrained).to(run.device)
+    prog = yield from fit(run, net, data, cfg, resume)
+    train_minutes = run.budget.seconds() / 60
 
     yield "evaluating on validation objects", 0, 1
     val = yield from build_objects(
@@ -332,8 +290,15 @@ def train(cfg: ClusterTrainConfig):
     validation = {
         src: type_metrics(val.y[val.source == src], pred[val.source == src]) for src in ("bioimlab", "synth")
     }
+    card = _card(cfg, config, net, data, validation, prog, train_minutes, run)
+    yield Validated("evaluating on validation objects", 1, 1, validation)
+    return run.save_model(net.state_dict(), card, out)
+
+
+def _card(cfg: ClusterTrainConfig, config: dict, net, data: ObjectSet, validation: dict, prog: _Progress,
+          train_minutes: float, run: Run) -> dict:  # fmt: skip
     out = Path(cfg.out).with_suffix(".safetensors")
-    card = {
+    return {
         "architecture": clusters.ARCH,
         "config": config,
         "task": "type of a connected chromosome object: "
@@ -367,26 +332,23 @@ def train(cfg: ClusterTrainConfig):
             **validation,
         },
         "training": {
-            "stages": stages,
+            "stages": prog.stages,
             "batch": cfg.batch,
             "seed": cfg.seed,
             "sampling": "with replacement, weight per type ~ count^-0.5",
             "augmentation": AUGMENTATION,
             "optimizer": "AdamW wd 1e-4, per stage 100-step warm-up then cosine to 0, label smoothing 0.05",
             "minutes": round(train_minutes, 1),
-            "machine": f"{os.cpu_count()}-core CPU, {cfg.threads} thread ({platform.processor() or platform.machine()})"
-            f", torch {torch.__version__}",
+            **run.environment(),
             "config": {k: v for k, v in asdict(cfg).items() if k not in ("stages", "cache")},
-            "history": history,
+            "history": prog.history,
         },
         "reproduce": f"napari-karyo train-clusters --data ../shared/data --synth-spreads {cfg.synth_spreads} "
         f"--keep-single {cfg.keep_single} --seed {cfg.seed} --threads {cfg.threads} --out {out.name} "
-        + " ".join(f"--{s['name']}-steps {s['steps']}" for s in stages)
+        + " ".join(f"--{s['name']}-steps {s['steps']}" for s in prog.stages)
         + (
             f"  (asked: --max-minutes {cfg.max_minutes}, which cut the steps to these)"
             if cfg.max_minutes
             else ""
         ),
     }
-    yield "evaluating on validation objects", 1, 1
-    return save_model(net.state_dict(), card, out)

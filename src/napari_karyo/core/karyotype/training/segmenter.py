@@ -1,7 +1,9 @@
 """Train the chromosome Mask R-CNN. One generator (`train_steps`) serves the CLI, the widget and the tests.
 
-- Config from a YAML/JSON file, overridden by keyword arguments (CLI flags); everything is seeded.
-- Checkpoints are safetensors (weights, optimizer moments, RNG state) + JSON: no pickle; `resume=True` continues.
+- Config from a YAML/JSON file, overridden by keyword arguments (CLI flags); everything is seeded. Seeds, device,
+  budget, schedule, checkpoints and DDP come from the training harness (core/training/).
+- Checkpoints are safetensors (weights, optimizer moments, RNG state) + JSON: no pickle; `resume=True` continues
+  exactly.
 - Under `torchrun` (WORLD_SIZE > 1) it trains with DistributedDataParallel (NCCL on GPUs, gloo on CPUs);
   each rank draws its own samples, rank 0 writes files.
 """
@@ -9,16 +11,10 @@
 from __future__ import annotations
 
 import json
-import math
-import os
-import time
 from collections.abc import Generator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
-from napari_karyo.core.device import describe, pick_device
 from napari_karyo.core.errors import CancelledError, KaryoError
 from napari_karyo.core.karyotype.evaluate.validate import VAL_SPLIT, prepare_val, validation_figures
 from napari_karyo.core.karyotype.infer.model import ARCH, DEFAULT_CONFIG, build_maskrcnn
@@ -27,16 +23,26 @@ from napari_karyo.core.karyotype.training import datasets
 from napari_karyo.core.karyotype.training.crop_bank import CropBank
 from napari_karyo.core.karyotype.training.datasets import VAL_MFISH_SLIDES
 from napari_karyo.core.karyotype.training.segmenter_data import SampleStream, load_corrections, prepare
-from napari_karyo.core.storage.atomic import write_json, write_with
+from napari_karyo.core.storage.atomic import write_json
 from napari_karyo.core.storage.model_files import load_card, load_model, save_model
+from napari_karyo.core.training.config import Settings, setting
+from napari_karyo.core.training.harness import (
+    CosineSchedule,
+    Run,
+    Validated,
+    checkpoint_weights,
+    start_run,
+)
+
+SOURCES = ("bioimlab", "mfish", "synth", "procedural", "corrections")
 
 
 @dataclass
-class TrainConfig:
-    data: str = "../shared/data"
-    sources: list[str] = field(default_factory=lambda: ["bioimlab", "mfish", "synth"])
-    synth_fraction: float = 0.3
-    synth_per_source: int = 2000  # crops per source in the synthetic crop bank
+class TrainConfig(Settings):
+    data: str = setting("../shared/data", help="data folder")
+    sources: list[str] = setting(default_factory=lambda: ["bioimlab", "mfish", "synth"], choices=SOURCES)
+    synth_fraction: float = setting(0.3, help="share of samples that are synthetic spreads")
+    synth_per_source: int = setting(2000, help="crops per source in the synthetic crop bank")
     crop: int = 384
     batch: int = 2
     steps: int = 3000
@@ -44,35 +50,25 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup: int = 100
     seed: int = 0
-    out: str = "runs/maskrcnn"
+    out: str = setting("runs/maskrcnn", help="run folder: checkpoints, log, model.safetensors + card")
     checkpoint_every: int = 200
-    max_minutes: float | None = None  # stop early (and save) when the wall-clock budget is spent
+    max_minutes: float | None = setting(
+        None, help="stop early (and save) when the wall-clock budget is spent"
+    )
     device: str | None = None
     threads: int | None = None
-    model: dict = field(default_factory=dict)  # overrides of model.DEFAULT_CONFIG
-    corrections: str | None = None  # training set folder (export-training) read by the "corrections" source
-    init: str | None = None  # model file to fine-tune from (its card's architecture config is used)
-    validate_every: int = (
-        0  # at the start, every N steps and at the end: figures on the corrections' val split
+    model: dict = setting(default_factory=dict, flag=False)  # overrides of model.DEFAULT_CONFIG
+    corrections: str | None = setting(
+        None, help="training set folder (export-training) of the corrections source"
     )
-
-    @classmethod
-    def load(cls, path: str | Path | None = None, **overrides) -> TrainConfig:
-        values: dict = {}
-        if path:
-            text = Path(path).read_text()
-            if str(path).endswith((".yaml", ".yml")):
-                import yaml
-
-                values = yaml.safe_load(text) or {}
-            else:
-                values = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise KaryoError(f"{path}: unknown training settings {sorted(unknown)}; known: {sorted(known)}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+    init: str | None = setting(
+        None, help="model file to start from (default with --from-corrections: the bundled one)"
+    )
+    validate_every: int = setting(
+        0,
+        help="at the start, every N steps and at the end, evaluate on the corrected set's val split (found "
+        "share, false positives per image, mean IoU; in log.jsonl and the model card)",
+    )
 
 
 # Fine-tuning on a user's corrections: few images, so a low learning rate, a short warm-up and real data only.
@@ -93,19 +89,6 @@ def finetune_config(corrections: str | Path, init: str | None = None, **override
     values = {**FINETUNE_DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
     values["sources"] = ["corrections", *(s for s in values["sources"] if s != "corrections")]
     return TrainConfig.load(None, **values, corrections=str(corrections), init=init or DEFAULT_SEGMENTER)
-
-
-def _distributed():
-    """(rank, world, local_rank), initialising the process group under torchrun."""
-    import torch
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, 0
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def _data(cfg: TrainConfig):
@@ -156,50 +139,6 @@ def _val_data(cfg: TrainConfig) -> list:
     return prepare_val(spreads)
 
 
-def _lr_factor(step: int, cfg: TrainConfig, minutes: float) -> float:
-    """Linear warm-up, then cosine decay. With a time budget, progress is the larger of steps done and time
-    spent, so a run cut short by `max_minutes` has still annealed its learning rate."""
-    if step < cfg.warmup:
-        return (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    if cfg.max_minutes:
-        progress = max(progress, minutes / cfg.max_minutes)
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def _save_checkpoint(out: Path, model, optimizer, step: int, rng: np.random.Generator) -> None:
-    import torch
-    from safetensors.torch import save_file
-
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    opt = optimizer.state_dict()
-    for idx, state in opt["state"].items():
-        for name, value in state.items():
-            tensors[f"opt.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    tensors["rng.torch"] = torch.get_rng_state()
-    write_with(out / "checkpoint.safetensors", lambda p: save_file(tensors, str(p)))
-    meta = {"step": step, "param_groups": opt["param_groups"], "numpy_rng": rng.bit_generator.state}
-    write_json(out / "checkpoint.json", meta)
-
-
-def _load_checkpoint(out: Path, model, optimizer, rng: np.random.Generator) -> int:
-    import torch
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(out / "checkpoint.safetensors"))
-    meta = json.loads((out / "checkpoint.json").read_text())
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, idx, name = key.split(".", 2)
-            state.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    torch.set_rng_state(tensors["rng.torch"])
-    rng.bit_generator.state = meta["numpy_rng"]
-    return int(meta["step"])
-
-
 def _card(
     cfg: TrainConfig, training: dict, used: dict, base: dict | None = None, validation: dict | None = None
 ) -> dict:
@@ -240,13 +179,9 @@ def _card(
 
 def export_checkpoint(run_dir: str | Path) -> Path:
     """Write `model.safetensors` + card from a run's last checkpoint (e.g. of a run still going)."""
-    from safetensors.torch import load_file
-
     run_dir = Path(run_dir)
     cfg = TrainConfig.load(run_dir / "config.json")
-    meta = json.loads((run_dir / "checkpoint.json").read_text())
-    tensors = load_file(str(run_dir / "checkpoint.safetensors"))
-    state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    state, meta = checkpoint_weights(run_dir / "checkpoint")
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     seconds = max((row["s"] for row in log if row["step"] < meta["step"]), default=0)
     training = {"steps_done": meta["step"], "seconds": seconds, "exported_from_checkpoint": True}
@@ -257,129 +192,127 @@ def export_checkpoint(run_dir: str | Path) -> Path:
     return save_model(state, _card(cfg, training, used, base), run_dir / "model.safetensors")
 
 
-def train_steps(
-    cfg: TrainConfig, resume: bool = False, should_stop=lambda: False, validation: list[dict] | None = None
-) -> Generator[tuple[str, int, int], None, Path]:
-    """Yield ('train', step, steps) as it goes; return the path of the saved model file.
+@dataclass
+class _Parts:
+    """What one run of `train_steps` trains: the model (and its DDP wrapper), optimizer, data, log."""
 
-    With `cfg.validate_every` N > 0, the model is evaluated on the corrections' val split (validate.py) before the
-    first step, every N steps and at the end; the figures ({"step", "images", "found_share", "false_positives_per_image", "mean_iou",
-    ...}) are appended to `validation` and written to log.jsonl as {"step", "s", "validation"} before
-    ('validate', step, steps) is yielded; the last ones go into the model card's metrics."""
+    run: Run
+    model: object
+    net: object
+    optimizer: object
+    stream: SampleStream
+    used: dict
+    val: list
+    base: dict | None
+    start: int
+    log: object = None
+
+    def step(self, cfg: TrainConfig, step: int) -> None:
+        """One optimizer step on a fresh batch; the log gets a row every 10 steps."""
+        import torch
+
+        dev = self.run.device
+        batch = [self.stream.sample(self.run.rng) for _ in range(cfg.batch)]
+        losses = self.net(
+            [b[0].to(dev) for b in batch], [{k: v.to(dev) for k, v in b[1].items()} for b in batch]
+        )
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise KaryoError(f"training diverged at step {step} (loss {loss.item()}); lower --lr")
+        self.optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 10.0)
+        self.optimizer.step()
+        if self.log and (step % 10 == 0 or step == cfg.steps - 1):
+            row = {"step": step, "loss": round(loss.item(), 4), "s": round(self.run.budget.seconds(), 1)}
+            row.update({k: round(v.item(), 4) for k, v in losses.items()})
+            self.write_log(row)
+        if (step + 1) % cfg.checkpoint_every == 0:
+            self.run.checkpoint(self.model, self.optimizer, step + 1)
+
+    def validate(self, done: int, total: int) -> Validated:
+        figures = {"step": done, **validation_figures(self.model, self.run.device, self.val)}
+        self.write_log({"step": done, "s": round(self.run.budget.seconds(), 1), "validation": figures})
+        return Validated("validate", done, total, figures)
+
+    def write_log(self, row: dict) -> None:
+        self.log.write(json.dumps(row) + "\n")
+        self.log.flush()
+
+
+def _setup(cfg: TrainConfig, run: Run, resume: bool) -> _Parts:
+    """Data, model (from `cfg.init` when fine-tuning), optimizer, the checkpoint when resuming."""
     import torch
 
-    rank, world, local_rank = _distributed()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)
-    torch.manual_seed(cfg.seed + rank)
-    rng = np.random.default_rng(cfg.seed + 1000 * rank)
-    out = Path(cfg.out)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", asdict(cfg))
-
-    yield ("loading data", 0, cfg.steps)
     stream, used = _data(cfg)
-    val = _val_data(cfg) if cfg.validate_every and rank == 0 else []
+    val = _val_data(cfg) if cfg.validate_every and run.main else []
     if val:
         used["validation"] = [v.key for v in val]
-    if rank == 0:
-        write_json(out / "data.json", used)
+    if run.main:
+        write_json(run.out / "data.json", used)
     base = None
     if cfg.init:
         state, base = load_model(cfg.init, ARCH)
     model = build_maskrcnn({**(base or {}).get("config", DEFAULT_CONFIG), **cfg.model})
     if base is not None:
         model.load_state_dict(state)
-    model = model.to(device)
+    model = model.to(run.device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start = 0
-    if resume and (out / "checkpoint.safetensors").exists():
-        start = _load_checkpoint(out, model, optimizer, rng)
-    net = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(
-            model, device_ids=[local_rank] if device.type == "cuda" else None, find_unused_parameters=True
-        )
+    start = run.resume(model, optimizer)[0] if resume else 0
+    net = run.wrap(model, find_unused_parameters=True)
     net.train()
     if base is not None:  # fine-tuning on a few cells: keep the initial model's BatchNorm statistics
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.eval()
-    t0 = time.time()
-    log = open(out / "log.jsonl", "a") if rank == 0 else None  # noqa: SIM115 - closed in finally
+    return _Parts(run, model, net, optimizer, stream, used, val, base, start)
 
-    def validate(done: int) -> dict:
 
-        figures = {"step": done, **validation_figures(model, device, val)}
-        log.write(json.dumps({"step": done, "s": round(time.time() - t0, 1), "validation": figures}) + "\n")
-        log.flush()
-        if validation is not None:
-            validation.append(figures)
-        return figures
+def train_steps(
+    cfg: TrainConfig, resume: bool = False, should_stop=lambda: False
+) -> Generator[tuple[str, int, int], None, Path]:
+    """Yield ('train', step, steps) as it goes; return the path of the saved model file.
 
-    done = start  # steps done: a run cut short by max_minutes stops before its current step
+    With `cfg.validate_every` N > 0, the model is evaluated on the corrections' val split (validate.py) before the
+    first step, every N steps and at the end: a `Validated` report ('validate', step, steps) carries the figures
+    ({"step", "images", "found_share", "false_positives_per_image", "mean_iou", ...}), also written to log.jsonl as
+    {"step", "s", "validation"}; the last ones go into the model card's metrics."""
+    run = start_run(cfg.out, cfg.seed, cfg.device, cfg.threads, cfg.max_minutes)
+    if run.main:
+        write_json(run.out / "config.json", asdict(cfg))
+    yield ("loading data", 0, cfg.steps)
+    parts = _setup(cfg, run, resume)
+    schedule = CosineSchedule(cfg.steps, cfg.warmup, floor=0.05)
+    run.budget.restart()
+    parts.log = open(run.out / "log.jsonl", "a") if run.main else None  # noqa: SIM115 - closed in finally
+    done = parts.start  # steps done: a run cut short by max_minutes stops before its current step
     last = None
     try:
-        if val:  # the start model's figures first: the baseline the fine-tuning has to beat
-            last = validate(done)
-            yield ("validate", done, cfg.steps)
-        for step in range(start, cfg.steps):
+        if parts.val:  # the start model's figures first: the baseline the fine-tuning has to beat
+            last = parts.validate(done, cfg.steps)
+            yield last
+        for step in range(parts.start, cfg.steps):
             if should_stop():
                 raise CancelledError(
                     "training cancelled; the last checkpoint is kept and `--resume` continues"
                 )
-            if cfg.max_minutes and (time.time() - t0) / 60 > cfg.max_minutes:
+            if run.budget.spent():
                 break
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * _lr_factor(step, cfg, (time.time() - t0) / 60)
-            batch = [stream.sample(rng) for _ in range(cfg.batch)]
-            images = [b[0].to(device) for b in batch]
-            targets = [{k: v.to(device) for k, v in b[1].items()} for b in batch]
-            losses = net(images, targets)
-            loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                raise KaryoError(f"training diverged at step {step} (loss {loss.item()}); lower --lr")
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 10.0)
-            optimizer.step()
-            if log and (step % 10 == 0 or step == cfg.steps - 1):
-                row = {"step": step, "loss": round(loss.item(), 4), "s": round(time.time() - t0, 1)}
-                row.update({k: round(v.item(), 4) for k, v in losses.items()})
-                log.write(json.dumps(row) + "\n")
-                log.flush()
-            if rank == 0 and (step + 1) % cfg.checkpoint_every == 0:
-                _save_checkpoint(out, model, optimizer, step + 1, rng)
+            schedule.apply(parts.optimizer, cfg.lr, step, run.budget.share())
+            parts.step(cfg, step)
             done = step + 1
             yield ("train", done, cfg.steps)
-            if val and done % cfg.validate_every == 0:
-                last = validate(done)
-                yield ("validate", done, cfg.steps)
-        if val and (last is None or last["step"] != done):
-            last = validate(done)
-            yield ("validate", done, cfg.steps)
+            if parts.val and done % cfg.validate_every == 0:
+                last = parts.validate(done, cfg.steps)
+                yield last
+        if parts.val and (last is None or last.figures["step"] != done):
+            last = parts.validate(done, cfg.steps)
+            yield last
     finally:
-        if log:
-            log.close()
-    path = out / "model.safetensors"
-    if rank == 0:
-        _save_checkpoint(out, model, optimizer, done, rng)
-        training = {
-            "steps_done": done,
-            "seconds": round(time.time() - t0),
-            "device": describe(device),
-            "world_size": world,
-        }
-        save_model(model.state_dict(), _card(cfg, training, used, base, last), path)
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-    return path
+        if parts.log:
+            parts.log.close()
+    run.checkpoint(parts.model, parts.optimizer, done)
+    training = {"steps_done": done, "seconds": round(run.budget.seconds()), **run.environment()}
+    card = _card(cfg, training, parts.used, parts.base, last.figures if last else None)
+    return run.save_model(parts.model.state_dict(), card, run.out / "model.safetensors")

@@ -1,10 +1,11 @@
 """Train the multi-stain classifier: config, data (a patch data set or the M-FISH task), the training generator.
 
-`train_fusion_steps(config, data=None)` yields (stage, done, total) and returns the model path. Seeded; Adam at
-lr 1e-3, batch 64, cross-entropy (source step 6); validation after every epoch, the best epoch kept, early
-stopping after `patience` epochs without improvement; a loadable checkpoint (safetensors + card, the latest
-epoch) in `out/checkpoint.*`, the final model in `out/model.*` with a card holding the lesion names, the stains,
-the split and the metrics.
+`train_fusion_steps(config, data=None)` yields (stage, done, total) and returns the model path. Seeded (the
+training harness, core/training/harness.py); Adam at lr 1e-3, batch 64, cross-entropy (source step 6);
+validation after every epoch (a `Validated` report), the best epoch kept, early stopping after `patience` epochs
+without improvement; a loadable checkpoint (safetensors + card, the latest epoch) in `out/checkpoint.*`, the
+exact-resume state in `out/state.*` and `out/best.*`, the final model in `out/model.*` with a card holding the
+lesion names, the stains, the split and the metrics.
 
 `data` (what a widget passes, or `prepare_data` builds from the config):
     {"stains": names, "classes": lesion names, "train": (x, y), "val": (x, y), optional "test": (x, y),
@@ -17,12 +18,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from napari_karyo.core.device import describe, pick_device
+from napari_karyo.core.device import describe
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.pathology.lesions.fusion import build_fusion_net, save_fusion_model
 from napari_karyo.core.pathology.lesions.mfish_planes import load_task
@@ -36,59 +37,59 @@ from napari_karyo.core.pathology.lesions.patches import (
 )
 from napari_karyo.core.pathology.lesions.predict import as_float, predict_batches
 from napari_karyo.core.storage.atomic import write_json
+from napari_karyo.core.training.config import Settings, setting
+from napari_karyo.core.training.harness import Run, Validated, checkpoint_weights, save_checkpoint, start_run
 
 AUGMENTS = ("source", "dihedral", "none")
+FUSIONS = ("se", "concat", "mean")
 
 
 @dataclass
-class FusionTrainConfig:
-    out: str = "out/fusion"
-    dataset: str | None = None  # .npz patch data set (patches.save_patch_dataset), split by its groups
-    mfish: str | None = None  # or "A" / "P": the M-FISH fluor-plane task (mfish_planes.py)
-    data: str = "../shared/data"  # shared data folder for the M-FISH task
-    stains: list[str] | None = None  # use only these stains (e.g. one, for the single-stain baseline)
-    fusion: str = "se"
-    size: int = 28
-    per_cell: int = 2000  # M-FISH windows per cell
-    augment: str = "source"  # source: 60/90/180/270 rotations + a crop, offline; dihedral: random flips/rot90
-    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+class FusionTrainConfig(Settings):
+    out: str = setting("out/fusion", help="run folder: split.json, checkpoint and model.safetensors + card")
+    dataset: str | None = setting(
+        None, help=".npz patch data set (x, labels, groups, stains, classes), split by patient"
+    )
+    mfish: str | None = setting(None, help="or the M-FISH fluor-plane task of probe set A or P", choices="AP")
+    data: str = setting("../shared/data", help="shared data folder for --mfish")
+    stains: list[str] | None = setting(
+        None, help="use only these stains (e.g. one: the single-stain baseline)"
+    )
+    fusion: str = setting("se", choices=FUSIONS)
+    size: int = setting(28, help="patch side")
+    per_cell: int = setting(2000, help="M-FISH windows per cell")
+    augment: str = setting(
+        "source",
+        choices=AUGMENTS,
+        help="source: 60/90/180/270 rotations + a crop, offline; dihedral: random flips/rot90",
+    )
+    fractions: tuple[float, float, float] = setting(
+        (0.6, 0.2, 0.2), help="train / val / test shares of the groups"
+    )
     epochs: int = 30
-    epoch_steps: int | None = None  # steps between validations (default: one pass over the training patches)
-    patience: int = 4
+    epoch_steps: int | None = setting(None, help="steps between validations (default: one pass)")
+    patience: int = setting(4, help="stop after this many validations without improvement")
     batch: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
     dropout: float = 0.5
-    stain_dropout: float = 0.1  # chance that a stain of a training patch is hidden (missing-stain robustness)
-    se_l1: float = 0.01  # pull on the SE weights: a stain that does not help the loss drifts to low weight
+    stain_dropout: float = setting(0.1, help="chance that a stain of a training patch is hidden")
+    se_l1: float = setting(
+        0.01, help="pull on the SE weights: a stain that does not help drifts to low weight"
+    )
     seed: int = 0
     device: str | None = None
     threads: int | None = None
-    max_minutes: float | None = None
-    extra: dict = field(default_factory=dict)  # free-form notes copied into the card
+    max_minutes: float | None = setting(None, help="stop after the epoch that spends the time budget")
+    extra: dict = setting(default_factory=dict, flag=False)  # free-form notes copied into the card
 
-    @classmethod
-    def load(cls, path: str | Path | None = None, **overrides) -> FusionTrainConfig:
-        values: dict = {}
-        if path:
-            import yaml
-
-            try:
-                values = yaml.safe_load(Path(path).read_text()) or {}
-            except (OSError, yaml.YAMLError) as exc:
-                raise KaryoError(f"{path}: cannot read the training config ({exc})") from exc
-            unknown = set(values) - {f.name for f in fields(cls)}
-            if unknown:
-                raise KaryoError(f"{path}: unknown settings {sorted(unknown)}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        cfg = cls(**values)
-        if cfg.fusion not in ("se", "concat", "mean"):
-            raise KaryoError(f"fusion {cfg.fusion!r} must be se, concat or mean")
-        if cfg.augment not in AUGMENTS:
-            raise KaryoError(f"augment {cfg.augment!r} must be one of {AUGMENTS}")
-        if (cfg.dataset is None) == (cfg.mfish is None):
+    def check(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise KaryoError(f"fusion {self.fusion!r} must be se, concat or mean")
+        if self.augment not in AUGMENTS:
+            raise KaryoError(f"augment {self.augment!r} must be one of {AUGMENTS}")
+        if (self.dataset is None) == (self.mfish is None):
             raise KaryoError("give exactly one of dataset (a .npz patch set) or mfish (A or P)")
-        return cfg
 
 
 def prepare_data(cfg: FusionTrainConfig) -> dict:
@@ -201,107 +202,126 @@ def evaluate(net, x: np.ndarray, y: np.ndarray, device, batch: int = 512) -> dic
     }
 
 
-def train_fusion_steps(
-    cfg: FusionTrainConfig, data: dict | None = None
-) -> Generator[tuple[str, int, int], None, Path]:
-    import torch
-    import torch.nn.functional as F
-
-    t0 = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    dev = pick_device(cfg.device)
-    yield f"loading data ({describe(dev)})", 0, 1
-    data_from_config = data is None
-    data = select_stains(prepare_data(cfg) if data_from_config else data, cfg.stains)
+def _fusion_data(cfg: FusionTrainConfig, data: dict | None):
+    """The data dict (from the config when None) with its training part augmented ('source')."""
+    data = select_stains(prepare_data(cfg) if data is None else data, cfg.stains)
     x_train, y_train = data["train"]
-    x_val, y_val = data["val"]
-    if not len(x_train) or not len(x_val):
+    if not len(x_train) or not len(data["val"][0]):
         raise KaryoError("the training or validation part has no patches; annotate more patients or regions")
     if cfg.augment == "source":
         x_train, src, _ = augment(x_train, seed=cfg.seed)
         y_train = y_train[src]
+    return data, x_train, y_train
+
+
+def _epoch(run: Run, net, opt, cfg: FusionTrainConfig, x_train, y_train, epoch: int, steps: int):
+    """One epoch of `steps` random batches with stain dropout (progress generator); returns the last loss."""
+    import torch
+    import torch.nn.functional as F
+
+    net.train()
+    n, n_stains = x_train.shape[:2]
+    for step in range(steps):
+        idx = torch.randint(0, n, (cfg.batch,), generator=run.gen).numpy()
+        xb = as_float(x_train[idx])
+        if cfg.augment == "dihedral":
+            xb = torch.rot90(xb, int(torch.randint(0, 4, (1,), generator=run.gen)), (-2, -1))
+            if torch.rand(1, generator=run.gen) < 0.5:
+                xb = xb.flip(-1)
+        present = torch.rand(cfg.batch, n_stains, generator=run.gen) >= cfg.stain_dropout
+        present[present.sum(1) == 0, 0] = True  # every patch keeps at least one stain
+        logits, w = net(xb.to(run.device), present.to(run.device))
+        loss = F.cross_entropy(logits, torch.from_numpy(y_train[idx]).to(run.device))
+        if cfg.fusion == "se" and cfg.se_l1:
+            loss = loss + cfg.se_l1 * w.sum(1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 10 == 0:
+            yield f"epoch {epoch + 1}/{cfg.epochs} on {describe(run.device)}", step, steps
+    return loss.item()
+
+
+def train_fusion_steps(
+    cfg: FusionTrainConfig, data: dict | None = None, resume: bool = False
+) -> Generator[tuple[str, int, int], None, Path]:
+    """Progress generator; after every epoch a `Validated` report carries {"epoch", "loss", "val_accuracy"}.
+    Returns the model path. `resume`: continue from the run folder's last epoch (`state.*`, exact)."""
+    import torch
+
+    run = start_run(cfg.out, cfg.seed, cfg.device, cfg.threads, cfg.max_minutes)
+    from_config = data is None
+    yield f"loading data ({describe(run.device)})", 0, 1
+    data, x_train, y_train = _fusion_data(cfg, data)
+    x_val, y_val = data["val"]
     n, n_stains, channels, size = x_train.shape[0], x_train.shape[1], x_train.shape[2], x_train.shape[-1]
     classes = tuple(data["classes"])
-    net = build_fusion_net(n_stains, channels, len(classes), cfg.fusion, size=size, dropout=cfg.dropout).to(
-        dev
-    )
+    net = build_fusion_net(n_stains, channels, len(classes), cfg.fusion, size=size, dropout=cfg.dropout)
+    net = net.to(run.device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epoch_steps or -(-n // cfg.batch)
-    out = Path(cfg.out)
     settings = asdict(cfg)
-    write_json(out / "config.json", settings)
+    write_json(run.out / "config.json", settings)
     card = {
         "stains": list(data["stains"]),
         "classes": list(classes),
         "split": data.get("split"),
         "training": {"config": settings},
-        "reproduce": f"napari-karyo train-fusion --config {out / 'config.json'}"
-        if data_from_config
+        "reproduce": f"napari-karyo train-fusion --config {run.out / 'config.json'}"
+        if from_config
         else "patches and split came from the caller (e.g. the napari widget); see split and config",
     }
-    best, best_state, history, bad, train_time, seen = -1.0, None, [], 0, 0.0, 0
-    for epoch in range(cfg.epochs):
-        net.train()
+    start, state = run.resume(net, opt, "state") if resume else (0, {})
+    p = {"best": -1.0, "bad": 0, "history": [], "train_s": 0.0, "seen": 0, **state}
+    best_state = checkpoint_weights(run.out / "best")[0] if start else None
+    for epoch in range(start, start if p.get("stopped") else cfg.epochs):
         t_epoch = time.perf_counter()
-        for step in range(steps):
-            idx = torch.randint(0, n, (cfg.batch,), generator=gen).numpy()
-            xb = as_float(x_train[idx])
-            if cfg.augment == "dihedral":
-                xb = torch.rot90(xb, int(torch.randint(0, 4, (1,), generator=gen)), (-2, -1))
-                if torch.rand(1, generator=gen) < 0.5:
-                    xb = xb.flip(-1)
-            present = torch.rand(cfg.batch, n_stains, generator=gen) >= cfg.stain_dropout
-            present[present.sum(1) == 0, 0] = True  # every patch keeps at least one stain
-            logits, w = net(xb.to(dev), present.to(dev))
-            loss = F.cross_entropy(logits, torch.from_numpy(y_train[idx]).to(dev))
-            if cfg.fusion == "se" and cfg.se_l1:
-                loss = loss + cfg.se_l1 * w.sum(1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            seen += cfg.batch
-            if step % 10 == 0:
-                yield f"epoch {epoch + 1}/{cfg.epochs} on {describe(dev)}", step, steps
-        train_time += time.perf_counter() - t_epoch
+        loss = yield from _epoch(run, net, opt, cfg, x_train, y_train, epoch, steps)
+        p["train_s"] += time.perf_counter() - t_epoch
+        p["seen"] += cfg.batch * steps
         yield "validating", 0, 1
-        val = evaluate(net, x_val, y_val, dev)
-        history.append(
-            {"epoch": epoch + 1, "loss": round(loss.item(), 4), "val_accuracy": round(val["accuracy"], 4)}
+        val = evaluate(net, x_val, y_val, run.device)
+        p["history"].append(
+            {"epoch": epoch + 1, "loss": round(loss, 4), "val_accuracy": round(val["accuracy"], 4)}
         )
-        if val["accuracy"] > best:
-            best, bad = val["accuracy"], 0
+        if val["accuracy"] > p["best"]:
+            p["best"], p["bad"] = val["accuracy"], 0
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            save_checkpoint(run.out / "best", best_state)
         else:
-            bad += 1
-        save_fusion_model(
-            net,
-            dict(card, checkpoint={"epoch": epoch + 1, "history": history}),
-            out / "checkpoint.safetensors",
-        )
-        over_time = cfg.max_minutes is not None and (time.perf_counter() - t0) / 60 > cfg.max_minutes
-        if bad >= cfg.patience or over_time:
+            p["bad"] += 1
+        latest = dict(card, checkpoint={"epoch": epoch + 1, "history": p["history"]})
+        save_fusion_model(net, latest, run.out / "checkpoint.safetensors")
+        p["stopped"] = (
+            p["bad"] >= cfg.patience
+        )  # for good: a resumed run does not continue (a budget can grow)
+        run.checkpoint(net, opt, epoch + 1, p, name="state")
+        yield Validated("validated", epoch + 1, cfg.epochs, p["history"][-1])
+        if p["stopped"] or run.budget.spent():
             break
     net.load_state_dict(best_state)
-    metrics = {"val": evaluate(net, x_val, y_val, dev)}
-    if data.get("test") is not None and len(data["test"][0]):
-        metrics["test"] = evaluate(net, *data["test"], dev)
-    card["metrics"] = metrics
-    card["training"].update(
-        {
-            "epochs_run": len(history),
-            "best_epoch": int(np.argmax([h["val_accuracy"] for h in history])) + 1,
-            "history": history,
-            "train_patches": int(n),
-            "seconds": round(time.perf_counter() - t0, 1),
-            "train_patches_per_s": round(seen / max(train_time, 1e-9), 1),
-            "device": describe(dev),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-        }
-    )
+    card["metrics"] = _metrics(net, data, run.device)
+    card["training"].update(_training_summary(p, n, run))
     yield "saving", 1, 1
-    return save_fusion_model(net, card, out / "model.safetensors")
+    return save_fusion_model(net, card, run.out / "model.safetensors")
+
+
+def _metrics(net, data: dict, device) -> dict:
+    metrics = {"val": evaluate(net, *data["val"], device)}
+    if data.get("test") is not None and len(data["test"][0]):
+        metrics["test"] = evaluate(net, *data["test"], device)
+    return metrics
+
+
+def _training_summary(p: dict, n: int, run: Run) -> dict:
+    history = p["history"]
+    return {
+        "epochs_run": len(history),
+        "best_epoch": int(np.argmax([h["val_accuracy"] for h in history])) + 1,
+        "history": history,
+        "train_patches": int(n),
+        "seconds": round(run.budget.seconds(), 1),
+        "train_patches_per_s": round(p["seen"] / max(p["train_s"], 1e-9), 1),
+        "cpu_count": os.cpu_count(),
+        **run.environment(),
+    }

@@ -1,0 +1,119 @@
+"""The objects the cluster-type network trains and is validated on (`build_objects`, cached): every connected
+object of synthetic "touching" spreads (crops of the crop bank's cases; exact types) and of BioImLab images (types
+derived from the polygons), prepared by `clusters.prepare_object`; a share of them get the mask a threshold finds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_karyo.core.karyotype.infer import clusters
+from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
+from napari_karyo.core.karyotype.training.crop_bank import CropBank
+from napari_karyo.core.karyotype.training.datasets import bioimlab_files
+from napari_karyo.core.karyotype.training.synth import synthesize
+from napari_karyo.core.storage.annotations import read_labelme
+from napari_karyo.core.storage.atomic import write_with
+from napari_karyo.core.user_folders import cache_dir
+
+DEFAULT_CACHE = cache_dir("cluster-objects")
+CACHE_VERSION = 1
+
+
+@dataclass
+class ObjectSet:
+    x: np.ndarray  # (N, 2, INPUT, INPUT) uint8: grey * 255, mask * 255
+    y: np.ndarray  # (N,) type ids
+    source: np.ndarray  # (N,) "synth" | "bioimlab"
+
+    def subset(self, keep: np.ndarray) -> ObjectSet:
+        return ObjectSet(self.x[keep], self.y[keep], self.source[keep])
+
+    @staticmethod
+    def concat(sets: list[ObjectSet]) -> ObjectSet:
+        return ObjectSet(*(np.concatenate([getattr(s, f) for s in sets]) for f in ("x", "y", "source")))
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+
+
+def spread_objects(norm: np.ndarray, chromosomes, rng: np.random.Generator, p_threshold: float = 0.25):
+    """(inputs, types) of every object of one annotated spread (`norm` bright on dark in [0, 1]). With probability
+    `p_threshold` an object's mask is what a threshold finds in its crop rather than the annotation."""
+    xs, ys = [], []
+    for obj in clusters.find_objects(chromosomes, norm.shape):
+        grey, mask = clusters.object_crop(norm, obj)
+        if rng.random() < p_threshold:
+            from scipy import ndimage as ndi
+
+            near = ndi.binary_dilation(mask, iterations=3)  # keep neighbouring objects out of the threshold
+            found = clusters.crop_object_mask(grey * near) & near
+            mask = found if found.sum() >= 0.5 * mask.sum() else mask
+        xs.append(_to_uint8(clusters.prepare_object(grey, mask)))
+        ys.append(obj.type_id)
+    return xs, ys
+
+
+def synthetic_objects(root, split: str, spreads: int, seed: int, per_source: int, p_threshold: float = 0.25,
+                      sources: tuple[str, ...] = ("pki3", "bioimlab_crops", "mfish")):  # fmt: skip
+    """Objects of synthetic "touching" spreads made from the crop bank of `split` (`sources` only; progress
+    generator)."""
+
+    bank = CropBank.from_data(root, split, sources=sources, max_per_source=per_source, seed=seed)
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for k in range(spreads):
+        image, chromosomes = synthesize(bank, rng, (512, 512), int(rng.integers(40, 61)), "touching")
+        x, y = spread_objects(image, chromosomes, rng, p_threshold)
+        xs += x
+        ys += y
+        if k % 20 == 0:
+            yield f"synthetic {split} objects", k, spreads
+    return ObjectSet(np.stack(xs), np.array(ys), np.array(["synth"] * len(ys)))
+
+
+def bioimlab_objects(root, split: str, seed: int, p_threshold: float = 0.25) -> ObjectSet:
+
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for f in bioimlab_files(root, split):
+        image, chromosomes = read_labelme(f)
+        x, y = spread_objects(normalise_intensity(image)[0], chromosomes, rng, p_threshold)
+        xs += x
+        ys += y
+    return ObjectSet(np.stack(xs), np.array(ys), np.array(["bioimlab"] * len(ys)))
+
+
+def build_objects(root, split: str, spreads: int, seed: int = 0, per_source: int = 2000, cache=DEFAULT_CACHE,
+                  keep_single: float = 1.0):  # fmt: skip
+    """Synthetic + BioImLab objects of one split (generator), cached by its arguments. `keep_single` thins the
+    synthetic single and touching objects (the spreads make many of those and few overlaps)."""
+    key = json.dumps(
+        [CACHE_VERSION, str(Path(root).resolve()), split, spreads, seed, per_source, keep_single]
+    )
+    path = Path(cache, f"{split}-{hashlib.md5(key.encode()).hexdigest()[:12]}.npz") if cache else None
+    if path is not None and path.exists():
+        with np.load(path) as z:
+            return ObjectSet(z["x"], z["y"], z["source"])
+    syn = yield from synthetic_objects(root, split, spreads, seed, per_source)
+    if keep_single < 1:
+        rng = np.random.default_rng(seed)
+        keep = (syn.y >= clusters.OVERLAPPING) | (rng.random(len(syn.y)) < keep_single)
+        syn = syn.subset(keep)
+    yield f"BioImLab {split} objects", 0, 1
+    data = ObjectSet.concat([syn, bioimlab_objects(root, split, seed)])
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
+                np.savez(fh, x=data.x, y=data.y, source=data.source)
+
+        write_with(path, write)
+    return data

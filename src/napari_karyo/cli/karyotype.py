@@ -7,6 +7,7 @@ import io
 import sys
 from pathlib import Path
 
+from napari_karyo.cli.mfish import add_analyze_options, mfish_job, result_stem
 from napari_karyo.cli.progress import run_with_progress
 from napari_karyo.core.classes import IDS_BY_NAME
 from napari_karyo.core.errors import ImageReadError, KaryoError
@@ -14,10 +15,12 @@ from napari_karyo.core.karyotype.edit.project import read_any_result
 from napari_karyo.core.karyotype.infer.assign import assign_spread
 from napari_karyo.core.karyotype.infer.classifier import classify_files
 from napari_karyo.core.karyotype.infer.predict import analyze_steps
+from napari_karyo.core.karyotype.mfish.analyze import write_class_map
 from napari_karyo.core.karyotype.report.case import case_iscn, case_table, rank_spreads, write_case_csv
 from napari_karyo.core.karyotype.report.exports import write_karyotype_files
 from napari_karyo.core.storage.atomic import write_text
 from napari_karyo.core.storage.images import IMAGE_SUFFIXES, read_image
+from napari_karyo.core.storage.multichannel import is_multichannel
 from napari_karyo.core.storage.result_files import ANNOTATIONS, read_result, write_result
 from napari_karyo.core.storage.training_set import export_training_set, import_training_set
 
@@ -28,25 +31,25 @@ def cmd_analyze(args) -> int:
     for path in args.images:
         path = Path(path)
         try:
-            image = read_image(path)
-            result = run_with_progress(
-                analyze_steps(
-                    image,
-                    model=args.model,
-                    classifier=args.classifier,
-                    cluster_model=args.clusters,
-                    device=args.device,
-                    source_path=str(path),
-                ),
-                path.name,
-                args.quiet,
-            )
+            kw = {"model": args.model, "cluster_model": args.clusters, "device": args.device}
+            if is_multichannel(path):
+                job = mfish_job(path, args)
+                image, extra, stem = job.dapi, job.class_map, result_stem(path)
+                result = run_with_progress(job.steps(**kw), path.name, args.quiet)
+                print(f"{path.name}: naming by {job.naming}", file=sys.stderr)
+            else:
+                image, extra, stem = read_image(path), lambda: None, path.stem
+                gen = analyze_steps(image, classifier=args.classifier, source_path=str(path), **kw)
+                result = run_with_progress(gen, path.name, args.quiet)
+            class_map = extra()
             folder = write_result(
                 result,
                 Path(args.out),
-                path.stem,
+                stem,
                 overwrite=args.overwrite,
-                extras=lambda d, image=image, result=result: write_karyotype_files(d, image, result),
+                extras=lambda d, i=image, r=result, m=class_map: (
+                    write_karyotype_files(d, i, r) + write_class_map(d, m)
+                ),
             )
         except KaryoError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -165,13 +168,18 @@ def cmd_export_training(args) -> int:
 
 def add_commands(sub) -> None:
     a = sub.add_parser("analyze", help="segment and name the chromosomes of metaphase spreads")
-    a.add_argument("images", nargs="+", help="spread images (TIFF, PNG, JPEG, BMP)")
+    a.add_argument(
+        "images",
+        nargs="+",
+        help="spread images (TIFF, PNG, JPEG, BMP) or M-FISH cells (OME-TIFF, ADIR plane)",
+    )
     a.add_argument("--out", required=True, help="output folder; results go to OUT/<image stem>/")
     a.add_argument("--model", help="segmentation model file (default: the bundled one)")
     a.add_argument("--classifier", help="chromosome classifier model file (default: the bundled one)")
     a.add_argument("--clusters", help="cluster-type model file (default: the bundled one)")
     a.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     a.add_argument("--overwrite", action="store_true", help="replace results that hold user corrections")
+    add_analyze_options(a)
     a.set_defaults(func=cmd_analyze)
 
     c = sub.add_parser("classify", help="name single-chromosome crops")

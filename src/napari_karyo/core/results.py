@@ -37,6 +37,7 @@ class Chromosome:
     centromeric_index: float = math.nan  # p / (p + q), percent
     centromere_row: float = math.nan
     centromere_col: float = math.nan
+    colour_vote: str = ""  # M-FISH: the object's best classes by its pixels' colour code ("7 0.88, 12 0.05")
 
     def __post_init__(self) -> None:
         self.mask = np.asarray(self.mask, dtype=bool)

@@ -138,15 +138,19 @@ def analyze_steps(
     source_path: str = "",
     classifier: str | None = None,
     cluster_model: str | None = None,
+    colour=None,
 ) -> Generator[tuple[str, int, int], None, SpreadResult]:
-    """Yield (stage, done, total); return the SpreadResult. Stop iterating to cancel."""
+    """Yield (stage, done, total); return the SpreadResult. Stop iterating to cancel.
+
+    `colour` (M-FISH, karyotype/mfish/colour.ColourNamer) names the objects instead of the crop classifier and may
+    split or add objects by their colour code first (`refine`)."""
 
     total = 7
     t0 = time.perf_counter()
     image = check_spread(image, source_path or "image")
     yield ("loading models", 0, total)
     seg = load_segmenter(model, device)
-    namer = load_classifier(classifier, device=str(seg.device))
+    namer = colour or load_classifier(classifier, device=str(seg.device))
     typer = load_cluster_model(cluster_model, device=seg.device)
     yield ("normalising polarity and scale", 1, total)
     norm, _ = normalise_intensity(image)
@@ -159,6 +163,8 @@ def analyze_steps(
         mask, offset = _to_image_scale(masks[i], offsets[i], factor, norm.shape)
         if mask.any():
             chromosomes.append(Chromosome(mask=mask, offset=offset, score=float(scores[i])))
+    if colour is not None:
+        chromosomes = colour.refine(chromosomes, norm.shape)
     result = SpreadResult(
         image_shape=tuple(norm.shape),
         chromosomes=chromosomes,

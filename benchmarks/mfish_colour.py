@@ -21,25 +21,33 @@ import sys
 import time
 
 import numpy as np
-from bench_common import data_missing, parser, report
 
+from bench_common import data_missing, parser, report
 from napari_karyo.core.iscn import UnsupportedKaryotype, parse_iscn, read_case_info
 from napari_karyo.core.jobs import run_to_end
 from napari_karyo.core.karyotype.evaluate import metrics
 from napari_karyo.core.karyotype.mfish.analyze import CellJob
-from napari_karyo.core.karyotype.mfish.pixels import normalise_planes
 from napari_karyo.core.karyotype.mfish.kits import plane_order
+from napari_karyo.core.karyotype.mfish.pixels import normalise_planes
 from napari_karyo.core.karyotype.training import datasets
 from napari_karyo.core.storage.annotations import read_mfish_k
 from napari_karyo.core.storage.multichannel import is_multichannel, read_cell
 
-VARIANTS = {"colour": {}, "colour, no split/add": {"split": False, "fill": False}, "DAPI only": {"dapi_only": True}}
+VARIANTS = {
+    "colour": {},
+    "colour, no split/add": {"split": False, "fill": False},
+    "DAPI only": {"dapi_only": True},
+}
 
 
 def score_run(result, gt, target) -> dict:
     pairs = metrics.match(result.chromosomes, gt)
     counted = sum(c.class_id > 0 for c in result.chromosomes)
+    touches = metrics.intersections(result.chromosomes, gt).sum(1) if gt else np.zeros(result.count)
     return {
+        "unlabelled": int(
+            (touches == 0).sum()
+        ),  # objects on no K-map chromosome (debris, or unlabelled in K)
         "found": len(pairs),
         "named": sum(result.chromosomes[i].class_id == gt[j].class_id for i, j, _ in pairs),
         "objects": result.count,
@@ -82,15 +90,25 @@ def run(data: str, device: str, limit: int | None) -> dict:
                 row[name].update(split=job.namer.split_count, added=job.namer.added_count)
                 row["pixels_right"], row["pixels"] = pixel_accuracy(job, np.asarray(_kmap(kfile)))
         rows.append(row)
-        print(f"  {row['cell']}: " + "; ".join(f"{v} {row[v]['iscn']}" for v in VARIANTS), file=sys.stderr, flush=True)
-    out = {"split": "validation slides " + ", ".join(s for s in datasets.VAL_MFISH_SLIDES if s[0] in "AP"),
-           "machine": f"{platform.machine()} {os.cpu_count()} cores, 1 thread", "device": device, "per_cell": rows,
-           "summary": {}}
+        print(
+            f"  {row['cell']}: " + "; ".join(f"{v} {row[v]['iscn']}" for v in VARIANTS),
+            file=sys.stderr,
+            flush=True,
+        )
+    out = {
+        "split": "validation slides " + ", ".join(s for s in datasets.VAL_MFISH_SLIDES if s[0] in "AP"),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, 1 thread",
+        "device": device,
+        "per_cell": rows,
+        "summary": {},
+    }
     for kit in ("A", "P", "all"):
         sel = [r for r in rows if kit == "all" or r["kit"] == kit]
         if sel:
             out["summary"][kit] = {v: _summary(sel, v, times[v]) for v in VARIANTS}
-            out["summary"][kit]["pixel_accuracy"] = sum(r["pixels_right"] for r in sel) / sum(r["pixels"] for r in sel)
+            out["summary"][kit]["pixel_accuracy"] = sum(r["pixels_right"] for r in sel) / sum(
+                r["pixels"] for r in sel
+            )
     return out
 
 
@@ -113,6 +131,7 @@ def _summary(rows: list[dict], v: str, times: list[float]) -> dict:
         "objects_exact_share": float(np.mean([r[v]["objects_exact"] for r in rows])),
         "iscn_exact_share": float(np.mean(iscn)) if iscn else 0.0,
         "iscn_cells": len(iscn),
+        "unlabelled_per_cell": float(np.mean([r[v]["unlabelled"] for r in rows])),
         "split": sum(r[v].get("split", 0) for r in rows),
         "added": sum(r[v].get("added", 0) for r in rows),
         "seconds_median": float(np.median(times)) if times else 0.0,
@@ -120,19 +139,27 @@ def _summary(rows: list[dict], v: str, times: list[float]) -> dict:
 
 
 def table(r: dict) -> str:
-    lines = [f"split: {r['split']}; {r['machine']}", "",
-             "| kit | naming | cells | found (IoU>=0.5) | named right of found | count exact | objects = true | "
-             "ISCN exact (cells) | split / added by colour | s per cell (median) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"split: {r['split']}; {r['machine']}",
+        "",
+        "| kit | naming | cells | found (IoU>=0.5) | named right of found | count exact | objects = true | "
+        "ISCN exact (cells) | objects on no K chromosome, per cell | split / added by colour | s per cell (median) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for kit, s in r["summary"].items():
         for v in VARIANTS:
             m = s[v]
             lines.append(
                 f"| {kit} | {v} | {m['cells']} | {m['found_share']:.1%} ({m['true']}) | {m['named_share']:.1%} | "
                 f"{m['count_exact_share']:.1%} | {m['objects_exact_share']:.1%} | {m['iscn_exact_share']:.1%} "
-                f"({m['iscn_cells']}) | {m['split']} / {m['added']} | {m['seconds_median']:.2f} |")
+                f"({m['iscn_cells']}) | {m['unlabelled_per_cell']:.1f} | {m['split']} / {m['added']} | "
+                f"{m['seconds_median']:.2f} |"
+            )
     lines.append("")
-    lines += [f"per-pixel accuracy, kit {k}: {s['pixel_accuracy']:.1%} (published 82.4%)" for k, s in r["summary"].items()]
+    lines += [
+        f"per-pixel accuracy, kit {k}: {s['pixel_accuracy']:.1%} (published 82.4%)"
+        for k, s in r["summary"].items()
+    ]
     return "\n".join(lines)
 
 

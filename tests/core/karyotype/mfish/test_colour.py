@@ -53,8 +53,12 @@ def synthetic_cell(seed: int, touching: tuple[int, int] | None = None) -> tuple[
 @pytest.fixture(scope="module")
 def kit_model(tmp_path_factory):
     cells = [LabelledCell(*synthetic_cell(s), source=f"s{s}") for s in range(3)]
-    cfg = KitTrainConfig(out=str(tmp_path_factory.mktemp("kit") / "kit.safetensors"), per_cell=4000, epochs=8,
-                         notes={"data": "synthetic"})
+    cfg = KitTrainConfig(
+        out=str(tmp_path_factory.mktemp("kit") / "kit.safetensors"),
+        per_cell=4000,
+        epochs=8,
+        notes={"data": "synthetic"},
+    )
     path = run_to_end(train_kit_steps(cfg, cells))
     return load_kit_model(path)
 

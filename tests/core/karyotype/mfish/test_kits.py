@@ -13,7 +13,9 @@ def test_each_kit_is_recognised_in_any_order_and_spelling(kit):
 
 def test_unknown_names_say_what_is_missing_and_what_to_do():
     names = ["DAPI", "Cy 5.5", "Cy 5", "S. Green", "S. Orange", "Alexa 647"]
-    with pytest.raises(KitError, match=r"cell.ome.tif: .*nearest: kit A, missing Texas Red, unknown Alexa 647.*train-kit"):
+    with pytest.raises(
+        KitError, match=r"cell.ome.tif: .*nearest: kit A, missing Texas Red, unknown Alexa 647.*train-kit"
+    ):
         recognise_kit(names, "cell.ome.tif")
 
 

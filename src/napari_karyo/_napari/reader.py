@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from napari_karyo._napari.karyotype.layers import result_to_layer_data
+from napari_karyo._napari.karyotype.mfish_layers import cell_layer_data
 from napari_karyo.core.errors import ImageReadError
 from napari_karyo.core.results import SpreadResult
 from napari_karyo.core.storage.annotations import instances_from_kmap, read_coco, read_labelme
 from napari_karyo.core.storage.images import IMAGE_SUFFIXES, read_image
+from napari_karyo.core.storage.multichannel import is_cell_with_dapi
 
 K_VALUES = set(range(25)) | {255}
 
@@ -36,6 +38,8 @@ def get_image_reader(path):
     p = single_path(path)
     if p is None or p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file():
         return None
+    if is_cell_with_dapi(p):  # M-FISH: every plane of the cell (ADIR: opening the DAPI file)
+        return cell_layer_data
     if p.suffix.lower() in (".tif", ".tiff"):
         kind = _tiff_kind(p)
         if kind == "decline":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari_karyo._napari.karyotype.mfish_layers import cell_layer_data
 from napari_karyo._napari.pathology.stack_layers import stack_to_layer_data
 from napari_karyo.core.pathology.stack import load_stack
 from napari_karyo.core.storage.images import read_image
@@ -11,6 +12,14 @@ from napari_karyo.core.storage.images import read_image
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 DAPI = SAMPLES / "mfish_V26_dapi.tif"
 KMAP = SAMPLES / "mfish_V26_K.tif"
+
+
+CELL = SAMPLES / "mfish_A02_cell.ome.tif"
+
+
+def mfish_cell():
+    """All six planes of an M-FISH cell (kit A, validation slide A02) as a pseudo-colour composite."""
+    return cell_layer_data(CELL)
 
 
 def mfish_dapi():

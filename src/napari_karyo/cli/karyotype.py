@@ -7,7 +7,7 @@ import io
 import sys
 from pathlib import Path
 
-from napari_karyo.cli.mfish import add_analyze_options, mfish_job, result_stem
+from napari_karyo.cli.mfish import add_analyze_options, mfish_job
 from napari_karyo.cli.progress import run_with_progress
 from napari_karyo.core.classes import IDS_BY_NAME
 from napari_karyo.core.errors import ImageReadError, KaryoError
@@ -20,7 +20,7 @@ from napari_karyo.core.karyotype.report.case import case_iscn, case_table, rank_
 from napari_karyo.core.karyotype.report.exports import write_karyotype_files
 from napari_karyo.core.storage.atomic import write_text
 from napari_karyo.core.storage.images import IMAGE_SUFFIXES, read_image
-from napari_karyo.core.storage.multichannel import is_multichannel
+from napari_karyo.core.storage.multichannel import is_multichannel, result_name
 from napari_karyo.core.storage.result_files import ANNOTATIONS, read_result, write_result
 from napari_karyo.core.storage.training_set import export_training_set, import_training_set
 
@@ -34,7 +34,7 @@ def cmd_analyze(args) -> int:
             kw = {"model": args.model, "cluster_model": args.clusters, "device": args.device}
             if is_multichannel(path):
                 job = mfish_job(path, args)
-                image, extra, stem = job.dapi, job.class_map, result_stem(path)
+                image, extra, stem = job.dapi, job.class_map, result_name(path)
                 result = run_with_progress(job.steps(**kw), path.name, args.quiet)
                 print(f"{path.name}: naming by {job.naming}", file=sys.stderr)
             else:

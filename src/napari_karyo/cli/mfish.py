@@ -8,7 +8,7 @@ from napari_karyo.cli.progress import run_with_progress
 from napari_karyo.core.karyotype.mfish.analyze import CellJob
 from napari_karyo.core.karyotype.mfish.kits import KITS
 from napari_karyo.core.karyotype.mfish.train import KitTrainConfig, find_labelled, train_kit_steps
-from napari_karyo.core.storage.multichannel import adir_planes, read_cell
+from napari_karyo.core.storage.multichannel import read_cell
 
 
 def mfish_job(path: Path, args) -> CellJob:
@@ -20,13 +20,6 @@ def mfish_job(path: Path, args) -> CellJob:
         split=not args.no_colour_split,
         fill=not args.no_colour_split,
     )
-
-
-def result_stem(path: Path) -> str:
-    """Output folder name: the cell's name (ADIR: without the plane letter; OME: without .ome)."""
-    if adir_planes(path):
-        return path.stem[:-1]
-    return path.name.split(".")[0]
 
 
 def add_analyze_options(a) -> None:
@@ -54,11 +47,19 @@ def cmd_train_kit(args) -> int:
         seed=args.seed,
         threads=args.threads,
         max_minutes=args.minutes,
-        notes={"excluded": list(args.exclude)},
+        notes={"excluded": list(args.exclude), "command": _command(args)},
     )
     path = run_with_progress(train_kit_steps(cfg, cells), "train-kit", args.quiet)
     print(f"kit model from {len(cells)} labelled cells -> {path} (card {path.with_suffix('.json').name})")
     return 0
+
+
+def _command(args) -> str:
+    """How to re-make the model, for its card."""
+    parts = ["napari-karyo train-kit", *args.inputs, "--out", args.out]
+    parts += ["--kit", args.kit] if args.kit else []
+    parts += ["--exclude", *[f"'{g}'" for g in args.exclude]] if args.exclude else []
+    return " ".join(parts + [f"--per-cell {args.per_cell} --epochs {args.epochs} --seed {args.seed}"])
 
 
 def add_commands(sub) -> None:

@@ -28,6 +28,7 @@ from napari_karyo._napari.karyotype.edit_controller import EditController
 from napari_karyo._napari.karyotype.edit_panel import EditPanel
 from napari_karyo._napari.karyotype.karyogram_view import KaryogramView
 from napari_karyo._napari.karyotype.layers import has_user_edits, result_to_layer_data
+from napari_karyo._napari.karyotype.mfish_layers import CELL_KEY, add_class_map, analyze_cell
 from napari_karyo._napari.karyotype.result_panel import ResultPanel
 from napari_karyo.core import classes
 from napari_karyo.core.device import DEVICE_CHOICES
@@ -190,8 +191,10 @@ class KaryotypeWidget(QWidget):
         import_backends()  # on this (main) thread: see its docstring
         self.last_result = None
         self.summary_label.setText("")
+        cell = layer.metadata.get(CELL_KEY)  # a plane of an M-FISH cell: named by colour
+        fn, first = (analyze_cell, cell) if cell else (_analyze, image)
         self.job.start(
-            _analyze, image, self._model(), None if device == "auto" else device, str(layer.source.path or ""),
+            fn, first, self._model(), None if device == "auto" else device, cell or str(layer.source.path or ""),
             on_done=self._on_returned, device_text=f"{device} (resolving…)",
             on_cancel=lambda: self.summary_label.setText("cancelled: no layers were added"),
         )  # fmt: skip
@@ -199,7 +202,7 @@ class KaryotypeWidget(QWidget):
     def _on_returned(self, outcome) -> None:
         from napari.utils.notifications import show_error
 
-        result = outcome
+        result, class_map = outcome if isinstance(outcome, tuple) else (outcome, None)
         names = [layer.name for layer in self.viewer.layers]
         image_key = (
             project_image_path(self.viewer.layers[self._image_name]) if self._image_name in names else None
@@ -223,6 +226,7 @@ class KaryotypeWidget(QWidget):
         except KaryoError as exc:
             show_error(str(exc))
             return
+        add_class_map(self.viewer, self._image_name, class_map)
         self.last_result = result
         self.job.done()
         self.job.device_label.setText(f"device: {result.device or '?'}")

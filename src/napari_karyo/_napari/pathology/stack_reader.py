@@ -10,6 +10,7 @@ from pathlib import Path
 from napari_karyo._napari.pathology.stack_layers import stack_to_layer_data
 from napari_karyo._napari.reader import single_path
 from napari_karyo.core.pathology.stack import STACK_SUFFIXES, load_stack
+from napari_karyo.core.storage.multichannel import is_cell_with_dapi
 
 
 def is_stack_tiff(path: Path) -> bool:
@@ -38,6 +39,8 @@ def get_stack_reader(path):
     if p.is_dir():
         images = [f for f in p.iterdir() if f.is_file() and f.suffix.lower() in STACK_SUFFIXES]
         return read_stack if len(images) >= 2 else None
+    if is_cell_with_dapi(p):  # an M-FISH cell: the karyotype reader's
+        return None
     if p.suffix.lower() == ".svs" or (p.suffix.lower() in (".tif", ".tiff") and is_stack_tiff(p)):
         return read_stack
     return None

@@ -86,6 +86,28 @@ def is_multichannel(path: str | Path) -> bool:
         return False
 
 
+def is_cell_with_dapi(path: str | Path) -> bool:
+    """A multi-channel cell with a plane named DAPI (the M-FISH counterstain): cheap, from names only."""
+    path = Path(path)
+    if adir_planes(path):
+        return True
+    if not is_multichannel(path):
+        return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            names = _ome_names(tif.ome_metadata) if tif.is_ome else _imagej_names(tif)
+    except Exception:  # unreadable: not claimed here
+        return False
+    return any("".join(n.split()).lower() == "dapi" for n in names)
+
+
+def result_name(path: Path) -> str:
+    """A cell's name: ADIR without the plane letter, other files without their suffixes (.ome.tif)."""
+    return path.stem[:-1] if adir_planes(path) else path.name.split(".")[0]
+
+
 def read_cell(path: str | Path) -> CellImage:
     """Read a multi-channel cell, or raise ImageReadError saying what is wrong and what to do."""
     path = Path(path)

@@ -17,7 +17,7 @@ import numpy as np
 
 from napari_karyo.core.classes import NAMES
 from napari_karyo.core.errors import ModelFileError
-from napari_karyo.core.model_files import load_model, save_model
+from napari_karyo.core.storage.model_files import load_model, save_model
 
 ARCH = "napari-karyo/mfish-pixel-mlp-v1"
 SIGMAS = (0.0, 1.0, 2.0, 4.0, 8.0)

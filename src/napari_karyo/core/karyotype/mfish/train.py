@@ -100,6 +100,12 @@ def find_labelled(
     return out
 
 
+def _short(source: str) -> str:
+    """A cell's name in the card: its folder and file, not this machine's absolute path."""
+    p = Path(source)
+    return f"{p.parent.name}/{p.name}"
+
+
 def _is_kit(names: tuple[str, ...], kit: str) -> bool:
     try:
         return recognise_kit(names) == kit

@@ -189,7 +189,7 @@ def train_kit_steps(
         "channels": list(channels),
         "config": {"sigmas": list(cfg.sigmas), "hidden": cfg.hidden},
         "training": {
-            "cells": [lc.source for lc in cells],
+            "cells": [_short(lc.source) for lc in cells],
             "pixels": len(y),
             "steps": done,
             "of_steps": steps,

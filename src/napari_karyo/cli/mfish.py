@@ -49,7 +49,8 @@ def cmd_train_kit(args) -> int:
         max_minutes=args.minutes,
         notes={"excluded": list(args.exclude), "command": _command(args)},
     )
-    path = run_with_progress(train_kit_steps(cfg, cells), "train-kit", args.quiet)
+    val = find_labelled(args.val, kit=args.kit) if args.val else []
+    path = run_with_progress(train_kit_steps(cfg, cells, val), "train-kit", args.quiet)
     print(f"kit model from {len(cells)} labelled cells -> {path} (card {path.with_suffix('.json').name})")
     return 0
 
@@ -59,6 +60,7 @@ def _command(args) -> str:
     parts = ["napari-karyo train-kit", *args.inputs, "--out", args.out]
     parts += ["--kit", args.kit] if args.kit else []
     parts += ["--exclude", *[f"'{g}'" for g in args.exclude]] if args.exclude else []
+    parts += ["--val", *args.val] if args.val else []
     return " ".join(parts + [f"--per-cell {args.per_cell} --epochs {args.epochs} --seed {args.seed}"])
 
 
@@ -82,6 +84,13 @@ def add_commands(sub) -> None:
         default=[],
         metavar="GLOB",
         help="case folders to leave out, e.g. the validation slides 'A02__*'",
+    )
+    t.add_argument(
+        "--val",
+        nargs="*",
+        default=[],
+        metavar="PATH",
+        help="held-out labelled cells (same kinds as the inputs): per-pixel accuracy into the card",
     )
     t.add_argument("--per-cell", type=int, default=40000, help="labelled pixels sampled per cell (40000)")
     t.add_argument("--epochs", type=float, default=6.0)

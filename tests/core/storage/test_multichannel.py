@@ -58,3 +58,12 @@ def test_grey_and_rgb_images_are_not_cells(tmp_path):
     assert not is_multichannel(tmp_path / "grey.tif") and not is_multichannel(tmp_path / "rgb.tif")
     with pytest.raises(ImageReadError, match="rgb.tif"):
         read_cell(tmp_path / "rgb.tif")
+
+
+def test_cells_with_dapi_are_told_apart_from_other_stacks(tmp_path):
+    from napari_karyo.core.storage.multichannel import is_cell_with_dapi, result_name
+
+    cell = write_ome_cell(tmp_path / "cell.ome.tif", planes(), NAMES)
+    stack = write_ome_cell(tmp_path / "he.ome.tif", planes(2), ("HE", "CD31"))
+    assert is_cell_with_dapi(cell) and not is_cell_with_dapi(stack)
+    assert result_name(cell) == "cell"

@@ -54,8 +54,8 @@ def recognise_kit(names: tuple[str, ...] | list[str], source: str = "cell", kit:
         f"{source}: channel names {', '.join(names)} match no known probe kit (nearest: kit {close}"
         + (f", missing {', '.join(missing)}" if missing else "")
         + (f", unknown {', '.join(unknown)}" if unknown else "")
-        + "). Rename the channels, pass --kit, or train a model for your kit (napari-karyo train-kit) and pass "
-        "--kit-model"
+        + "). Rename the channels, pass --kit, train a model for your kit (napari-karyo train-kit) and pass "
+        "--kit-model, or pass --dapi-only to name from DAPI alone"
     )
 
 

@@ -149,9 +149,10 @@ def _pixels(cells: list[LabelledCell], channels, sigmas, per_cell: int, seed: in
 
 
 def train_kit_steps(
-    cfg: KitTrainConfig, cells: list[LabelledCell]
+    cfg: KitTrainConfig, cells: list[LabelledCell], val: list[LabelledCell] = ()
 ) -> Generator[tuple[str, int, int], None, Path]:
-    """Yield (stage, done, total); return the model path."""
+    """Yield (stage, done, total); return the model path. `val`: held-out labelled cells, scored per pixel (every
+    labelled pixel) into the card, never trained on."""
     import torch
 
     if not cells:
@@ -184,8 +185,17 @@ def train_kit_steps(
     net.eval()
     with torch.inference_mode():
         train_acc = float((net(xt[:100000]).argmax(1) == yt[:100000]).float().mean())
+    metrics = {}
+    if val:
+        yield ("scoring the validation cells", steps, steps)
+        xv, yv = _pixels(val, channels, cfg.sigmas, 10**9, cfg.seed)
+        with torch.inference_mode():
+            right = int((net(torch.from_numpy(xv)).argmax(1).numpy() == yv).sum())
+        metrics = {"val_pixel_accuracy": round(right / max(len(yv), 1), 4), "val_pixels": len(yv),
+                   "val_cells": [_short(lc.source) for lc in val]}  # fmt: skip
     card = {
         "kit": kit,
+        "metrics": metrics,
         "channels": list(channels),
         "config": {"sigmas": list(cfg.sigmas), "hidden": cfg.hidden},
         "training": {

@@ -28,7 +28,7 @@ from napari_karyo._napari.karyotype.edit_controller import EditController
 from napari_karyo._napari.karyotype.edit_panel import EditPanel
 from napari_karyo._napari.karyotype.karyogram_view import KaryogramView
 from napari_karyo._napari.karyotype.layers import has_user_edits, result_to_layer_data
-from napari_karyo._napari.karyotype.mfish_layers import CELL_KEY, add_class_map, analyze_cell
+from napari_karyo._napari.karyotype.mfish_layers import add_class_map, analyze_cell, cell_of
 from napari_karyo._napari.karyotype.result_panel import ResultPanel
 from napari_karyo.core import classes
 from napari_karyo.core.device import DEVICE_CHOICES
@@ -191,7 +191,7 @@ class KaryotypeWidget(QWidget):
         import_backends()  # on this (main) thread: see its docstring
         self.last_result = None
         self.summary_label.setText("")
-        cell = layer.metadata.get(CELL_KEY)  # a plane of an M-FISH cell: named by colour
+        cell = cell_of(layer)  # a plane of an M-FISH cell: named by colour
         fn, first = (analyze_cell, cell) if cell else (_analyze, image)
         self.job.start(
             fn, first, self._model(), None if device == "auto" else device, cell or str(layer.source.path or ""),

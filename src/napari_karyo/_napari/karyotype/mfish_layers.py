@@ -9,7 +9,7 @@ import numpy as np
 
 from napari_karyo.core.karyotype.mfish.analyze import CellJob
 from napari_karyo.core.karyotype.mfish.kits import DAPI, key
-from napari_karyo.core.storage.multichannel import read_cell, result_name
+from napari_karyo.core.storage.multichannel import is_cell_with_dapi, read_cell, result_name
 
 CELL_KEY = "karyo_cell"  # image-layer metadata: the multi-channel cell file this plane came from
 FLUOR_COLOURS = ("red", "green", "blue", "magenta", "yellow", "cyan", "bop orange", "bop purple")
@@ -31,6 +31,15 @@ def cell_layer_data(path) -> list[tuple]:
         }
         layers.append((cell.planes[i], meta, "image"))
     return layers
+
+
+def cell_of(layer) -> str | None:
+    """The M-FISH cell file behind an image layer: a plane this reader made, or a layer another reader opened from
+    a cell file; None for a plain spread."""
+    if layer.metadata.get(CELL_KEY):
+        return str(layer.metadata[CELL_KEY])
+    source = str(getattr(layer.source, "path", None) or "")
+    return source if source and is_cell_with_dapi(source) else None
 
 
 def analyze_cell(path: str, model: str | None, device: str | None, source_path: str):

@@ -22,9 +22,8 @@ from napari_karyo.core.storage.atomic import write_with
 from napari_karyo.core.storage.multichannel import CellImage
 
 BUNDLED_KIT_MODELS = {"A": "mfish-kit-A", "P": "mfish-kit-P"}
-CLASS_MAP = (
-    "colour_classes.tif"  # beside the output contract's files: the per-pixel class (1-24, 0 = not computed)
-)
+# Beside the output contract's files: the per-pixel class (1-24, 0 = not computed).
+CLASS_MAP = "colour_classes.tif"
 
 
 def write_class_map(folder: str | Path, class_map: np.ndarray | None) -> list[Path]:
@@ -48,10 +47,8 @@ def find_kit_model(cell: CellImage, kit: str | None = None, kit_model: str | Non
     if name is None or not resolve(name).exists():
         raise KitError(
             f"{source}: probe kit {kit} has no bundled model; train one from labelled cells of this kit "
-            "(napari-karyo train-kit ... --kit "
-            + kit
-            + ") and pass --kit-model FILE, or pass --dapi-only to "
-            "name the chromosomes from DAPI alone"
+            f"(napari-karyo train-kit ... --kit {kit}) and pass --kit-model FILE, or pass --dapi-only to name the "
+            "chromosomes from DAPI alone"
         )
     return load_kit_model(resolve(name))
 

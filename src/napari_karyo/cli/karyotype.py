@@ -39,6 +39,9 @@ def cmd_analyze(args) -> int:
                 print(f"{path.name}: naming by {job.naming}", file=sys.stderr)
             else:
                 image, extra, stem = read_image(path), lambda: None, path.stem
+                if args.kit or args.kit_model or args.dapi_only:
+                    print(f"{path.name}: one grey plane, not an M-FISH cell: --kit/--kit-model/--dapi-only ignored",
+                          file=sys.stderr)  # fmt: skip
                 gen = analyze_steps(image, classifier=args.classifier, source_path=str(path), **kw)
                 result = run_with_progress(gen, path.name, args.quiet)
             class_map = extra()

@@ -16,9 +16,9 @@ from napari_karyo.core.karyotype.infer.predict import analyze_steps
 from napari_karyo.core.karyotype.mfish.colour import ColourNamer
 from napari_karyo.core.karyotype.mfish.kits import DAPI, KitError, plane_order, recognise_kit
 from napari_karyo.core.karyotype.mfish.pixels import KitModel, load_kit_model, normalise_planes
-from napari_karyo.core.storage.model_files import resolve
 from napari_karyo.core.results import SpreadResult
 from napari_karyo.core.storage.atomic import write_with
+from napari_karyo.core.storage.model_files import resolve
 from napari_karyo.core.storage.multichannel import CellImage
 
 BUNDLED_KIT_MODELS = {"A": "mfish-kit-A", "P": "mfish-kit-P"}

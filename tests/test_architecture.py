@@ -23,6 +23,7 @@ ALLOWED = {
     "core.karyotype.report": BASE | {"core.karyotype.infer"},
     "core.karyotype.evaluate": BASE
     | {"core.karyotype.infer", "core.karyotype.edit", "core.karyotype.report"},
+    "core.karyotype.mfish": BASE | {"core.karyotype.infer"},
     "core.karyotype.training": BASE
     | {"core.training", "core.karyotype.infer", "core.karyotype.edit", "core.karyotype.evaluate"},
     "core.pathology": BASE,

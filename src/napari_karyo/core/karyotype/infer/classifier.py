@@ -15,7 +15,7 @@ import numpy as np
 from napari_karyo.core.classes import name
 from napari_karyo.core.device import pick_device
 from napari_karyo.core.errors import ImageReadError
-from napari_karyo.core.model_files import load_model
+from napari_karyo.core.model_files import build_checked, load_model
 from napari_karyo.core.results import Chromosome
 from napari_karyo.core.storage.images import IMAGE_SUFFIXES, to_grey
 
@@ -224,10 +224,10 @@ class Classifier:
 def load_classifier(name_or_path: str | Path | None = None, device=None) -> Classifier:
     """Load a classifier (the bundled one by default); the weights' sha256 is checked against the card."""
 
-    state, card = load_model(name_or_path or DEFAULT_MODEL, ARCH)
+    path = name_or_path or DEFAULT_MODEL
+    state, card = load_model(path, ARCH)
     device = pick_device(device) if device is None or isinstance(device, str) else device
-    net = build_network(**card["config"])
-    net.load_state_dict(state)
+    net = build_checked(lambda cfg: build_network(**cfg), card, state, path)
     return Classifier(net.to(device).eval(), card, device)
 
 

@@ -24,7 +24,7 @@ from napari_karyo.core.karyotype.infer.measure import measure_spread, store_on_c
 from napari_karyo.core.karyotype.infer.model import ARCH, build_maskrcnn
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
 from napari_karyo.core.karyotype.infer.review import mark_for_review
-from napari_karyo.core.model_files import load_model, resolve
+from napari_karyo.core.model_files import build_checked, load_model, resolve
 from napari_karyo.core.results import Chromosome, SpreadResult
 from napari_karyo.core.storage.images import check_spread
 
@@ -51,8 +51,7 @@ def _load_segmenter_cached(path: str, device_name: str) -> Segmenter:
     import torch
 
     state, card = load_model(path, ARCH)
-    model = build_maskrcnn(card["config"])
-    model.load_state_dict(state)
+    model = build_checked(build_maskrcnn, card, state, path)
     model.roi_heads.score_thresh = SCORE_THRESHOLD  # fewer masks pasted at full size
     device = torch.device(device_name)
     return Segmenter(model.eval().to(device), card, device, path)

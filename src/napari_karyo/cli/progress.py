@@ -1,8 +1,10 @@
-"""A terminal progress bar over the core's (stage, done, total) generators."""
+"""A terminal progress bar over the core's (stage, done, total) generators, and output writes with clear errors."""
 
 from __future__ import annotations
 
 import sys
+
+from napari_karyo.core.errors import KaryoError
 
 
 def run_with_progress(gen, desc: str, quiet: bool = False):
@@ -25,3 +27,14 @@ def run_with_progress(gen, desc: str, quiet: bool = False):
     finally:
         if bar is not None:
             bar.close()
+
+
+def write_out(path, write) -> None:
+    """Run `write` (an atomic write of `path`); an OSError there is a KaryoError naming the path."""
+    try:
+        write()
+    except OSError as exc:
+        raise KaryoError(
+            f"{path}: cannot be written ({exc.strerror or exc}); free disk space or check the folder's "
+            "permissions, or choose another --out"
+        ) from exc

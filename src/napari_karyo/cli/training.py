@@ -9,6 +9,7 @@ from napari_karyo.cli.progress import run_with_progress
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.training.cluster_types import STAGES, ClusterTrainConfig, train
 from napari_karyo.core.karyotype.training.segmenter import TrainConfig, finetune_config, train_steps
+from napari_karyo.core.model_files import seal
 
 
 def cmd_train(args) -> int:
@@ -70,6 +71,11 @@ def cmd_train_clusters(args) -> int:
         f"model -> {path} ({card['training']['minutes']} min); BioImLab validation objects: "
         f"4-type accuracy {bio['accuracy']:.3f}, single vs cluster {bio['single_vs_cluster_accuracy']:.3f}"
     )
+    return 0
+
+
+def cmd_seal_model(args) -> int:
+    print(f"{seal(args.model)}: card accepted as it is now (the weights' and the card's hashes recorded)")
     return 0
 
 
@@ -136,3 +142,9 @@ def add_commands(sub) -> None:
         help="folder for prepared objects ('' = none)",
     )
     tc.set_defaults(func=cmd_train_clusters)
+
+    sm = sub.add_parser(
+        "seal-model", help="accept a model card as it is now, after a deliberate, checked edit"
+    )
+    sm.add_argument("model", help="the model's .safetensors file (its .json card beside it)")
+    sm.set_defaults(func=cmd_seal_model)

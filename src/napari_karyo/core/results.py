@@ -84,6 +84,9 @@ class Chromosome:
         return out
 
 
+MIN_CELL_OBJECTS = 23  # fewer counted chromosomes than a haploid set is not a whole metaphase
+
+
 @dataclass
 class SpreadResult:
     """Everything `analyze` found in one spread."""
@@ -96,6 +99,7 @@ class SpreadResult:
     seconds: float = 0.0
     status: str = "proposed"  # proposed (model only) | corrected (a person edited it) | accepted (signed off)
     corrections: int = 0  # edit actions a person made (net of undo): the product's headline metric
+    warnings: list[str] = field(default_factory=list)  # about the whole spread: a person should look at it
 
     @property
     def count(self) -> int:
@@ -120,9 +124,10 @@ class SpreadResult:
 
     @property
     def iscn(self) -> str:
-        """ISCN karyotype from the current classes; unnamed objects (class 0) are not counted."""
-
-        return iscn(c.class_id for c in self.chromosomes)
+        """ISCN karyotype from the current classes; unnamed objects (class 0) are not counted. Empty below
+        MIN_CELL_OBJECTS counted objects: that is debris, noise or part of a cell, not a karyotype."""
+        ids = [c.class_id for c in self.chromosomes if c.class_id]
+        return iscn(ids) if len(ids) >= MIN_CELL_OBJECTS else ""
 
     def summary(self) -> dict:
         return {
@@ -135,4 +140,5 @@ class SpreadResult:
             "seconds": round(self.seconds, 3),
             "status": self.status,
             "corrections": self.corrections,
+            "warnings": list(self.warnings),
         }

@@ -206,7 +206,7 @@ def _gather_dask(jobs: list[Job], opts: Options, address: str, on_row) -> list[d
             f"{address}: no dask scheduler answers there ({exc}); start one with `dask scheduler` "
             "and workers with `dask worker ADDRESS`"
         ) from exc
-    with client:
+    with client, client.as_current():
         futures = client.map(analyze_one, jobs, opts=opts, pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
         for fut in as_completed(futures):

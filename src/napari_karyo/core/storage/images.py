@@ -80,7 +80,9 @@ def _decode_tiff(path: Path, max_pixels: int, what: str) -> np.ndarray:
     with tifffile.TiffFile(path) as tif:
         pages = [p for p in tif.pages if not getattr(p, "is_reduced", False)]  # pyramid levels are views
         if not pages:
-            raise ImageReadError(f"{path}: holds no image")
+            raise ImageReadError(
+                f"{path}: cannot be read as an image (no image in it: damaged or not a TIFF); re-export it"
+            )
         page = pages[0]
         _check_size(path, page.imagelength, page.imagewidth, max_pixels, what)
         if len(pages) > 1:

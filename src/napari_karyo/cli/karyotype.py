@@ -19,7 +19,8 @@ from napari_karyo.core.karyotype.report.case import case_iscn, case_table, rank_
 from napari_karyo.core.storage.atomic import write_text
 from napari_karyo.core.storage.images import IMAGE_SUFFIXES, read_image
 from napari_karyo.core.storage.inputs import check_out_dir, check_out_file
-from napari_karyo.core.storage.result_files import ANNOTATIONS, read_result
+from napari_karyo.core.storage.project_files import is_project
+from napari_karyo.core.storage.result_files import ANNOTATIONS
 from napari_karyo.core.storage.training_set import export_training_set, import_training_set
 
 
@@ -91,17 +92,22 @@ def cmd_classify(args) -> int:
     return 0
 
 
+def _is_result(folder: Path) -> bool:
+    """A result folder of `analyze`, or an image's project folder (its latest corrections are the result)."""
+    return (folder / ANNOTATIONS).is_file() or is_project(folder)
+
+
 def _case_inputs(items: list[str]) -> list[Path]:
     """Result folders and image files of one case, in the order given; a folder of images or of result folders
     is expanded (sorted)."""
 
     out: list[Path] = []
     for item in map(Path, items):
-        if item.is_dir() and not (item / ANNOTATIONS).is_file():
+        if item.is_dir() and not _is_result(item):
             inner = sorted(
                 p
                 for p in item.iterdir()
-                if (p / ANNOTATIONS).is_file() or (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                if _is_result(p) or (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             )
             if not inner:
                 raise ImageReadError(f"{item}: holds no spread images and no result folders")
@@ -118,7 +124,7 @@ def cmd_case(args) -> int:
     results = []
     for path in _case_inputs(args.inputs):
         if path.is_dir():
-            result = read_result(path)
+            result = read_any_result(path)
         else:
             result = run_with_progress(
                 analyze_steps(
@@ -154,7 +160,7 @@ def cmd_case(args) -> int:
 def cmd_export_training(args) -> int:
     """The image's parent folder names its case (one folder per case), so a case never straddles the split."""
     check_out_dir(args.out)
-    folders = [f for f in _case_inputs(args.folders) if (f / ANNOTATIONS).is_file()]
+    folders = [f for f in _case_inputs(args.folders) if _is_result(f)]
     out = export_training_set(
         folders,
         args.out,

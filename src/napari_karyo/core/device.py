@@ -26,13 +26,13 @@ def pick_device(requested: str | None = None):
     except (RuntimeError, ValueError) as exc:
         raise KaryoError(f"unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise KaryoError("no CUDA GPU is available on this machine; use --device cpu (or auto)")
+        raise KaryoError(f"{req}: no CUDA GPU is available on this machine; use --device cpu (or auto)")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise KaryoError(f"{req}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
     if device.type == "mps" and not (
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
     ):
-        raise KaryoError("Apple MPS is not available on this machine; use --device cpu (or auto)")
+        raise KaryoError(f"{req}: Apple MPS is not available on this machine; use --device cpu (or auto)")
     if device.type not in ("cpu", "cuda", "mps"):
         raise KaryoError(f"unsupported device {requested!r}; use auto, cpu, cuda, cuda:N or mps")
     return device

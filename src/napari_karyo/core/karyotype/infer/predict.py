@@ -202,6 +202,9 @@ def analyze_steps(
         argmax_ids = probs.argmax(1) + 1
         assign_spread(result)
     mark_for_review(result, objects, types, type_probs, argmax_ids)
+    if len(scores) >= cap:  # every object is worth a look: some are missing and the count is unreliable
+        for ch in chromosomes:
+            ch.review = "; ".join(filter(None, (ch.review, "detector limit reached")))
     yield ("measuring", 6, total)
     store_on_chromosomes(result, measure_spread(norm, result))
     yield ("done", total, total)

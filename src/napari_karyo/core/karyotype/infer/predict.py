@@ -60,6 +60,19 @@ def _load_segmenter_cached(path: str, device_name: str) -> Segmenter:
     return Segmenter(model.eval().to(device), card, device, path)
 
 
+def _classifier(name: str | None, device: str):
+    """The crop classifier, loaded once per process (a batch worker runs many spreads); weights or a card changed
+    on disk are loaded (and checked) again."""
+    path = resolve(name or CLASSIFIER_MODEL)
+    stamp = tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in (path, path.with_suffix(".json")))
+    return _classifier_cached(str(path), stamp, device)
+
+
+@lru_cache(maxsize=4)
+def _classifier_cached(path: str, stamp: tuple, device: str):
+    return load_classifier(path, device=device)
+
+
 def load_segmenter(model: str | None = None, device: str | None = None) -> Segmenter:
 
     path = resolve(model or DEFAULT_SEGMENTER)
@@ -153,7 +166,7 @@ def analyze_steps(
     image = check_spread(image, source_path or "image")
     yield ("loading models", 0, total)
     seg = load_segmenter(model, device)
-    namer = load_classifier(classifier, device=str(seg.device))
+    namer = _classifier(classifier, str(seg.device))
     typer = load_cluster_model(cluster_model, device=seg.device)
     yield ("normalising polarity and scale", 1, total)
     norm, _ = normalise_intensity(image)

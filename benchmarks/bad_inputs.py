@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import resource
 import sys
 import tempfile
@@ -114,9 +115,16 @@ def table(result: dict) -> str:
 
 def cli() -> int:
     args = parser(__doc__, "bad_inputs").parse_args()
+    json_path, here = os.path.abspath(args.json), os.getcwd()
     with tempfile.TemporaryDirectory(prefix="bad-inputs-") as tmp:
-        result = run(Path(tmp))
-    return report(result, table(result), args.json)
+        os.chdir(
+            tmp
+        )  # a command that wrongly writes to the current folder writes there, not into the checkout
+        try:
+            result = run(Path(tmp))
+        finally:
+            os.chdir(here)
+    return report(result, table(result), json_path)
 
 
 if __name__ == "__main__":

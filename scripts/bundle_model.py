@@ -16,8 +16,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from napari_karyo.core.storage.atomic import write_json, write_with
-from napari_karyo.core.storage.model_files import BUNDLED_DIR, load_card, sha256
+from napari_karyo.core.storage.atomic import write_with
+from napari_karyo.core.storage.model_files import (
+    BUNDLED_DIR,
+    read_card,
+    resolve,
+    sha256,
+    write_card,
+)
 
 
 def _summary(metrics: dict) -> dict:
@@ -34,7 +40,7 @@ def main() -> int:
     p.add_argument("--reproduce", required=True, help="the command that trained it")
     p.add_argument("--metrics", nargs="*", default=[], help="benchmark JSON files to record in the card")
     args = p.parse_args()
-    card, path = load_card(args.model)
+    card, path = read_card(resolve(args.model))  # a run's card may predate card seals
     if sha256(path) != card["sha256"]:
         print(f"error: {path} does not match its card", file=sys.stderr)
         return 2
@@ -43,7 +49,7 @@ def main() -> int:
     target = BUNDLED_DIR / f"{args.name}.safetensors"
     write_with(target, lambda tmp: shutil.copyfile(path, tmp))
     card["weights_file"] = target.name
-    write_json(target.with_suffix(".json"), card)
+    write_card(target, card)
     print(f"{target} ({target.stat().st_size / 1e6:.1f} MB), card {target.with_suffix('.json')}")
     return 0
 

@@ -18,7 +18,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "src/napari_karyo/samples/mfish_V
 @pytest.fixture(scope="module")
 def analyzed(tmp_path_factory):
     out = tmp_path_factory.mktemp("analyze")
-    assert main(["-q", "analyze", str(SAMPLE), "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["-q", "analyze", str(SAMPLE), "--out", str(out), "--device", "cpu", "--report"]) == 0
     return out / SAMPLE.stem
 
 
@@ -139,6 +139,112 @@ def test_results_with_user_corrections_are_not_overwritten(tmp_path, analyzed, c
     doc = json.loads((out / SAMPLE.stem / "annotations.json").read_text())
     doc["objects"][0]["source"] = "user"
     (out / SAMPLE.stem / "annotations.json").write_text(json.dumps(doc))
-    assert main(["-q", "analyze", str(SAMPLE), "--out", str(out)]) == 2
+    assert main(["-q", "analyze", str(SAMPLE), "--out", str(out)]) == 0  # complete: skipped, untouched
+    assert "skipped: done before by the same models" in capsys.readouterr().out
+    assert main(["-q", "analyze", str(SAMPLE), "--out", str(out), "--redo"]) == 2
     assert "overwrite" in capsys.readouterr().err
     assert json.loads((out / SAMPLE.stem / "annotations.json").read_text())["objects"][0]["source"] == "user"
+
+
+def test_classify_takes_a_model_name_or_file(tmp_path, analyzed):
+    crop = tmp_path / "c.tif"
+    tifffile.imwrite(crop, (np.pad(np.ones((40, 8)), 4) * 200).astype(np.uint8))
+    for model in ("chromosome-classifier", str(BUNDLED_DIR / "chromosome-classifier.safetensors")):
+        assert main(["classify", str(crop), "--out", str(tmp_path / "p.csv"), "--model", model]) == 0
+        assert len((tmp_path / "p.csv").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("command", ["analyze", "classify", "case", "register", "export-training"])
+def test_a_bad_output_is_refused_before_any_work(tmp_path, capsys, command):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = {"analyze": blocker, "export-training": blocker}.get(
+        command, tmp_path
+    )  # a file for folders, and back
+    args = {"register": [str(SAMPLE), str(SAMPLE)], "export-training": [str(tmp_path)]}.get(
+        command, [str(SAMPLE)]
+    )
+    assert main(["-q", command, *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and ("not a folder" in err or "is a folder" in err), err
+    assert main(["-q", command, *args, "--out", ""]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_write_errors_are_reported_and_the_batch_goes_on(tmp_path, capsys, monkeypatch):
+    from napari_karyo.core.karyotype import batch
+
+    real = batch.write_result
+
+    def disk_full_for_a(result, out, name, **kw):
+        if name == "a":
+            raise OSError(28, "No space left on device")
+        return real(result, out, name, **kw)
+
+    monkeypatch.setattr(batch, "write_result", disk_full_for_a)
+    for stem in ("a", "b"):
+        shutil.copy(SAMPLE, tmp_path / f"{stem}.tif")
+    out = tmp_path / "out"
+    assert main(["-q", "analyze", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'a'}: cannot write the results (No space left on device)" in err
+    assert (out / "b" / "annotations.json").is_file() and not (out / "a").exists()
+    assert "Traceback" not in err
+
+
+def test_bad_devices_and_pickle_models_are_clear_errors(tmp_path, capsys):
+    assert main(["-q", "analyze", str(SAMPLE), "--out", str(tmp_path), "--device", "xyz"]) == 2
+    assert "unknown device 'xyz'" in capsys.readouterr().err
+    (tmp_path / "m.pt").write_bytes(b"x")
+    shutil.copy(BUNDLED_DIR / "chromosome-maskrcnn.safetensors", tmp_path / "m.safetensors")
+    assert (
+        main(["-q", "analyze", str(SAMPLE), "--out", str(tmp_path), "--model", str(tmp_path / "m.pt")]) == 2
+    )
+    assert "not a napari-karyo model file" in capsys.readouterr().err
+
+
+def test_case_refuses_malformed_annotations(tmp_path, analyzed, capsys):
+    for damage in ("segmentation", "score"):
+        folder = tmp_path / damage
+        shutil.copytree(analyzed, folder)
+        doc = json.loads((folder / "annotations.json").read_text())
+        if damage == "segmentation":
+            del doc["objects"][3]["segmentation"]
+        else:
+            doc["objects"][3]["score"] = "high"
+        (folder / "annotations.json").write_text(json.dumps(doc))
+        assert main(["-q", "case", str(folder), "--out", str(tmp_path / "case.csv")]) == 2
+        err = capsys.readouterr().err
+        assert "annotations.json: object 4 is malformed" in err and "Traceback" not in err
+
+
+def test_case_refuses_a_mask_larger_than_its_image(tmp_path, analyzed, capsys):
+    folder = tmp_path / "bomb"
+    shutil.copytree(analyzed, folder)
+    doc = json.loads((folder / "annotations.json").read_text())
+    doc["objects"][0]["segmentation"]["size"] = [20000, 20000]
+    (folder / "annotations.json").write_text(json.dumps(doc))
+    assert main(["-q", "case", str(folder), "--out", str(tmp_path / "case.csv")]) == 2
+    assert "mask size [20000, 20000] is not the image's" in capsys.readouterr().err
+
+
+def test_recover_command(tmp_path, capsys):
+    from napari_karyo.core.karyotype.edit.project import Project
+
+    image = tmp_path / "cell.tif"
+    image.write_bytes(b"")
+    p = Project.start(image, _tiny())
+    p.session.relabel([1], 7)
+    p.save()
+    (p.folder / "journal.jsonl").write_bytes(b"")
+    assert main(["-q", "recover", str(image)]) == 0
+    assert "restarted from the last checkpoint (1 corrections" in capsys.readouterr().out
+    assert Project.open(image).session.result.chromosomes[0].class_id == 7
+
+
+def _tiny():
+    from napari_karyo.core.results import Chromosome, SpreadResult
+
+    m = np.zeros((40, 40), bool)
+    m[5:30, 10:15] = True
+    return SpreadResult((40, 40), [Chromosome.from_full_mask(m, class_id=1)])

@@ -28,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     except KaryoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a write the command's own checks could not foresee (e.g. the disk filled up)
+        print(
+            f"error: {exc.filename or ''}: {exc.strerror or exc}; free disk space or check permissions",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -7,67 +7,75 @@ import io
 import sys
 from pathlib import Path
 
-from napari_karyo.cli.mfish import add_analyze_options, mfish_job
-from napari_karyo.cli.progress import run_with_progress
+from napari_karyo.cli.mfish import add_analyze_options
+from napari_karyo.cli.progress import run_with_progress, write_out
 from napari_karyo.core.classes import IDS_BY_NAME
-from napari_karyo.core.errors import ImageReadError, KaryoError
-from napari_karyo.core.karyotype.edit.project import read_any_result
+from napari_karyo.core.errors import ImageReadError
+from napari_karyo.core.karyotype.batch import Options, run_batch
+from napari_karyo.core.karyotype.edit.project import Project, read_any_result
 from napari_karyo.core.karyotype.infer.assign import assign_spread
-from napari_karyo.core.karyotype.infer.classifier import classify_files
+from napari_karyo.core.karyotype.infer.classifier import classify_files, load_classifier
 from napari_karyo.core.karyotype.infer.predict import analyze_steps
-from napari_karyo.core.karyotype.mfish.analyze import write_class_map
 from napari_karyo.core.karyotype.report.case import case_iscn, case_table, rank_spreads, write_case_csv
-from napari_karyo.core.karyotype.report.exports import write_karyotype_files
 from napari_karyo.core.storage.atomic import write_text
 from napari_karyo.core.storage.images import IMAGE_SUFFIXES, read_image
-from napari_karyo.core.storage.multichannel import is_multichannel, result_name
-from napari_karyo.core.storage.result_files import ANNOTATIONS, read_result, write_result
+from napari_karyo.core.storage.inputs import check_out_dir, check_out_file
+from napari_karyo.core.storage.project_files import is_project
+from napari_karyo.core.storage.result_files import ANNOTATIONS
 from napari_karyo.core.storage.training_set import export_training_set, import_training_set
 
 
 def cmd_analyze(args) -> int:
+    """A batch: every input is one row of OUT/manifest.csv; failures are listed at the end and set exit 2."""
+    opts = Options(
+        out=args.out,
+        model=args.model,
+        classifier=args.classifier,
+        clusters=args.clusters,
+        device=args.device,
+        overwrite=args.overwrite,
+        report=args.report,
+        threads=args.threads,
+        kit=args.kit,
+        kit_model=args.kit_model,
+        dapi_only=args.dapi_only,
+        colour_split=not args.no_colour_split,
+    )
+    out = Path(args.out)
+    rows, manifest = run_batch(
+        args.images,
+        opts,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        redo=args.redo,
+        on_row=lambda row: _show(row, out),
+    )
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "skipped", "failed")}
+    done_before = sum(r["status"] == "skipped" and r["error"].startswith("done before") for r in rows)
+    if done_before:
+        print(f"{done_before} input(s) skipped: done before by the same models (--redo analyses them again)")
+    failed = [r for r in rows if r["status"] == "failed"]
+    if failed and len(rows) > 1:
+        print(f"{len(failed)} input(s) failed:", file=sys.stderr)
+        for r in failed:
+            print(f"  {r['error']}", file=sys.stderr)
+    print(f"{counts['ok']} analysed, {counts['skipped']} skipped, {counts['failed']} failed -> {manifest}")
+    return 2 if failed else 0
 
-    failures = 0
-    for path in args.images:
-        path = Path(path)
-        try:
-            kw = {"model": args.model, "cluster_model": args.clusters, "device": args.device}
-            if is_multichannel(path):
-                job = mfish_job(path, args)
-                image, extra, stem = job.dapi, job.class_map, result_name(path)
-                result = run_with_progress(job.steps(**kw), path.name, args.quiet)
-                print(f"{path.name}: naming by {job.naming}", file=sys.stderr)
-            else:
-                image, extra, stem = read_image(path), lambda: None, path.stem
-                if args.kit or args.kit_model or args.dapi_only:
-                    print(f"{path.name}: one grey plane, not an M-FISH cell: --kit/--kit-model/--dapi-only ignored",
-                          file=sys.stderr)  # fmt: skip
-                gen = analyze_steps(image, classifier=args.classifier, source_path=str(path), **kw)
-                result = run_with_progress(gen, path.name, args.quiet)
-            class_map = extra()
-            folder = write_result(
-                result,
-                Path(args.out),
-                stem,
-                overwrite=args.overwrite,
-                extras=lambda d, i=image, r=result, m=class_map: (
-                    write_karyotype_files(d, i, r) + write_class_map(d, m)
-                ),
-            )
-        except KaryoError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            failures += 1
-            continue
-        summary = result.summary()
-        classes = " ".join(
-            f"{k}:{v}" for k, v in sorted(summary["classes"].items(), key=lambda kv: _order(kv[0]))
-        )
-        review = sum(bool(c.review) for c in result.chromosomes)
-        print(
-            f"{path.name}: {summary['iscn']} ({summary['count']} objects, {review} to review) in "
-            f"{summary['seconds']:.2f} s on {summary['device']} -> {folder}\n  {classes}"
-        )
-    return 2 if failures else 0
+
+def _show(row: dict, out: Path) -> None:
+    """One finished input, as it finishes."""
+    if row["status"] == "failed":
+        print(f"error: {row['error']}", file=sys.stderr)
+    if row["status"] != "ok":
+        return
+    classes = " ".join(f"{k}:{v}" for k, v in sorted(row["classes"].items(), key=lambda kv: _order(kv[0])))
+    print(
+        f"{Path(row['path']).name}: {row['iscn'] or 'no karyotype'} ({row['count']} objects, {row['review']} to "
+        f"review) in {row['seconds']:.2f} s on {row['device']} -> {out / row['output']}\n  {classes}"
+    )
+    for warning in filter(None, row["warnings"].split(" | ")):
+        print(f"  warning: {warning}", file=sys.stderr)
 
 
 def _order(name: str) -> int:
@@ -76,16 +84,22 @@ def _order(name: str) -> int:
 
 
 def cmd_classify(args) -> int:
-
-    rows = classify_files(args.crops, model=args.model, group_by=args.group_by)
+    check_out_file(args.out)
+    model = load_classifier(args.model, device=args.device) if args.model or args.device else None
+    rows = classify_files(args.crops, model=model, group_by=args.group_by)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["path", "class", "score"])
     for path, name, score in rows:
         writer.writerow([path, name, f"{score:.4f}"])
-    write_text(args.out, buf.getvalue())
+    write_out(args.out, lambda: write_text(args.out, buf.getvalue()))
     print(f"{len(rows)} crops classified -> {args.out}")
     return 0
+
+
+def _is_result(folder: Path) -> bool:
+    """A result folder of `analyze`, or an image's project folder (its latest corrections are the result)."""
+    return (folder / ANNOTATIONS).is_file() or is_project(folder)
 
 
 def _case_inputs(items: list[str]) -> list[Path]:
@@ -94,11 +108,11 @@ def _case_inputs(items: list[str]) -> list[Path]:
 
     out: list[Path] = []
     for item in map(Path, items):
-        if item.is_dir() and not (item / ANNOTATIONS).is_file():
+        if item.is_dir() and not _is_result(item):
             inner = sorted(
                 p
                 for p in item.iterdir()
-                if (p / ANNOTATIONS).is_file() or (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                if _is_result(p) or (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             )
             if not inner:
                 raise ImageReadError(f"{item}: holds no spread images and no result folders")
@@ -111,11 +125,11 @@ def _case_inputs(items: list[str]) -> list[Path]:
 
 
 def cmd_case(args) -> int:
-
+    check_out_file(args.out)
     results = []
     for path in _case_inputs(args.inputs):
         if path.is_dir():
-            result = read_result(path)
+            result = read_any_result(path)
         else:
             result = run_with_progress(
                 analyze_steps(
@@ -135,7 +149,7 @@ def cmd_case(args) -> int:
     analysed = {idx for idx, _, _ in ranking[: args.analyse]}
     rows = case_table(results, analysed)
     karyotype = case_iscn([r.iscn for r in rows])
-    write_case_csv(args.out, rows, ranking, karyotype)
+    write_out(args.out, lambda: write_case_csv(args.out, rows, ranking, karyotype))
     by_index = {r.index: r for r in rows}
     print("rank  score  cell                          objects  count  karyotype               analyse  notes")
     for pos, (idx, score, reasons) in enumerate(ranking, 1):
@@ -150,8 +164,8 @@ def cmd_case(args) -> int:
 
 def cmd_export_training(args) -> int:
     """The image's parent folder names its case (one folder per case), so a case never straddles the split."""
-
-    folders = [f for f in _case_inputs(args.folders) if (f / ANNOTATIONS).is_file()]
+    check_out_dir(args.out)
+    folders = [f for f in _case_inputs(args.folders) if _is_result(f)]
     out = export_training_set(
         folders,
         args.out,
@@ -169,14 +183,42 @@ def cmd_export_training(args) -> int:
     return 0
 
 
+def cmd_recover(args) -> int:
+    project, aside = Project.recover(args.image)
+    result = project.session.result
+    print(
+        f"{project.folder}: restarted from the last checkpoint ({result.corrections} corrections, status "
+        f"{result.status}); the damaged folder is kept as {aside}"
+    )
+    return 0
+
+
 def add_commands(sub) -> None:
-    a = sub.add_parser("analyze", help="segment and name the chromosomes of metaphase spreads")
+    a = sub.add_parser("analyze", help="segment and name the chromosomes of metaphase spreads (a batch)")
     a.add_argument(
         "images",
         nargs="+",
-        help="spread images (TIFF, PNG, JPEG, BMP) or M-FISH cells (OME-TIFF, ADIR plane)",
+        metavar="INPUT",
+        help="spread images (TIFF, PNG, JPEG, BMP) or M-FISH cells (OME-TIFF, ADIR plane), folders of them, glob patterns ('archive/**/*.tif') or list "
+        "files (.txt/.lst: one path a line)",
     )
-    a.add_argument("--out", required=True, help="output folder; results go to OUT/<image stem>/")
+    a.add_argument(
+        "--out", required=True, help="output folder: OUT/<image stem>/ per input, and OUT/manifest.csv"
+    )
+    a.add_argument(
+        "--report",
+        action="store_true",
+        help="also render karyogram.png, report.pdf and measurements.csv (they take longer than the analysis)",
+    )
+    a.add_argument("--workers", type=int, default=1, help="analyse N spreads at once in local processes (1)")
+    a.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on a dask.distributed cluster, e.g. tcp://10.0.0.5:8786 (the workers must see the inputs and "
+        "OUT at the same paths)",
+    )
+    a.add_argument("--threads", type=int, help="torch threads per worker (default: torch's choice)")
+    a.add_argument("--redo", action="store_true", help="analyse again inputs whose outputs are complete")
     a.add_argument("--model", help="segmentation model file (default: the bundled one)")
     a.add_argument("--classifier", help="chromosome classifier model file (default: the bundled one)")
     a.add_argument("--clusters", help="cluster-type model file (default: the bundled one)")
@@ -188,7 +230,8 @@ def add_commands(sub) -> None:
     c = sub.add_parser("classify", help="name single-chromosome crops")
     c.add_argument("crops", nargs="+")
     c.add_argument("--out", required=True, help="CSV with columns path,class,score")
-    c.add_argument("--model", help="classifier model file (default: the bundled one)")
+    c.add_argument("--model", help="classifier model file or bundled name (default: the bundled one)")
+    c.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     c.add_argument(
         "--group-by",
         choices=["parent", "none"],
@@ -233,3 +276,11 @@ def add_commands(sub) -> None:
         "--include-model-only", action="store_true", help="also results nobody corrected or accepted"
     )
     e.set_defaults(func=cmd_export_training)
+
+    rc = sub.add_parser(
+        "recover",
+        help="restart an image's corrections from their last checkpoint when the journal cannot be replayed "
+        "(the damaged project folder is kept aside)",
+    )
+    rc.add_argument("image", help="the spread image whose <stem>.karyo folder to recover")
+    rc.set_defaults(func=cmd_recover)

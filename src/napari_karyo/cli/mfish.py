@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from napari_karyo.cli.progress import run_with_progress
-from napari_karyo.core.karyotype.mfish.analyze import CellJob
 from napari_karyo.core.karyotype.mfish.kits import KITS
 from napari_karyo.core.karyotype.mfish.train import KitTrainConfig, find_labelled, train_kit_steps
-from napari_karyo.core.storage.multichannel import read_cell
-
-
-def mfish_job(path: Path, args) -> CellJob:
-    return CellJob(
-        read_cell(path),
-        kit=args.kit,
-        kit_model=args.kit_model,
-        dapi_only=args.dapi_only,
-        split=not args.no_colour_split,
-        fill=not args.no_colour_split,
-    )
 
 
 def add_analyze_options(a) -> None:

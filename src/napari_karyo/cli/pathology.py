@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from napari_karyo.cli.progress import run_with_progress
+from napari_karyo.cli.progress import run_with_progress, write_out
 from napari_karyo.cli.training import add_run_flags
 from napari_karyo.core.errors import KaryoError, LesionError
 from napari_karyo.core.pathology.lesions.annotations import lesion_classes, read_annotation
@@ -19,13 +19,14 @@ from napari_karyo.core.pathology.registration.register import register_stack_ste
 from napari_karyo.core.pathology.stack import load_stack
 from napari_karyo.core.pathology.transform import save_transforms
 from napari_karyo.core.storage.images import read_image
+from napari_karyo.core.storage.inputs import check_out_file
 from napari_karyo.core.storage.model_files import load_card, resolve
 from napari_karyo.core.training.config import add_flags, flag_values
 
 
 def cmd_register(args) -> int:
     """Register every MOVING stain onto FIXED; transforms of the stains that registered -> --out (JSON)."""
-
+    check_out_file(args.out)
     paths = [Path(args.fixed), *map(Path, args.moving)]
     names = [p.stem for p in paths]
     if len(set(names)) != len(names):
@@ -49,7 +50,7 @@ def cmd_register(args) -> int:
         "failed": {n: r.message for n, r in results.items() if not r.ok},
         "quality": {n: r.quality for n, r in results.items()},
     }
-    save_transforms(args.out, kept, meta)
+    write_out(args.out, lambda: save_transforms(args.out, kept, meta))
     print(f"{len(kept) - 1} of {len(names) - 1} stains registered onto {names[0]} -> {args.out}")
     return 0 if len(kept) == len(names) else 2
 

@@ -1,10 +1,11 @@
-"""A terminal progress bar over the core's (stage, done, total) generators."""
+"""A terminal progress bar over the core's (stage, done, total) generators, and output writes with clear errors."""
 
 from __future__ import annotations
 
 import json
 import sys
 
+from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.training.harness import figures_of
 
 
@@ -32,3 +33,14 @@ def run_with_progress(gen, desc: str, quiet: bool = False):
     finally:
         if bar is not None:
             bar.close()
+
+
+def write_out(path, write) -> None:
+    """Run `write` (an atomic write of `path`); an OSError there is a KaryoError naming the path."""
+    try:
+        write()
+    except OSError as exc:
+        raise KaryoError(
+            f"{path}: cannot be written ({exc.strerror or exc}); free disk space or check the folder's "
+            "permissions, or choose another --out"
+        ) from exc

@@ -16,6 +16,7 @@ from napari_karyo.core.karyotype.training.classifier import train as train_class
 from napari_karyo.core.karyotype.training.cluster_types import STAGES, ClusterTrainConfig
 from napari_karyo.core.karyotype.training.cluster_types import train as train_clusters
 from napari_karyo.core.karyotype.training.segmenter import TrainConfig, finetune_config, train_steps
+from napari_karyo.core.storage.model_files import seal
 from napari_karyo.core.training.config import add_flags, flag_values
 
 
@@ -76,6 +77,10 @@ def cmd_train_classifier(args) -> int:
     print(
         f"model -> {path} ({card['training']['epochs']} epochs, {card['training']['minutes']} min); {scores}"
     )
+
+
+def cmd_seal_model(args) -> int:
+    print(f"{seal(args.model)}: card accepted as it is now (the weights' and the card's hashes recorded)")
     return 0
 
 
@@ -110,3 +115,9 @@ def add_commands(sub) -> None:
     )
     add_flags(tk, ClassifierTrainConfig)
     tk.set_defaults(func=cmd_train_classifier)
+
+    sm = sub.add_parser(
+        "seal-model", help="accept a model card as it is now, after a deliberate, checked edit"
+    )
+    sm.add_argument("model", help="the model's .safetensors file (its .json card beside it)")
+    sm.set_defaults(func=cmd_seal_model)

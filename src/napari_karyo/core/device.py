@@ -23,11 +23,21 @@ def pick_device(requested: str | None = None):
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if req.startswith("cuda") and not torch.cuda.is_available():
-        raise KaryoError("no CUDA GPU is available on this machine; use --device cpu (or auto)")
-    if req == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise KaryoError("Apple MPS is not available on this machine; use --device cpu (or auto)")
-    return torch.device(req)
+    try:
+        device = torch.device(req)
+    except (RuntimeError, ValueError) as exc:
+        raise KaryoError(f"unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise KaryoError(f"{req}: no CUDA GPU is available on this machine; use --device cpu (or auto)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise KaryoError(f"{req}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+    if device.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise KaryoError(f"{req}: Apple MPS is not available on this machine; use --device cpu (or auto)")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise KaryoError(f"unsupported device {requested!r}; use auto, cpu, cuda, cuda:N or mps")
+    return device
 
 
 def describe(device) -> str:

@@ -85,6 +85,9 @@ class Chromosome:
         return out
 
 
+MIN_CELL_OBJECTS = 23  # fewer counted chromosomes than a haploid set is not a whole metaphase
+
+
 @dataclass
 class SpreadResult:
     """Everything `analyze` found in one spread."""
@@ -100,6 +103,7 @@ class SpreadResult:
     # Measurement objects (axis, straightened cut-out) of the chromosomes, in order, from the last measuring in
     # this process (`SpreadMeasurer`); not saved: the files keep the scalars stored on each chromosome.
     measurements: list = field(default_factory=list, repr=False, compare=False)
+    warnings: list[str] = field(default_factory=list)  # about the whole spread: a person should look at it
 
     @property
     def count(self) -> int:
@@ -124,13 +128,14 @@ class SpreadResult:
 
     @property
     def iscn(self) -> str:
-        """ISCN karyotype from the current classes; unnamed objects (class 0) are not counted."""
-
-        return iscn(c.class_id for c in self.chromosomes)
+        """ISCN karyotype from the current classes; unnamed objects (class 0) are not counted. Empty below
+        MIN_CELL_OBJECTS counted objects: that is debris, noise or part of a cell, not a karyotype."""
+        ids = [c.class_id for c in self.chromosomes if c.class_id]
+        return iscn(ids) if len(ids) >= MIN_CELL_OBJECTS else ""
 
     @classmethod
     def from_run_fields(cls, image_shape, chromosomes: list[Chromosome], doc: dict) -> SpreadResult:
-        """A result from the run fields a file keeps (source_path, model, device, seconds, status, corrections)."""
+        """A result from the run fields a file keeps (source, models, device, seconds, status, corrections, warnings)."""
         return cls(
             image_shape=tuple(int(s) for s in image_shape),
             chromosomes=chromosomes,
@@ -140,6 +145,7 @@ class SpreadResult:
             seconds=float(doc.get("seconds", 0.0)),
             status=str(doc.get("status", "proposed")),
             corrections=int(doc.get("corrections", 0)),
+            warnings=[str(w) for w in doc.get("warnings", [])],
         )
 
     def summary(self) -> dict:
@@ -153,4 +159,5 @@ class SpreadResult:
             "seconds": round(self.seconds, 3),
             "status": self.status,
             "corrections": self.corrections,
+            "warnings": list(self.warnings),
         }

@@ -71,7 +71,7 @@ def test_scale_factor_brings_wide_chromosomes_to_training_width():
         (lambda p: tifffile.imwrite(p, np.zeros((100, 100), np.uint8)), "blank"),
         (
             lambda p: tifffile.imwrite(p, np.random.default_rng(0).integers(0, 255, (5, 100, 100), np.uint8)),
-            "2-D",
+            "holds 5 images",
         ),
         (lambda p: tifffile.imwrite(p, np.ones((10, 10), np.uint8)), "too small"),
     ],
@@ -113,3 +113,58 @@ def test_grey_from_rgb_weights():
     rgb = np.zeros((40, 40, 3), np.uint8)
     rgb[..., 1] = 100
     assert np.allclose(to_grey(rgb), 58.7)
+
+
+def _bomb(path, side):
+    """A TIFF of side x side zero pixels written tile by tile: a few MB on disk."""
+    tile = np.zeros((512, 512), np.uint8)
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(
+            (tile for _ in range((side // 512) ** 2)),
+            shape=(side, side),
+            dtype=np.uint8,
+            tile=(512, 512),
+            compression="zlib",
+        )
+
+
+def test_decompression_bombs_are_refused_from_the_header(tmp_path):
+    import resource
+
+    bomb = tmp_path / "bomb.tif"
+    _bomb(bomb, 20480)  # 419 MP, ~0.5 MB
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ImageReadError, match=r"20480x20480 pixels is too large"):
+        read_image(bomb)
+    png = tmp_path / "bomb.png"
+    Image.new("L", (9000, 9000)).save(png)
+    with pytest.raises(ImageReadError, match=r"9000x9000 pixels is too large"):
+        read_image(png)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # kB: nothing was decoded
+
+
+def test_a_second_image_in_a_tiff_is_not_silently_dropped(tmp_path):
+    path = tmp_path / "two.tif"
+    tifffile.imwrite(path, _spread())
+    tifffile.imwrite(path, _spread()[:64, :64], append=True)
+    with pytest.raises(ImageReadError, match="holds 2 images"):
+        read_image(path)
+
+
+def test_what_a_path_is_instead_of_an_image(tmp_path):
+    import os
+
+    with pytest.raises(ImageReadError, match="is a folder"):
+        read_image(tmp_path)
+    fifo = tmp_path / "pipe.tif"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageReadError, match="not a regular file"):
+        read_image(fifo)
+    loop = tmp_path / "loop.tif"
+    loop.symlink_to(loop)
+    with pytest.raises(ImageReadError, match="symbolic link that leads nowhere"):
+        read_image(loop)
+    one = tmp_path / "one.png"
+    Image.new("L", (1, 1)).save(one)
+    with pytest.raises(ImageReadError, match=r"shape \(1, 1\) is too small"):
+        read_image(one)

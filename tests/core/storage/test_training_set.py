@@ -128,7 +128,7 @@ def test_bad_inputs_name_the_file(tmp_path):
     twin.write_bytes(path.read_bytes())
     with pytest.raises(KaryoError, match="share the name"):
         export_training_set([(path, result), (twin, result)], tmp_path / "set")
-    with pytest.raises(KaryoError, match="not found"):
+    with pytest.raises(KaryoError, match="gone.tif: no such file"):
         export_training_set([(tmp_path / "gone.tif", result)], tmp_path / "set")
     with pytest.raises(KaryoError, match="not a napari-karyo training set"):
         import_training_set(tmp_path)
@@ -197,3 +197,17 @@ def test_project_folders_export_their_latest_edits(tmp_path):
     export_training_set(folders, tmp_path / "set", read_folder=read_any_result)
     ((image, got, _),) = import_training_set(tmp_path / "set")  # only the corrected one
     assert image.name == "cell0.tif" and [c.class_id for c in got.chromosomes] == [1, 23, 7]
+
+
+def test_only_readable_images_of_the_recorded_shape_are_copied(tmp_path):
+    path, result = spread(tmp_path, "a", "cell")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
+    for other, message in ((secret, "unsupported file type"), (tmp_path / "spreads", "is a folder")):
+        with pytest.raises(KaryoError, match=message):
+            export_training_set([(other, result)], tmp_path / "set")
+    small = tmp_path / "small.tif"
+    tifffile.imwrite(small, np.random.default_rng(0).integers(0, 255, (64, 80), np.uint8))
+    with pytest.raises(KaryoError, match="result was made on a 96x64 image"):
+        export_training_set([(small, result)], tmp_path / "set")
+    assert not (tmp_path / "set").exists()

@@ -16,7 +16,7 @@ import numpy as np
 from napari_karyo.core.classes import RELATIVE_LENGTH, class_id
 from napari_karyo.core.errors import ImageReadError
 from napari_karyo.core.results import Chromosome, SpreadResult
-from napari_karyo.core.storage.images import check_spread, read_image
+from napari_karyo.core.storage.images import MAX_PIXELS, check_spread, read_image
 
 
 def read_labelme(path: str | Path) -> tuple[np.ndarray, list[Chromosome]]:
@@ -179,37 +179,65 @@ def _extra_from_json(obj: dict) -> dict:
     return out
 
 
-def from_coco_objects(objects: list[dict], image_shape: tuple[int, int]) -> list[Chromosome]:
+def from_coco_objects(
+    objects: list[dict], image_shape: tuple[int, int], source: str | Path = "annotations"
+) -> list[Chromosome]:
+    """Chromosomes of COCO objects (RLE or polygons) in an image of `image_shape`; a malformed object or a mask
+    of another size is an ImageReadError naming `source` and the object, never decoded at a size it claims."""
+    if len(image_shape) != 2 or not all(isinstance(s, int) and s > 0 for s in image_shape):
+        raise ImageReadError(f"{source}: image shape {image_shape} is not (height, width)")
+    if image_shape[0] * image_shape[1] > MAX_PIXELS:
+        raise ImageReadError(
+            f"{source}: image shape {image_shape} is too large (limit {MAX_PIXELS / 1e6:g} MP)"
+        )
+    out = []
+    for n, obj in enumerate(objects, 1):
+        try:
+            ch = _from_coco_object(obj, image_shape)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ImageReadError(
+                f"{source}: object {n} is malformed ({type(exc).__name__}: {exc}); repair the "
+                "file or write it again with napari-karyo"
+            ) from exc
+        if ch is not None:
+            out.append(ch)
+    return out
+
+
+def _from_coco_object(obj: dict, image_shape: tuple[int, int]) -> Chromosome | None:
     from pycocotools import mask as mask_utils
 
-    out = []
-    for obj in objects:
-        seg = obj["segmentation"]
-        if isinstance(seg, dict):
+    seg = obj["segmentation"]
+    if isinstance(seg, dict):
+        if [int(s) for s in seg["size"]] != list(image_shape):
+            raise ValueError(f"mask size {seg['size']} is not the image's {list(image_shape)}")
+        counts = seg["counts"]
+        if isinstance(counts, list):
+            rle = mask_utils.frPyObjects(seg, *image_shape)
+        else:
             rle = {
-                "size": seg["size"],
-                "counts": seg["counts"].encode("ascii") if isinstance(seg["counts"], str) else seg["counts"],
+                "size": list(image_shape),
+                "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
             }
-            if isinstance(seg["counts"], list):
-                rle = mask_utils.frPyObjects(seg, *seg["size"])
-            full = mask_utils.decode(rle).astype(bool)
-        else:  # polygons
-            rles = mask_utils.frPyObjects(seg, *image_shape)
-            full = mask_utils.decode(mask_utils.merge(rles)).astype(bool)
-        if not full.any():
-            continue
-        out.append(
-            Chromosome.from_full_mask(
-                full,
-                class_id=int(obj.get("category_id", 0)),
-                score=float(obj.get("score", 1.0)),
-                class_score=float(obj.get("class_score", 0.0)),
-                source=obj.get("source", "model"),
-                edited=bool(obj.get("edited", False)),
-                **_extra_from_json(obj),
-            )
-        )
-    return out
+        full = mask_utils.decode(rle).astype(bool)
+    elif isinstance(seg, list):  # polygons
+        rles = mask_utils.frPyObjects(seg, *image_shape)
+        full = mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+    else:
+        raise TypeError("segmentation is neither an RLE nor polygons")
+    if full.shape != tuple(image_shape):
+        raise ValueError(f"mask decodes to {full.shape}, not the image's {tuple(image_shape)}")
+    if not full.any():
+        return None
+    return Chromosome.from_full_mask(
+        full,
+        class_id=int(obj.get("category_id", 0)),
+        score=float(obj.get("score", 1.0)),
+        class_score=float(obj.get("class_score", 0.0)),
+        source=str(obj.get("source", "model")),
+        edited=bool(obj.get("edited", False)),
+        **_extra_from_json(obj),
+    )
 
 
 def read_coco(path: str | Path) -> dict[str, tuple[tuple[int, int], list[Chromosome]]]:
@@ -221,12 +249,20 @@ def read_coco(path: str | Path) -> dict[str, tuple[tuple[int, int], list[Chromos
         raise ImageReadError(f"{path}: not a JSON file ({exc})") from exc
     if isinstance(doc, dict) and "images" in doc and "annotations" in doc:
         out = {}
-        for img in doc["images"]:
-            shape = (int(img["height"]), int(img["width"]))
-            objs = [a for a in doc["annotations"] if a["image_id"] == img["id"]]
-            out[img["file_name"]] = (shape, from_coco_objects(objs, shape))
+        try:
+            for img in doc["images"]:
+                shape = (int(img["height"]), int(img["width"]))
+                objs = [a for a in doc["annotations"] if a["image_id"] == img["id"]]
+                out[img["file_name"]] = (shape, from_coco_objects(objs, shape, path))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ImageReadError(f"{path}: not a valid COCO file ({type(exc).__name__}: {exc})") from exc
         return out
     if isinstance(doc, dict) and "objects" in doc and "image_shape" in doc:
-        shape = tuple(doc["image_shape"])
-        return {doc.get("image", path.stem): (shape, from_coco_objects(doc["objects"], shape))}
+        try:
+            shape = tuple(int(s) for s in doc["image_shape"])
+        except (TypeError, ValueError) as exc:
+            raise ImageReadError(
+                f"{path}: image_shape {doc['image_shape']!r} is not (height, width)"
+            ) from exc
+        return {doc.get("image", path.stem): (shape, from_coco_objects(doc["objects"], shape, path))}
     raise ImageReadError(f"{path}: JSON has neither COCO 'images'/'annotations' nor napari-karyo 'objects'")

@@ -27,9 +27,24 @@ def atomic_path(target: str | os.PathLike):
         # mkstemp makes private (0600) files: give the result the replaced file's mode, or the umask's default
         os.chmod(tmp, target.stat().st_mode & 0o777 if target.exists() else 0o666 & ~umask())
         os.replace(tmp, target)
+        fsync_dir(target.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make a rename in `folder` durable: without it a power cut can undo the rename after it returned."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # platforms that cannot open folders (Windows) keep renames durable themselves
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def umask() -> int:

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -16,38 +18,95 @@ MAX_PIXELS = 60_000_000  # a metaphase spread is a few megapixels; beyond this i
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read a 2-D grey (Y, X) or colour (Y, X, 3|4) image, or raise ImageReadError saying what to do."""
+    """Read a 2-D grey (Y, X) or colour (Y, X, 3|4) image, or raise ImageReadError saying what to do. The size
+    is read from the file's header and checked before any pixel is decoded (a small compressed file can hold a
+    huge image)."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
+    check_file(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise ImageReadError(
             f"{path}: unsupported file type {suffix or '(none)'}; use one of {', '.join(IMAGE_SUFFIXES)}"
         )
+    return check_spread(decode(path, MAX_PIXELS, "a metaphase spread"), path)
+
+
+def check_file(path: Path) -> None:
+    """A readable regular file, or an ImageReadError that says what `path` is instead."""
     try:
-        if suffix in (".tif", ".tiff"):
-            import tifffile
+        info = path.stat()
+    except OSError as exc:  # a missing file, a broken link or a link loop
+        what = (
+            "a symbolic link that leads nowhere (broken or looping)" if path.is_symlink() else "no such file"
+        )
+        raise ImageReadError(f"{path}: {what} ({exc.strerror}); check the path") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageReadError(f"{path}: is a folder, not an image file; pass the image files inside it")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageReadError(
+            f"{path}: not a regular file (a pipe, socket or device); copy the image to a file"
+        )
+    if not os.access(path, os.R_OK):
+        raise ImageReadError(f"{path}: not readable (permission denied); check the file's permissions")
 
-            data = tifffile.imread(path)
-        else:
-            from PIL import Image
 
-            with Image.open(path) as im:
-                im.load()
-                if im.mode in ("P", "LA", "PA", "CMYK", "YCbCr"):
-                    im = im.convert("RGB")
-                data = np.asarray(im)
+def decode(path: Path, max_pixels: int, what: str) -> np.ndarray:
+    """The pixels of an image file whose header says it has at most `max_pixels` pixels and one image."""
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            return _decode_tiff(path, max_pixels, what)
+        from PIL import Image
+
+        with Image.open(path) as im:
+            _check_size(path, im.size[1], im.size[0], max_pixels, what)
+            if getattr(im, "n_frames", 1) > 1:
+                raise ImageReadError(f"{path}: holds {im.n_frames} frames; save the single image to analyse")
+            im.load()
+            if im.mode in ("P", "LA", "PA", "CMYK", "YCbCr"):
+                im = im.convert("RGB")
+            return np.asarray(im)
     except ImageReadError:
         raise
     except Exception as exc:  # corrupt or truncated files raise many different errors
-        raise ImageReadError(f"{path}: cannot be read as an image ({type(exc).__name__}: {exc})") from exc
-    return check_spread(data, path)
+        raise ImageReadError(
+            f"{path}: cannot be read as an image ({type(exc).__name__}: {exc}); "
+            "re-export it from the microscope software"
+        ) from exc
+
+
+def _decode_tiff(path: Path, max_pixels: int, what: str) -> np.ndarray:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        pages = [p for p in tif.pages if not getattr(p, "is_reduced", False)]  # pyramid levels are views
+        if not pages:
+            raise ImageReadError(
+                f"{path}: cannot be read as an image (no image in it: damaged or not a TIFF); re-export it"
+            )
+        page = pages[0]
+        _check_size(path, page.imagelength, page.imagewidth, max_pixels, what)
+        if len(pages) > 1:
+            raise ImageReadError(
+                f"{path}: holds {len(pages)} images (a stack or several series); save the one "
+                "plane to analyse as its own file (e.g. the DAPI channel)"
+            )
+        return page.asarray()
+
+
+def _check_size(path: Path, height: int, width: int, max_pixels: int, what: str) -> None:
+    if int(height) * int(width) > max_pixels:
+        raise ImageReadError(
+            f"{path}: {width}x{height} pixels is too large for {what} (limit {max_pixels / 1e6:g} MP); "
+            "crop or downsample the image first"
+        )
 
 
 def check_spread(data: np.ndarray, path: str | Path = "image") -> np.ndarray:
     """Validate dimensions and content of a spread; squeeze singleton axes."""
+    shape = np.shape(data)
     data = np.squeeze(np.asarray(data))
+    if data.ndim < 2:
+        raise ImageReadError(f"{path}: image of shape {shape} is too small to hold a metaphase spread")
     if data.ndim == 3 and data.shape[-1] not in (3, 4) and data.shape[0] in (3, 4):
         data = np.moveaxis(data, 0, -1)  # planar RGB TIFF
     if data.ndim == 3 and data.shape[-1] in (3, 4):

@@ -2,14 +2,15 @@
 `karyotype/edit/project.py`, owns what they mean):
 
 - `proposal/`      the model's result the editing started from (`write_result` folder),
-- `journal.jsonl`  one line per edit (`{"seq", "time", "action", "args"}`), each fsynced before the edit counts,
+- `journal.jsonl`  one line per edit (`{"seq", "time", "action", "args", "crc"}`: `storage.journal`), each fsynced
+                   before the edit counts,
 - `working/`       a checkpoint of the corrected result that other tools read without replaying,
-- `state.json`     image, status, corrections, last journal seq: what a folder queue reads (`read_status`).
+- `state.json`     image, status, corrections, last journal seq and the checkpoint's seq: what a folder queue reads
+                   (`read_status`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from datetime import UTC, datetime
@@ -32,25 +33,6 @@ def project_dir(image_path: str | os.PathLike) -> Path:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def append_line(path: Path, data: bytes) -> None:
-    """Append, flush and fsync one line; a failed write is cut back off so no half line is left for the next
-    edit to be glued to."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-    try:
-        start = os.fstat(fd).st_size
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, start)
-            raise
-    finally:
-        os.close(fd)
 
 
 def is_project(folder: str | os.PathLike) -> bool:
@@ -96,41 +78,3 @@ def holds_work(folder: Path) -> bool:
 def count_lines(path: Path) -> int:
     with open(path, "rb") as fh:
         return sum(1 for line in fh if line.strip())
-
-
-def read_journal(path: Path) -> tuple[list[dict], list[int]]:
-    """Entries and their line numbers. A torn last line is cut off the file so the next edit starts cleanly."""
-    if not path.exists():
-        return [], []
-    data = path.read_bytes()
-    entries, lines, good_end, start = [], [], 0, 0
-    for number, raw in enumerate(data.split(b"\n"), 1):
-        end = start + len(raw)
-        last = end >= len(data)  # no newline after it: a write the crash may have cut short
-        if raw.strip():
-            try:
-                entry = json.loads(raw)
-                if not isinstance(entry, dict) or "action" not in entry:
-                    raise ValueError("not an edit entry")
-            except ValueError as exc:
-                if last:
-                    break
-                raise KaryoError(
-                    f"{path}: line {number} is damaged ({exc}); the edits from there on cannot be replayed. "
-                    "Repair or remove that line (and the ones after it, losing those edits), or move the folder aside"
-                ) from exc
-            entries.append(entry)
-            lines.append(number)
-            good_end = end if last else end + 1
-        elif not last:
-            good_end = end + 1
-        start = end + 1
-    if good_end != len(data) or (data and not data.endswith(b"\n")):
-        with open(path, "r+b") as fh:
-            fh.truncate(good_end)
-            if good_end and not data[:good_end].endswith(b"\n"):
-                fh.seek(good_end)
-                fh.write(b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-    return entries, lines

@@ -21,6 +21,7 @@ from napari_karyo.core.errors import ImageReadError, KaryoError
 from napari_karyo.core.results import SpreadResult
 from napari_karyo.core.storage import atomic
 from napari_karyo.core.storage.annotations import read_coco, to_coco_objects
+from napari_karyo.core.storage.inputs import part_prefix
 
 ANNOTATIONS = "annotations.json"
 INSTANCES = "instances.tif"
@@ -45,6 +46,7 @@ def _annotations_doc(result: SpreadResult, image_stem: str) -> dict:
         "seconds": float(result.seconds),
         "status": result.status,
         "corrections": int(result.corrections),
+        "warnings": list(result.warnings),
         "objects": objects,
         "napari_karyo_version": __version__,
     }
@@ -86,6 +88,8 @@ def write_result(
     import tifffile
 
     out_dir = Path(out_dir)
+    if image_stem.strip(". ") == "" or any(s in image_stem for s in ("/", "\\", "\x00")):
+        raise KaryoError(f"{image_stem!r}: not usable as a folder name under {out_dir}; rename the image")
     target = out_dir / image_stem
     if target.exists() and not target.is_dir():
         raise KaryoError(f"{target}: exists and is not a folder; choose another output name")
@@ -95,7 +99,7 @@ def write_result(
             "Write to another folder, or pass overwrite=True (--overwrite) to replace them."
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{image_stem}.", suffix=".part", dir=out_dir))
+    tmp = Path(tempfile.mkdtemp(prefix=part_prefix(image_stem), suffix=".part", dir=out_dir))
     tmp.chmod(
         0o777 & ~atomic.umask()
     )  # mkdtemp makes a private folder; the result is the user's like any other
@@ -117,6 +121,7 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
     """Rename the finished folder over `target`; an old folder is moved aside first and restored on failure."""
     if not target.exists():
         os.replace(tmp, target)
+        atomic.fsync_dir(target.parent)
         return
     old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
     old.rmdir()
@@ -126,6 +131,7 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
     except BaseException:
         os.replace(old, target)
         raise
+    atomic.fsync_dir(target.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -140,6 +146,16 @@ def read_result(folder: str | os.PathLike) -> SpreadResult:
         raise ImageReadError(f"{path}: holds {len(entries)} images; a result folder holds one")
     ((shape, chromosomes),) = entries.values()
     doc = json.loads(path.read_text())
+    try:
+        return _result_of(doc, shape, chromosomes)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ImageReadError(
+            f"{path}: a field is malformed ({type(exc).__name__}: {exc}); repair the file or run "
+            "`napari-karyo analyze` on the image again"
+        ) from exc
+
+
+def _result_of(doc: dict, shape, chromosomes) -> SpreadResult:
     objects = doc.get("objects", [])
     if len(objects) == len(chromosomes):  # probabilities are not part of COCO: attach them in order
         for obj, ch in zip(objects, chromosomes, strict=True):

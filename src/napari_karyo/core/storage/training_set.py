@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from napari_karyo.core import classes
-from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.errors import ImageReadError, KaryoError
 from napari_karyo.core.results import SpreadResult
 from napari_karyo.core.storage import atomic
 from napari_karyo.core.storage.annotations import from_coco_objects, to_coco_objects
+from napari_karyo.core.storage.images import read_image
 from napari_karyo.core.storage.result_files import read_result
 
 COCO = "coco.json"
@@ -98,6 +99,24 @@ def _gather(
         done = result.status in ("corrected", "accepted") or bool(_folder_status(folder))
         out.append((Path(result.source_path), result, is_corrected(result) or done))
     return out
+
+
+def _check_image(img: Path, result: SpreadResult) -> None:
+    """Only a readable spread image of the result's own shape is copied: `source_path` is data from a file and
+    may name anything (another image, or no image at all)."""
+    try:
+        shape = read_image(img).shape[:2]
+    except ImageReadError as exc:
+        raise KaryoError(
+            f"{exc}. The result names it as its image (source_path); the training set needs that "
+            "image: fix the path or leave this result out"
+        ) from exc
+    if tuple(shape) != tuple(result.image_shape):
+        raise KaryoError(
+            f"{img}: is {shape[1]}x{shape[0]} pixels but its result was made on a "
+            f"{result.image_shape[1]}x{result.image_shape[0]} image: the result does not belong to "
+            "this file; fix its source_path or leave it out"
+        )
 
 
 def split_by_case(cases: dict[str, str], val_fraction: float = 0.2, seed: int = 0) -> dict[str, str]:
@@ -180,9 +199,8 @@ def _choose(gathered: list, out: Path, include_model_only: bool) -> list[tuple[P
             "or include model-only results (--include-model-only)"
         )
     stems: dict[str, Path] = {}
-    for img, _ in chosen:
-        if not img.is_file():
-            raise KaryoError(f"{img}: spread image not found; the training set needs a copy of every image")
+    for img, res in chosen:
+        _check_image(img, res)
         if img.stem in stems:
             raise KaryoError(
                 f"{img} and {stems[img.stem]}: two images share the name {img.stem!r}; rename one"

@@ -219,7 +219,7 @@ def test_a_missing_proposal_or_journal_is_an_error(image):
     p.session.relabel([1], 9)
     p.save()
     os.rename(project_dir(image) / "journal.jsonl", project_dir(image) / "journal.old")
-    with pytest.raises(KaryoError, match=r"journal\.jsonl: missing, but state\.json counts 1"):
+    with pytest.raises(KaryoError, match=r"journal\.jsonl: missing, but state\.json recorded edit 1"):
         Project.open(image)
     os.rename(project_dir(image) / "proposal", project_dir(image) / "elsewhere")
     with pytest.raises(KaryoError, match="proposal/ is missing"):
@@ -242,10 +242,10 @@ def test_start_keeps_a_project_holding_corrections(image):
 def test_a_journal_that_cannot_be_written_undoes_the_edit(image, monkeypatch):
     p = Project.start(image, proposal())
 
-    def disk_full(path, data):
+    def disk_full(path, data, expected_size=None):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(project_mod, "append_line", disk_full)
+    monkeypatch.setattr(project_mod.journal, "append", disk_full)
     with pytest.raises(KaryoError, match="cannot record the edit"):
         p.session.relabel([1], 9)
     assert_same(p.session.result, proposal())

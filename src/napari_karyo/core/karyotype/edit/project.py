@@ -1,20 +1,25 @@
 """The project folder beside an image, `<image dir>/<image stem>.karyo/`, so corrections are never lost:
 
 - `proposal/`      the model's result the editing started from (`write_result` folder),
-- `journal.jsonl`  one line per edit (`{"seq", "time", "action", "args"}`), each fsynced before the edit counts,
+- `journal.jsonl`  one line per edit (`{"seq", "time", "action", "args", "crc"}`, see `edit.journal`), each fsynced
+                   before the edit counts,
 - `working/`       a checkpoint of the corrected result (on `save()`: accept, close, every SAVE_EVERY edits) that
                    other tools read without replaying,
-- `state.json`     image, status, corrections, last journal seq: what a folder queue reads (`read_status`).
+- `state.json`     image, status, corrections, last journal seq and the checkpoint's seq: what a folder queue
+                   reads (`read_status`).
 
 The journal is the truth: `Project.open` replays it onto the proposal, so a crash loses at most the edit being
-written. A torn last line (the crash came mid-write) is dropped; a bad line before the end is an error, never
-skipped, because the edits after it depend on it.
+written. A torn last line (the crash came mid-write) is dropped; a damaged, duplicated or missing line, or a
+journal that ends before the edit state.json recorded, is an error naming the file and the way back (a backup of
+the journal, or `Project.recover` from the checkpoint), never skipped: the edits after it depend on it. A newer
+state.json is never replaced by an older session's.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import tempfile
 import warnings
@@ -25,18 +30,16 @@ from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.edit.session import EditSession, ReplayError
 from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.results import SpreadResult
-from napari_karyo.core.storage import atomic
+from napari_karyo.core.storage import atomic, journal
 from napari_karyo.core.storage.project_files import (
     JOURNAL,
     PROPOSAL,
     STATE,
     WORKING,
-    append_line,
     holds_work,
     is_project,
     now,
     project_dir,
-    read_journal,
     read_state,
 )
 from napari_karyo.core.storage.result_files import ANNOTATIONS, read_result, write_result
@@ -55,6 +58,8 @@ class Project:
         self._seq = seq
         self._unsaved = 0
         self._state_status = ""
+        self._journal_size = 0  # bytes this session has seen in the journal: more means another writer
+        self._checkpoint_seq = 0
 
     @property
     def journal_path(self) -> Path:
@@ -108,33 +113,29 @@ class Project:
     @classmethod
     def open(cls, image_path: str | os.PathLike, measurer: SpreadMeasurer | None = None) -> Project | None:
         """Restore a project: the proposal plus every journalled edit, undo stack included; None when the image
-        has no project."""
+        has no project. A journal that does not continue up to the edit state.json recorded is refused, and
+        nothing in the folder is changed."""
         folder = project_dir(image_path)
         if not folder.is_dir():
             return None
         if not (folder / PROPOSAL / ANNOTATIONS).is_file():
             raise KaryoError(
-                f"{folder}: {PROPOSAL}/ is missing, so the edits in {JOURNAL} cannot be replayed; move the "
-                "folder aside (its working/ holds the last checkpoint) and run the model on the image again"
+                f"{folder}: {PROPOSAL}/ is missing, so the edits in {JOURNAL} cannot be replayed. "
+                + _recovery(folder, image_path)
             )
-        state = read_state(folder) or {}
-        if not (folder / JOURNAL).is_file() and int(state.get("seq", 0)) > 0:
-            raise KaryoError(
-                f"{folder / JOURNAL}: missing, but {STATE} counts {state['seq']} journalled edits; move the folder "
-                "aside (its working/ holds the last checkpoint) and run the model on the image again"
-            )
-        proposal = read_result(folder / PROPOSAL)
-        entries, lines = read_journal(folder / JOURNAL)
-        project = cls(image_path, seq=int(entries[-1].get("seq", len(entries))) if entries else 0)
+        entries, lines, state = _checked_journal(folder, image_path)
+        project = cls(image_path, seq=entries[-1]["seq"] if entries else 0)
+        project._checkpoint_seq = int(state.get("checkpoint_seq", 0))
         try:
             project.session = EditSession.replay(
-                proposal, entries, journal=project._append, measurer=measurer
+                read_result(folder / PROPOSAL), entries, journal=project._append, measurer=measurer
             )
         except ReplayError as exc:
             raise KaryoError(
-                f"{folder / JOURNAL}: line {lines[exc.index]}: {exc.reason}; the edits from there on cannot be "
-                "replayed. Remove that line and the ones after it (losing those edits), or move the folder aside"
+                f"{folder / JOURNAL}: line {lines[exc.index]}: {exc.reason}; the edits from there on "
+                "cannot be replayed. " + _recovery(folder, image_path)
             ) from exc
+        project._journal_size = (folder / JOURNAL).stat().st_size if (folder / JOURNAL).exists() else 0
         try:
             project._write_state()
         except OSError as exc:
@@ -144,10 +145,37 @@ class Project:
             ) from exc
         return project
 
+    @classmethod
+    def recover(cls, image_path: str | os.PathLike) -> tuple[Project, Path]:
+        """Go on from the last checkpoint (working/) when the journal cannot be replayed: the damaged folder is
+        moved aside to `<stem>.karyo.old-<time>` (never deleted) and a new project starts from the checkpoint,
+        its corrections kept. Returns (project, the folder moved aside)."""
+        folder = project_dir(image_path)
+        if not (folder / WORKING / ANNOTATIONS).is_file():
+            raise KaryoError(
+                f"{folder}: no checkpoint ({WORKING}/) to recover from; move the folder aside and run "
+                "the model on the image again"
+            )
+        checkpoint = read_result(folder / WORKING)
+        aside = folder.with_name(f"{folder.name}.old-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}")
+        try:
+            os.replace(folder, aside)
+        except OSError as exc:
+            raise KaryoError(
+                f"{folder}: cannot move it aside ({exc}); check the folder's permissions"
+            ) from exc
+        try:
+            return cls.start(image_path, checkpoint), aside
+        except BaseException:
+            os.replace(aside, folder)
+            raise
+
     def save(self) -> Path:
         """Checkpoint the corrected result into working/ and state.json; returns the working/ folder."""
+        self._check_newest()
         try:
             folder = write_result(self.session.result, self.folder, WORKING, overwrite=True)
+            self._checkpoint_seq = self._seq
             self._write_state()
         except OSError as exc:
             raise KaryoError(
@@ -160,9 +188,9 @@ class Project:
 
     def _append(self, entry: dict) -> None:
         """The session's journal: the line is on disk before the edit counts (an error here undoes it)."""
-        line = json.dumps({"seq": self._seq + 1, "time": now(), **entry}, separators=(",", ":")) + "\n"
+        line = journal.encode(self._seq + 1, now(), entry)
         try:
-            append_line(self.journal_path, line.encode("utf-8"))
+            self._journal_size = journal.append(self.journal_path, line, self._journal_size)
         except OSError as exc:
             raise KaryoError(
                 f"{self.journal_path}: cannot record the edit ({exc}), so it was not made; free "
@@ -180,7 +208,19 @@ class Project:
             self.last_save_error = str(exc)
             warnings.warn(f"napari-karyo: {exc}", stacklevel=2)
 
+    def _check_newest(self) -> None:
+        """Never replace a newer state with an older one (another window or program editing this project)."""
+        seen = read_state(self.folder) or {}
+        if int(seen.get("seq", 0)) > self._seq:
+            raise KaryoError(
+                f"{self.folder / STATE}: records edit {seen['seq']}, newer than this session's edit "
+                f"{self._seq}: another window or program is editing this image. Close this one and "
+                "open the image again"
+            )
+
     def _write_state(self, folder: Path | None = None) -> None:
+        if folder is None:
+            self._check_newest()
         result = self.session.result
         atomic.write_json(
             (folder or self.folder) / STATE,
@@ -189,10 +229,49 @@ class Project:
                 "status": result.status,
                 "corrections": int(result.corrections),
                 "seq": self._seq,
+                "checkpoint_seq": self._checkpoint_seq,
                 "updated": now(),
             },
         )
         self._state_status = result.status
+
+
+def _checked_journal(folder: Path, image_path) -> tuple[list[dict], list[int], dict]:
+    """(entries, line numbers, state) once the journal is whole: every line intact and in order, and reaching
+    the edit state.json recorded (a journal emptied, cut short or restored from an older copy would silently
+    replay to an older result)."""
+    try:
+        entries, lines = journal.read(folder / JOURNAL)
+    except journal.JournalError as exc:
+        raise KaryoError(
+            f"{exc}; the journal cannot be replayed past it. {_recovery(folder, image_path)}"
+        ) from exc
+    state = read_state(folder) or {}
+    last = entries[-1]["seq"] if entries else 0
+    recorded = max(int(state.get("seq", 0)), int(state.get("checkpoint_seq", 0)))
+    if last < recorded:
+        raise KaryoError(
+            f"{folder / JOURNAL}: {'ends at edit ' + str(last) if (folder / JOURNAL).exists() else 'missing'}, but "
+            f"{STATE} recorded edit {recorded}: the journal lost lines (emptied, cut short or restored from an older "
+            f"copy). {_recovery(folder, image_path)}"
+        )
+    return entries, lines, state
+
+
+def _recovery(folder: Path, image_path) -> str:
+    """How to get the work back: the journal from a backup, or the last checkpoint."""
+    try:
+        doc = json.loads((folder / WORKING / ANNOTATIONS).read_text(encoding="utf-8"))
+        checkpoint = f"the last checkpoint in {WORKING}/ ({int(doc.get('corrections', 0))} corrections)"
+    except (OSError, ValueError, TypeError, AttributeError):
+        return (
+            "Nothing was changed. Restore the folder from a backup, or move it aside and run the model on "
+            "the image again"
+        )
+    return (
+        f"Nothing was changed. Restore {JOURNAL} from a backup, or go on from {checkpoint} with "
+        f"`napari-karyo recover {shlex.quote(str(image_path))}` (the folder is kept aside; later edits and undo history are lost)"
+    )
 
 
 def read_project_result(folder: str | os.PathLike) -> SpreadResult:
@@ -200,7 +279,8 @@ def read_project_result(folder: str | os.PathLike) -> SpreadResult:
     folder = Path(folder)
     if not is_project(folder):
         raise KaryoError(f"{folder}: not a napari-karyo project folder (no {PROPOSAL}/{ANNOTATIONS})")
-    entries, lines = read_journal(folder / JOURNAL) if (folder / JOURNAL).is_file() else ([], [])
+    image = (read_state(folder) or {}).get("image") or folder.with_suffix("")
+    entries, lines, _ = _checked_journal(folder, image)
     try:
         return EditSession.replay(read_result(folder / PROPOSAL), entries).result
     except ReplayError as exc:

@@ -16,13 +16,14 @@ from napari_karyo.core.classes import name
 from napari_karyo.core.device import pick_device
 from napari_karyo.core.errors import ImageReadError
 from napari_karyo.core.results import Chromosome
-from napari_karyo.core.storage.images import IMAGE_SUFFIXES, to_grey
-from napari_karyo.core.storage.model_files import load_model
+from napari_karyo.core.storage.images import IMAGE_SUFFIXES, check_file, decode, to_grey
+from napari_karyo.core.storage.model_files import build_checked, load_model
 
 ARCH = "chromosome-crop-cnn-v1"
 DEFAULT_MODEL = "chromosome-classifier"
 CANVAS = (80, 40)  # (height, width): chromosome 1 keeps its bands, G-group ones are not blown up too much
 MIN_GROUP = 20  # below this many crops the median of a cell is not a reliable size reference
+MAX_CROP_PIXELS = 2048 * 2048  # a chromosome cut-out is a few hundred pixels a side; more is not a crop
 N_FEATURES = 3  # log relative length, log relative area, known flag
 CROP_MARGIN = 3  # pixels of background kept around a mask cut from a spread
 
@@ -231,10 +232,10 @@ class Classifier:
 def load_classifier(name_or_path: str | Path | None = None, device=None) -> Classifier:
     """Load a classifier (the bundled one by default); the weights' sha256 is checked against the card."""
 
-    state, card = load_model(name_or_path or DEFAULT_MODEL, ARCH)
+    path = name_or_path or DEFAULT_MODEL
+    state, card = load_model(path, ARCH)
     device = pick_device(device) if device is None or isinstance(device, str) else device
-    net = build_network(**card["config"])
-    net.load_state_dict(state)
+    net = build_checked(lambda cfg: build_network(**cfg), card, state, path)
     return Classifier(net.to(device).eval(), card, device)
 
 
@@ -242,24 +243,12 @@ def read_crop(path: str | Path) -> np.ndarray:
     """A single-chromosome crop as grey float32. Not `read_image`: crops are often under its 32-px spread
     minimum."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
+    check_file(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise ImageReadError(
             f"{path}: unsupported file type {path.suffix}; use one of {', '.join(IMAGE_SUFFIXES)}"
         )
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            data = tifffile.imread(path)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                data = np.asarray(im.convert("RGB") if im.mode not in ("L", "I;16", "RGB") else im)
-    except Exception as exc:  # corrupt files raise many different errors
-        raise ImageReadError(f"{path}: cannot be read as an image ({type(exc).__name__}: {exc})") from exc
+    data = decode(path, MAX_CROP_PIXELS, "a chromosome crop")
     data = np.squeeze(data)
     if data.ndim not in (2, 3) or data.size == 0 or min(data.shape[:2]) < 3:
         raise ImageReadError(f"{path}: shape {data.shape} is not a 2-D chromosome crop")

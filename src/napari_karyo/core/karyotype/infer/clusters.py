@@ -30,7 +30,7 @@ from napari_karyo.core.errors import ModelFileError
 from napari_karyo.core.karyotype.infer.classifier import bright_on_dark, foreground_mask
 from napari_karyo.core.karyotype.infer.preprocess import TARGET_WIDTH
 from napari_karyo.core.results import Chromosome
-from napari_karyo.core.storage.model_files import load_model, resolve
+from napari_karyo.core.storage.model_files import build_checked, load_model, resolve
 
 ARCH = "cluster-type-resnext-v1"
 DEFAULT_MODEL = "cluster-types"
@@ -362,8 +362,7 @@ def _load_cluster_model_cached(path: str, device_name: str) -> ClusterModel:
     import torch
 
     state, card = load_model(path, ARCH)
-    net = build_network(**card["config"])
-    net.load_state_dict(state)
+    net = build_checked(lambda cfg: build_network(**cfg), card, state, path)
     device = torch.device(device_name)
     return ClusterModel(net.to(device).eval(), card, device)
 

@@ -16,17 +16,20 @@ from functools import lru_cache
 import numpy as np
 
 from napari_karyo.core.device import describe, pick_device
+from napari_karyo.core.errors import KaryoError, ModelFileError
 from napari_karyo.core.jobs import run_to_end
 from napari_karyo.core.karyotype.infer.assign import assign_spread
+from napari_karyo.core.karyotype.infer.classifier import DEFAULT_MODEL as CLASSIFIER_MODEL
 from napari_karyo.core.karyotype.infer.classifier import load_classifier
+from napari_karyo.core.karyotype.infer.clusters import DEFAULT_MODEL as CLUSTER_MODEL
 from napari_karyo.core.karyotype.infer.clusters import find_objects, load_cluster_model, predict_object_types
 from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.karyotype.infer.model import ARCH, build_maskrcnn
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
 from napari_karyo.core.karyotype.infer.review import mark_for_review
-from napari_karyo.core.results import Chromosome, SpreadResult
+from napari_karyo.core.results import MIN_CELL_OBJECTS, Chromosome, SpreadResult
 from napari_karyo.core.storage.images import check_spread
-from napari_karyo.core.storage.model_files import load_model, resolve
+from napari_karyo.core.storage.model_files import build_checked, load_card, load_model, resolve, sha256
 
 DEFAULT_SEGMENTER = "chromosome-maskrcnn"
 SCORE_THRESHOLD = 0.5
@@ -51,11 +54,23 @@ def _load_segmenter_cached(path: str, device_name: str) -> Segmenter:
     import torch
 
     state, card = load_model(path, ARCH)
-    model = build_maskrcnn(card["config"])
-    model.load_state_dict(state)
+    model = build_checked(build_maskrcnn, card, state, path)
     model.roi_heads.score_thresh = SCORE_THRESHOLD  # fewer masks pasted at full size
     device = torch.device(device_name)
     return Segmenter(model.eval().to(device), card, device, path)
+
+
+def _classifier(name: str | None, device: str):
+    """The crop classifier, loaded once per process (a batch worker runs many spreads); weights or a card changed
+    on disk are loaded (and checked) again."""
+    path = resolve(name or CLASSIFIER_MODEL)
+    stamp = tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in (path, path.with_suffix(".json")))
+    return _classifier_cached(str(path), stamp, device)
+
+
+@lru_cache(maxsize=4)
+def _classifier_cached(path: str, stamp: tuple, device: str):
+    return load_classifier(path, device=device)
 
 
 def load_segmenter(model: str | None = None, device: str | None = None) -> Segmenter:
@@ -71,6 +86,11 @@ def segment(seg: Segmenter, norm: np.ndarray) -> tuple[list[np.ndarray], np.ndar
     x = torch.from_numpy(norm)[None].expand(3, -1, -1).contiguous().to(seg.device)
     with torch.inference_mode():
         out = seg.model([x])[0]
+    if not (bool(torch.isfinite(out["scores"]).all()) and bool(torch.isfinite(out["boxes"]).all())):
+        raise KaryoError(
+            f"{seg.name}: the segmentation model gave NaN or infinite outputs; the model file is "
+            "broken: use the bundled model or re-train"
+        )
     probs = out["masks"][:, 0].cpu().numpy()
     scores = out["scores"].cpu().numpy()
     masks, offsets = [], []
@@ -150,13 +170,20 @@ def analyze_steps(
     image = check_spread(image, source_path or "image")
     yield ("loading models", 0, total)
     seg = load_segmenter(model, device)
-    namer = colour or load_classifier(classifier, device=str(seg.device))
+    namer = colour or _classifier(classifier, str(seg.device))
     typer = load_cluster_model(cluster_model, device=seg.device)
     yield ("normalising polarity and scale", 1, total)
     norm, _ = normalise_intensity(image)
     factor = scale_factor(norm)
     yield (f"segmenting on {describe(seg.device)}", 2, total)
     masks, scores, offsets = segment(seg, rescale(norm, factor))
+    warnings = []
+    cap = seg.model.roi_heads.detections_per_img
+    if len(scores) >= cap:
+        warnings.append(
+            f"the detector's limit of {cap} objects was reached: objects may be missing and the count "
+            "is unreliable (not a single metaphase spread?); check the image"
+        )
     yield ("separating objects", 3, total)
     chromosomes = []
     for i in suppress(masks, scores, offsets):
@@ -165,11 +192,17 @@ def analyze_steps(
             chromosomes.append(Chromosome(mask=mask, offset=offset, score=float(scores[i])))
     if colour is not None:
         chromosomes = colour.refine(chromosomes, norm.shape)
+    if len(chromosomes) < MIN_CELL_OBJECTS:
+        warnings.append(
+            f"only {len(chromosomes)} objects found: too few for a metaphase spread, so no karyotype "
+            "is given; check the image"
+        )
     result = SpreadResult(
         image_shape=tuple(norm.shape),
         chromosomes=chromosomes,
         source_path=source_path,
         device=describe(seg.device),
+        warnings=warnings,
     )
     yield ("typing clusters", 4, total)
     objects = find_objects(chromosomes, result.image_shape)
@@ -178,24 +211,48 @@ def analyze_steps(
     argmax_ids = np.zeros(len(chromosomes), dtype=int)
     if chromosomes:
         probs = namer.predict_spread(norm, chromosomes)
+        if not (np.isfinite(probs).all() and np.isfinite(type_probs).all()):
+            raise KaryoError(
+                "the classifier or cluster-type model gave NaN outputs; the model file is broken: use "
+                "the bundled models or re-train"
+            )
         for ch, p in zip(chromosomes, probs, strict=True):
             ch.probs = p
         argmax_ids = probs.argmax(1) + 1
         assign_spread(result)
     mark_for_review(result, objects, types, type_probs, argmax_ids)
+    if len(scores) >= cap:  # every object is worth a look: some are missing and the count is unreliable
+        for ch in chromosomes:
+            ch.review = "; ".join(filter(None, (ch.review, "detector limit reached")))
     yield ("measuring", 6, total)
     SpreadMeasurer(norm, normalised=True).measure(result)
     yield ("done", total, total)
-    names = (
-        seg.card.get("weights_file", seg.name),
-        namer.card.get("weights_file", "classifier"),
-        typer.card.get("weights_file", "cluster types"),
-    )
-    result.model = " + ".join(names)
+    result.model = " + ".join(_model_name(c) for c in (seg.card, namer.card, typer.card))
     result.seconds = time.perf_counter() - t0
     return result
 
 
-def analyze(image: np.ndarray, **kwargs) -> SpreadResult:
+def _model_name(card: dict) -> str:
+    """File name and weights hash: a result says exactly which models made it (a batch resumes only on that)."""
+    return f"{card.get('weights_file', card.get('architecture', 'model'))}@{str(card.get('sha256', ''))[:12]}"
 
+
+def models_used(
+    model: str | None = None, classifier: str | None = None, cluster_model: str | None = None
+) -> str:
+    """`SpreadResult.model` of the results these models make, from their cards and a hash of the weights (none
+    loaded): a damaged or missing model is found before a batch starts."""
+    out = []
+    for name in (model or DEFAULT_SEGMENTER, classifier or CLASSIFIER_MODEL, cluster_model or CLUSTER_MODEL):
+        card, path = load_card(name)
+        if sha256(path) != card.get("sha256"):
+            raise ModelFileError(
+                f"{path}: its sha256 does not match its card; the file is damaged or was changed. "
+                "Re-install the package or re-train the model"
+            )
+        out.append(_model_name(card))
+    return " + ".join(out)
+
+
+def analyze(image: np.ndarray, **kwargs) -> SpreadResult:
     return run_to_end(analyze_steps(image, **kwargs))

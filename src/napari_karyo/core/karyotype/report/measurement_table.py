@@ -19,6 +19,25 @@ def banding_string(banding: np.ndarray, samples: int = BANDING_SAMPLES) -> str:
     return ";".join(f"{v:.3f}" for v in np.interp(x, np.arange(len(banding)), banding))
 
 
+TABLE_COLUMNS = (
+    "id",
+    "class",
+    "group",
+    "length_px",
+    "relative_length",
+    "relative_length_iscn",
+    "centromeric_index",
+    "centromeric_index_iscn",
+    "p_length_px",
+    "q_length_px",
+    "centromere_row",
+    "centromere_col",
+    "flipped",
+    "area_px",
+    "banding",
+)
+
+
 def measurements_table(result: SpreadResult, measurements: list[Measurement]) -> list[dict]:
     """One row per chromosome for `layer.features` and the CSV; `id` is the Labels id (index + 1)."""
     rows = []

@@ -14,6 +14,7 @@ import numpy as np
 
 from napari_karyo.core import classes
 from napari_karyo.core.karyotype.report.karyogram import Karyogram
+from napari_karyo.core.karyotype.report.measurement_table import TABLE_COLUMNS
 from napari_karyo.core.results import SpreadResult
 from napari_karyo.core.storage.atomic import atomic_path, write_text
 
@@ -21,12 +22,11 @@ A4_INCHES = (8.27, 11.69)
 
 
 def write_measurements_csv(path: str | Path, rows: list[dict]) -> Path:
-    """`measurement_table.measurements_table` rows as CSV (header from the first row)."""
+    """`measurement_table.measurements_table` rows as CSV; a spread without objects still gets the header."""
     buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else TABLE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
     return write_text(path, buf.getvalue())
 
 

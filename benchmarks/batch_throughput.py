@@ -1,0 +1,210 @@
+"""Batch throughput of `analyze` (the whole command's work: read, analyse, write every output folder and the
+manifest; no karyogram/report, which are rendered only with --report): one process, a local pool of 2 workers
+and a dask.distributed cluster of 2 workers on 127.0.0.1, in spreads per hour, with peak memory per worker
+(RSS sampled every 0.2 s) and its growth from the first quarter of the batch to the end.
+
+Spreads: the real clinical G-banded spreads of gband_icbr (752x572 RGB), copied as distinct files and cycled up to
+--spreads (speed only: no accuracy is measured, so no split applies).
+
+    OMP_NUM_THREADS=1 python benchmarks/batch_throughput.py --spreads 60 --json bench_results/batch_throughput.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from bench_common import data_missing, parser, report
+from napari_karyo.core.karyotype.batch import Options, run_batch
+
+
+class Sampler:
+    """Peak RSS per process of `pids()` and the summed RSS over time, sampled in a thread."""
+
+    def __init__(self, pids) -> None:
+        self.pids, self.peak, self.trace = pids, {}, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for pid in self.pids():
+                try:
+                    rss = psutil.Process(pid).memory_info().rss
+                except psutil.Error:
+                    continue
+                self.peak[pid] = max(self.peak.get(pid, 0), rss)
+                self.trace.append((time.monotonic(), pid, rss))
+            time.sleep(0.2)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _inputs(data: str, n: int, folder: Path) -> list[str]:
+    spreads = sorted((Path(data) / "gband_icbr" / "spreads").glob("*.png"))
+    folder.mkdir(parents=True)
+    out = []
+    for i in range(n):
+        target = folder / f"{i:05d}-{spreads[i % len(spreads)].name}"
+        shutil.copy(spreads[i % len(spreads)], target)
+        out.append(str(target))
+    return out
+
+
+def _measure(name: str, items, out: Path, pids, **kw) -> dict:
+    done: list[float] = []
+    t0 = time.monotonic()
+    with Sampler(pids) as sampler:
+        rows, _ = run_batch(
+            items,
+            Options(out=str(out), threads=kw.pop("threads", None)),
+            on_row=lambda r: done.append(time.monotonic()),
+            **kw,
+        )
+    wall = time.monotonic() - t0
+    ok = sum(r["status"] == "ok" for r in rows)
+    quarter = done[len(done) // 4] if done else t0
+    growth = {}
+    for pid in sampler.peak:
+        early = [rss for t, p, rss in sampler.trace if p == pid and t <= quarter]
+        growth[pid] = (sampler.peak[pid] - max(early)) / 2**20 if early else 0.0
+    steady = (len(done) - 1) / (done[-1] - done[0]) * 3600 if len(done) > 1 else 0.0
+    return {
+        "config": name,
+        "spreads": len(rows),
+        "ok": ok,
+        "wall_s": round(wall, 1),
+        "spreads_per_hour": round(len(rows) / wall * 3600),
+        "steady_spreads_per_hour": round(steady),
+        "peak_mb_per_worker": round(max(sampler.peak.values(), default=0) / 2**20),
+        "growth_mb_after_first_quarter": round(max(growth.values(), default=0.0), 1),
+    }
+
+
+def _cluster(tmp: Path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
+    info = tmp / "scheduler.json"
+    sched = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(info),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while not (info.exists() and info.stat().st_size):
+        time.sleep(0.1)
+    address = json.loads(info.read_text())["address"]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_worker",
+                address,
+                "--nthreads",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--no-dashboard",
+                "--no-nanny",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    from distributed import Client
+
+    with Client(address, timeout="60s") as client:
+        client.wait_for_workers(2, timeout=180)
+    return address, [sched, *workers]
+
+
+def run(data: str, n: int, configs: list[str]) -> dict:
+    me = os.getpid()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="throughput-") as tmp:
+        tmp = Path(tmp)
+        items = _inputs(data, n, tmp / "in")
+        if "single" in configs:
+            results.append(
+                _measure("1 process (torch threads: 2)", items, tmp / "o1", lambda: [me], threads=2)
+            )
+        if "pool" in configs:
+            kids = lambda: [c.pid for c in psutil.Process(me).children(recursive=True)]  # noqa: E731
+            results.append(
+                _measure("local pool, 2 workers x 1 thread", items, tmp / "o2", kids, threads=1, workers=2)
+            )
+        if "dask" in configs:
+            address, procs = _cluster(tmp)
+            try:
+                results.append(
+                    _measure(
+                        "dask cluster, 2 workers x 1 thread",
+                        items,
+                        tmp / "o3",
+                        lambda: [p.pid for p in procs[1:]],
+                        threads=1,
+                        scheduler=address,
+                    )
+                )
+            finally:
+                for p in procs:
+                    p.terminate()
+                    p.wait(timeout=30)
+    return {"spreads": n, "cpu_cores": os.cpu_count(), "load_before": os.getloadavg()[0], "results": results}
+
+
+def table(result: dict) -> str:
+    head = f"{'config':<36} {'spreads':>7} {'wall s':>7} {'spreads/h':>9} {'steady/h':>9} {'peak MB':>8} {'growth MB':>9}"
+    lines = [head, "-" * len(head)]
+    for r in result["results"]:
+        lines.append(
+            f"{r['config']:<36} {r['spreads']:>7} {r['wall_s']:>7} {r['spreads_per_hour']:>9} "
+            f"{r['steady_spreads_per_hour']:>9} {r['peak_mb_per_worker']:>8} "
+            f"{r['growth_mb_after_first_quarter']:>9}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = parser(__doc__, "batch_throughput")
+    p.add_argument("--spreads", type=int, default=60)
+    p.add_argument(
+        "--configs", nargs="+", default=["single", "pool", "dask"], choices=["single", "pool", "dask"]
+    )
+    args = p.parse_args()
+    if data_missing(args.data):
+        return 2
+    result = run(args.data, args.spreads, args.configs)
+    return report(result, table(result), args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""Batch analysis of an archive: many spreads -> `OUT/<name>/` result folders and `OUT/manifest.csv`.
+
+Inputs are folders, glob patterns and list files (`storage.inputs`); the same file named twice is analysed once;
+inputs sharing a stem get distinct folders. A re-run skips inputs whose folder is complete and was made from the
+same image by the same models (`SpreadResult.model` names each model's weights hash), so a killed batch resumes.
+One bad input is one failed row; the others go on. Work runs in this process, in a local pool of processes, or
+on a dask.distributed cluster; each worker process loads the models once (they are cached per process) and the
+results do not depend on where a spread ran. Karyogram PNG and PDF report are rendered only when asked
+(`report=True`): they cost more than the analysis.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.jobs import run_to_end
+from napari_karyo.core.karyotype.infer.predict import analyze_steps, models_used
+from napari_karyo.core.karyotype.mfish.analyze import CellJob, write_class_map
+from napari_karyo.core.karyotype.report.exports import REPORT_PDF, write_karyotype_files
+from napari_karyo.core.storage import atomic
+from napari_karyo.core.storage.images import read_image
+from napari_karyo.core.storage.inputs import (
+    check_out_dir,
+    clean_stale_parts,
+    expand_inputs,
+    output_names,
+    split_duplicates,
+)
+from napari_karyo.core.storage.multichannel import adir_planes, is_multichannel, read_cell, result_name
+from napari_karyo.core.storage.result_files import ANNOTATIONS, KARYOTYPE, write_result
+
+MANIFEST = "manifest.csv"
+COLUMNS = ("path", "output", "status", "count", "iscn", "review", "warnings", "seconds", "error")
+MANIFEST_EVERY = 20.0  # seconds between rewrites of the manifest while a batch runs
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every spread of a batch is analysed with (sent to each worker)."""
+
+    out: str
+    model: str | None = None
+    classifier: str | None = None
+    clusters: str | None = None
+    device: str | None = None
+    overwrite: bool = False
+    report: bool = False  # karyogram.png, report.pdf and measurements.csv too
+    threads: int | None = None  # torch threads per worker (None: torch's default)
+    kit: str | None = None  # M-FISH cells: the probe kit (default: from the channel names)
+    kit_model: str | None = None  # M-FISH cells: a kit model file (default: the bundled one of the kit)
+    dapi_only: bool = False  # M-FISH cells: name from the DAPI plane alone
+    colour_split: bool = True  # M-FISH cells: split and add objects by colour
+
+
+@dataclass(frozen=True)
+class Job:
+    path: str
+    name: str  # folder under Options.out
+
+
+def plan(items: Iterable[str], opts: Options, redo: bool = False) -> tuple[list[Job], list[dict]]:
+    """(jobs to run, rows already settled: duplicates and complete outputs). Paths are made absolute: workers
+    may run in other folders or on other machines (sharing the file system)."""
+    paths, dupes = split_duplicates([Path(os.path.abspath(p)) for p in expand_inputs(list(items))])
+    paths, planes = _one_per_cell(paths)
+    names = output_names(paths)
+    taken = set(names.values())
+    for p in paths:  # an M-FISH cell is named after the cell, not its first plane or its .ome suffix
+        cell = result_name(p) if is_multichannel(p) else names[p]
+        if cell != names[p] and cell not in taken:
+            taken.add(cell)
+            names[p] = cell
+    key = models_used(opts.model, opts.classifier, opts.clusters)
+    jobs, settled = [], []
+    for p in paths:
+        folder = Path(opts.out) / names[p]
+        done = None if redo else _complete(folder, p, key, opts.report)
+        if done is None:
+            jobs.append(Job(str(p), names[p]))
+        else:
+            settled.append(
+                dict(
+                    done,
+                    path=str(p),
+                    output=names[p],
+                    status="skipped",
+                    error="done before by the same models",
+                )
+            )
+    for p, first in dupes.items():
+        settled.append(_row(p, "", status="skipped", error=f"the same file as {first}: analysed once"))
+    for p, first in planes.items():
+        settled.append(
+            _row(p, "", status="skipped", error=f"a plane of the M-FISH cell of {first}: analysed once")
+        )
+    return jobs, settled
+
+
+def _one_per_cell(paths: list[Path]) -> tuple[list[Path], dict[Path, Path]]:
+    """(inputs, {other plane: the first plane of its cell}): the planes of an ADIR cell are one input."""
+    seen: dict[tuple[Path, str], Path] = {}
+    kept, planes = [], {}
+    for p in paths:
+        key = (p.parent, result_name(p)) if adir_planes(p) else None
+        if key is not None and key in seen:
+            planes[p] = seen[key]
+            continue
+        if key is not None:
+            seen[key] = p
+        kept.append(p)
+    return kept, planes
+
+
+def _complete(folder: Path, path: Path, key: str, report: bool) -> dict | None:
+    """The row of a finished output folder made from `path` by the models `key`, else None."""
+    try:
+        doc = json.loads((folder / ANNOTATIONS).read_text(encoding="utf-8"))
+        summary = json.loads((folder / KARYOTYPE).read_text(encoding="utf-8"))
+        same = doc.get("model") == key and os.path.realpath(
+            str(doc.get("source_path", ""))
+        ) == os.path.realpath(path)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not same or (report and not (folder / REPORT_PDF).is_file()):
+        return None
+    objects = doc.get("objects", [])
+    return {
+        "count": summary.get("count", ""),
+        "iscn": summary.get("iscn", ""),
+        "review": sum(bool(o.get("review")) for o in objects if isinstance(o, dict)),
+        "warnings": " | ".join(summary.get("warnings", [])),
+        "seconds": summary.get("seconds", ""),
+    }
+
+
+def _analyze(job: Job, opts: Options):
+    """(image shown in reports, result, M-FISH class map or None) of one input: a grey spread or an M-FISH cell."""
+    kw = {"model": opts.model, "cluster_model": opts.clusters, "device": opts.device, "source_path": job.path}
+    if is_multichannel(job.path):
+        cell = CellJob(read_cell(job.path), kit=opts.kit, kit_model=opts.kit_model, dapi_only=opts.dapi_only,
+                       split=opts.colour_split, fill=opts.colour_split)  # fmt: skip
+        result = run_to_end(cell.steps(**kw))
+        return cell.dapi, result, cell.class_map()
+    image = read_image(job.path)
+    return image, run_to_end(analyze_steps(image, classifier=opts.classifier, **kw)), None
+
+
+def _row(path, output: str, **fields) -> dict:
+    return {**dict.fromkeys(COLUMNS, ""), "path": str(path), "output": output, **fields}
+
+
+def analyze_one(job: Job, opts: Options) -> dict:
+    """Analyse one spread and write its folder; a manifest row (status ok or failed), never an exception for a
+    problem with the input or the output folder. Runs in whichever process or worker holds the job."""
+    t0 = time.perf_counter()
+    row = _row(job.path, job.name, status="failed")
+    if opts.threads:
+        import torch
+
+        torch.set_num_threads(opts.threads)
+    try:
+        image, result, class_map = _analyze(job, opts)
+
+        def extras(folder: Path) -> None:
+            write_class_map(folder, class_map)
+            if opts.report:
+                write_karyotype_files(folder, image, result)
+
+        write_result(result, opts.out, job.name, overwrite=opts.overwrite, extras=extras)
+    except KaryoError as exc:
+        row["error"] = str(exc)
+    except OSError as exc:  # the output folder: disk full, file size limit, permissions changed mid-batch
+        row["error"] = (
+            f"{Path(opts.out) / job.name}: cannot write the results ({exc.strerror or exc}); free "
+            "disk space or check the folder's permissions, then run the batch again"
+        )
+    except MemoryError:
+        row["error"] = f"{job.path}: out of memory; run with fewer --workers or on a larger machine"
+    else:
+        row.update(
+            status="ok",
+            count=result.count,
+            iscn=result.iscn,
+            warnings=" | ".join(result.warnings),
+            review=sum(bool(c.review) for c in result.chromosomes),
+            device=result.device,
+            classes=result.class_counts(),
+        )
+    row["seconds"] = round(time.perf_counter() - t0, 2)
+    return row
+
+
+def run(
+    jobs: list[Job],
+    opts: Options,
+    workers: int = 1,
+    scheduler: str | None = None,
+    on_row: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Rows of `jobs` (in job order) run here (workers=1), in a local process pool, or on the dask cluster at
+    `scheduler`. `on_row` sees each row as it finishes."""
+    on_row = on_row or (lambda row: None)
+    if scheduler:
+        return _gather_dask(jobs, opts, scheduler, on_row)
+    if workers <= 1 or len(jobs) <= 1:
+        rows = []
+        for job in jobs:
+            rows.append(analyze_one(job, opts))
+            on_row(rows[-1])
+        return rows
+    return _gather_pool(jobs, opts, workers, on_row)
+
+
+def _gather_pool(jobs: list[Job], opts: Options, workers: int, on_row) -> list[dict]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    rows: list[dict | None] = [None] * len(jobs)
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold torch threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {pool.submit(analyze_one, job, opts): i for i, job in enumerate(jobs)}
+        for fut in as_completed(futures):
+            rows[futures[fut]] = _settle(fut, jobs[futures[fut]], on_row)
+    return rows
+
+
+def _gather_dask(jobs: list[Job], opts: Options, address: str, on_row) -> list[dict]:
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:
+        raise KaryoError("--scheduler needs dask.distributed: pip install distributed") from exc
+    rows: list[dict | None] = [None] * len(jobs)
+    try:
+        client = Client(address, timeout="20s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise KaryoError(
+            f"{address}: no dask scheduler answers there ({exc}); start one with `dask scheduler` "
+            "and workers with `dask worker ADDRESS`"
+        ) from exc
+    with client, client.as_current():
+        futures = client.map(analyze_one, jobs, opts=opts, pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
+        for fut in as_completed(futures):
+            rows[index[fut.key]] = _settle(fut, jobs[index[fut.key]], on_row)
+    return rows
+
+
+def _settle(fut, job: Job, on_row) -> dict:
+    """A finished future's row; a worker that died or raised is that input's failed row, not the batch's end."""
+    try:
+        row = fut.result()
+    except Exception as exc:  # noqa: BLE001 - a crashed worker process must not stop the other inputs
+        row = _row(
+            job.path,
+            job.name,
+            status="failed",
+            error=f"{job.path}: the worker failed ({type(exc).__name__}: "
+            f"{exc}); run this image alone to see why",
+        )
+    on_row(row)
+    return row
+
+
+def manifest_text(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def run_batch(
+    items: Iterable[str],
+    opts: Options,
+    workers: int = 1,
+    scheduler: str | None = None,
+    redo: bool = False,
+    on_row: Callable[[dict], None] | None = None,
+) -> tuple[list[dict], Path]:
+    """The whole command: check the output folder first, plan, run, and keep OUT/manifest.csv current (rewritten
+    every MANIFEST_EVERY seconds and at the end). Returns (rows in input order, manifest path)."""
+    out = check_out_dir(opts.out).resolve()
+    opts = Options(**{**opts.__dict__, "out": str(out)})  # workers may run elsewhere: absolute paths only
+    clean_stale_parts(out)
+    jobs, settled = plan(items, opts, redo)
+    order: dict[str, int] = {}
+    for p in expand_inputs(list(items)):
+        order.setdefault(os.path.abspath(p), len(order))
+    done: list[dict] = list(settled)
+    last = [time.monotonic()]
+
+    def record(row: dict) -> None:
+        done.append(row)
+        if on_row:
+            on_row(row)
+        if time.monotonic() - last[0] > MANIFEST_EVERY:
+            atomic.write_text(
+                out / MANIFEST, manifest_text(sorted(done, key=lambda r: order.get(r["path"], 0)))
+            )
+            last[0] = time.monotonic()
+
+    for row in settled:
+        if on_row:
+            on_row(row)
+    run(jobs, opts, workers, scheduler, record)
+    rows = sorted(done, key=lambda r: order.get(r["path"], 0))
+    return rows, atomic.write_text(out / MANIFEST, manifest_text(rows))

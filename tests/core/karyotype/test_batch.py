@@ -1,0 +1,220 @@
+"""Batch analysis: manifest rows for every input, failures isolated, same stems kept apart, the same file once,
+resume on complete outputs of the same models, non-spreads flagged, and the same results from a local pool and a
+dask.distributed cluster (scheduler and two workers on 127.0.0.1) as from one process."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_karyo.core.karyotype.batch import MANIFEST, Options, run_batch
+
+SAMPLE = Path(__file__).resolve().parents[3] / "src/napari_karyo/samples/mfish_V26_dapi.tif"
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    root = tmp_path_factory.mktemp("archive")
+    (root / "a").mkdir()
+    (root / "b").mkdir()
+    shutil.copy(SAMPLE, root / "a" / "cell.tif")
+    tifffile.imwrite(root / "b" / "cell.tif", np.fliplr(tifffile.imread(SAMPLE)))  # same stem, other spread
+    (root / "a" / "broken.tif").write_bytes(b"II*\x00garbage")
+    noise = np.random.default_rng(0).integers(0, 255, (256, 256)).astype(np.uint8)
+    tifffile.imwrite(root / "a" / "noise.tif", noise)
+    (root / "list.txt").write_text("b/cell.tif\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def first(archive):
+    out = archive / "out"
+    items = [str(archive / "a"), str(archive / "list.txt"), str(archive / "a" / "cell.tif")]
+    rows, manifest = run_batch(items, Options(out=str(out), threads=1))
+    return items, out, rows, manifest
+
+
+def by_name(rows):
+    return {f"{Path(r['path']).parent.name}/{Path(r['path']).name}": r for r in rows}
+
+
+def test_every_input_is_a_manifest_row(first):
+    _, out, rows, manifest = first
+    assert manifest == out / MANIFEST
+    with open(manifest, newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0]) == [
+        "path",
+        "output",
+        "status",
+        "count",
+        "iscn",
+        "review",
+        "warnings",
+        "seconds",
+        "error",
+    ]
+    assert len(table) == 5
+    statuses = sorted((Path(r["path"]).name, r["status"]) for r in table)
+    assert statuses == [
+        ("broken.tif", "failed"),
+        ("cell.tif", "ok"),
+        ("cell.tif", "ok"),
+        ("cell.tif", "skipped"),
+        ("noise.tif", "ok"),
+    ]
+    rows = by_name(rows)
+    assert "broken.tif: cannot be read as an image" in rows["a/broken.tif"]["error"]
+
+
+def test_same_stems_get_their_own_folders_and_the_same_file_is_analysed_once(first):
+    _, out, rows, _ = first
+    cells = [r for r in rows if Path(r["path"]).name == "cell.tif" and r["status"] == "ok"]
+    names = {r["output"] for r in cells}
+    assert len(names) == 2 and all(n.startswith("cell-") for n in names)
+    sources = {json.loads((out / n / "annotations.json").read_text())["source_path"] for n in names}
+    assert len(sources) == 2
+    dup = next(r for r in rows if r["status"] == "skipped")
+    assert "the same file as" in dup["error"]
+
+
+def test_non_spreads_get_no_karyotype_and_a_warning(first):
+    noise = by_name(first[2])["a/noise.tif"]
+    assert noise["iscn"] == "" and "too few for a metaphase spread" in noise["warnings"]
+    doc = json.loads((first[1] / noise["output"] / "karyotype.json").read_text())
+    assert doc["iscn"] == "" and doc["warnings"]
+
+
+def test_a_rerun_skips_complete_outputs_of_the_same_models(first, tmp_path):
+    items, out, rows, _ = first
+    t0 = time.perf_counter()
+    again, _ = run_batch(items, Options(out=str(out), threads=1))
+    assert time.perf_counter() - t0 < 20  # nothing analysed again (one spread takes seconds)
+    assert sorted(r["status"] for r in again) == ["failed", "skipped", "skipped", "skipped", "skipped"]
+    assert all(
+        r["error"] == "done before by the same models"
+        for r in again
+        if r["status"] == "skipped" and "same file" not in r["error"]
+    )
+    ok = next(r for r in rows if r["status"] == "ok" and r["iscn"])
+    other = tmp_path / "out"
+    shutil.copytree(out / ok["output"], other / ok["output"])
+    doc = json.loads((other / ok["output"] / "annotations.json").read_text())
+    doc["model"] = doc["model"].replace("@", "@0")  # made by other weights: analysed again
+    (other / ok["output"] / "annotations.json").write_text(json.dumps(doc))
+    again, _ = run_batch([ok["path"]], Options(out=str(other), threads=1))
+    assert again[0]["status"] == "ok"
+
+
+def test_hitting_the_detection_cap_is_a_warning(tmp_path, monkeypatch):
+    from napari_karyo.core.karyotype.infer.predict import load_segmenter
+
+    seg = load_segmenter(device="cpu")
+    monkeypatch.setattr(seg.model.roi_heads, "detections_per_img", 8)
+    rows, _ = run_batch([str(SAMPLE)], Options(out=str(tmp_path), device="cpu", threads=1))
+    assert rows[0]["status"] == "ok" and "limit of 8 objects was reached" in rows[0]["warnings"]
+    assert rows[0]["iscn"] == "" and 0 < rows[0]["review"] == rows[0]["count"] <= 8  # every object flagged
+
+
+def _same_outputs(a: Path, b: Path, names) -> None:
+    for name in names:
+        x, y = (json.loads((d / name / "annotations.json").read_text()) for d in (a, b))
+        for doc in (x, y):
+            doc.pop("seconds"), doc.pop("device")
+        assert x == y, name
+        assert (a / name / "instances.tif").read_bytes() == (b / name / "instances.tif").read_bytes()
+
+
+def _cells(first):
+    """The two spreads of the archive (same stem, two folders) and their single-process output names."""
+    _, out, rows, _ = first
+    cells = [r for r in rows if r["status"] == "ok" and r["iscn"]]
+    assert len(cells) == 2
+    return [r["path"] for r in cells], out, [r["output"] for r in cells]
+
+
+def test_a_local_pool_gives_the_single_process_results(first, tmp_path):
+    paths, out, names = _cells(first)
+    pooled, _ = run_batch(paths, Options(out=str(tmp_path), threads=1), workers=2)
+    assert [r["status"] for r in pooled] == ["ok", "ok"]
+    _same_outputs(out, tmp_path, names)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A dask scheduler and two single-threaded workers on the loopback address, started with dask's own
+    commands; the workers import this checkout (PYTHONPATH)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), OMP_NUM_THREADS="1")
+    info = tmp_path / "scheduler.json"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(info),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        for _ in range(600):
+            if info.exists() and info.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        procs += [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--host",
+                    "127.0.0.1",
+                    "--no-dashboard",
+                    "--no-nanny",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(2)
+        ]
+        from distributed import Client
+
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+
+
+def test_a_dask_cluster_gives_the_single_process_results(first, cluster, tmp_path):
+    paths, out, names = _cells(first)
+    remote, _ = run_batch(paths, Options(out=str(tmp_path), threads=1), scheduler=cluster)
+    assert [r["status"] for r in remote] == ["ok", "ok"]
+    _same_outputs(out, tmp_path, names)

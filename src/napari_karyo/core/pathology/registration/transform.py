@@ -47,6 +47,7 @@ class Transform:
     displacement: np.ndarray | None = None
     displacement_spacing: float = 1.0
     _inverse: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _coords: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.affine = np.asarray(self.affine, np.float64).reshape(3, 3)
@@ -187,6 +188,17 @@ class Transform:
                 y = x - _sample_field(self.displacement, self.displacement_spacing, y)
         return _apply_affine(np.linalg.inv(self.affine), y)
 
+    def _source_coords(self, r0: int, r1: int, width: int) -> np.ndarray:
+        """(2, n) moving coords of fixed rows r0:r1; the last block is kept: registration warps several images
+        through one candidate transform onto the same grid."""
+        key = (r0, r1, width)
+        if self._coords is not None and self._coords[0] == key:
+            return self._coords[1]
+        rr, cc = np.mgrid[r0:r1, 0:width]
+        src = self.inverse_map_points(np.stack([rr.ravel(), cc.ravel()], 1), 2).T.astype(np.float32)
+        self._coords = (key, src)
+        return src
+
     def warp_image(self, moving: np.ndarray, fixed_shape, order: int = 1) -> np.ndarray:
         """Resample a grey (h, w) or channels-last (h, w, c) image into the fixed grid; outside is 0.
 
@@ -202,8 +214,7 @@ class Transform:
         channels = [moving] if moving.ndim == 2 else [moving[..., k] for k in range(moving.shape[2])]
         for r0 in range(0, out_shape[0], rows_per_block):
             r1 = min(out_shape[0], r0 + rows_per_block)
-            rr, cc = np.mgrid[r0:r1, 0 : out_shape[1]]
-            src = self.inverse_map_points(np.stack([rr.ravel(), cc.ravel()], 1), 2).T.astype(np.float32)
+            src = self._source_coords(r0, r1, out_shape[1])
             for k, ch in enumerate(channels):
                 ch = ch.view(np.uint8) if ch.dtype == bool else ch  # ndimage does not take bool input
                 vals = map_coordinates(

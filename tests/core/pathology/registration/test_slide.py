@@ -77,3 +77,16 @@ def test_batch_registers_writes_warped_stains_and_resumes(stack_folder, tmp_path
     monkeypatch.setattr(batch, "register_job", must_not_run)
     again = batch.run_batch([folder], out, workers=0, progress=lambda _: None)
     assert again["stacks"][str(folder)]["stains"]["CD31"]["status"] == "done"
+
+
+def test_cli_register_many_stacks(stack_folder, tmp_path, capsys):
+    from napari_karyo.cli import main
+
+    folder, _ = stack_folder
+    out = tmp_path / "cli"
+    args = ["register", "--stacks", str(folder), "--out-dir", str(out), "--workers", "0", "--low-side", "256"]
+    assert main([*args, "--no-warp", "--mid-side", "256"]) == 0
+    assert "1 of 1 stains registered in 1 stacks" in capsys.readouterr().out
+    assert (out / "case1" / "transforms.json").is_file() and (out / "manifest.json").is_file()
+    assert main(["register", "--stacks", str(tmp_path / "nothing"), "--out-dir", str(out)]) == 2
+    assert "no such file" in capsys.readouterr().err

@@ -90,3 +90,17 @@ def test_cli_register_many_stacks(stack_folder, tmp_path, capsys):
     assert (out / "case1" / "transforms.json").is_file() and (out / "manifest.json").is_file()
     assert main(["register", "--stacks", str(tmp_path / "nothing"), "--out-dir", str(out)]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_stain_without_tissue_fails_alone(stack_folder, tmp_path):
+    folder, _ = stack_folder
+    glass = 240 + np.random.default_rng(0).integers(0, 4, (200, 220, 3))
+    Image.fromarray(glass.astype(np.uint8)).save(folder / "case1_Ki67.png")
+    manifest = batch.run_batch(
+        [folder], tmp_path / "o", workers=0, warp=False, low_side=256, mid_side=256, progress=lambda _: None
+    )
+    stains = manifest["stacks"][str(folder)]["stains"]
+    assert stains["CD31"]["status"] == "done"
+    assert stains["Ki67"]["status"] == "failed" and "no tissue" in stains["Ki67"]["message"]
+    transforms, meta = load_transforms(manifest["stacks"][str(folder)]["transforms"])
+    assert set(transforms) == {"HE", "CD31"} and "Ki67" in meta["failed"]

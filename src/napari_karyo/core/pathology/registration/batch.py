@@ -14,6 +14,7 @@ import resource
 import time
 from pathlib import Path
 
+from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.pathology.registration.slide import register_slide_pair, write_warped
 from napari_karyo.core.pathology.registration.transform import Transform, save_transforms
 from napari_karyo.core.pathology.stack import load_stack
@@ -32,7 +33,16 @@ def register_job(stack_path: str, stain: str, out_dir: str, warp: bool, low_side
     t0, cpu = time.perf_counter(), time.process_time()
     stack = load_stack(stack_path)
     fixed, moving = stack[stack.reference], stack[stain]
-    res = register_slide_pair(fixed, moving, low_side=low_side, mid_side=mid_side)
+    try:
+        res = register_slide_pair(fixed, moving, low_side=low_side, mid_side=mid_side)
+    except KaryoError as exc:  # e.g. a stain without tissue: that job fails, the batch goes on
+        return {
+            "status": "failed",
+            "message": str(exc),
+            "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - cpu,
+            "peak_rss_mb": _peak_mb(),
+        }
     entry = {
         "status": "done" if res.ok else "failed",
         "message": res.message,
@@ -46,8 +56,12 @@ def register_job(stack_path: str, stain: str, out_dir: str, warp: bool, low_side
         entry["warped"] = str(write_warped(folder / f"{stain}.ome.tif", fixed, moving, res.transform))
     entry["seconds"] = time.perf_counter() - t0
     entry["cpu_seconds"] = time.process_time() - cpu
-    entry["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    entry["peak_rss_mb"] = _peak_mb()
     return entry
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _load_manifest(path: Path) -> dict:

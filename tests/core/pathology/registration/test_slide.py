@@ -57,9 +57,10 @@ def stack_folder(tmp_path):
 def test_batch_registers_writes_warped_stains_and_resumes(stack_folder, tmp_path, monkeypatch):
     folder, truth = stack_folder
     out = tmp_path / "out"
-    manifest = batch.run_batch([folder], out, workers=0, low_side=256, mid_side=256, progress=lambda _: None)
+    manifest = batch.run_batch([folder], out, workers=0, low_side=200, mid_side=260, progress=lambda _: None)
     entry = manifest["stacks"][str(folder)]
     assert entry["reference"] == "HE" and entry["stains"]["CD31"]["status"] == "done"
+    assert "refined" in entry["stains"]["CD31"]["quality"]  # estimated at 200 px, refined at 260 px
     transforms, meta = load_transforms(entry["transforms"])
     pts = np.array([[100.0, 120.0], [80.0, 150.0]])
     moving_pts = truth.inverse().map_points(pts)

@@ -59,6 +59,7 @@ def run_ours(fixed, moving, f_rc, m_rc, diagonal) -> dict:
         "cpu_seconds": time.process_time() - cpu,
         "ok": res.ok,
         "quality": res.quality,
+        "nonrigid": res.transform.displacement is not None,
     }
     for stage in (*STAGES, "fine_affine"):
         out[stage] = scores(res.stages[stage], f_rc, m_rc, diagonal)

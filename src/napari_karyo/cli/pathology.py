@@ -25,7 +25,12 @@ from napari_karyo.core.training.config import add_flags, flag_values
 
 
 def cmd_register(args) -> int:
-    """Register every MOVING stain onto FIXED; transforms of the stains that registered -> --out (JSON)."""
+    """Register every MOVING stain onto FIXED; transforms of the stains that registered -> --out (JSON).
+    With --stacks: every stack (whole slides too) -> --out-dir, on a dask.distributed cluster (cmd_register_many)."""
+    if args.stacks:
+        return cmd_register_many(args)
+    if not args.fixed or not args.moving or not args.out:
+        raise KaryoError("give FIXED MOVING... --out T.json, or --stacks STACK... --out-dir DIR")
     check_out_file(args.out)
     paths = [Path(args.fixed), *map(Path, args.moving)]
     names = [p.stem for p in paths]
@@ -53,6 +58,31 @@ def cmd_register(args) -> int:
     write_out(args.out, lambda: save_transforms(args.out, kept, meta))
     print(f"{len(kept) - 1} of {len(names) - 1} stains registered onto {names[0]} -> {args.out}")
     return 0 if len(kept) == len(names) else 2
+
+
+def cmd_register_many(args) -> int:
+    """Many stacks: low-level estimate, mid-level refinement, warped full-resolution stains, a manifest."""
+    from napari_karyo.core.pathology.registration.batch import run_batch
+
+    if not args.out_dir:
+        raise KaryoError("--stacks needs --out-dir (transforms, warped stains and manifest.json go there)")
+    say = (lambda _: None) if args.quiet else print
+    manifest = run_batch(
+        args.stacks,
+        args.out_dir,
+        warp=not args.no_warp,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        low_side=args.low_side,
+        mid_side=args.mid_side,
+        progress=say,
+    )
+    states = [s.get("status") for e in manifest["stacks"].values() for s in e["stains"].values()]
+    print(
+        f"{states.count('done')} of {len(states)} stains registered in {len(manifest['stacks'])} stacks -> "
+        f"{args.out_dir}/manifest.json"
+    )
+    return 0 if states.count("done") == len(states) else 2
 
 
 def cmd_train_fusion(args) -> int:
@@ -245,9 +275,21 @@ def _add_lesion_commands(sub) -> None:
 
 def add_commands(sub) -> None:
     r = sub.add_parser("register", help="register stains of consecutive sections onto a reference stain")
-    r.add_argument("fixed", help="reference stain image (its file stem names the stain)")
-    r.add_argument("moving", nargs="+", help="the other stains' images")
-    r.add_argument("--out", required=True, help="transforms JSON (moving -> reference pixels, per stain)")
+    r.add_argument("fixed", nargs="?", help="reference stain image (its file stem names the stain)")
+    r.add_argument("moving", nargs="*", help="the other stains' images")
+    r.add_argument("--out", help="transforms JSON (moving -> reference pixels, per stain)")
+    r.add_argument("--stacks", nargs="+", help="instead: stacks (folders / multi-stain or whole-slide files)")
+    r.add_argument("--out-dir", help="with --stacks: <stack>/transforms.json, warped stains, manifest.json")
+    r.add_argument("--scheduler", help="with --stacks: a dask.distributed scheduler address")
+    r.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="with --stacks and no --scheduler: local cluster workers (0: here)",
+    )
+    r.add_argument("--no-warp", action="store_true", help="with --stacks: transforms only")
+    r.add_argument("--low-side", type=int, default=1024, help="with --stacks: estimation level side (px)")
+    r.add_argument("--mid-side", type=int, default=2048, help="with --stacks: refinement level side (px)")
     r.add_argument(
         "--scale",
         type=float,

@@ -153,6 +153,7 @@ class _TiffLevel:
         import tifffile
 
         self.path = path
+        self._where = (series, level, page)
         self._tif = tifffile.TiffFile(path)
         self._lock = threading.Lock()
         p = self._tif.series[series].levels[level].pages[page]
@@ -163,6 +164,9 @@ class _TiffLevel:
         tiled = self.page.is_tiled
         self.seg_h = self.page.tilelength if tiled else self.page.rowsperstrip
         self.seg_w = self.page.tilewidth if tiled else self.shape[1]
+
+    def __reduce__(self):  # dask.distributed ships levels to worker processes: they reopen the file there
+        return (_TiffLevel, (self.path, *self._where))
 
     @staticmethod
     def supported(page) -> bool:

@@ -45,33 +45,57 @@ def downsample(image: np.ndarray, factor: float) -> np.ndarray:
     ).astype(np.float32)
 
 
-def optical_density(image: np.ndarray) -> np.ndarray:
+def padding_free(image: np.ndarray, top: float) -> np.ndarray:
+    """Boolean: where the image shows the slide, False on uniform pure-white or black fill touching its border
+    (what exporters and scanners pad a section's bounding box with: no glass colour, no data)."""
+    from scipy import ndimage as ndi
+
+    img = image if image.ndim == 3 else image[..., None]
+    fill = (img.min(-1) >= top - 0.5) | (img.max(-1) <= 0.5)
+    if not fill.any():
+        return np.ones(fill.shape, bool)
+    labels, _ = ndi.label(fill)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return ~np.isin(labels, edge[edge > 0])
+
+
+def optical_density(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """OD (h, w) float32 from a grey or RGB(A) float image: -log(I / glass), glass = the bright background.
 
     A dark-background image (fluorescence) is used as it is, scaled to [0, 1]: there the signal is the light.
+    `valid` (optional): where the image shows the slide; padding outside it is left out of every statistic.
     """
+    from scipy.ndimage import binary_erosion
+
     img = image[..., :3] if image.ndim == 3 else image[..., None]
-    glass = np.percentile(img.reshape(-1, img.shape[-1]), 99.0, axis=0).astype(np.float32)
-    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-    if np.median(border) < np.median(img) * 0.8:  # dark background: not brightfield
+    if valid is None or not valid.any():
+        valid = np.ones(img.shape[:2], bool)
+    data = img[valid]
+    glass = np.percentile(data, 99.0, axis=0).astype(np.float32)
+    rim = valid & ~binary_erosion(valid, border_value=0)  # the outline of the slide's data
+    if np.median(img[rim]) < np.median(data) * 0.8:  # dark background: not brightfield
         grey = img.mean(-1)
-        lo, hi = np.percentile(grey, [1, 99.5])
-        return np.clip((grey - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
+        lo, hi = np.percentile(grey[valid], [1, 99.5])
+        return np.clip((grey - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32) * valid
     od = -np.log(np.clip((img + 1.0) / (glass + 1.0), 1e-3, 1.0))
-    return od.mean(-1).astype(np.float32)
+    return od.mean(-1).astype(np.float32) * valid
 
 
-def tissue_mask(od: np.ndarray) -> np.ndarray:
+def tissue_mask(od: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """Boolean tissue mask: Otsu on smoothed OD, holes filled, small specks and debris removed."""
     from scipy import ndimage as ndi
     from skimage.filters import threshold_li, threshold_otsu
 
+    valid = np.ones(od.shape, bool) if valid is None else valid
     smooth = ndi.gaussian_filter(od, max(1.0, min(od.shape) / 200))
-    lo, hi = np.percentile(smooth, [2, 99.5])
+    data = smooth[valid]
+    if data.size < 16:
+        return np.zeros(od.shape, bool)
+    lo, hi = np.percentile(data, [2, 99.5])
     if hi - lo < MIN_OD_CONTRAST:
         return np.zeros(od.shape, bool)
     # Otsu splits faint IHC tissue into its stained and unstained parts; Li's threshold sits nearer the glass
-    mask = smooth > min(threshold_otsu(smooth), threshold_li(smooth))
+    mask = (smooth > min(threshold_otsu(data), threshold_li(data))) & valid
     radius = max(1, round(min(od.shape) / 150))
     mask = ndi.binary_opening(mask, iterations=radius)
     mask = ndi.binary_closing(mask, iterations=radius)
@@ -94,6 +118,7 @@ class SlideView:
         np.ndarray
     )  # OD ranked inside the tissue to [0.2, 1], 0 outside: the shape the coarse search matches
     factor: float  # working pixels per input pixel
+    valid: np.ndarray | None = None  # where the image shows the slide (False on padding); None: everywhere
 
     @property
     def tissue_fraction(self) -> float:
@@ -102,8 +127,11 @@ class SlideView:
 
 def slide_view(image: np.ndarray, factor: float, mask: np.ndarray | None = None) -> SlideView:
     """Downsample by `factor`, compute OD and tissue; `mask` (input grid, optional) overrides the tissue mask."""
+    image = np.asarray(image)
     small = downsample(image, factor)
-    od = optical_density(small)
+    top = float(np.iinfo(image.dtype).max) if np.issubdtype(image.dtype, np.integer) else float(small.max())
+    valid = padding_free(small, top)
+    od = optical_density(small, valid)
     if mask is not None:  # a caller's mask may be pixel-noisy: make it a solid section like tissue_mask's
         from scipy import ndimage as ndi
 
@@ -112,8 +140,8 @@ def slide_view(image: np.ndarray, factor: float, mask: np.ndarray | None = None)
             ndi.binary_closing(tissue, iterations=max(1, round(min(od.shape) / 150)))
         )
     else:
-        tissue = tissue_mask(od)
-    return SlideView(od, tissue, equalise(od), silhouette(od, tissue), factor)
+        tissue = tissue_mask(od, valid)
+    return SlideView(od, tissue, equalise(od, valid), silhouette(od, tissue), factor, valid)
 
 
 def silhouette(od: np.ndarray, tissue: np.ndarray) -> np.ndarray:
@@ -127,11 +155,15 @@ def silhouette(od: np.ndarray, tissue: np.ndarray) -> np.ndarray:
     return out
 
 
-def equalise(od: np.ndarray) -> np.ndarray:
-    """Lightly smoothed OD mapped through its rank to [0, 1]: stains differ in how dark they make the same tissue,
-    rarely in which parts are darker (dense lesion, walls) and which lighter (air spaces, lumens, glass)."""
+def equalise(od: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Lightly smoothed OD mapped through its rank (among the `valid` pixels) to [0, 1], 0 outside them: stains
+    differ in how dark they make the same tissue, rarely in which parts are darker (dense lesion, walls) and which
+    lighter (air spaces, lumens, glass)."""
     from scipy.ndimage import gaussian_filter
 
-    smooth = gaussian_filter(od, 1.0).ravel()
-    ranks = np.searchsorted(np.sort(smooth), smooth)  # ties share a rank: flat areas stay flat
-    return (ranks / max(ranks.size - 1, 1)).reshape(od.shape).astype(np.float32)
+    smooth = gaussian_filter(od, 1.0)
+    valid = np.ones(od.shape, bool) if valid is None else valid
+    order = np.sort(smooth[valid])
+    out = np.zeros(od.shape, np.float32)  # ties share a rank: flat areas stay flat
+    out[valid] = np.searchsorted(order, smooth[valid]) / max(order.size - 1, 1)
+    return out

@@ -30,7 +30,8 @@ def warp(img: np.ndarray, t: Transform, shape) -> np.ndarray:
 
 def domain(moving: SlideView, t: Transform, shape) -> np.ndarray:
     """1 where the warped moving image has data, 0 where it falls outside its slide."""
-    return (warp(np.ones(moving.od.shape, np.float32), t, shape) > 0.99).astype(np.float32)
+    valid = np.ones(moving.od.shape, np.float32) if moving.valid is None else moving.valid.astype(np.float32)
+    return (warp(valid, t, shape) > 0.99).astype(np.float32)
 
 
 def similarity(fixed: SlideView, moving: SlideView, t: Transform, weight: np.ndarray | None = None) -> float:
@@ -179,69 +180,43 @@ def silhouette_affine(fixed: SlideView, moving: SlideView, t: Transform) -> Tran
     return cand if similarity(fixed, moving, cand) > similarity(fixed, moving, t) else t
 
 
-def _feature_correction(fixed: np.ndarray, warped: np.ndarray, radius: float) -> Transform | None:
-    """Affine from ORB matches between the fixed and the pre-aligned moving image (both equalised OD).
-
-    Matches further apart than `radius` are dropped: after the previous stage true ones are close.
-    """
-    from skimage.feature import ORB, match_descriptors
-    from skimage.measure import ransac
-    from skimage.transform import AffineTransform
-
-    pts, descs = [], []
-    for img in (fixed, warped):
-        orb = ORB(n_keypoints=800, fast_threshold=0.05, downscale=1.3, n_scales=4)
-        try:
-            orb.detect_and_extract(img)
-        except (RuntimeError, ValueError):  # too few keypoints in a near-empty image
-            return None
-        pts.append(orb.keypoints)
-        descs.append(orb.descriptors)
-    matches = match_descriptors(descs[0], descs[1], cross_check=True, max_ratio=0.9)
-    src, dst = pts[1][matches[:, 1]], pts[0][matches[:, 0]]
-    close = np.linalg.norm(src - dst, axis=1) < radius
-    if close.sum() < 12:
-        return None
-    model, inliers = ransac(
-        (src[close][:, ::-1], dst[close][:, ::-1]),
-        AffineTransform,
-        min_samples=3,
-        residual_threshold=2.0,
-        max_trials=500,
-        rng=0,
-    )
-    if model is None or inliers.sum() < 10:
-        return None
-    xy = model.params  # acts on (x, y) = (col, row): swap to (row, col)
-    swap = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1.0]])
-    return Transform(swap @ xy @ swap)
-
-
-def refine_with_features(fixed: SlideView, moving: SlideView, t: Transform, radius: float) -> Transform:
-    warped = warp(moving.structure, t, fixed.od.shape)
-    corr = _feature_correction(fixed.structure, warped, radius)
-    if corr is None:
-        return t
-    cand = corr.compose(t)
-    return cand if similarity(fixed, moving, cand) > similarity(fixed, moving, t) else t
-
-
 # ---------------------------------------------------------------------------------------------- fine
 def _flow(fixed: SlideView, moving: SlideView, t: Transform) -> np.ndarray:
-    """TV-L1 optical flow (2, h, w): fixed pixel x matches the warped moving image at x + flow(x)."""
+    """TV-L1 optical flow (2, h, w): fixed pixel x matches the warped moving image at x + flow(x).
+
+    Both images are ranked over the same pixels (where both slides have data, in the fixed frame): ranks taken
+    over each whole image differ wherever the two show different amounts of glass or padding, and the flow would
+    chase those intensity differences.
+    """
     from scipy.ndimage import gaussian_filter
     from skimage.registration import optical_flow_tvl1
 
-    warped = warp(moving.structure, t, fixed.od.shape)
+    both = domain(moving, t, fixed.od.shape) > 0
+    if fixed.valid is not None:
+        both &= fixed.valid
+    a, b = common_ranks(fixed.od, warp(moving.od, t, fixed.od.shape), both)
     return optical_flow_tvl1(
-        gaussian_filter(fixed.structure, 1.0),
-        gaussian_filter(warped, 1.0),
+        gaussian_filter(a, 1.0),
+        gaussian_filter(b, 1.0),
         attachment=10,
         tightness=0.3,
         num_warp=3,
         num_iter=10,
         tol=1e-3,
     )
+
+
+def common_ranks(fixed_od: np.ndarray, moving_od: np.ndarray, where: np.ndarray) -> list[np.ndarray]:
+    """Both (lightly smoothed) ODs mapped through their ranks among the same pixels `where`, 0 elsewhere."""
+    from scipy.ndimage import gaussian_filter
+
+    out = []
+    for od in (fixed_od, moving_od):
+        smooth = gaussian_filter(od, 1.0)[where]
+        ranked = np.zeros(od.shape, np.float32)
+        ranked[where] = np.searchsorted(np.sort(smooth), smooth) / max(smooth.size - 1, 1)
+        out.append(ranked)
+    return out
 
 
 def _fit_affine(flow: np.ndarray, weight: np.ndarray) -> Transform | None:
@@ -277,10 +252,15 @@ def _overlap_weight(
     return w
 
 
-def fine_affine(fixed: SlideView, moving: SlideView, t: Transform, region) -> Transform:
+def fine_affine(fixed: SlideView, moving: SlideView, t: Transform, region) -> tuple[Transform, np.ndarray]:
+    """Flow-fitted affine corrections of `t` (at most 2, each kept only if the similarity rises), and the residual
+    pull-back flow left after the kept one, the non-rigid stage's input (saves computing the flow again)."""
     best, best_score = t, similarity(fixed, moving, t)
+    residual = None
     for _ in range(2):
-        corr = _fit_affine(_flow(fixed, moving, best), _overlap_weight(fixed, moving, best, region))
+        flow = _flow(fixed, moving, best)
+        corr = _fit_affine(flow, _overlap_weight(fixed, moving, best, region))
+        residual = flow
         if corr is None:
             break
         cand = corr.compose(best)
@@ -288,14 +268,18 @@ def fine_affine(fixed: SlideView, moving: SlideView, t: Transform, region) -> Tr
         if score <= best_score:
             break
         best, best_score = cand, score
-    return best
+        # warped moving W'(z) = W(C^-1 z): fixed x matches W' at C(x + flow(x))
+        grid = np.mgrid[0 : flow.shape[1], 0 : flow.shape[2]].astype(np.float64)
+        moved = np.einsum("ij,jhw->ihw", corr.affine[:2, :2], grid + flow) + corr.affine[:2, 2, None, None]
+        residual = (moved - grid).astype(np.float32)
+    return best, residual
 
 
-def nonrigid(fixed: SlideView, moving: SlideView, t: Transform, region) -> Transform:
-    """The smoothed residual flow as a forward displacement field on a FIELD_SPACING grid (work coords)."""
+def nonrigid(fixed: SlideView, moving: SlideView, t: Transform, region, flow: np.ndarray) -> Transform:
+    """The smoothed residual pull-back `flow` (after `t`) as a forward displacement field on a FIELD_SPACING grid
+    (work coords)."""
     from scipy.ndimage import gaussian_filter, map_coordinates
 
-    flow = _flow(fixed, moving, t)
     w = _overlap_weight(fixed, moving, t, region)
     sigma = FIELD_SIGMA * max(fixed.od.shape)
     den = gaussian_filter(w, sigma) + 1e-3

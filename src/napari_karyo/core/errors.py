@@ -15,3 +15,7 @@ class ModelFileError(KaryoError):
 
 class CancelledError(KaryoError):
     pass
+
+
+class KaryogramImportError(KaryoError):
+    """A karyogram that cannot be read, or that does not belong to its spread."""

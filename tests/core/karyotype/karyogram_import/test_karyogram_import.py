@@ -9,6 +9,7 @@ import pytest
 import tifffile
 from PIL import Image
 
+import karyogram_synth as synth
 from napari_karyo.cli import main
 from napari_karyo.core.errors import KaryoError, KaryogramImportError
 from napari_karyo.core.jobs import run_to_end
@@ -16,8 +17,6 @@ from napari_karyo.core.karyotype.karyogram_import.importer import import_steps, 
 from napari_karyo.core.karyotype.karyogram_import.layout import Layout, load_layout, read_labels
 from napari_karyo.core.storage.result_files import read_result
 from napari_karyo.core.storage.training_set import export_training_set, import_training_set
-
-from . import synth
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,12 @@ from scipy import ndimage as ndi
 
 from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout
 
-COARSE_WIDTHS = 4  # the coarse search keeps about this many pixels across a chromosome
+COARSE = 4  # downsampling of the coarse search
 COARSE_STEP = 12  # degrees between coarse rotations
 FINE_ANGLES = (-8, -4, 0, 4, 8)  # degrees around the coarse angle
 SCALES = (0.95, 1.05)  # tried around 1 at the best fine angle
 PEAKS = 10  # places per cut-out kept from the coarse search
-KEEP_BELOW_BEST = 0.2  # coarse places this far below the cut-out's best are dropped
+KEEP_BELOW_BEST = 0.25  # coarse places this far below the cut-out's best are dropped
 SHIFT = 8  # pixels searched around each coarse place at full resolution
 TRY_FLIP_BELOW = 0.8  # cut-outs matching worse than this unflipped are searched mirrored too
 WORKERS = 2  # FFT threads
@@ -102,20 +102,12 @@ def masked_ncc(image: np.ndarray, t: np.ndarray, m: np.ndarray) -> np.ndarray:
     return ncc[:, : image.shape[0] - d + 1, : image.shape[1] - d + 1]
 
 
-def coarse_factor(cuts: list[Cutout]) -> int:
-    """Downsampling of the coarse search, from the cell's median chromosome width (bigger images, bigger factor)."""
-    widths = [2.0 * ndi.distance_transform_edt(np.pad(c.mask, 1)).max() for c in cuts]
-    return max(2, int(np.median(widths) / COARSE_WIDTHS))
-
-
-def coarse_places(
-    ink_small: np.ndarray, cut: Cutout, index: int, factor: int, flip: bool = False
-) -> list[Placement]:
+def coarse_places(ink_small: np.ndarray, cut: Cutout, index: int, flip: bool = False) -> list[Placement]:
     """Best few (angle, centre) of one cut-out at the coarse resolution; its centre must lie in the spread."""
     from skimage.feature import peak_local_max
 
-    ci = _down(cut.ink, factor)
-    cm = _down(cut.mask.astype(np.float32), factor) > 0.4
+    ci = _down(cut.ink, COARSE)
+    cm = _down(cut.mask.astype(np.float32), COARSE) > 0.4
     if not cm.any():
         return []
     d = int(np.ceil(np.hypot(*cm.shape))) + 4
@@ -128,8 +120,8 @@ def coarse_places(
     out = []
     for y, x in peaks:
         flip, angle, _ = poses[arg[y, x]]
-        cy = (y - pad + d / 2) * factor + (factor - 1) / 2  # template top-left y - pad in the unpadded image
-        cx = (x - pad + d / 2) * factor + (factor - 1) / 2
+        cy = (y - pad + d / 2) * COARSE + (COARSE - 1) / 2  # template top-left y - pad in the unpadded image
+        cx = (x - pad + d / 2) * COARSE + (COARSE - 1) / 2
         out.append(Placement(index, flip, angle, 1.0, cy, cx, float(best[y, x])))
     top = max((p.score for p in out), default=0.0)
     return [p for p in out if p.score >= top - KEEP_BELOW_BEST]
@@ -166,14 +158,14 @@ def refine(ink: np.ndarray, cut: Cutout, p: Placement) -> Placement:
     return Placement(p.cutout, flip, angle, scale, cy, cx, float(ncc[k, yy, xx]), tm, (oy, ox))
 
 
-def search(ink: np.ndarray, cut: Cutout, index: int, small: np.ndarray, factor: int) -> list[Placement]:
-    """Refined candidate places of one cut-out (`small`: the ink downsampled by `factor`); mirrored places are
+def search(ink: np.ndarray, cut: Cutout, index: int, small: np.ndarray) -> list[Placement]:
+    """Refined candidate places of one cut-out (`small`: the ink at the coarse resolution); mirrored places are
     searched only when no unmirrored one fits well (the cut-outs are rarely mirrored, and it halves the time)."""
-    out = [refine(ink, cut, p) for p in coarse_places(small, cut, index, factor)]
+    out = [refine(ink, cut, p) for p in coarse_places(small, cut, index)]
     if max((p.score for p in out), default=0.0) < TRY_FLIP_BELOW:
-        out += [refine(ink, cut, p) for p in coarse_places(small, cut, index, factor, flip=True)]
+        out += [refine(ink, cut, p) for p in coarse_places(small, cut, index, flip=True)]
     return out
 
 
-def coarse_ink(ink: np.ndarray, factor: int) -> np.ndarray:
-    return _down(ink, factor)
+def coarse_ink(ink: np.ndarray) -> np.ndarray:
+    return _down(ink, COARSE)

@@ -66,6 +66,13 @@ def test_hidden_label_is_placed_from_the_layout():
     assert not seven.seen and abs(seven.x - next(lb.x for lb in full if lb.name == "7")) < 6
 
 
+def test_shipped_layout_file_is_the_default():
+    from pathlib import Path
+
+    shipped = Path(__file__).parents[4] / "configs" / "karyogram-layout-standard.yaml"
+    assert load_layout(shipped) == Layout()
+
+
 def test_layout_files_json_yaml_and_bad(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps({"name": "two", "rows": [[1, 2, 3], ["X", "Y"]]}))
     (tmp_path / "b.yaml").write_text("rows:\n  - [1, 2]\n  - [X]\noptional: [X]\n")

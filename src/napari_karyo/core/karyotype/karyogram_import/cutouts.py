@@ -1,7 +1,8 @@
 """Cut the chromosomes out of a karyogram and give each the class of the label it stands on.
 
 A cut-out is a connected group of non-white pixels (label glyphs removed). Small pieces split off by pale bands
-are joined to the chromosome they nearly touch. Each cut-out belongs to the row of labels just below its centre
+are joined to the chromosome they nearly touch, and a class with more pieces than places has its pieces stacked one
+above the other joined. Each cut-out belongs to the row of labels just below its centre
 and, within the row, to the label nearest the middle of its lower end; the pairing is solved for the whole row
 (two places per label, one for Y, a penalised extra one) so a chromosome leaning over its neighbour's label
 still goes to its own.
@@ -21,6 +22,7 @@ from napari_karyo.core.karyotype.karyogram_import.layout import Label, Layout, l
 WHITE = 235  # karyogram background is pure white; chromosome edges fade into it
 MIN_AREA = 40  # pixels: smaller specks are dust or glyph remnants
 JOIN_GAP = 6  # pixels: a small piece this close to a chromosome is part of it (pale band)
+STACK_GAP = 14  # pixels: two pieces of one class one above the other this close are one chromosome
 
 
 @dataclass
@@ -87,6 +89,45 @@ def _assign_row(foot_x: np.ndarray, labels: list[Label]) -> list[str]:
     return names
 
 
+def _merge(a: Cutout, b: Cutout) -> Cutout:
+    r0, c0 = min(a.offset[0], b.offset[0]), min(a.offset[1], b.offset[1])
+    r1 = max(a.offset[0] + a.mask.shape[0], b.offset[0] + b.mask.shape[0])
+    c1 = max(a.offset[1] + a.mask.shape[1], b.offset[1] + b.mask.shape[1])
+    ink = np.zeros((r1 - r0, c1 - c0), np.float32)
+    mask = np.zeros(ink.shape, bool)
+    for c in (a, b):
+        y, x = c.offset[0] - r0, c.offset[1] - c0
+        h, w = c.mask.shape
+        ink[y : y + h, x : x + w] = np.maximum(ink[y : y + h, x : x + w], c.ink)
+        mask[y : y + h, x : x + w] |= c.mask
+    return Cutout(a.name, ink, mask, (r0, c0))
+
+
+def _stacked(a: Cutout, b: Cutout) -> bool:
+    """One piece above the other, overlapping in x: the halves of a chromosome broken at a pale band (extra
+    copies of a class stand side by side instead)."""
+    (ar, ac), (br, bc) = a.offset, b.offset
+    (ah, aw), (bh, bw) = a.mask.shape, b.mask.shape
+    x_overlap = min(ac + aw, bc + bw) - max(ac, bc)
+    gap = max(ar, br) - min(ar + ah, br + bh)
+    return x_overlap >= 0.5 * min(aw, bw) and gap <= STACK_GAP
+
+
+def _join_broken(cuts: list[Cutout]) -> list[Cutout]:
+    """More pieces than a class has places (2, Y 1): join pieces stacked one above the other."""
+    out = []
+    for name in dict.fromkeys(c.name for c in cuts):
+        group = [c for c in cuts if c.name == name]
+        cap = 1 if name == "Y" else 2
+        while len(group) > cap:
+            pair = next(((a, b) for a in group for b in group if a is not b and _stacked(a, b)), None)
+            if pair is None:
+                break
+            group = [c for c in group if c is not pair[0] and c is not pair[1]] + [_merge(*pair)]
+        out += group
+    return out
+
+
 def cut_out(rgb: np.ndarray, labels: list[Label], layout: Layout) -> list[Cutout]:
     """Every chromosome of the karyogram with its class, in reading order."""
     grey = rgb[..., 1].astype(np.float32)
@@ -115,4 +156,4 @@ def cut_out(rgb: np.ndarray, labels: list[Label], layout: Layout) -> list[Cutout
             sl, mask = pieces[j]
             ink = ((255.0 - grey[sl]) / 255.0 * mask).astype(np.float32)
             out.append(Cutout(name, ink, mask, (sl[0].start, sl[1].start)))
-    return sorted(out, key=lambda c: (c.class_id, c.offset[1]))
+    return sorted(_join_broken(out), key=lambda c: (c.class_id, c.offset[1]))

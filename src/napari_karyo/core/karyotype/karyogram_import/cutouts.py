@@ -2,7 +2,7 @@
 
 A cut-out is a connected group of non-white pixels (label glyphs removed). Small pieces split off by pale bands
 are joined to the chromosome they nearly touch, and a class with more pieces than places has its pieces stacked one
-above the other joined. Each cut-out belongs to the row of labels just below its centre
+above the other joined; a lone piece twice its class's size (touching homologues) is split in two. Each cut-out belongs to the row of labels just below its centre
 and, within the row, to the label nearest the middle of its lower end; the pairing is solved for the whole row
 (two places per label, one for Y, a penalised extra one) so a chromosome leaning over its neighbour's label
 still goes to its own.
@@ -16,13 +16,15 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.optimize import linear_sum_assignment
 
-from napari_karyo.core.classes import IDS_BY_NAME
+from napari_karyo.core.classes import IDS_BY_NAME, RELATIVE_LENGTH
 from napari_karyo.core.karyotype.karyogram_import.layout import Label, Layout, label_boxes
 
 WHITE = 235  # karyogram background is pure white; chromosome edges fade into it
 MIN_AREA = 40  # pixels: smaller specks are dust or glyph remnants
 JOIN_GAP = 6  # pixels: a small piece this close to a chromosome is part of it (pale band)
 STACK_GAP = 14  # pixels: two pieces of one class one above the other this close are one chromosome
+SCRAP = 0.3  # a piece this small next to its class's others, in a class with too many pieces, is dropped
+TWO_COPIES = 1.6  # a lone piece this many times its class's expected area is two touching homologues
 
 
 @dataclass
@@ -114,7 +116,7 @@ def _stacked(a: Cutout, b: Cutout) -> bool:
 
 
 def _join_broken(cuts: list[Cutout]) -> list[Cutout]:
-    """More pieces than a class has places (2, Y 1): join pieces stacked one above the other."""
+    """More pieces than a class has places (2, Y 1): join pieces stacked one above the other, then drop scraps."""
     out = []
     for name in dict.fromkeys(c.name for c in cuts):
         group = [c for c in cuts if c.name == name]
@@ -124,7 +126,49 @@ def _join_broken(cuts: list[Cutout]) -> list[Cutout]:
             if pair is None:
                 break
             group = [c for c in group if c is not pair[0] and c is not pair[1]] + [_merge(*pair)]
+        if (
+            len(group) > cap
+        ):  # still too many: a scrap (a tail cut off by a label, a glyph remnant) is no copy
+            typical = float(np.median([c.area for c in group]))
+            group = [c for c in group if c.area >= SCRAP * typical]
         out += group
+    return out
+
+
+def _split_in_two(c: Cutout) -> list[Cutout]:
+    """Two touching homologues: watershed of the distance transform from its two strongest separated peaks."""
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    dist = ndi.distance_transform_edt(c.mask)
+    peaks = peak_local_max(dist, min_distance=max(3, int(2 * dist.max())), num_peaks=2, exclude_border=False)
+    if len(peaks) < 2:
+        return [c]
+    markers = np.zeros(c.mask.shape, np.int32)
+    markers[tuple(peaks.T)] = (1, 2)
+    parts = watershed(-dist, markers, mask=c.mask)
+    out = []
+    for k in (1, 2):
+        m = parts == k
+        rr, cc = np.nonzero(m)
+        if rr.size < MIN_AREA:
+            return [c]
+        sl = (slice(rr.min(), rr.max() + 1), slice(cc.min(), cc.max() + 1))
+        out.append(
+            Cutout(c.name, c.ink[sl] * m[sl], m[sl], (c.offset[0] + sl[0].start, c.offset[1] + sl[1].start))
+        )
+    return out
+
+
+def _split_touching(cuts: list[Cutout]) -> list[Cutout]:
+    """A class with one piece of about twice its expected area (from the cell's area per unit of relative length)
+    holds two homologues touching on the karyogram: split them."""
+    unit = sum(c.area for c in cuts) / max(sum(RELATIVE_LENGTH[c.class_id] for c in cuts), 1e-6)
+    out = []
+    for c in cuts:
+        alone = sum(d.name == c.name for d in cuts) == 1 and c.name != "Y"
+        big = c.area > TWO_COPIES * RELATIVE_LENGTH[c.class_id] * unit
+        out += _split_in_two(c) if alone and big else [c]
     return out
 
 
@@ -156,4 +200,4 @@ def cut_out(rgb: np.ndarray, labels: list[Label], layout: Layout) -> list[Cutout
             sl, mask = pieces[j]
             ink = ((255.0 - grey[sl]) / 255.0 * mask).astype(np.float32)
             out.append(Cutout(name, ink, mask, (sl[0].start, sl[1].start)))
-    return sorted(_join_broken(out), key=lambda c: (c.class_id, c.offset[1]))
+    return sorted(_split_touching(_join_broken(out)), key=lambda c: (c.class_id, c.offset[1]))

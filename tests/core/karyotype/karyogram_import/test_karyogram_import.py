@@ -107,6 +107,9 @@ def test_export_training_takes_imported_cells(cell, tmp_path):
     out = export_training_set([folder], tmp_path / "train")  # no --include-model-only: a person named them
     ((_, result, _),) = import_training_set(out)
     assert sorted(c.name for c in result.chromosomes if c.class_id) == sorted(names)
+    cli_out = tmp_path / "train_cli"
+    assert main(["-q", "export-training", str(folder), "--out", str(cli_out), "--case-by", "stem"]) == 0
+    assert len(import_training_set(cli_out)) == 1
 
 
 def test_batch_pairs_files_by_pattern(tmp_path):

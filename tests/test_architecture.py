@@ -24,12 +24,16 @@ ALLOWED = {
     "core.karyotype.evaluate": BASE
     | {"core.karyotype.infer", "core.karyotype.edit", "core.karyotype.report"},
     "core.karyotype.mfish": BASE | {"core.karyotype.infer"},
+    "core.karyotype.karyogram_import": BASE | {"core.karyotype.infer", "core.karyotype.report"},
+    # modules directly in core/karyotype (batch): whole jobs over the stages
+    "core.karyotype": BASE | {"core.karyotype.infer", "core.karyotype.report", "core.karyotype.mfish"},
     "core.karyotype.training": BASE
     | {"core.training", "core.karyotype.infer", "core.karyotype.edit", "core.karyotype.evaluate"},
     "core.pathology": BASE,
     "core.pathology.registration": BASE | {"core.pathology"},
     "core.pathology.lesions": BASE | {"core.training", "core.pathology", "core.pathology.registration"},
 }
+DIRECT_ONLY = {"core", "core.karyotype"}  # these keys hold only the modules sitting directly in the folder
 GUI = ("qtpy", "napari", "magicgui", "PyQt5", "PyQt6", "PySide2", "PySide6", "vispy")
 
 
@@ -41,7 +45,11 @@ def _modules():
 
 def _package(module: str) -> str | None:
     """The longest ALLOWED key the module belongs to (core.x.y is in core only when it sits in core/)."""
-    keys = [k for k in ALLOWED if module.startswith(k + ".") and (k != "core" or module.count(".") == 1)]
+    keys = [
+        k
+        for k in ALLOWED
+        if module.startswith(k + ".") and (k not in DIRECT_ONLY or module.count(".") == k.count(".") + 1)
+    ]
     if module in ALLOWED and module.count(".") > 1:  # a sub-package's __init__
         keys.append(module)
     return max(keys, key=len, default=None)

@@ -1,12 +1,12 @@
 """`napari-karyo`: the same core generators as the napari widgets, in a terminal. One module per area adds its
-subcommands (`karyotype`, `training`, `pathology`)."""
+subcommands (`karyotype`, `karyogram_import`, `training`, `pathology`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from napari_karyo.cli import karyotype, mfish, pathology, training
+from napari_karyo.cli import karyogram_import, karyotype, mfish, pathology, training
 from napari_karyo.core.errors import KaryoError
 
 
@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True)
-    for area in (karyotype, mfish, training, pathology):
+    for area in (karyotype, karyogram_import, mfish, training, pathology):
         area.add_commands(sub)
     return p
 

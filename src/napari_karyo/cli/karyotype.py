@@ -173,6 +173,7 @@ def cmd_export_training(args) -> int:
         seed=args.seed,
         include_model_only=args.include_model_only,
         read_folder=read_any_result,
+        case_of=(lambda image: image.stem) if args.case_by == "stem" else None,
     )
     items = import_training_set(out)
     n_val = sum(split == "val" for _, _, split in items)
@@ -272,6 +273,13 @@ def add_commands(sub) -> None:
     e.add_argument("--out", required=True, help="training set folder")
     e.add_argument("--val-fraction", type=float, default=0.2, help="share of cases for validation (0.2)")
     e.add_argument("--seed", type=int, default=0, help="seed of the split by case")
+    e.add_argument(
+        "--case-by",
+        choices=["folder", "stem"],
+        default="folder",
+        help="what names an image's case: its parent folder (default), or its own name (one cell per case, "
+        "e.g. an imported karyogram archive in one folder)",
+    )
     e.add_argument(
         "--include-model-only", action="store_true", help="also results nobody corrected or accepted"
     )

@@ -19,3 +19,7 @@ class CancelledError(KaryoError):
 
 class LesionError(KaryoError):
     """Nothing (or too little) annotated to train on, or annotations / models that do not fit the stack."""
+
+
+class KaryogramImportError(KaryoError):
+    """A karyogram that cannot be read, or that does not belong to its spread."""

@@ -62,9 +62,15 @@ OBJECT_COLUMNS = (
 )
 
 
+# Results whose classes a person gave in another tool: a lab's finished karyogram matched back to its spread
+# (`napari-karyo import-karyogram` writes model "karyogram-import:<karyogram file>").
+PERSON_LABELLED_MODELS = ("karyogram-import",)
+
+
 def is_corrected(result: SpreadResult) -> bool:
-    """A person made or changed at least one object of this result."""
-    return any(c.source == "user" or c.edited for c in result.chromosomes)
+    """A person made or changed at least one object of this result, or named its chromosomes on a karyogram."""
+    imported = result.model.split(":", 1)[0] in PERSON_LABELLED_MODELS
+    return imported or any(c.source == "user" or c.edited for c in result.chromosomes)
 
 
 def _folder_status(folder: Path) -> str:

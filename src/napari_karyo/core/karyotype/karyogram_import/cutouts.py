@@ -1,0 +1,203 @@
+"""Cut the chromosomes out of a karyogram and give each the class of the label it stands on.
+
+A cut-out is a connected group of non-white pixels (label glyphs removed). Small pieces split off by pale bands
+are joined to the chromosome they nearly touch, and a class with more pieces than places has its pieces stacked one
+above the other joined; a lone piece twice its class's size (touching homologues) is split in two. Each cut-out belongs to the row of labels just below its centre
+and, within the row, to the label nearest the middle of its lower end; the pairing is solved for the whole row
+(two places per label, one for Y, a penalised extra one) so a chromosome leaning over its neighbour's label
+still goes to its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.optimize import linear_sum_assignment
+
+from napari_karyo.core.classes import IDS_BY_NAME, RELATIVE_LENGTH
+from napari_karyo.core.karyotype.karyogram_import.layout import Label, Layout, label_boxes
+
+WHITE = 235  # karyogram background is pure white; chromosome edges fade into it
+MIN_AREA = 40  # pixels: smaller specks are dust or glyph remnants
+JOIN_GAP = 6  # pixels: a small piece this close to a chromosome is part of it (pale band)
+STACK_GAP = 14  # pixels: two pieces of one class one above the other this close are one chromosome
+SCRAP = 0.3  # a piece this small next to its class's others, in a class with too many pieces, is dropped
+TWO_COPIES = 1.6  # a lone piece this many times its class's expected area is two touching homologues
+
+
+@dataclass
+class Cutout:
+    name: str  # class name on the karyogram
+    ink: np.ndarray  # float32 crop, 0 = white .. 1 = black, zero outside the mask
+    mask: np.ndarray  # bool crop
+    offset: tuple[int, int]  # (row, col) of the crop in the karyogram
+
+    @property
+    def class_id(self) -> int:
+        return IDS_BY_NAME[self.name]
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+
+def _components(grey: np.ndarray, glyphs: np.ndarray) -> np.ndarray:
+    """Label image of the chromosome pieces, small pale-band pieces joined to their neighbour."""
+    fg = (grey < WHITE) & ~ndi.binary_dilation(glyphs, iterations=1)
+    fg = ndi.binary_fill_holes(ndi.binary_opening(fg, iterations=1))
+    lab, n = ndi.label(fg)
+    if n == 0:
+        return lab
+    areas = ndi.sum(fg, lab, np.arange(1, n + 1))
+    lab[np.isin(lab, 1 + np.flatnonzero(areas < MIN_AREA))] = 0
+    typical = float(np.median(areas[areas >= MIN_AREA])) if (areas >= MIN_AREA).any() else 0.0
+    for i in np.argsort(areas):
+        k = i + 1
+        if areas[i] < MIN_AREA or areas[i] >= 0.3 * typical:
+            continue
+        piece = lab == k
+        if not piece.any():
+            continue
+        ring = ndi.binary_dilation(piece, iterations=JOIN_GAP) & (lab > 0) & ~piece
+        if ring.any():
+            lab[piece] = np.bincount(lab[ring]).argmax()
+    return lab
+
+
+def _row_members(centres: np.ndarray, row_ys: list[float]) -> list[list[int]]:
+    """Indices of the pieces per label row: the first row whose labels lie below the piece's centre."""
+    members: list[list[int]] = [[] for _ in row_ys]
+    for j, cy in enumerate(centres):
+        below = [r for r, y in enumerate(row_ys) if y > cy]
+        members[below[0] if below else len(row_ys) - 1].append(j)
+    return members
+
+
+def _assign_row(foot_x: np.ndarray, labels: list[Label]) -> list[str]:
+    """Class name per piece: joint pairing of pieces with label places (2 per class, 1 for Y, then overflow)."""
+    xs = sorted(lb.x for lb in labels)
+    spacing = float(np.median(np.diff(xs))) if len(xs) > 1 else 100.0
+    places = []
+    for lb in labels:
+        cap = 1 if lb.name == "Y" else 2
+        places += [(lb, 0.0)] * cap + [(lb, 0.6 * spacing)] * len(foot_x)
+    cost = np.array([[abs(x - lb.x) + extra for lb, extra in places] for x in foot_x])
+    rows, cols = linear_sum_assignment(cost)
+    names = [""] * len(foot_x)
+    for r, c in zip(rows, cols, strict=True):
+        names[r] = places[c][0].name
+    return names
+
+
+def _merge(a: Cutout, b: Cutout) -> Cutout:
+    r0, c0 = min(a.offset[0], b.offset[0]), min(a.offset[1], b.offset[1])
+    r1 = max(a.offset[0] + a.mask.shape[0], b.offset[0] + b.mask.shape[0])
+    c1 = max(a.offset[1] + a.mask.shape[1], b.offset[1] + b.mask.shape[1])
+    ink = np.zeros((r1 - r0, c1 - c0), np.float32)
+    mask = np.zeros(ink.shape, bool)
+    for c in (a, b):
+        y, x = c.offset[0] - r0, c.offset[1] - c0
+        h, w = c.mask.shape
+        ink[y : y + h, x : x + w] = np.maximum(ink[y : y + h, x : x + w], c.ink)
+        mask[y : y + h, x : x + w] |= c.mask
+    return Cutout(a.name, ink, mask, (r0, c0))
+
+
+def _stacked(a: Cutout, b: Cutout) -> bool:
+    """One piece above the other, overlapping in x: the halves of a chromosome broken at a pale band (extra
+    copies of a class stand side by side instead)."""
+    (ar, ac), (br, bc) = a.offset, b.offset
+    (ah, aw), (bh, bw) = a.mask.shape, b.mask.shape
+    x_overlap = min(ac + aw, bc + bw) - max(ac, bc)
+    gap = max(ar, br) - min(ar + ah, br + bh)
+    return x_overlap >= 0.5 * min(aw, bw) and gap <= STACK_GAP
+
+
+def _join_broken(cuts: list[Cutout]) -> list[Cutout]:
+    """More pieces than a class has places (2, Y 1): join pieces stacked one above the other, then drop scraps."""
+    out = []
+    for name in dict.fromkeys(c.name for c in cuts):
+        group = [c for c in cuts if c.name == name]
+        cap = 1 if name == "Y" else 2
+        while len(group) > cap:
+            pair = next(((a, b) for a in group for b in group if a is not b and _stacked(a, b)), None)
+            if pair is None:
+                break
+            group = [c for c in group if c is not pair[0] and c is not pair[1]] + [_merge(*pair)]
+        if (
+            len(group) > cap
+        ):  # still too many: a scrap (a tail cut off by a label, a glyph remnant) is no copy
+            typical = float(np.median([c.area for c in group]))
+            group = [c for c in group if c.area >= SCRAP * typical]
+        out += group
+    return out
+
+
+def _split_in_two(c: Cutout) -> list[Cutout]:
+    """Two touching homologues: watershed of the distance transform from its two strongest separated peaks."""
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    dist = ndi.distance_transform_edt(c.mask)
+    peaks = peak_local_max(dist, min_distance=max(3, int(2 * dist.max())), num_peaks=2, exclude_border=False)
+    if len(peaks) < 2:
+        return [c]
+    markers = np.zeros(c.mask.shape, np.int32)
+    markers[tuple(peaks.T)] = (1, 2)
+    parts = watershed(-dist, markers, mask=c.mask)
+    out = []
+    for k in (1, 2):
+        m = parts == k
+        rr, cc = np.nonzero(m)
+        if rr.size < MIN_AREA:
+            return [c]
+        sl = (slice(rr.min(), rr.max() + 1), slice(cc.min(), cc.max() + 1))
+        out.append(
+            Cutout(c.name, c.ink[sl] * m[sl], m[sl], (c.offset[0] + sl[0].start, c.offset[1] + sl[1].start))
+        )
+    return out
+
+
+def _split_touching(cuts: list[Cutout]) -> list[Cutout]:
+    """A class with one piece of about twice its expected area (from the cell's area per unit of relative length)
+    holds two homologues touching on the karyogram: split them."""
+    unit = sum(c.area for c in cuts) / max(sum(RELATIVE_LENGTH[c.class_id] for c in cuts), 1e-6)
+    out = []
+    for c in cuts:
+        alone = sum(d.name == c.name for d in cuts) == 1 and c.name != "Y"
+        big = c.area > TWO_COPIES * RELATIVE_LENGTH[c.class_id] * unit
+        out += _split_in_two(c) if alone and big else [c]
+    return out
+
+
+def cut_out(rgb: np.ndarray, labels: list[Label], layout: Layout) -> list[Cutout]:
+    """Every chromosome of the karyogram with its class, in reading order."""
+    grey = rgb[..., 1].astype(np.float32)
+    lab = _components(grey, label_boxes(rgb, layout))
+    ids = [i for i in np.unique(lab) if i]
+    slices = ndi.find_objects(lab)
+    pieces, centres, feet = [], [], []
+    for i in ids:
+        sl = slices[i - 1]
+        mask = lab[sl] == i
+        rr, cc = np.nonzero(mask)
+        low = rr >= np.percentile(rr, 75)
+        pieces.append((sl, mask))
+        centres.append(rr.mean() + sl[0].start)
+        feet.append(cc[low].mean() + sl[1].start)
+    row_ys = [
+        float(np.median([lb.y for lb in labels if lb.row == r])) for r in sorted({lb.row for lb in labels})
+    ]
+    out = []
+    for r, members in enumerate(_row_members(np.array(centres), row_ys)):
+        row_labels = [lb for lb in labels if lb.row == r]
+        if not members or not row_labels:
+            continue
+        names = _assign_row(np.array([feet[j] for j in members]), row_labels)
+        for j, name in zip(members, names, strict=True):
+            sl, mask = pieces[j]
+            ink = ((255.0 - grey[sl]) / 255.0 * mask).astype(np.float32)
+            out.append(Cutout(name, ink, mask, (sl[0].start, sl[1].start)))
+    return sorted(_split_touching(_join_broken(out)), key=lambda c: (c.class_id, c.offset[1]))

@@ -1,0 +1,171 @@
+"""Find where each karyogram cut-out lies in the spread.
+
+The spread is turned into ink (0 white .. 1 black); pixels of burnt-in annotation drawings (anything not exactly
+grey) are filled from the nearest genuine pixel, and objects an annotator ringed in red (debris) are blanked.
+Each cut-out is searched over rotation and flip at a quarter of the resolution, the best few places are then
+refined at full resolution over a finer angle and a small scale range. The score is the normalised
+cross-correlation of the ink under the cut-out's mask grown by a small margin, so both the banding and the
+outline must agree (Padfield's masked NCC, computed with FFTs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import fft as sfft
+from scipy import ndimage as ndi
+
+from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout
+
+COARSE = 4  # downsampling of the coarse search
+COARSE_STEP = 12  # degrees between coarse rotations
+FINE_ANGLES = (-8, -4, 0, 4, 8)  # degrees around the coarse angle
+SCALES = (0.95, 1.05)  # tried around 1 at the best fine angle
+PEAKS = 10  # places per cut-out kept from the coarse search
+KEEP_BELOW_BEST = 0.25  # coarse places this far below the cut-out's best are dropped
+SHIFT = 8  # pixels searched around each coarse place at full resolution
+TRY_FLIP_BELOW = 0.8  # cut-outs matching worse than this unflipped are searched mirrored too
+WORKERS = 2  # FFT threads
+
+
+@dataclass
+class Placement:
+    cutout: int  # index into the cut-out list
+    flip: bool
+    angle: float  # degrees, counter-clockwise (scipy.ndimage.rotate)
+    scale: float
+    cy: float  # centre in the spread, pixels
+    cx: float
+    score: float = 0.0
+    mask: np.ndarray | None = None  # bool crop of the placed cut-out
+    offset: tuple[int, int] = (0, 0)
+
+
+def spread_ink(rgb: np.ndarray) -> np.ndarray:
+    """Ink of the spread's genuine grey pixels; drawings inpainted, red-ringed debris blanked."""
+    a = rgb.astype(np.int16)
+    coloured = (a.max(axis=2) - a.min(axis=2)) > 0
+    grey = rgb[..., 1].astype(np.float32)
+    if coloured.any():
+        idx = ndi.distance_transform_edt(coloured, return_distances=False, return_indices=True)
+        grey = grey[idx[0], idx[1]]
+        red = (a[..., 0] > a[..., 1] + 60) & (a[..., 0] > a[..., 2] + 60)
+        grey[ndi.binary_fill_holes(ndi.binary_closing(red, iterations=2))] = 255.0
+    return ((255.0 - grey) / 255.0).astype(np.float32)
+
+
+def _down(a: np.ndarray, f: int) -> np.ndarray:
+    h, w = a.shape[0] // f * f, a.shape[1] // f * f
+    return a[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+
+
+def transformed(ink: np.ndarray, mask: np.ndarray, flip: bool, angle: float, scale: float):
+    """(ink, mask) of a cut-out flipped left-right, scaled, then rotated; the box grows to hold it."""
+    if flip:
+        ink, mask = ink[:, ::-1], mask[:, ::-1]
+    m = mask.astype(np.float32)
+    if scale != 1.0:
+        ink, m = ndi.zoom(ink, scale, order=1), ndi.zoom(m, scale, order=1)
+    return ndi.rotate(ink, angle, order=1), ndi.rotate(m, angle, order=1) > 0.5
+
+
+def _templates(ink, mask, poses, size: int, margin: int):
+    """Stack of centred (ink, grown mask) templates of side `size`, one per (flip, angle, scale) pose."""
+    t = np.zeros((len(poses), size, size), np.float32)
+    m = np.zeros_like(t)
+    for k, (flip, angle, scale) in enumerate(poses):
+        ti, tm = transformed(ink, mask, flip, angle, scale)
+        if margin:
+            tm = ndi.binary_dilation(tm, iterations=margin)
+        h, w = min(ti.shape[0], size), min(ti.shape[1], size)
+        y0, x0 = (size - h) // 2, (size - w) // 2
+        t[k, y0 : y0 + h, x0 : x0 + w] = ti[:h, :w] * tm[:h, :w]
+        m[k, y0 : y0 + h, x0 : x0 + w] = tm[:h, :w]
+    return t, m
+
+
+def masked_ncc(image: np.ndarray, t: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """NCC of each template over `image` under its mask: (n, H - D + 1, W - D + 1), index = template top-left."""
+    d = t.shape[1]
+    shape = tuple(sfft.next_fast_len(s, real=True) for s in image.shape)
+    fs, fs2 = sfft.rfft2(image, shape), sfft.rfft2(image * image, shape)
+    fm = np.conj(sfft.rfft2(m, shape, workers=WORKERS))
+    ft = np.conj(sfft.rfft2(t, shape, workers=WORKERS))
+    s1, s2, st = (sfft.irfft2(x, shape, workers=WORKERS) for x in (fs * fm, fs2 * fm, fs * ft))
+    n = np.maximum(m.sum(axis=(1, 2)), 1.0)[:, None, None]
+    tsum = t.sum(axis=(1, 2))[:, None, None]
+    t2 = (t * t).sum(axis=(1, 2))[:, None, None]
+    var_s = np.clip(s2 - s1 * s1 / n, 1e-6, None)
+    var_t = np.clip(t2 - tsum * tsum / n, 1e-6, None)
+    ncc = (st - s1 * tsum / n) / np.sqrt(var_s * var_t)
+    return ncc[:, : image.shape[0] - d + 1, : image.shape[1] - d + 1]
+
+
+def coarse_places(ink_small: np.ndarray, cut: Cutout, index: int, flip: bool = False) -> list[Placement]:
+    """Best few (angle, centre) of one cut-out at the coarse resolution; its centre must lie in the spread."""
+    from skimage.feature import peak_local_max
+
+    ci = _down(cut.ink, COARSE)
+    cm = _down(cut.mask.astype(np.float32), COARSE) > 0.4
+    if not cm.any():
+        return []
+    d = int(np.ceil(np.hypot(*cm.shape))) + 4
+    poses = [(flip, float(a), 1.0) for a in range(0, 360, COARSE_STEP)]
+    t, m = _templates(ci, cm, poses, d, 2)
+    pad = d // 2
+    ncc = masked_ncc(np.pad(ink_small, pad), t, m)
+    best, arg = ncc.max(axis=0), ncc.argmax(axis=0)
+    peaks = peak_local_max(best, min_distance=2, num_peaks=PEAKS, threshold_abs=0.1, exclude_border=False)
+    out = []
+    for y, x in peaks:
+        flip, angle, _ = poses[arg[y, x]]
+        cy = (y - pad + d / 2) * COARSE + (COARSE - 1) / 2  # template top-left y - pad in the unpadded image
+        cx = (x - pad + d / 2) * COARSE + (COARSE - 1) / 2
+        out.append(Placement(index, flip, angle, 1.0, cy, cx, float(best[y, x])))
+    top = max((p.score for p in out), default=0.0)
+    return [p for p in out if p.score >= top - KEEP_BELOW_BEST]
+
+
+def _window(ink: np.ndarray, y0: int, x0: int, size: int) -> np.ndarray:
+    win = np.zeros((size, size), np.float32)
+    ys, xs = max(0, y0), max(0, x0)
+    ye, xe = min(ink.shape[0], y0 + size), min(ink.shape[1], x0 + size)
+    if ye > ys and xe > xs:
+        win[ys - y0 : ye - y0, xs - x0 : xe - x0] = ink[ys:ye, xs:xe]
+    return win
+
+
+def refine(ink: np.ndarray, cut: Cutout, p: Placement) -> Placement:
+    """Full-resolution angle, scale and shift around a coarse place; the placed mask is attached."""
+    d = int(np.ceil(np.hypot(*cut.mask.shape) * max(SCALES))) + 6
+    y0, x0 = int(round(p.cy - d / 2)) - SHIFT, int(round(p.cx - d / 2)) - SHIFT
+    win = _window(ink, y0, x0, d + 2 * SHIFT)
+    # the coarse search cannot see the bands of a small chromosome, so it may have it upside down
+    poses = [(p.flip, p.angle + turn + da, 1.0) for turn in (0, 180) for da in FINE_ANGLES]
+    ncc = masked_ncc(win, *_templates(cut.ink, cut.mask, poses, d, 2))
+    angle = poses[int(np.argmax(ncc.reshape(len(poses), -1).max(axis=1)))][1]
+    poses = [(p.flip, angle, 1.0), (p.flip, angle - 2, 1.0), (p.flip, angle + 2, 1.0)]
+    poses += [(p.flip, angle, s) for s in SCALES]
+    ncc = masked_ncc(win, *_templates(cut.ink, cut.mask, poses, d, 2))
+    k, yy, xx = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
+    flip, angle, scale = poses[k]
+    cy, cx = y0 + yy + d / 2, x0 + xx + d / 2
+    _, tm = transformed(cut.ink, cut.mask, flip, angle, scale)
+    h, w = tm.shape
+    # same centring as the template: its top-left sat (d - h) // 2 inside the d-box
+    oy, ox = y0 + yy + (d - h) // 2, x0 + xx + (d - w) // 2
+    return Placement(p.cutout, flip, angle, scale, cy, cx, float(ncc[k, yy, xx]), tm, (oy, ox))
+
+
+def search(ink: np.ndarray, cut: Cutout, index: int, small: np.ndarray) -> list[Placement]:
+    """Refined candidate places of one cut-out (`small`: the ink at the coarse resolution); mirrored places are
+    searched only when no unmirrored one fits well (the cut-outs are rarely mirrored, and it halves the time)."""
+    out = [refine(ink, cut, p) for p in coarse_places(small, cut, index)]
+    if max((p.score for p in out), default=0.0) < TRY_FLIP_BELOW:
+        out += [refine(ink, cut, p) for p in coarse_places(small, cut, index, flip=True)]
+    return out
+
+
+def coarse_ink(ink: np.ndarray) -> np.ndarray:
+    return _down(ink, COARSE)

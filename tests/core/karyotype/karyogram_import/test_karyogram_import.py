@@ -1,0 +1,153 @@
+"""Karyogram import on synthetic spread + karyogram pairs generated here (no shared data)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+import karyogram_synth as synth
+from napari_karyo.cli import main
+from napari_karyo.core.errors import KaryoError, KaryogramImportError
+from napari_karyo.core.jobs import run_to_end
+from napari_karyo.core.karyotype.karyogram_import.importer import import_steps, pair_files, write_import
+from napari_karyo.core.karyotype.karyogram_import.layout import Layout, load_layout, read_labels
+from napari_karyo.core.storage.result_files import read_result
+from napari_karyo.core.storage.training_set import export_training_set, import_training_set
+
+
+@pytest.fixture(scope="module")
+def cell(tmp_path_factory):
+    """One synthetic cell on disk and its import (run once for the module: the search takes seconds)."""
+    folder = tmp_path_factory.mktemp("cell")
+    spread, karyogram, truth, names = synth.cell(seed=2)
+    s = synth.save(folder / "7.png", spread)
+    k = synth.save(folder / "7k.png", karyogram)
+    return s, k, truth, names, run_to_end(import_steps(s, k))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum()) / float((a | b).sum())
+
+
+def test_every_cutout_is_placed_on_its_own_chromosome_with_its_class(cell):
+    _, _, truth, names, imp = cell
+    assert imp.cutouts == len(names) and imp.placed == len(names)
+    assert imp.karyogram_counts == {n: names.count(n) for n in set(names)}
+    assert imp.karyogram_iscn.startswith("13,XX,-3,-3,")
+    found = [c for c in imp.result.chromosomes if c.class_id]
+    right = 0
+    for mask, name in zip(truth, names, strict=True):
+        best = max(found, key=lambda c: _iou(c.full_mask(imp.result.image_shape), mask))
+        iou = _iou(best.full_mask(imp.result.image_shape), mask)
+        right += best.name == name and iou >= 0.8
+    assert right >= len(names) - 1  # homologue-sized rods of other classes may trade places: at most one
+    assert all(0 < c.score <= 1 for c in found)
+    assert imp.unexplained == 0 and imp.unmatched == []
+
+
+def test_green_box_drawn_over_the_spread_does_not_leak_into_masks(cell):
+    _, _, truth, _, imp = cell
+    first = truth[0]
+    best = max(imp.result.chromosomes, key=lambda c: _iou(c.full_mask(imp.result.image_shape), first))
+    grown = best.full_mask(imp.result.image_shape)
+    assert _iou(grown, first) >= 0.8  # the box line 3 px around it is not part of the chromosome
+
+
+def test_hidden_label_is_placed_from_the_layout():
+    rods = [synth.rod(40, np.random.default_rng(0))]
+    full = read_labels(synth.karyogram(rods, ["1"]), Layout())
+    hidden = read_labels(synth.karyogram(rods, ["1"], hide=("7",)), Layout())
+    assert {lb.name for lb in full} == {lb.name for lb in hidden}
+    seven = next(lb for lb in hidden if lb.name == "7")
+    assert not seven.seen and abs(seven.x - next(lb.x for lb in full if lb.name == "7")) < 6
+
+
+def test_shipped_layout_file_is_the_default():
+    from pathlib import Path
+
+    shipped = Path(__file__).parents[4] / "configs" / "karyogram-layout-standard.yaml"
+    assert load_layout(shipped) == Layout()
+
+
+def test_layout_files_json_yaml_and_bad(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"name": "two", "rows": [[1, 2, 3], ["X", "Y"]]}))
+    (tmp_path / "b.yaml").write_text("rows:\n  - [1, 2]\n  - [X]\noptional: [X]\n")
+    assert load_layout(tmp_path / "a.json").rows == (("1", "2", "3"), ("X", "Y"))
+    assert load_layout(tmp_path / "b.yaml").optional == ("X",)
+    (tmp_path / "bad.yaml").write_text("rows:\n  - [1, 25]\n")
+    with pytest.raises(KaryogramImportError, match="bad.yaml"):
+        load_layout(tmp_path / "bad.yaml")
+    (tmp_path / "none.json").write_text("{")
+    with pytest.raises(KaryogramImportError, match="none.json"):
+        load_layout(tmp_path / "none.json")
+
+
+def test_cli_writes_an_ordinary_result(cell, tmp_path):
+    s, k, _, names, _ = cell
+    assert main(["-q", "import-karyogram", s, k, "--out", str(tmp_path)]) == 0
+    folder = tmp_path / "7"
+    doc = json.loads((folder / "annotations.json").read_text())
+    named = [o for o in doc["objects"] if o["category_id"]]
+    assert len(named) == len(names) and all(1 <= o["category_id"] <= 24 and o["score"] > 0.5 for o in named)
+    labels = tifffile.imread(folder / "instances.tif")
+    assert labels.shape == Image.open(s).size[::-1] and labels.max() == len(doc["objects"])
+    kt = json.loads((folder / "karyotype.json").read_text())
+    assert kt["karyogram_import"]["karyogram_classes"] == {n: names.count(n) for n in set(names)}
+    assert kt["classes"] == kt["karyogram_import"]["karyogram_classes"]
+    assert read_result(folder).count == len(doc["objects"])
+
+
+def test_export_training_takes_imported_cells(cell, tmp_path):
+    _, _, _, names, imp = cell
+    folder = write_import(imp, tmp_path / "results")
+    out = export_training_set([folder], tmp_path / "train")  # no --include-model-only: a person named them
+    ((_, result, _),) = import_training_set(out)
+    assert sorted(c.name for c in result.chromosomes if c.class_id) == sorted(names)
+    cli_out = tmp_path / "train_cli"
+    assert main(["-q", "export-training", str(folder), "--out", str(cli_out), "--case-by", "stem"]) == 0
+    assert len(import_training_set(cli_out)) == 1
+
+
+def test_batch_pairs_files_by_pattern(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "k").mkdir()
+    for stem in ("3", "12"):
+        Image.new("RGB", (8, 8), "white").save(tmp_path / "s" / f"{stem}.png")
+        Image.new("RGB", (8, 8), "white").save(tmp_path / "k" / f"{stem}kar.png")
+    pairs = pair_files(tmp_path / "s", tmp_path / "k", "{stem}kar")
+    assert [(a.name, b.name) for a, b in pairs] == [("12.png", "12kar.png"), ("3.png", "3kar.png")]
+    (tmp_path / "k" / "3kar.png").unlink()
+    with pytest.raises(KaryogramImportError, match="3.png"):
+        pair_files(tmp_path / "s", tmp_path / "k", "{stem}kar")
+
+
+def test_unrecognised_layout_is_refused_naming_the_file(cell, tmp_path):
+    s, _, _, _, _ = cell
+    rods = [synth.rod(60, np.random.default_rng(1)) for _ in range(4)]
+    k = synth.save(tmp_path / "plain.png", synth.karyogram(rods, ["1", "1", "2", "2"], labels=False))
+    with pytest.raises(KaryogramImportError, match="plain.png.*layout not recognised"):
+        run_to_end(import_steps(s, k))
+    assert main(["-q", "import-karyogram", s, k, "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_karyogram_of_another_cell_is_refused(cell, tmp_path):
+    _, k, _, _, _ = cell
+    other, _, _, _ = synth.cell(seed=11)
+    s = synth.save(tmp_path / "other.png", other)
+    with pytest.raises(KaryogramImportError, match="7k.png.*is this the karyogram"):
+        run_to_end(import_steps(s, k))
+    assert main(["-q", "import-karyogram", s, k, "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out" / "other").exists()
+
+
+def test_different_resolutions_are_refused(cell, tmp_path):
+    s, k, _, _, _ = cell
+    big = Image.open(s).resize((840, 840))
+    big.save(tmp_path / "big.png")
+    with pytest.raises(KaryoError, match="different resolutions"):
+        run_to_end(import_steps(tmp_path / "big.png", k))

@@ -8,7 +8,8 @@ The user (greedy, gestures counted one action each, failed ones too):
    offer the bad outline again), then a click. The box is the true bounding box grown by `BOX_MARGIN` px, as a
    person drags it. The first mask with IoU >= 0.5 against the truth (the rules' "right") is applied through
    `EditSession.prompt`: it replaces the objects lying mostly inside it and keeps the class of the largest; when it
-   replaces nothing, its class was picked first (as a drawing's is). When no gesture gives
+   replaces nothing, its class was picked first (as a drawing's is). A mask that swallows a neighbour already right
+   (no more true chromosomes found than before) is undone, one more action. When no gesture gives
    one, nothing is applied and the rules draw it by hand later. The oracle user (the lower bound) makes only the
    one gesture that works, and none where none does.
 2. The rules (`correction_actions`) then count the remaining splits, joins, deletes, draws and relabels.
@@ -25,6 +26,7 @@ from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.edit.prompt_edits import covered_ids
 from napari_karyo.core.karyotype.edit.session import EditSession
 from napari_karyo.core.karyotype.evaluate.actions import correction_actions
+from napari_karyo.core.karyotype.evaluate.metrics import match
 from napari_karyo.core.karyotype.infer.prompt import Prompter
 from napari_karyo.core.results import Chromosome, SpreadResult
 
@@ -131,13 +133,19 @@ def _prompt_one(
         iou = mask_iou(mask, truth)
         if spent == 1:
             first = iou
-        if iou >= MATCH_IOU:
-            fresh = not covered_ids(
-                session.result.chromosomes, [mask]
-            )  # nothing replaced: the class is picked first
-            class_id = gt[j].class_id if fresh else None
-            session.prompt([mask], class_id=class_id, prompt={"kind": kind, "at": list(where)})
+        if iou < MATCH_IOU:
+            continue
+        found = len(match(session.result.chromosomes, gt))
+        fresh = not covered_ids(
+            session.result.chromosomes, [mask]
+        )  # nothing replaced: the class is picked first
+        session.prompt(
+            [mask], class_id=gt[j].class_id if fresh else None, prompt={"kind": kind, "at": list(where)}
+        )
+        if len(match(session.result.chromosomes, gt)) > found:
             return 1 if oracle else spent, first, True
+        session.undo()  # it swallowed a right neighbour: undone, one more action
+        spent += 1
     return 0 if oracle else spent, first, False
 
 

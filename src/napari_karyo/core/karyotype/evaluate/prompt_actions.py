@@ -9,7 +9,7 @@ The user (greedy, gestures counted one action each, failed ones too):
    person drags it. The first mask with IoU >= 0.5 against the truth (the rules' "right") is applied through
    `EditSession.prompt`: it replaces the objects lying mostly inside it and keeps the class of the largest; when it
    replaces nothing, its class was picked first (as a drawing's is). A mask that swallows a neighbour already right
-   (no more true chromosomes found than before) is undone, one more action. When no gesture gives
+   (a true chromosome found before is not found after) is undone, one more action. When no gesture gives
    one, nothing is applied and the rules draw it by hand later. The oracle user (the lower bound) makes only the
    one gesture that works, and none where none does.
 2. The rules (`correction_actions`) then count the remaining splits, joins, deletes, draws and relabels.
@@ -135,18 +135,23 @@ def _prompt_one(
             first = iou
         if iou < MATCH_IOU:
             continue
-        found = len(match(session.result.chromosomes, gt))
+        found = _found(session, gt)
         fresh = not covered_ids(
             session.result.chromosomes, [mask]
         )  # nothing replaced: the class is picked first
         session.prompt(
             [mask], class_id=gt[j].class_id if fresh else None, prompt={"kind": kind, "at": list(where)}
         )
-        if len(match(session.result.chromosomes, gt)) > found:
+        now = _found(session, gt)
+        if j in now and found - {j} <= now:
             return 1 if oracle else spent, first, True
         session.undo()  # it swallowed a right neighbour: undone, one more action
         spent += 1
     return 0 if oracle else spent, first, False
+
+
+def _found(session: EditSession, gt: list[Chromosome]) -> set[int]:
+    return {j for _, j, _ in match(session.result.chromosomes, gt)}
 
 
 def _segmentation(acts) -> int:

@@ -38,12 +38,13 @@ KINDS = ("box", "click", "click again", "refine", "separate")
 
 
 def _timed(func, *args):
-    t0 = time.perf_counter()
+    """(result or None when the prompt was refused, (wall ms, CPU ms of this process))."""
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         out = func(*args)
     except KaryoError:
         out = None
-    return out, 1000 * (time.perf_counter() - t0)
+    return out, (1000 * (time.perf_counter() - t0), 1000 * (time.process_time() - c0))
 
 
 def _spread(p: Prompter, truth: list, times: dict, ious: dict) -> None:
@@ -82,13 +83,13 @@ def evaluate(data: str, limit: int | None = None) -> dict:
         ious = {k: [] for k in KINDS if k != "click again"}
         features = []
         for s in (s for s in spreads if s.key.startswith(source)):
-            t0 = time.perf_counter()
-            p = Prompter(s.image, device="cpu")
-            features.append(time.perf_counter() - t0)
+            p, ms = _timed(Prompter, s.image, None, "cpu")
+            features.append(ms)
             _spread(p, s.chromosomes, times, ious)
         out[source] = {
             "spreads": len(features),
-            "features_s_median": float(np.median(features)),
+            "features_s_median": float(np.median([w for w, _ in features])) / 1000,
+            "features_cpu_s_median": float(np.median([c for _, c in features])) / 1000,
             "ms": {k: _stats(v) for k, v in times.items()},
             "iou": {k: _quality(v) for k, v in ious.items()},
         }
@@ -124,10 +125,11 @@ def table(r: dict) -> str:
     for source in ("mfish", "bioimlab"):
         s = r[source]
         lines += [
-            f"{source}: {s['spreads']} spreads, features {s['features_s_median']:.2f} s per spread (median)",
+            f"{source}: {s['spreads']} spreads, features {s['features_s_median']:.2f} s per spread (median; "
+            f"{s['features_cpu_s_median']:.2f} s CPU time)",
             "",
-            "| prompt | n | ms median | ms p95 | ms max | IoU median | IoU >= 0.8 | IoU >= 0.5 |",
-            "|---|---|---|---|---|---|---|---|",
+            "| prompt | n | ms median | ms p95 | ms max | CPU ms median / p95 | IoU median | IoU >= 0.8 | IoU >= 0.5 |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for k in KINDS:
             t, q = s["ms"][k], s["iou"].get(k, {})
@@ -142,7 +144,10 @@ def table(r: dict) -> str:
                 f"| {k} | {t['n']} | {t['median']:.1f} | {t['p95']:.1f} | {t['max']:.1f} | {quality} |"
             )
         lines.append("")
-    lines.append(f"target: <= {TARGET_MS:.0f} ms per prompt once the features are computed")
+    lines.append(
+        f"target: <= {TARGET_MS:.0f} ms per prompt once the features are computed. Wall ms include waiting for the "
+        "shared CPUs; CPU ms are this process's own (one thread)"
+    )
     return "\n".join(lines)
 
 

@@ -96,15 +96,18 @@ def evaluate(data: str, limit: int | None = None) -> dict:
     return {"split": SPLIT, "machine": f"{platform.machine()} {os.cpu_count()} cores, 1 thread, CPU", **out}
 
 
-def _stats(ms: list[float]) -> dict:
+def _stats(ms: list[tuple[float, float]]) -> dict:
+    """Wall and CPU milliseconds of one prompt kind."""
     if not ms:
         return {"n": 0}
-    a = np.array(ms)
+    wall, cpu = np.array(ms, dtype=float).T
     return {
-        "n": a.size,
-        "median": float(np.median(a)),
-        "p95": float(np.percentile(a, 95)),
-        "max": float(a.max()),
+        "n": int(wall.size),
+        "median": float(np.median(wall)),
+        "p95": float(np.percentile(wall, 95)),
+        "max": float(wall.max()),
+        "cpu_median": float(np.median(cpu)),
+        "cpu_p95": float(np.percentile(cpu, 95)),
     }
 
 
@@ -141,7 +144,8 @@ def table(r: dict) -> str:
                 else "- | - | -"
             )
             lines.append(
-                f"| {k} | {t['n']} | {t['median']:.1f} | {t['p95']:.1f} | {t['max']:.1f} | {quality} |"
+                f"| {k} | {t['n']} | {t['median']:.1f} | {t['p95']:.1f} | {t['max']:.1f} | "
+                f"{t['cpu_median']:.1f} / {t['cpu_p95']:.1f} | {quality} |"
             )
         lines.append("")
     lines.append(

@@ -29,9 +29,7 @@ from napari_karyo.core.karyotype.infer.prompt_geometry import (
 from napari_karyo.core.storage.images import check_spread
 
 CANDIDATE_SCORE = 0.05  # box-head score of a proposal to be offered to clicks (detections need predict's 0.5)
-CANDIDATE_NMS = (
-    0.8  # box IoU above which two candidates are one (the model's own 0.7 would drop alternatives)
-)
+CANDIDATE_NMS = 0.8  # box IoU making two candidates one (the model's 0.7 would drop alternatives)
 MAX_CANDIDATES = 300
 MASK_THRESHOLD = 0.5  # mask-head probability of a pixel in the mask, as in predict.segment
 SAME_MASK_IOU = 0.7  # alternatives for one click differ at least this much
@@ -126,8 +124,9 @@ class Prompter:
     def separate(self, points) -> list[np.ndarray]:
         """One mask per chromosome of a crossing or touching group: `points` holds one click per chromosome, or one
         list of clicks per chromosome (e.g. both ends). Each mask holds its own clicks and none of the others'.
-        A candidate that does so is taken; where none does (two chromosomes crossing in an X share one box), the
-        chromosome is traced along its clicks through the cluster, and the crossing's pixels go to both masks."""
+        Each chromosome is also traced along its clicks straight through the cluster (two chromosomes crossing in
+        an X share one box, so no candidate tells them apart); the best candidate is taken unless there is none or
+        it spills onto another chromosome's trace, then the trace is. A crossing's pixels go to both masks."""
         groups = self._groups(points)
         cluster = union([self._alternatives(*p)[0] for g in groups for p in g])
         traces = []

@@ -97,3 +97,19 @@ def test_prompts_undo_redo_and_replay_exactly():
     s.redo()
     base.assert_exact(replayed.result, s.result)
     assert {c.source for c in s.result.chromosomes} == {"model", SOURCE}
+
+
+def test_a_prompt_survives_the_project_journal_and_checkpoint(tmp_path):
+    from napari_karyo.core.karyotype.edit.project import Project
+    from napari_karyo.core.storage.project_files import project_dir
+    from napari_karyo.core.storage.result_files import read_result
+
+    image = tmp_path / "cell.tif"
+    image.write_bytes(b"")
+    p = Project.start(image, base.spread())
+    p.session.prompt([base.box(2, 20, 95, 115)], class_id=4, prompt={"kind": "box", "at": [2, 95, 20, 115]})
+    p.save()
+    reopened = Project.open(image)
+    base.assert_exact(reopened.session.result, p.session.result)
+    saved = read_result(project_dir(image) / "working")
+    assert saved.chromosomes[-1].source == SOURCE and saved.chromosomes[-1].class_id == 4

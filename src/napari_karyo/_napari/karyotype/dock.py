@@ -350,6 +350,7 @@ class KaryotypeWidget(QWidget):
         self.panel.attach(labels_layer, shapes_layer, self.karyogram_view, self.editor)
         where = f"autosaved in {project.folder}" if project else "not autosaved (the image has no file)"
         self.edit_panel.attach(self.editor, where, self.panel.picked_class)
+        picture = self._picture()
         if picture is not None:
             self.edit_panel.attach_prompts(PromptTool(self.editor, picture))
         self.viewer.layers.selection.active = labels_layer

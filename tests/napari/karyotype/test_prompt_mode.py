@@ -45,7 +45,7 @@ def test_prompt_mode_clicks_and_boxes_make_undoable_user_prompt_objects(analysed
     areas = [c.area for c in result.chromosomes]
     target = int(np.argsort(areas)[len(areas) // 2]) + 1  # a middle-sized chromosome, standing alone or not
     lost = result.chromosomes[target - 1].full_mask(editor.labels.data.shape)
-    editor.act("delete", [target])
+    editor.act(editor.session.delete, [target])
     count = editor.session.result.count
     r, c = np.argwhere(lost)[np.argmax(_depth(lost)[lost])]
 

@@ -129,5 +129,5 @@ class PromptTool:
         gesture = {
             k: [list(p) for p in v] if k in ("positive", "negative") else v for k, v in gesture.items()
         }
-        if self.controller.act("prompt", [mask], None, None, gesture) is not None:
+        if self.controller.act(session.prompt, [mask], None, None, gesture) is not None:
             self._ours = len(session.history_names)

@@ -48,3 +48,21 @@ def set_status(image, status, corrections=0, atomic=False):
         write_json(folder / "state.json", state)
     else:
         (folder / "state.json").write_text(json.dumps(state))
+
+
+def rods_image(shape, segments, seed: int = 0):
+    """A dark uint8 image with bright, banded, chromosome-wide (13 px) rods from (row, col) to (row, col), and the
+    rods' true masks; rods may cross (their masks then share pixels)."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    image, masks = np.zeros(shape), []
+    for p, q in segments:
+        p, d = np.asarray(p, float), np.asarray(q, float) - np.asarray(p, float)
+        t = np.clip(((yy - p[0]) * d[0] + (xx - p[1]) * d[1]) / (d @ d), 0, 1)
+        dist = np.hypot(yy - (p[0] + t * d[0]), xx - (p[1] + t * d[1]))
+        masks.append(dist <= 6)
+        image = np.maximum(image, np.clip(6.5 - dist, 0, 1) * (0.7 + 0.3 * np.cos(t * 12)))
+    image = ndi.gaussian_filter(image, 1) * 200 + rng.normal(10, 3, shape)
+    return np.clip(image, 0, 255).astype(np.uint8), masks

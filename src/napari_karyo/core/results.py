@@ -14,7 +14,7 @@ import numpy as np
 from napari_karyo.core import classes
 from napari_karyo.core.iscn import iscn
 
-SOURCES = ("model", "user")
+SOURCES = ("model", "user", "user-prompt")  # user-prompt: made by a click or box prompt
 MEASUREMENT_FIELDS = ("length", "relative_length", "centromeric_index", "centromere_row", "centromere_col")
 
 

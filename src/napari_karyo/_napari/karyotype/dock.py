@@ -29,6 +29,7 @@ from napari_karyo._napari.karyotype.edit_panel import EditPanel
 from napari_karyo._napari.karyotype.karyogram_view import KaryogramView
 from napari_karyo._napari.karyotype.layers import has_user_edits, result_to_layer_data
 from napari_karyo._napari.karyotype.mfish_layers import add_class_map, analyze_cell, cell_of
+from napari_karyo._napari.karyotype.prompt_tool import PromptTool
 from napari_karyo._napari.karyotype.result_panel import ResultPanel
 from napari_karyo.core import classes
 from napari_karyo.core.device import DEVICE_CHOICES
@@ -353,6 +354,9 @@ class KaryotypeWidget(QWidget):
         self.panel.attach(labels_layer, shapes_layer, self.karyogram_view, self.editor)
         where = f"autosaved in {project.folder}" if project else "not autosaved (the image has no file)"
         self.edit_panel.attach(self.editor, where, self.panel.picked_class)
+        picture = self._picture()
+        if picture is not None:
+            self.edit_panel.attach_prompts(PromptTool(self.editor, picture))
         self.viewer.layers.selection.active = labels_layer
 
     def _add_proposal(self, proposal, base: str, image) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QCheckBox, QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from napari_karyo._napari.karyotype.prompt_tool import HINT
 
 BUTTONS = (  # (attribute, text, controller method, key hint)
     ("split_button", "Split", "split", "Alt+S: along the cut line, or across the object under the cursor"),
@@ -27,6 +29,11 @@ class EditPanel(QWidget):
             button.clicked.connect(lambda _=False, m=method: self._call(m))
             setattr(self, attr, button)
             grid.addWidget(button, k // 4, k % 4)
+        self.prompts = None  # the PromptTool of the spread being edited
+        self.prompt_box = QCheckBox("Prompt mode")
+        self.prompt_box.setToolTip(HINT)
+        self.prompt_box.toggled.connect(lambda on: self.prompts and self.prompts.set_enabled(on))
+        grid.addWidget(self.prompt_box, len(BUTTONS) // 4, 0, 1, 4)
         self.status_label = QLabel("")
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
@@ -49,9 +56,19 @@ class EditPanel(QWidget):
         self.setEnabled(True)
         self.refresh()
 
+    def attach_prompts(self, tool) -> None:
+        """Prompt mode (plain clicks and drags give masks) for the spread now edited; keeps the checkbox's state."""
+        if self.prompts is not None:
+            self.prompts.set_enabled(False)
+        self.prompts = tool
+        tool.set_enabled(self.prompt_box.isChecked())
+
     def _detach(self) -> None:
         """The controller stopped (its chromosome layer or the dock was closed): the buttons would edit nothing
         visible. Attaching the next spread's controller enables them again."""
+        if self.prompts is not None:
+            self.prompts.set_enabled(False)
+            self.prompts = None
         self.controller = None
         self.setEnabled(False)
         self.status_label.setText("not editing: the chromosome layer was closed")

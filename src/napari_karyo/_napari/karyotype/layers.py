@@ -16,7 +16,7 @@ import numpy as np
 
 from napari_karyo.core import classes
 from napari_karyo.core.errors import KaryoError
-from napari_karyo.core.results import Chromosome, SpreadResult
+from napari_karyo.core.results import SOURCES, Chromosome, SpreadResult
 
 CLASS_NAMES: list[str] = [classes.name(i) for i in classes.CLASS_IDS] + ["?"]
 FEATURE_COLUMNS = (
@@ -54,7 +54,7 @@ def features_table(result: SpreadResult, ids: list[int] | None = None):
             "class_id": np.asarray([c.class_id for c in chs], dtype=np.int64),
             "score": np.asarray([c.score for c in chs], dtype=np.float64),
             "class_score": np.asarray([c.class_score for c in chs], dtype=np.float64),
-            "source": pd.Categorical([c.source for c in chs], categories=["model", "user"]),
+            "source": pd.Categorical([c.source for c in chs], categories=list(SOURCES)),
             "edited": np.asarray([c.edited for c in chs], dtype=bool),
             "area": np.asarray([c.area for c in chs], dtype=np.int64),
             **{
@@ -257,7 +257,7 @@ def layers_to_result(labels_layer, image_shape: tuple[int, int] | None = None) -
             class_id=row_class(rec),
             score=float(rec.get("score", 1.0)),
             class_score=float(rec.get("class_score", 0.0)),
-            source=source if source in ("model", "user") else "user",
+            source=source if source in SOURCES else "user",
             edited=bool(rec.get("edited", False)) or area_changed,
             probs=np.asarray(probs[i]).copy() if i in probs else None,
             **_extra_from_row(rec),

@@ -55,7 +55,7 @@ def _annotations_doc(result: SpreadResult, image_stem: str) -> dict:
 def _karyotype_doc(result: SpreadResult) -> dict:
     doc = result.summary()
     doc["image_shape"] = [int(s) for s in result.image_shape]
-    doc["user_objects"] = sum(c.source == "user" for c in result.chromosomes)
+    doc["user_objects"] = sum(c.source != "model" for c in result.chromosomes)
     doc["edited_objects"] = sum(bool(c.edited) for c in result.chromosomes)
     doc["unnamed"] = sum(c.class_id == 0 for c in result.chromosomes)
     doc["napari_karyo_version"] = __version__

@@ -1,5 +1,5 @@
-"""Correcting a proposal by hand: split, join, delete, draw, redraw, paint, relabel, swap, move a centromere and
-accept, with undo/redo and a journal that replays exactly.
+"""Correcting a proposal by hand: split, join, delete, draw, redraw, paint, prompt, relabel, swap, move a
+centromere and accept, with undo/redo and a journal that replays exactly.
 
 Label id of a chromosome = its index in `result.chromosomes` + 1. Undo snapshots copy the Chromosome objects
 (bounding-box crops), never full images, so an action plus its undo stays cheap on a 46-object spread. Every action
@@ -28,6 +28,7 @@ from napari_karyo.core.karyotype.edit.mask_edits import (
     shift,
     tight,
 )
+from napari_karyo.core.karyotype.edit.prompt_edits import PromptEdits
 from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.results import Chromosome, SpreadResult
 
@@ -44,7 +45,7 @@ class ReplayError(KaryoError):
         self.reason = reason
 
 
-class EditSession:
+class EditSession(PromptEdits):
     """The working copy of one spread's result and the edits a person made to it."""
 
     def __init__(
@@ -272,7 +273,7 @@ class EditSession:
             if not getattr(self, name)():
                 raise KaryoError(f"{name} with nothing to {name}")
         else:
-            raise KaryoError(f"unknown action {name!r}")
+            self._apply_prompt(name, args)
 
     # ---- internals -----------------------------------------------------------------------------------------
     def _apply_split(self, name: str, i: int, pieces: Pieces, args: dict) -> list[int]:
@@ -359,9 +360,8 @@ class EditSession:
 
     def _restore(self, state: _State) -> None:
         chromosomes, self.result.status, self.result.corrections = state
-        self.result.chromosomes = list(
-            chromosomes
-        )  # a popped snapshot is owned by nobody else: no copy needed
+        # a popped snapshot is owned by nobody else: no copy needed
+        self.result.chromosomes = list(chromosomes)
         self._measure()
 
     def _measure(self) -> None:

@@ -1,0 +1,133 @@
+"""Prompt mode of the chromosome layer: plain clicks and drags give chromosome masks (no Alt+click needed).
+
+In prompt mode, on the chromosome layer: a click takes the chromosome under it (clicking the same place again shows
+the next alternative, e.g. the single chromosome, then the pair), a drag draws a box around one, Shift+click adds a
+region to the last prompt and Ctrl+click removes one. Every prompt is one `EditSession.prompt` action (undoable,
+journalled, source "user-prompt") through the `EditController`; a cycled or refined prompt replaces the one before.
+The image features are computed once, in the background, when prompt mode is first switched on for a spread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_karyo.core.errors import KaryoError
+
+CLICK_MOVE = 3.0  # px the mouse may move between press and release for a click (more: a box)
+HINT = "click: chromosome (again: next choice) · drag: box · Shift/Ctrl+click: add/remove a region"
+
+
+class PromptTool:
+    def __init__(self, controller, picture: np.ndarray) -> None:
+        self.controller = controller
+        self.picture = picture
+        self.prompter = None
+        self.worker = None
+        self.enabled = False
+        self._ours = -1  # length of the undo history right after this tool's last prompt
+        self._positive: list[tuple[float, float]] = []
+        self._negative: list[tuple[float, float]] = []
+        self._cycle = 0  # which alternative the last click showed
+
+    def _start(self) -> None:
+        """Compute the image features in the background, once (the first time prompt mode is switched on)."""
+        from napari.qt.threading import create_worker
+
+        from napari_karyo.prompt import Prompter
+
+        self.worker = create_worker(Prompter, self.picture)
+        self.worker.returned.connect(self._ready)
+        self.worker.errored.connect(lambda exc: self.controller.on_message(f"prompts unavailable: {exc}"))
+        self.worker.start()
+
+    def _ready(self, prompter) -> None:
+        self.prompter = prompter
+        if self.enabled:
+            self.controller.on_message(f"prompt mode: {HINT}")
+
+    def set_enabled(self, on: bool) -> None:
+        labels = self.controller.labels
+        callbacks = labels.mouse_drag_callbacks
+        if on and self._on_mouse not in callbacks:
+            labels.mode = "pan_zoom"
+            callbacks.append(self._on_mouse)
+        elif not on and self._on_mouse in callbacks:
+            callbacks.remove(self._on_mouse)
+        labels.mouse_pan = not on  # a drag draws a box, it does not move the view
+        self.enabled = on
+        if on and self.worker is None:
+            self._start()
+        waiting = "" if self.prompter is not None else " (computing the image features…)"
+        self.controller.on_message(f"prompt mode: {HINT}{waiting}" if on else "")
+
+    def _on_mouse(self, layer, event):
+        if event.type != "mouse_press" or "Alt" in event.modifiers:
+            return
+        start = np.asarray(layer.world_to_data(event.position)[-2:], float)
+        end = start
+        yield
+        while event.type == "mouse_move":
+            end = np.asarray(layer.world_to_data(event.position)[-2:], float)
+            yield
+        if np.hypot(*(end - start)) <= CLICK_MOVE:
+            self.click(*start, modifiers=set(event.modifiers))
+        else:
+            lo, hi = np.minimum(start, end), np.maximum(start, end)
+            self.box(lo[0], lo[1], hi[0] + 1, hi[1] + 1)
+
+    # ---- prompts (also called by tests and scripts) --------------------------------------------------------
+    def click(self, r: float, c: float, modifiers=frozenset()) -> None:
+        if "Shift" in modifiers or "Control" in modifiers:
+            if not self._positive:
+                self.controller.on_message(
+                    "click a chromosome first, then Shift/Ctrl+click to add/remove a region"
+                )
+                return
+            (self._positive if "Shift" in modifiers else self._negative).append((float(r), float(c)))
+            gesture = {"kind": "refine", "positive": self._positive, "negative": self._negative}
+            self._apply(lambda p: p.refine(self._positive, self._negative), gesture, replace_last=True)
+            return
+        again = (
+            bool(self._positive)
+            and np.hypot(r - self._positive[0][0], c - self._positive[0][1]) <= CLICK_MOVE
+        )
+        self._cycle = self._cycle + 1 if again else 0
+        self._positive, self._negative = [(float(r), float(c))], []
+
+        def ask(p):
+            alternatives = p.alternatives(r, c)
+            return alternatives[self._cycle % len(alternatives)]
+
+        self._apply(ask, {"kind": "point", "at": [float(r), float(c)], "alternative": self._cycle}, again)
+
+    def box(self, r0: float, c0: float, r1: float, c1: float) -> None:
+        h, w = self.controller.labels.data.shape[-2:]
+        r0, c0, r1, c1 = max(int(r0), 0), max(int(c0), 0), min(int(np.ceil(r1)), h), min(int(np.ceil(c1)), w)
+        self._positive, self._negative = [], []
+        self._apply(
+            lambda p: p.box(r0, c0, r1, c1), {"kind": "box", "at": [r0, c0, r1, c1]}, replace_last=False
+        )
+
+    def _apply(self, ask, gesture: dict, replace_last: bool) -> None:
+        if self.prompter is None:
+            self.controller.on_message(
+                "the image features are still being computed; prompt again in a moment"
+            )
+            return
+        try:
+            mask = ask(self.prompter)
+        except KaryoError as exc:
+            self.controller.on_message(str(exc))
+            return
+        session = self.controller.session
+        if (
+            replace_last
+            and len(session.history_names) == self._ours
+            and session.history_names[-1] == "prompt"
+        ):
+            self.controller.undo()  # the cycled or refined prompt takes the place of the one before
+        gesture = {
+            k: [list(p) for p in v] if k in ("positive", "negative") else v for k, v in gesture.items()
+        }
+        if self.controller.act(session.prompt, [mask], None, None, gesture) is not None:
+            self._ours = len(session.history_names)

@@ -1,0 +1,83 @@
+"""Prompt mode in the real karyotype dock under Xvfb (the shipped model computes the features): a plain click on a
+chromosome the result lacks brings it back as a user-prompt object, clicking again cycles in place, a drag is a box,
+and each prompt is one undoable action."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+from qtpy.QtCore import Qt
+
+pytestmark = pytest.mark.gui
+
+
+class _Mouse:
+    """The parts of a vispy mouse event the prompt tool reads."""
+
+    def __init__(self, position, kind, modifiers=()):
+        self.position, self.type, self.modifiers = position, kind, modifiers
+
+
+def _drag(tool, labels, start, end) -> None:
+    event = _Mouse(labels.data_to_world(start), "mouse_press")
+    gen = tool._on_mouse(labels, event)
+    next(gen)
+    event.type, event.position = "mouse_move", labels.data_to_world(end)
+    next(gen)
+    event.type = "mouse_release"
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+def test_prompt_mode_clicks_and_boxes_make_undoable_user_prompt_objects(analysed, qtbot):
+    _, widget, _ = analysed
+    panel, editor = widget.edit_panel, widget.editor
+    _toggle(qtbot, panel.prompt_box)
+    tool = panel.prompts
+    assert (
+        panel.prompt_box.isChecked() and tool.enabled and tool._on_mouse in editor.labels.mouse_drag_callbacks
+    )
+    qtbot.waitUntil(lambda: tool.prompter is not None, timeout=120_000)
+
+    result = editor.session.result
+    areas = [c.area for c in result.chromosomes]
+    target = int(np.argsort(areas)[len(areas) // 2]) + 1  # a middle-sized chromosome, standing alone or not
+    lost = result.chromosomes[target - 1].full_mask(editor.labels.data.shape)
+    editor.act(editor.session.delete, [target])
+    count = editor.session.result.count
+    r, c = np.argwhere(lost)[np.argmax(_depth(lost)[lost])]
+
+    tool.click(r, c)  # a plain click: no Alt needed
+    new = editor.session.result.chromosomes[-1]
+    assert editor.session.result.count == count + 1 and new.source == "user-prompt"
+    assert new.full_mask(lost.shape)[r, c] and (new.full_mask(lost.shape) & lost).sum() >= 0.5 * lost.sum()
+    assert editor.labels.features["source"].iloc[-1] == "user-prompt"
+    assert editor.session.history_names[-1] == "prompt"
+
+    depth = len(editor.session.history_names)
+    tool.click(r + 1, c)  # again at the same place: the next alternative replaces it, still one action
+    assert len(editor.session.history_names) == depth and editor.session.result.count == count + 1
+
+    rows, cols = np.nonzero(lost)
+    _drag(tool, editor.labels, (rows.min() - 2, cols.min() - 2), (rows.max() + 2, cols.max() + 2))
+    assert editor.session.history_names[-1] == "prompt" and len(editor.session.history_names) == depth + 1
+    editor.undo()
+    editor.undo()
+    assert editor.session.result.count == count
+
+    _toggle(qtbot, panel.prompt_box)
+    assert not tool.enabled and tool._on_mouse not in editor.labels.mouse_drag_callbacks
+
+
+def _toggle(qtbot, box) -> None:
+    from qtpy.QtCore import QPoint
+
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))  # on the tick box
+
+
+def _depth(mask):
+    from scipy import ndimage as ndi
+
+    return ndi.distance_transform_edt(mask)

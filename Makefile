@@ -16,7 +16,7 @@ demo: setup
 # napari tests run in a process of their own, as in a user's napari session: torch is first imported after the
 # canvas exists (the order that once crashed, see _napari/common/torch_guard.py), not hidden by earlier core tests.
 test: setup system-packages lint
-	$(BIN)/python -m pytest -q tests/core
+	$(BIN)/python -m pytest -q tests/core tests/test_architecture.py
 	xvfb-run -a -s "-screen 0 1280x1024x24" $(BIN)/python -m pytest -q tests/napari
 
 lint: setup

@@ -5,7 +5,7 @@
   correctly, share of cells whose count is exactly right.
 - Speed: `analyze` seconds per spread with the models loaded (first call excluded), peak resident memory.
 
-    python benchmarks/spreads.py --data ../shared/data --json bench_results/spreads.json
+    python benchmarks/spreads.py --data ../shared/data --json bench_results/spreads.json [--split on|off]
 """
 
 from __future__ import annotations
@@ -15,19 +15,24 @@ import platform
 import resource
 import sys
 import time
+from dataclasses import asdict
 
 import numpy as np
 
 from bench_common import data_missing, parser, report
 from napari_karyo.core.device import describe, pick_device
 from napari_karyo.core.karyotype.evaluate import metrics
-from napari_karyo.core.karyotype.infer.predict import analyze
+from napari_karyo.core.karyotype.infer.predict import SPLIT, analyze
+from napari_karyo.core.karyotype.infer.split import SplitSettings
 from napari_karyo.core.karyotype.training import datasets
 
 
-def run(data: str, model: str | None, classifier: str | None, device: str | None, limit: int | None) -> dict:
+def run(
+    data: str, model: str | None, classifier: str | None, device: str | None, limit: int | None, split: str
+) -> dict:
     dev = pick_device(device)
-    kwargs = {"model": model, "classifier": classifier, "device": str(dev)}
+    settings = {"default": SPLIT, "on": SPLIT or SplitSettings(), "off": None}[split]
+    kwargs = {"model": model, "classifier": classifier, "device": str(dev), "split": settings}
     times: list[float] = []
 
     def timed(image):
@@ -64,6 +69,7 @@ def run(data: str, model: str | None, classifier: str | None, device: str | None
         "split": "validation: bioimlab_seg images numbered 5k; mfish slides "
         + ", ".join(datasets.VAL_MFISH_SLIDES),
         "device": describe(dev),
+        "split_stage": asdict(settings) if settings else None,
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
         "bioimlab": {"images": len(bio), **ap},
         "mfish": {
@@ -108,7 +114,7 @@ def review_scores(pred, gt) -> dict:
 def table(r: dict) -> str:
     b, m, s = r["bioimlab"], r["mfish"], r["speed"]
     lines = [
-        f"split: {r['split']}; device: {r['device']}",
+        f"split: {r['split']}; device: {r['device']}; split stage: {r['split_stage'] or 'off'}",
         "",
         "| measure | value | target |",
         "|---|---|---|",
@@ -133,10 +139,12 @@ def main() -> int:
     p.add_argument("--classifier")
     p.add_argument("--device")
     p.add_argument("--limit", type=int, help="only the first N spreads of each set (quick look)")
+    p.add_argument("--split", choices=("default", "on", "off"), default="default",
+                   help="the split stage (merged chromosomes cut at their waist): as shipped, on or off")  # fmt: skip
     args = p.parse_args()
     if data_missing(args.data):
         return 2
-    result = run(args.data, args.model, args.classifier, args.device, args.limit)
+    result = run(args.data, args.model, args.classifier, args.device, args.limit, args.split)
     return report(result, table(result), args.json)
 
 

@@ -1,7 +1,8 @@
 """The main job: spread image -> named chromosome instances (`SpreadResult`).
 
 normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering -> back to image pixels
--> connected objects typed (single, touching, overlapping, both) -> crop classifier probabilities -> cell-level
+-> connected objects typed (single, touching, overlapping, both) -> merged chromosomes split at their waist
+(`split.py`) -> crop classifier probabilities -> cell-level
 "two of each" assignment -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a generator (progress + cancel between stages) shared
 by the CLI, the napari widget and the tests; `analyze` runs it to the end.
 """
@@ -24,6 +25,7 @@ from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.karyotype.infer.model import ARCH, build_maskrcnn
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
 from napari_karyo.core.karyotype.infer.review import mark_for_review
+from napari_karyo.core.karyotype.infer.split import SplitSettings, split_stage
 from napari_karyo.core.results import Chromosome, SpreadResult
 from napari_karyo.core.storage.images import check_spread
 from napari_karyo.core.storage.model_files import load_model, resolve
@@ -36,6 +38,7 @@ MIN_AREA_FRACTION = (
     0.15  # of the median object area: smaller is debris (the smallest chromosome, Y, is ~0.25)
 )
 MAX_AREA_FRACTION = 6.0  # larger is an interphase nucleus, not a chromosome
+SPLIT: SplitSettings | None = SplitSettings()  # the split stage's default (None: off); see BENCHMARKS.md
 
 
 @dataclass
@@ -138,8 +141,10 @@ def analyze_steps(
     source_path: str = "",
     classifier: str | None = None,
     cluster_model: str | None = None,
+    split: SplitSettings | None = SPLIT,
 ) -> Generator[tuple[str, int, int], None, SpreadResult]:
-    """Yield (stage, done, total); return the SpreadResult. Stop iterating to cancel."""
+    """Yield (stage, done, total); return the SpreadResult. Stop iterating to cancel. `split`: settings of the
+    split stage (merged chromosomes cut at their waist), None to leave the segmenter's masks as they are."""
 
     total = 7
     t0 = time.perf_counter()
@@ -159,15 +164,19 @@ def analyze_steps(
         mask, offset = _to_image_scale(masks[i], offsets[i], factor, norm.shape)
         if mask.any():
             chromosomes.append(Chromosome(mask=mask, offset=offset, score=float(scores[i])))
+    yield ("typing clusters", 4, total)
+    objects = find_objects(chromosomes, norm.shape)
+    types, type_probs = predict_object_types(typer, norm, objects)
+    if split is not None:
+        chromosomes, objects, types, type_probs = split_stage(
+            chromosomes, objects, type_probs, norm.shape, split
+        )
     result = SpreadResult(
         image_shape=tuple(norm.shape),
         chromosomes=chromosomes,
         source_path=source_path,
         device=describe(seg.device),
     )
-    yield ("typing clusters", 4, total)
-    objects = find_objects(chromosomes, result.image_shape)
-    types, type_probs = predict_object_types(typer, norm, objects)
     yield ("naming chromosomes (cell-level)", 5, total)
     argmax_ids = np.zeros(len(chromosomes), dtype=int)
     if chromosomes:

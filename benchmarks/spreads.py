@@ -5,7 +5,7 @@
   correctly, share of cells whose count is exactly right.
 - Speed: `analyze` seconds per spread with the models loaded (first call excluded), peak resident memory.
 
-    python benchmarks/spreads.py --data ../shared/data --json bench_results/spreads.json [--split on|off]
+    python benchmarks/spreads.py --data ../shared/data --json bench_results/spreads.json [--split on|off] [--rescue on|off]
 """
 
 from __future__ import annotations
@@ -22,17 +22,28 @@ import numpy as np
 from bench_common import data_missing, parser, report
 from napari_karyo.core.device import describe, pick_device
 from napari_karyo.core.karyotype.evaluate import metrics
-from napari_karyo.core.karyotype.infer.predict import SPLIT, analyze
+from napari_karyo.core.karyotype.infer.predict import RESCUE, SPLIT, analyze
+from napari_karyo.core.karyotype.infer.rescue import RescueSettings
 from napari_karyo.core.karyotype.infer.split import SplitSettings
 from napari_karyo.core.karyotype.training import datasets
 
 
 def run(
-    data: str, model: str | None, classifier: str | None, device: str | None, limit: int | None, split: str
+    data: str,
+    model: str | None,
+    classifier: str | None,
+    device: str | None,
+    limit: int | None,
+    stages: dict[str, str] | None = None,
 ) -> dict:
+    """`stages`: "default", "on" or "off" for the optional stages ("split", "rescue"); default if not given."""
     dev = pick_device(device)
-    settings = {"default": SPLIT, "on": SPLIT or SplitSettings(), "off": None}[split]
-    kwargs = {"model": model, "classifier": classifier, "device": str(dev), "split": settings}
+    stages = stages or {}
+    split = {"default": SPLIT, "on": SPLIT or SplitSettings(), "off": None}[stages.get("split", "default")]
+    rescue = {"default": RESCUE, "on": RESCUE or RescueSettings(), "off": None}[
+        stages.get("rescue", "default")
+    ]
+    kwargs = {"model": model, "classifier": classifier, "device": str(dev), "split": split, "rescue": rescue}
     times: list[float] = []
 
     def timed(image):
@@ -69,7 +80,8 @@ def run(
         "split": "validation: bioimlab_seg images numbered 5k; mfish slides "
         + ", ".join(datasets.VAL_MFISH_SLIDES),
         "device": describe(dev),
-        "split_stage": asdict(settings) if settings else None,
+        "split_stage": asdict(split) if split else None,
+        "rescue_stage": asdict(rescue) if rescue else None,
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
         "bioimlab": {"images": len(bio), **ap},
         "mfish": {
@@ -114,7 +126,8 @@ def review_scores(pred, gt) -> dict:
 def table(r: dict) -> str:
     b, m, s = r["bioimlab"], r["mfish"], r["speed"]
     lines = [
-        f"split: {r['split']}; device: {r['device']}; split stage: {r['split_stage'] or 'off'}",
+        f"split: {r['split']}; device: {r['device']}",
+        f"split stage: {r['split_stage'] or 'off'}; rescue stage: {r['rescue_stage'] or 'off'}",
         "",
         "| measure | value | target |",
         "|---|---|---|",
@@ -139,12 +152,17 @@ def main() -> int:
     p.add_argument("--classifier")
     p.add_argument("--device")
     p.add_argument("--limit", type=int, help="only the first N spreads of each set (quick look)")
-    p.add_argument("--split", choices=("default", "on", "off"), default="default",
-                   help="the split stage (merged chromosomes cut at their waist): as shipped, on or off")  # fmt: skip
+    for stage, what in (
+        ("split", "merged chromosomes cut at their waist"),
+        ("rescue", "faint detections kept"),
+    ):
+        p.add_argument(f"--{stage}", choices=("default", "on", "off"), default="default",
+                       help=f"the {stage} stage ({what}): as shipped, on or off")  # fmt: skip
     args = p.parse_args()
     if data_missing(args.data):
         return 2
-    result = run(args.data, args.model, args.classifier, args.device, args.limit, args.split)
+    stages = {"split": args.split, "rescue": args.rescue}
+    result = run(args.data, args.model, args.classifier, args.device, args.limit, stages)
     return report(result, table(result), args.json)
 
 

@@ -1,6 +1,6 @@
 """The main job: spread image -> named chromosome instances (`SpreadResult`).
 
-normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering -> back to image pixels
+normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering -> faint detections rescued (`rescue.py`) -> back to image pixels
 -> connected objects typed (single, touching, overlapping, both) -> merged chromosomes split at their waist
 (`split.py`) -> crop classifier probabilities -> cell-level
 "two of each" assignment -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a generator (progress + cancel between stages) shared
@@ -24,6 +24,7 @@ from napari_karyo.core.karyotype.infer.clusters import find_objects, load_cluste
 from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.karyotype.infer.model import ARCH, build_maskrcnn
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
+from napari_karyo.core.karyotype.infer.rescue import RescueSettings, rescue
 from napari_karyo.core.karyotype.infer.review import mark_for_review
 from napari_karyo.core.karyotype.infer.split import SplitSettings, split_stage
 from napari_karyo.core.results import Chromosome, SpreadResult
@@ -38,7 +39,9 @@ MIN_AREA_FRACTION = (
     0.15  # of the median object area: smaller is debris (the smallest chromosome, Y, is ~0.25)
 )
 MAX_AREA_FRACTION = 6.0  # larger is an interphase nucleus, not a chromosome
-SPLIT: SplitSettings | None = SplitSettings()  # the split stage's default (None: off); see BENCHMARKS.md
+# The stages' defaults (None: off), chosen on M-FISH training cells; see BENCHMARKS.md
+SPLIT: SplitSettings | None = None
+RESCUE: RescueSettings | None = RescueSettings()
 
 
 @dataclass
@@ -56,7 +59,6 @@ def _load_segmenter_cached(path: str, device_name: str) -> Segmenter:
     state, card = load_model(path, ARCH)
     model = build_maskrcnn(card["config"])
     model.load_state_dict(state)
-    model.roi_heads.score_thresh = SCORE_THRESHOLD  # fewer masks pasted at full size
     device = torch.device(device_name)
     return Segmenter(model.eval().to(device), card, device, path)
 
@@ -67,10 +69,14 @@ def load_segmenter(model: str | None = None, device: str | None = None) -> Segme
     return _load_segmenter_cached(str(path), str(pick_device(device)))
 
 
-def segment(seg: Segmenter, norm: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, list[tuple[int, int]]]:
-    """Run Mask R-CNN on a normalised image: (cropped bool masks, scores, offsets) at that image's scale."""
+def segment(
+    seg: Segmenter, norm: np.ndarray, min_score: float = SCORE_THRESHOLD
+) -> tuple[list[np.ndarray], np.ndarray, list[tuple[int, int]]]:
+    """Run Mask R-CNN on a normalised image: (cropped bool masks, scores >= `min_score`, offsets) at that
+    image's scale."""
     import torch
 
+    seg.model.roi_heads.score_thresh = min_score
     x = torch.from_numpy(norm)[None].expand(3, -1, -1).contiguous().to(seg.device)
     with torch.inference_mode():
         out = seg.model([x])[0]
@@ -103,6 +109,16 @@ def suppress(masks, scores, offsets) -> list[int]:
         return kept
     median = float(np.median(areas[kept]))
     return [i for i in kept if MIN_AREA_FRACTION * median <= areas[i] <= MAX_AREA_FRACTION * median]
+
+
+def keep(masks, scores, offsets, rescue_settings: RescueSettings | None) -> list[int]:
+    """Indices kept: the confident detections that survive `suppress`, and the faint ones `rescue` adds."""
+    confident = np.flatnonzero(scores >= SCORE_THRESHOLD)
+    sub = suppress([masks[i] for i in confident], scores[confident], [offsets[i] for i in confident])
+    kept = [int(confident[k]) for k in sub]
+    if rescue_settings is not None:
+        kept += rescue(masks, scores, offsets, kept, SCORE_THRESHOLD, rescue_settings)
+    return kept
 
 
 def _overlap_ok(m1, o1, m2, o2) -> bool:
@@ -142,9 +158,11 @@ def analyze_steps(
     classifier: str | None = None,
     cluster_model: str | None = None,
     split: SplitSettings | None = SPLIT,
+    rescue: RescueSettings | None = RESCUE,
 ) -> Generator[tuple[str, int, int], None, SpreadResult]:
     """Yield (stage, done, total); return the SpreadResult. Stop iterating to cancel. `split`: settings of the
-    split stage (merged chromosomes cut at their waist), None to leave the segmenter's masks as they are."""
+    split stage (merged chromosomes cut at their waist), `rescue`: of the rescue of faint detections; None
+    turns a stage off."""
 
     total = 7
     t0 = time.perf_counter()
@@ -157,10 +175,11 @@ def analyze_steps(
     norm, _ = normalise_intensity(image)
     factor = scale_factor(norm)
     yield (f"segmenting on {describe(seg.device)}", 2, total)
-    masks, scores, offsets = segment(seg, rescale(norm, factor))
+    min_score = min(SCORE_THRESHOLD, rescue.min_score) if rescue is not None else SCORE_THRESHOLD
+    masks, scores, offsets = segment(seg, rescale(norm, factor), min_score)
     yield ("separating objects", 3, total)
     chromosomes = []
-    for i in suppress(masks, scores, offsets):
+    for i in keep(masks, scores, offsets, rescue):
         mask, offset = _to_image_scale(masks[i], offsets[i], factor, norm.shape)
         if mask.any():
             chromosomes.append(Chromosome(mask=mask, offset=offset, score=float(scores[i])))

@@ -23,10 +23,11 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_karyo.core.karyotype.infer.clusters import BOTH, TOUCHING, ClusterObject, find_objects
-from napari_karyo.core.karyotype.infer.cuts import chords, cut_pieces, rasterise
+from napari_karyo.core.karyotype.infer.cuts import Pieces, chords, cut_pieces, rasterise
 from napari_karyo.core.results import Chromosome
 
 TRIES = 12  # narrowest skeleton places tried per mask
+CHORDS = 5  # shortest chords tried at each place
 MAX_PIECES = 3
 
 
@@ -38,32 +39,41 @@ class SplitSettings:
     touching: float = 0.5  # network probability of a cluster that makes a single mask a candidate
 
 
-def waist_cut(mask: np.ndarray, min_area: float, neck: float) -> list[tuple[np.ndarray, tuple[int, int]]]:
-    """Two pieces (crop, offset in the mask's frame) of a cut across the mask's waist, or [] when it has no
-    waist: no chord at most `neck` x the typical width leaving two pieces of `min_area` px."""
+def narrowest_cut(mask: np.ndarray, min_area: float) -> tuple[float, Pieces]:
+    """(chord length / typical width, two pieces) of the shortest cut across the mask's skeleton, away from its
+    ends, that leaves two pieces of `min_area` px; (inf, []) when there is none. Pieces: (crop, offset in the
+    mask's frame)."""
     from skimage.morphology import skeletonize
 
     dist = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
     skel = skeletonize(mask)
     if skel.sum() < 3:
-        return []
+        return np.inf, []
     width = 2.0 * float(np.median(dist[skel]))
+    neighbours = ndi.convolve(skel.astype(np.uint8), np.ones((3, 3), np.uint8), mode="constant") - 1
+    ends = np.argwhere(skel & (neighbours == 1))
     rows, cols = np.nonzero(skel)
+    points = np.stack([rows, cols], 1).astype(float)
+    if len(ends):  # the skeleton thins out towards its ends and spurs: no waist there
+        near_end = np.hypot(*(points[:, None] - ends[None]).transpose(2, 0, 1)).min(1) < width
+        points = points[~near_end]
+    best: tuple[float, Pieces] = (np.inf, [])
     tried: list[np.ndarray] = []
-    for k in np.argsort(dist[rows, cols], kind="stable"):
-        point = np.array([rows[k], cols[k]], float)
-        if len(tried) == TRIES or 2.0 * dist[rows[k], cols[k]] > neck * width + 1:
+    for point in points[np.argsort(dist[points[:, 0].astype(int), points[:, 1].astype(int)], kind="stable")]:
+        if len(tried) == TRIES:
             break
         if any(np.hypot(*(point - p)) < 3 for p in tried):
             continue
         tried.append(point)
-        for chord in chords(mask, point)[:3]:
-            if np.hypot(*(chord[1] - chord[0])) > neck * width:
+        for chord in chords(mask, point)[:CHORDS]:
+            length = float(np.hypot(*(chord[1] - chord[0])))
+            if length >= best[0] * width:
                 break
             pieces = cut_pieces(mask, rasterise(chord, mask.shape))
             if len(pieces) == 2 and min(p[0].sum() for p in pieces) >= min_area:
-                return pieces
-    return []
+                best = (length / width, pieces)
+                break
+    return best
 
 
 def _candidate(ch: Chromosome, median: float, network_says_cluster: bool, s: SplitSettings) -> bool:
@@ -94,7 +104,8 @@ def split_merged(
             if len(done) + len(queue) + 1 < MAX_PIECES and _candidate(
                 c, median, c is ch and i in cluster_like, s
             ):
-                pieces = waist_cut(c.mask, s.min_part * median, s.neck)
+                ratio, pieces = narrowest_cut(c.mask, s.min_part * median)
+                pieces = pieces if ratio <= s.neck else []
             if pieces:
                 queue += [Chromosome(mask=m, offset=(c.offset[0] + o[0], c.offset[1] + o[1]), score=c.score)
                           for m, o in pieces]  # fmt: skip

@@ -22,9 +22,8 @@ class RescueSettings:
     min_score: float = 0.3
     min_area: float = 0.3  # x the median area of the kept masks (chromosome Y is ~0.3-0.4 of it)
     max_area: float = 2.2  # chromosome 1 is ~2x the median
-    max_shared: float = (
-        0.3  # share of the candidate's pixels inside masks already kept (crossings share some)
-    )
+    # share of the candidate's pixels inside masks already kept (crossing chromosomes share some)
+    max_shared: float = 0.3
 
 
 def shared_fraction(m1: np.ndarray, o1, m2: np.ndarray, o2) -> float:

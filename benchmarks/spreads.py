@@ -60,6 +60,9 @@ def run(
         res = timed(s.image)
         triples.append((res.image_shape, res.chromosomes, s.chromosomes))
     ap = metrics.coco_mask_ap(triples)
+    bio_errors = [len(pred) - len(true) for _, pred, true in triples]
+    ap["count_exact_share"] = float(np.mean([e == 0 for e in bio_errors])) if bio_errors else 0.0
+    ap["count_errors"] = bio_errors
     bio_times = list(times)
 
     rows = []
@@ -133,6 +136,7 @@ def table(r: dict) -> str:
         "|---|---|---|",
         f"| BioImLab mask AP50 ({b['images']} images) | {b['AP50']:.3f} | >= 0.95 |",
         f"| BioImLab mask AP | {b['AP']:.3f} | >= 0.65 |",
+        f"| BioImLab count exactly right | {b['count_exact_share']:.1%} | >= 50% |",
         f"| M-FISH true chromosomes found, IoU>=0.5 ({m['cells']} cells, {m['true']} chromosomes) | {m['found_share']:.1%} | >= 90% |",
         f"| M-FISH precision (found / predicted) | {m['precision']:.1%} | |",
         f"| M-FISH found ones named correctly (DAPI only) | {m['named_share']:.1%} | >= 90% |",

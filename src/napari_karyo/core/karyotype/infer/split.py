@@ -3,8 +3,9 @@
 Off by default (`predict.SPLIT`): measured on training cells, the segmenter's merged masks rarely have a waist
 (side by side, broad contacts), and cuts of singles cancel the gains; see BENCHMARKS.md.
 
-Two chromosomes touching end to end (or at a corner) and returned as one mask show a waist, a cut across it much shorter than the chromosome's width, and it is either about as big as two
-chromosomes or the cluster-type network sees several chromosomes in it. A mask is cut along its shortest chord
+Two chromosomes touching end to end (or at a corner) and returned as one mask show a waist, a cut across it
+much shorter than the chromosome's width, and the mask is either about as big as two chromosomes or the
+cluster-type network sees several chromosomes in it. A mask is cut along its shortest chord
 through the narrowest place of its skeleton when
 
 - the chord is at most `neck` x the mask's typical width (a centromere pinches less, a contact point more), and
@@ -13,7 +14,8 @@ through the narrowest place of its skeleton when
   member) with probability >= `touching`.
 
 Pieces are split again while they are big enough (at most MAX_PIECES from one mask). Side-by-side touching
-pairs have no waist and are left alone. The union of the pieces is the original mask, so connected objects and their types are unchanged.
+pairs have no waist and are left alone. The union of the pieces is the original mask, so connected objects
+and their types are unchanged.
 """
 
 from __future__ import annotations

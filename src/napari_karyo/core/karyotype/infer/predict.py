@@ -1,10 +1,11 @@
 """The main job: spread image -> named chromosome instances (`SpreadResult`).
 
-normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering -> faint detections rescued (`rescue.py`) -> back to image pixels
--> connected objects typed (single, touching, overlapping, both) -> merged chromosomes split at their waist
-(`split.py`) -> crop classifier probabilities -> cell-level
-"two of each" assignment -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a generator (progress + cancel between stages) shared
-by the CLI, the napari widget and the tests; `analyze` runs it to the end.
+normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering -> faint detections rescued
+(`rescue.py`) -> back to image pixels -> connected objects typed (single, touching, overlapping, both) -> merged
+chromosomes split at their waist (`split.py`, off by default) -> crop classifier probabilities -> cell-level
+"two of each" assignment -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a
+generator (progress + cancel between stages) shared by the CLI, the napari widget and the tests; `analyze` runs
+it to the end.
 """
 
 from __future__ import annotations

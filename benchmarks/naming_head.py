@@ -77,6 +77,11 @@ def fine_tune(model, stream: SampleStream, steps: int, seed: int) -> float:
     return time.time() - t0
 
 
+# A per-class score is the class probability, lower than 'chromosome' when two classes compete: keep more and
+# let mask NMS pick one label per object.
+HEAD_MIN_SCORE = 0.1
+
+
 def head_predictions(seg, norm: np.ndarray) -> list[Chromosome]:
     out_labels: list[int] = []
     original = seg.model.roi_heads.postprocess_detections
@@ -88,7 +93,7 @@ def head_predictions(seg, norm: np.ndarray) -> list[Chromosome]:
 
     seg.model.roi_heads.postprocess_detections = keep_labels
     try:
-        masks, scores, offsets = segment(seg, norm)
+        masks, scores, offsets = segment(seg, norm, HEAD_MIN_SCORE)
     finally:
         seg.model.roi_heads.postprocess_detections = original
     return [
@@ -109,9 +114,6 @@ def main() -> int:
     seg = load_segmenter(args.model, "cpu")
     head_seg = deepcopy(seg)  # the cached shipped segmenter stays as it is
     widen_to_classes(head_seg.model)
-    # A per-class score is the class probability, lower than 'chromosome' when two classes compete: keep more
-    # and let mask NMS pick one label per object.
-    head_seg.model.roi_heads.score_thresh = 0.1
     stream = SampleStream(
         prepare(datasets.load_mfish(args.data, "train")),
         CropBank.from_data(args.data, "train", max_per_source=2000, seed=args.seed),

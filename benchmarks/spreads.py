@@ -5,7 +5,7 @@
   correctly, share of cells whose count is exactly right.
 - Speed: `analyze` seconds per spread with the models loaded (first call excluded), peak resident memory.
 
-    python benchmarks/spreads.py --data ../shared/data --json bench_results/spreads.json
+    python benchmarks/spreads.py --data ../shared/data --json bench_results/spreads.json [--split on|off] [--rescue on|off]
 """
 
 from __future__ import annotations
@@ -15,19 +15,35 @@ import platform
 import resource
 import sys
 import time
+from dataclasses import asdict
 
 import numpy as np
 
 from bench_common import data_missing, parser, report
 from napari_karyo.core.device import describe, pick_device
 from napari_karyo.core.karyotype.evaluate import metrics
-from napari_karyo.core.karyotype.infer.predict import analyze
+from napari_karyo.core.karyotype.infer.predict import RESCUE, SPLIT, analyze
+from napari_karyo.core.karyotype.infer.rescue import RescueSettings
+from napari_karyo.core.karyotype.infer.split import SplitSettings
 from napari_karyo.core.karyotype.training import datasets
 
 
-def run(data: str, model: str | None, classifier: str | None, device: str | None, limit: int | None) -> dict:
+def run(
+    data: str,
+    model: str | None,
+    classifier: str | None,
+    device: str | None,
+    limit: int | None,
+    stages: dict[str, str] | None = None,
+) -> dict:
+    """`stages`: "default", "on" or "off" for the optional stages ("split", "rescue"); default if not given."""
     dev = pick_device(device)
-    kwargs = {"model": model, "classifier": classifier, "device": str(dev)}
+    stages = stages or {}
+    split = {"default": SPLIT, "on": SPLIT or SplitSettings(), "off": None}[stages.get("split", "default")]
+    rescue = {"default": RESCUE, "on": RESCUE or RescueSettings(), "off": None}[
+        stages.get("rescue", "default")
+    ]
+    kwargs = {"model": model, "classifier": classifier, "device": str(dev), "split": split, "rescue": rescue}
     times: list[float] = []
 
     def timed(image):
@@ -44,6 +60,9 @@ def run(data: str, model: str | None, classifier: str | None, device: str | None
         res = timed(s.image)
         triples.append((res.image_shape, res.chromosomes, s.chromosomes))
     ap = metrics.coco_mask_ap(triples)
+    bio_errors = [len(pred) - len(true) for _, pred, true in triples]
+    ap["count_exact_share"] = float(np.mean([e == 0 for e in bio_errors])) if bio_errors else 0.0
+    ap["count_errors"] = bio_errors
     bio_times = list(times)
 
     rows = []
@@ -64,6 +83,8 @@ def run(data: str, model: str | None, classifier: str | None, device: str | None
         "split": "validation: bioimlab_seg images numbered 5k; mfish slides "
         + ", ".join(datasets.VAL_MFISH_SLIDES),
         "device": describe(dev),
+        "split_stage": asdict(split) if split else None,
+        "rescue_stage": asdict(rescue) if rescue else None,
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
         "bioimlab": {"images": len(bio), **ap},
         "mfish": {
@@ -109,11 +130,13 @@ def table(r: dict) -> str:
     b, m, s = r["bioimlab"], r["mfish"], r["speed"]
     lines = [
         f"split: {r['split']}; device: {r['device']}",
+        f"split stage: {r['split_stage'] or 'off'}; rescue stage: {r['rescue_stage'] or 'off'}",
         "",
         "| measure | value | target |",
         "|---|---|---|",
         f"| BioImLab mask AP50 ({b['images']} images) | {b['AP50']:.3f} | >= 0.95 |",
         f"| BioImLab mask AP | {b['AP']:.3f} | >= 0.65 |",
+        f"| BioImLab count exactly right | {b['count_exact_share']:.1%} | >= 50% |",
         f"| M-FISH true chromosomes found, IoU>=0.5 ({m['cells']} cells, {m['true']} chromosomes) | {m['found_share']:.1%} | >= 90% |",
         f"| M-FISH precision (found / predicted) | {m['precision']:.1%} | |",
         f"| M-FISH found ones named correctly (DAPI only) | {m['named_share']:.1%} | >= 90% |",
@@ -133,10 +156,17 @@ def main() -> int:
     p.add_argument("--classifier")
     p.add_argument("--device")
     p.add_argument("--limit", type=int, help="only the first N spreads of each set (quick look)")
+    for stage, what in (
+        ("split", "merged chromosomes cut at their waist"),
+        ("rescue", "faint detections kept"),
+    ):
+        p.add_argument(f"--{stage}", choices=("default", "on", "off"), default="default",
+                       help=f"the {stage} stage ({what}): as shipped, on or off")  # fmt: skip
     args = p.parse_args()
     if data_missing(args.data):
         return 2
-    result = run(args.data, args.model, args.classifier, args.device, args.limit)
+    stages = {"split": args.split, "rescue": args.rescue}
+    result = run(args.data, args.model, args.classifier, args.device, args.limit, stages)
     return report(result, table(result), args.json)
 
 

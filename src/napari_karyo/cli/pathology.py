@@ -29,9 +29,10 @@ def cmd_register(args) -> int:
     With --stacks: every stack (whole slides too) -> --out-dir, on a dask.distributed cluster (cmd_register_many)."""
     if args.stacks:
         return cmd_register_many(args)
+    if args.out is not None:
+        check_out_file(args.out)  # before any work: an empty, unwritable or folder --out is named now
     if not args.fixed or not args.moving or not args.out:
         raise KaryoError("give FIXED MOVING... --out T.json, or --stacks STACK... --out-dir DIR")
-    check_out_file(args.out)
     paths = [Path(args.fixed), *map(Path, args.moving)]
     names = [p.stem for p in paths]
     if len(set(names)) != len(names):

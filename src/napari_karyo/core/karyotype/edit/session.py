@@ -17,18 +17,17 @@ import numpy as np
 
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.edit import edited_chromosomes as edited
-from napari_karyo.core.karyotype.edit.mask_edits import (
+from napari_karyo.core.karyotype.edit.mask_edits import decode_mask, encode_mask
+from napari_karyo.core.karyotype.edit.prompt_edits import PromptEdits
+from napari_karyo.core.karyotype.infer.cuts import (
     MIN_PIECE,
     Pieces,
     chords,
     cut_pieces,
-    decode_mask,
-    encode_mask,
     rasterise,
     shift,
     tight,
 )
-from napari_karyo.core.karyotype.edit.prompt_edits import PromptEdits
 from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.results import Chromosome, SpreadResult
 
@@ -76,7 +75,7 @@ class EditSession(PromptEdits):
         )
 
     def split_at(self, label_id: int, point: tuple[float, float]) -> list[int]:
-        """Cut an object along its shortest chord through (within mask_edits.CHORD_RADIUS px of) a clicked point."""
+        """Cut an object along its shortest chord through (within cuts.CHORD_RADIUS px of) a clicked point."""
         i = self._index(label_id)
         p = edited.points([point], "point", min_points=1)[0]
         ch = self.result.chromosomes[i]

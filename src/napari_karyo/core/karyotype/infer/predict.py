@@ -1,9 +1,11 @@
 """The main job: spread image -> named chromosome instances (`SpreadResult`).
 
-normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering -> back to image pixels
--> connected objects typed (single, touching, overlapping, both) -> crop classifier probabilities -> cell-level
-"two of each" assignment -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a generator (progress + cancel between stages) shared
-by the CLI, the napari widget and the tests; `analyze` runs it to the end.
+normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering -> faint detections rescued
+(`rescue.py`) -> back to image pixels -> connected objects typed (single, touching, overlapping, both) -> merged
+chromosomes split at their waist (`split.py`, off by default) -> crop classifier probabilities -> cell-level
+"two of each" assignment -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a
+generator (progress + cancel between stages) shared by the CLI, the napari widget and the tests; `analyze` runs
+it to the end.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from napari_karyo.core.karyotype.infer.clusters import find_objects, load_cluste
 from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.karyotype.infer.model import ARCH, build_maskrcnn
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
+from napari_karyo.core.karyotype.infer.rescue import RescueSettings, rescue
 from napari_karyo.core.karyotype.infer.review import mark_for_review
+from napari_karyo.core.karyotype.infer.split import SplitSettings, split_stage
 from napari_karyo.core.results import MIN_CELL_OBJECTS, Chromosome, SpreadResult
 from napari_karyo.core.storage.images import check_spread
 from napari_karyo.core.storage.model_files import build_checked, load_card, load_model, resolve, sha256
@@ -39,6 +43,9 @@ MIN_AREA_FRACTION = (
     0.15  # of the median object area: smaller is debris (the smallest chromosome, Y, is ~0.25)
 )
 MAX_AREA_FRACTION = 6.0  # larger is an interphase nucleus, not a chromosome
+# The stages' defaults (None: off), chosen on M-FISH training cells; see BENCHMARKS.md
+SPLIT: SplitSettings | None = None
+RESCUE: RescueSettings | None = RescueSettings()
 
 
 @dataclass
@@ -55,7 +62,6 @@ def _load_segmenter_cached(path: str, device_name: str) -> Segmenter:
 
     state, card = load_model(path, ARCH)
     model = build_checked(build_maskrcnn, card, state, path)
-    model.roi_heads.score_thresh = SCORE_THRESHOLD  # fewer masks pasted at full size
     device = torch.device(device_name)
     return Segmenter(model.eval().to(device), card, device, path)
 
@@ -79,10 +85,14 @@ def load_segmenter(model: str | None = None, device: str | None = None) -> Segme
     return _load_segmenter_cached(str(path), str(pick_device(device)))
 
 
-def segment(seg: Segmenter, norm: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, list[tuple[int, int]]]:
-    """Run Mask R-CNN on a normalised image: (cropped bool masks, scores, offsets) at that image's scale."""
+def segment(
+    seg: Segmenter, norm: np.ndarray, min_score: float = SCORE_THRESHOLD
+) -> tuple[list[np.ndarray], np.ndarray, list[tuple[int, int]]]:
+    """Run Mask R-CNN on a normalised image: (cropped bool masks, scores >= `min_score`, offsets) at that
+    image's scale."""
     import torch
 
+    seg.model.roi_heads.score_thresh = min_score
     x = torch.from_numpy(norm)[None].expand(3, -1, -1).contiguous().to(seg.device)
     with torch.inference_mode():
         out = seg.model([x])[0]
@@ -122,6 +132,16 @@ def suppress(masks, scores, offsets) -> list[int]:
     return [i for i in kept if MIN_AREA_FRACTION * median <= areas[i] <= MAX_AREA_FRACTION * median]
 
 
+def keep(masks, scores, offsets, rescue_settings: RescueSettings | None) -> list[int]:
+    """Indices kept: the confident detections that survive `suppress`, and the faint ones `rescue` adds."""
+    confident = np.flatnonzero(scores >= SCORE_THRESHOLD)
+    sub = suppress([masks[i] for i in confident], scores[confident], [offsets[i] for i in confident])
+    kept = [int(confident[k]) for k in sub]
+    if rescue_settings is not None:
+        kept += rescue(masks, scores, offsets, kept, SCORE_THRESHOLD, rescue_settings)
+    return kept
+
+
 def _overlap_ok(m1, o1, m2, o2) -> bool:
     """False when m1 (the lower-scoring mask) duplicates m2 or lies mostly inside it."""
     r0, c0 = max(o1[0], o2[0]), max(o1[1], o2[1])
@@ -159,11 +179,14 @@ def analyze_steps(
     classifier: str | None = None,
     cluster_model: str | None = None,
     colour=None,
+    split: SplitSettings | None = SPLIT,
+    rescue: RescueSettings | None = RESCUE,
 ) -> Generator[tuple[str, int, int], None, SpreadResult]:
     """Yield (stage, done, total); return the SpreadResult. Stop iterating to cancel.
 
     `colour` (M-FISH, karyotype/mfish/colour.ColourNamer) names the objects instead of the crop classifier and may
-    split or add objects by their colour code first (`refine`)."""
+    split or add objects by their colour code first (`refine`). `split`: settings of the split stage (merged
+    chromosomes cut at their waist), `rescue`: of the rescue of faint detections; None turns a stage off."""
 
     total = 7
     t0 = time.perf_counter()
@@ -176,22 +199,23 @@ def analyze_steps(
     norm, _ = normalise_intensity(image)
     factor = scale_factor(norm)
     yield (f"segmenting on {describe(seg.device)}", 2, total)
-    masks, scores, offsets = segment(seg, rescale(norm, factor))
-    warnings = []
-    cap = seg.model.roi_heads.detections_per_img
-    if len(scores) >= cap:
-        warnings.append(
-            f"the detector's limit of {cap} objects was reached: objects may be missing and the count "
-            "is unreliable (not a single metaphase spread?); check the image"
-        )
+    masks, scores, offsets, warnings = _detect(seg, norm, factor, rescue)
+    capped = bool(warnings)
     yield ("separating objects", 3, total)
     chromosomes = []
-    for i in suppress(masks, scores, offsets):
+    for i in keep(masks, scores, offsets, rescue):
         mask, offset = _to_image_scale(masks[i], offsets[i], factor, norm.shape)
         if mask.any():
             chromosomes.append(Chromosome(mask=mask, offset=offset, score=float(scores[i])))
     if colour is not None:
         chromosomes = colour.refine(chromosomes, norm.shape)
+    yield ("typing clusters", 4, total)
+    objects = find_objects(chromosomes, norm.shape)
+    types, type_probs = predict_object_types(typer, norm, objects)
+    if split is not None:
+        chromosomes, objects, types, type_probs = split_stage(
+            chromosomes, objects, type_probs, norm.shape, split
+        )
     if len(chromosomes) < MIN_CELL_OBJECTS:
         warnings.append(
             f"only {len(chromosomes)} objects found: too few for a metaphase spread, so no karyotype "
@@ -204,24 +228,10 @@ def analyze_steps(
         device=describe(seg.device),
         warnings=warnings,
     )
-    yield ("typing clusters", 4, total)
-    objects = find_objects(chromosomes, result.image_shape)
-    types, type_probs = predict_object_types(typer, norm, objects)
     yield ("naming chromosomes (cell-level)", 5, total)
-    argmax_ids = np.zeros(len(chromosomes), dtype=int)
-    if chromosomes:
-        probs = namer.predict_spread(norm, chromosomes)
-        if not (np.isfinite(probs).all() and np.isfinite(type_probs).all()):
-            raise KaryoError(
-                "the classifier or cluster-type model gave NaN outputs; the model file is broken: use "
-                "the bundled models or re-train"
-            )
-        for ch, p in zip(chromosomes, probs, strict=True):
-            ch.probs = p
-        argmax_ids = probs.argmax(1) + 1
-        assign_spread(result)
+    argmax_ids = _name_cell(result, namer, norm, type_probs)
     mark_for_review(result, objects, types, type_probs, argmax_ids)
-    if len(scores) >= cap:  # every object is worth a look: some are missing and the count is unreliable
+    if capped:  # every object is worth a look: some are missing and the count is unreliable
         for ch in chromosomes:
             ch.review = "; ".join(filter(None, (ch.review, "detector limit reached")))
     yield ("measuring", 6, total)
@@ -230,6 +240,38 @@ def analyze_steps(
     result.model = " + ".join(_model_name(c) for c in (seg.card, namer.card, typer.card))
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _detect(seg: Segmenter, norm: np.ndarray, factor: float, rescue: RescueSettings | None):
+    """(masks, scores, offsets, warnings): detections down to the rescue stage's score floor; a warning when the
+    detector's limit was reached."""
+    min_score = min(SCORE_THRESHOLD, rescue.min_score) if rescue is not None else SCORE_THRESHOLD
+    masks, scores, offsets = segment(seg, rescale(norm, factor), min_score)
+    cap = seg.model.roi_heads.detections_per_img
+    warnings = []
+    if len(scores) >= cap:
+        warnings.append(
+            f"the detector's limit of {cap} objects was reached: objects may be missing and the count "
+            "is unreliable (not a single metaphase spread?); check the image"
+        )
+    return masks, scores, offsets, warnings
+
+
+def _name_cell(result: SpreadResult, namer, norm: np.ndarray, type_probs: np.ndarray) -> np.ndarray:
+    """Class probabilities per chromosome, then the cell-level assignment; returns the per-object argmax ids."""
+    chromosomes = result.chromosomes
+    if not chromosomes:
+        return np.zeros(0, dtype=int)
+    probs = namer.predict_spread(norm, chromosomes)
+    if not (np.isfinite(probs).all() and np.isfinite(type_probs).all()):
+        raise KaryoError(
+            "the classifier or cluster-type model gave NaN outputs; the model file is broken: use "
+            "the bundled models or re-train"
+        )
+    for ch, p in zip(chromosomes, probs, strict=True):
+        ch.probs = p
+    assign_spread(result)
+    return probs.argmax(1) + 1
 
 
 def _model_name(card: dict) -> str:

@@ -64,6 +64,7 @@ def test_manifest_is_valid():
         "Labelling queue",
         "Multi-stain stack",
         "Lesion classifier",
+        "Import karyogram",
         "Training",
     ]
     assert manifest.contributions.sample_data
@@ -71,6 +72,7 @@ def test_manifest_is_valid():
     assert [item.command for item in segment] == [
         "napari-karyo.karyotype_widget",
         "napari-karyo.queue_widget",
+        "napari-karyo.karyogram_import_widget",
         "napari-karyo.training_widget",
     ]
     register = manifest.contributions.menus["napari/layers/register"]

@@ -16,6 +16,7 @@ from napari_karyo.core.karyotype.infer.classifier import classify_files
 from napari_karyo.core.karyotype.infer.predict import analyze_steps
 from napari_karyo.core.karyotype.report.case import case_iscn, case_table, rank_spreads, write_case_csv
 from napari_karyo.core.karyotype.report.exports import write_karyotype_files
+from napari_karyo.core.karyotype.report.headline import headline
 from napari_karyo.core.storage.atomic import write_text
 from napari_karyo.core.storage.images import IMAGE_SUFFIXES, read_image
 from napari_karyo.core.storage.result_files import ANNOTATIONS, read_result, write_result
@@ -56,9 +57,8 @@ def cmd_analyze(args) -> int:
         classes = " ".join(
             f"{k}:{v}" for k, v in sorted(summary["classes"].items(), key=lambda kv: _order(kv[0]))
         )
-        review = sum(bool(c.review) for c in result.chromosomes)
         print(
-            f"{path.name}: {summary['iscn']} ({summary['count']} objects, {review} to review) in "
+            f"{path.name}: {headline(result)} ({summary['count']} objects) in "
             f"{summary['seconds']:.2f} s on {summary['device']} -> {folder}\n  {classes}"
         )
     return 2 if failures else 0
@@ -175,7 +175,7 @@ def add_commands(sub) -> None:
     a.set_defaults(func=cmd_analyze)
 
     c = sub.add_parser("classify", help="name single-chromosome crops")
-    c.add_argument("crops", nargs="+")
+    c.add_argument("crops", nargs="+", help="crop images, one chromosome each (a folder's crops: one cell)")
     c.add_argument("--out", required=True, help="CSV with columns path,class,score")
     c.add_argument("--model", help="classifier model file (default: the bundled one)")
     c.add_argument(

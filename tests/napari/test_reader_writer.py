@@ -225,3 +225,20 @@ def test_viewer_open_builds_layers(tmp_path):
     labels = viewer.layers["V260254K chromosomes"]
     assert labels.colormap.__class__.__name__ == "DirectLabelColormap"
     assert len(layers_to_result(labels).chromosomes) == len(read_mfish_k(KMAP))
+
+
+@pytest.mark.parametrize("reduced_flag", [True, False])
+def test_spread_with_a_thumbnail_page_is_a_spread_not_a_stack(tmp_path, reduced_flag):
+    from napari_karyo._napari.pathology.stack_reader import get_stack_reader
+
+    path = tmp_path / "gband.tif"
+    image = spread_image()
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(image)
+        tif.write(image[::4, ::4], subfiletype=1 if reduced_flag else 0)  # scanner thumbnail
+    assert get_stack_reader(str(path)) is None
+    ((data, meta, kind),) = reader.get_image_reader(str(path))(str(path))
+    assert kind == "image" and np.array_equal(data, image) and meta["name"] == "gband"
+    two_stains = tmp_path / "two.tif"  # same-size pages remain a stack of stains
+    tifffile.imwrite(two_stains, np.stack([image, image]))
+    assert get_stack_reader(str(two_stains)) is not None

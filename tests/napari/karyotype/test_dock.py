@@ -37,8 +37,9 @@ def test_real_model_on_sample(karyo, qtbot, screenshot_dir):
     labels, _ = check_layers(viewer)
     assert widget.last_result is not None and widget.last_result.count == len(labels.features)
     assert "cpu" in widget.job.device_label.text() or "cuda" in widget.job.device_label.text()
-    assert "objects in" in widget.summary_label.text()
-    assert widget.panel.iscn_label.text().split(",")[0].isdigit()  # an ISCN string such as 46,XY
+    assert "objects in" in widget.panel.summary_label.text()
+    iscn = widget.panel.iscn_label.text()  # a proposal until accepted: "proposed: 46,XY · 3 to review"
+    assert iscn.startswith("proposed: ") and iscn.split(": ")[1].split(",")[0].isdigit(), iscn
     viewer.reset_view()
     canvas = viewer.screenshot(canvas_only=True)
     assert colourful_fraction(canvas) > 0.005  # class colours are drawn over the grey DAPI image
@@ -67,7 +68,7 @@ def test_run_adds_coloured_layers(karyo, qtbot, fake, screenshot_dir):
     check_layers(viewer)
     viewer.reset_view()
     assert widget.job.device_label.text() == "device: fake-device"
-    assert widget.summary_label.text().startswith(f"{widget.last_result.count} objects in 0.5 s")
+    assert widget.panel.summary_label.text().startswith(f"{widget.last_result.count} objects in 0.5 s")
     assert widget.job.progress.format() == "done"
     canvas = viewer.screenshot(canvas_only=True)
     assert canvas.std() > 5 and before < 0.001 < colourful_fraction(canvas)
@@ -140,3 +141,22 @@ def test_opening_the_dock_restores_an_image_opened_before_it(make_napari_viewer,
     second = KaryotypeWidget(other)
     labels = other.layers["cell7 chromosomes"]
     assert labels.features.loc[2, "class"] == "Y" and second.editor.session.result.corrections == 1
+
+
+def test_projects_never_go_beside_the_image_unasked(karyo, qtbot, fake, tmp_path, projects_in_tmp):
+    import tifffile
+
+    viewer, widget = karyo
+    data = tmp_path / "shared data"
+    data.mkdir()
+    tifffile.imwrite(data / "spread1.tif", np.asarray(viewer.layers[IMAGE].data))
+    viewer.layers.clear()
+    viewer.open(str(data / "spread1.tif"), plugin="napari-karyo")
+    widget.image_combo.setCurrentText("spread1")
+    fake()
+    run_and_wait(qtbot, widget)
+    assert sorted(p.name for p in data.iterdir()) == ["spread1.tif"]  # nothing written into the data folder
+    (project,) = projects_in_tmp.glob("spread1-*.karyo")
+    status = widget.edit_panel.status_label
+    assert f"autosaved in {project}" == status.toolTip() and "autosaved in " in status.text()
+    assert len(status.text()) < len(status.toolTip())  # shortened in the dock, full path as tooltip

@@ -109,8 +109,10 @@ def test_delete_swap_accept_and_undo_redo_restore_exactly(analysed):
     assert editor.session.result.status == "accepted"
     after = (np.asarray(labels.data).copy(), labels.features.copy())
     assert "accepted" in widget.edit_panel.status_label.text()
+    assert widget.panel.iscn_label.text().startswith("accepted: ")  # no longer a proposal
     for _ in range(3):
         widget.edit_panel.undo_button.click()
+    assert widget.panel.iscn_label.text().startswith("proposed: ")
     assert np.array_equal(labels.data, start[0])
     assert labels.features[["class", "edited", "source"]].equals(start[1][["class", "edited", "source"]])
     assert not widget.edit_panel.undo_button.isEnabled()

@@ -29,7 +29,6 @@ from napari_karyo._napari.karyotype.edit_panel import EditPanel
 from napari_karyo._napari.karyotype.karyogram_view import KaryogramView
 from napari_karyo._napari.karyotype.layers import has_user_edits, result_to_layer_data
 from napari_karyo._napari.karyotype.result_panel import ResultPanel
-from napari_karyo.core import classes
 from napari_karyo.core.device import DEVICE_CHOICES
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.edit.project import Project
@@ -110,6 +109,7 @@ class KaryotypeWidget(QWidget):
             self._detached = True
             self.viewer.layers.events.inserted.disconnect(self._on_inserted)
             self.viewer.layers.events.removed.disconnect(self._refresh_images)
+            self.viewer.layers.events.removed.disconnect(self.panel._on_removed)
             if self.editor is not None:
                 self.editor.close()  # every edit is already in the project's journal
         return super().event(event)
@@ -226,7 +226,6 @@ class KaryotypeWidget(QWidget):
         self.last_result = result
         self.job.done()
         self.job.device_label.setText(f"device: {result.device or '?'}")
-        self.summary_label.setText(summary_text(result))
 
     # ---- output layers ----------------------------------------------------------------------------------
 
@@ -269,7 +268,7 @@ class KaryotypeWidget(QWidget):
         result = project.session.result
         self._add_layers(result, project)
         self.last_result = result
-        self.summary_label.setText(summary_text(result))
+        self.summary_label.setText("")
         show_info(
             f"restored '{image_layer.name}': {result.status}, {result.corrections} corrections "
             f"(from {project.folder})"
@@ -346,9 +345,9 @@ class KaryotypeWidget(QWidget):
             self.viewer, labels_layer, shapes_layer, self.karyogram_view, session, f"{base}{suffix}"
         )
         self.editor.on_next_review = self.panel.next_review
-        self.panel.attach(labels_layer, shapes_layer, self.karyogram_view, self.editor)
-        where = f"autosaved in {project.folder}" if project else "not autosaved (the image has no file)"
-        self.edit_panel.attach(self.editor, where, self.panel.picked_class)
+        self.panel.attach(labels_layer, shapes_layer, self.karyogram_view, self.editor, self._image_name)
+        self.edit_panel.attach(self.editor, project.folder if project else None, self.panel.picked_class)
+        self.editor.on_change = lambda: (self.edit_panel.refresh(), self.panel.refresh())  # e.g. accept
         self.viewer.layers.selection.active = labels_layer
 
     def _add_proposal(self, proposal, base: str, image) -> None:
@@ -363,18 +362,6 @@ class KaryotypeWidget(QWidget):
             kwargs.update(scale=image.scale[-2:], translate=image.translate[-2:])
         layer = self.viewer.add_labels(data, **kwargs)
         layer.editable = False
-
-
-def summary_text(result) -> str:
-    counts = result.class_counts()
-
-    order = [classes.name(i) for i in classes.CLASS_IDS] + ["?"]
-    parts = [f"{n}×{counts[n]}" if counts[n] > 1 else n for n in order if n in counts]
-    review = sum(bool(c.review) for c in result.chromosomes)
-    return (
-        f"{result.count} objects in {result.seconds:.1f} s, {review} flagged for review\n"
-        f"classes: {', '.join(parts) or '–'}"
-    )
 
 
 def project_image_path(image_layer):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from pathlib import Path
+
+from qtpy.QtWidgets import QCheckBox, QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from napari_karyo.core.storage.project_files import projects_root
+from napari_karyo.core.storage.settings import change_setting, setting
 
 BUTTONS = (  # (attribute, text, controller method, key hint)
     ("split_button", "Split", "split", "Alt+S: along the cut line, or across the object under the cursor"),
@@ -28,20 +33,31 @@ class EditPanel(QWidget):
             setattr(self, attr, button)
             grid.addWidget(button, k // 4, k % 4)
         self.status_label = QLabel("")
+        self.beside_box = QCheckBox("keep projects beside the images")
+        self.beside_box.setChecked(setting("projects_beside_images"))
+        self.beside_box.setToolTip(
+            "Off (default): corrections are autosaved in your projects folder "
+            f"({projects_root()}). On: in a '<image>.karyo' folder beside each image (for the next image run)."
+        )
+        self.beside_box.toggled.connect(lambda on: change_setting("projects_beside_images", on))
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(grid)
         layout.addWidget(self.status_label)
+        layout.addWidget(self.beside_box)
         layout.addWidget(self.message_label)
         self.setEnabled(False)
 
-    def attach(self, controller, where: str, picked_class) -> None:
-        """Drive `controller`; `where` says where corrections are autosaved (or that they are not);
+    def attach(self, controller, folder: Path | None, picked_class) -> None:
+        """Drive `controller`; `folder` is where corrections are autosaved (None: they are not);
         `picked_class()` is the class a new drawing gets (the class picker's)."""
         self.controller = controller
-        self._where = where
+        self._where = (
+            f"autosaved in {short_path(folder)}" if folder else "not autosaved (the image has no file)"
+        )
+        self.status_label.setToolTip(f"autosaved in {folder}" if folder else "")
         self._picked_class = picked_class
         controller.on_message = self.message_label.setText
         controller.on_change = self.refresh
@@ -69,3 +85,12 @@ class EditPanel(QWidget):
         self.undo_button.setEnabled(session.can_undo)
         self.redo_button.setEnabled(session.can_redo)
         self.status_label.setText(f"{result.status} · {result.corrections} corrections · {self._where}")
+
+
+def short_path(path: Path, keep: int = 36) -> str:
+    """A folder shortened for the dock: ~ for home, the middle elided; the full path goes in a tooltip."""
+    text = str(path)
+    home = str(Path.home())
+    if text.startswith(home + "/"):
+        text = "~" + text[len(home) :]
+    return text if len(text) <= keep else f"{text[: keep // 3]}…{text[-(2 * keep) // 3 :]}"

@@ -19,8 +19,8 @@ from napari_karyo.core.karyotype.edit.project import Project
 from napari_karyo.core.karyotype.edit.session import EditSession
 from napari_karyo.core.results import Chromosome, SpreadResult
 from napari_karyo.core.storage.project_files import project_dir, read_status
-from napari_karyo.core.storage.settings import change_setting
 from napari_karyo.core.storage.result_files import read_result
+from napari_karyo.core.storage.settings import change_setting
 
 SHAPE = (60, 90)
 

@@ -27,6 +27,7 @@ from napari_karyo.core.karyotype.report.report import (
     write_measurements_csv,
     write_report,
 )
+from napari_karyo.core.storage.settings import setting
 
 UNNAMED = "? (unnamed)"
 
@@ -180,7 +181,7 @@ class ResultPanel(QWidget):
             write_karyogram_png(path, view.karyogram, title=iscn)
         elif what == "report":
             rows = measurements_table(result, view.measurements)
-            write_report(path, view.image, result, view.karyogram, rows, iscn)
+            write_report(path, view.image, result, view.karyogram, rows, iscn, analyst=setting("analyst"))
         else:
             write_measurements_csv(path, measurements_table(result, view.measurements))
         self.review_label.setText(f"saved {path}")

@@ -139,3 +139,19 @@ def test_debris_and_unsure_objects_are_not_placed_in_pairs():
         assert kg.boxes[label_id][0] > unplaced_row
     pair_2 = [i + 1 for i, c in enumerate(result.chromosomes) if c.class_id == 2 and i + 1 != result.count]
     assert all(kg.boxes[i][0] < unplaced_row for i in pair_2)
+
+
+def test_report_header_says_what_who_when_and_with_what():
+    from datetime import date
+
+    from napari_karyo import __version__
+
+    _, result = bar_spread()
+    result.source_path, result.model, result.corrections = "/data/case 7/cell3.tif", "maskrcnn-v2", 4
+    text = "\n".join(report.header_lines(result, analyst="A. Analyst"))
+    for part in ("image: cell3.tif", "case: case 7", date.today().isoformat(), "analyst: A. Analyst",
+                 "status: proposed (not signed off)", "corrections: 4", "maskrcnn-v2", __version__):  # fmt: skip
+        assert part in text
+    result.status = "accepted"
+    assert "status: accepted " in "\n".join(report.header_lines(result))
+    assert "research use" in report.RESEARCH_USE

@@ -16,6 +16,7 @@ from napari_karyo.core.karyotype.report.report import (
     write_report,
 )
 from napari_karyo.core.results import SpreadResult
+from napari_karyo.core.storage.settings import setting
 
 KARYOGRAM_PNG = "karyogram.png"
 REPORT_PDF = "report.pdf"
@@ -34,6 +35,6 @@ def write_karyotype_files(folder: str | Path, image: np.ndarray, result: SpreadR
     title = Path(result.source_path).name
     return [
         write_karyogram_png(folder / KARYOGRAM_PNG, kg, title=f"{title}  {line}".strip()),
-        write_report(folder / REPORT_PDF, image, result, kg, rows, line),
+        write_report(folder / REPORT_PDF, image, result, kg, rows, line, analyst=setting("analyst")),
         write_measurements_csv(folder / MEASUREMENTS_CSV, rows),
     ]

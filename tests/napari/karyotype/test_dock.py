@@ -160,3 +160,25 @@ def test_projects_never_go_beside_the_image_unasked(karyo, qtbot, fake, tmp_path
     status = widget.edit_panel.status_label
     assert f"autosaved in {project}" == status.toolTip() and "autosaved in " in status.text()
     assert len(status.text()) < len(status.toolTip())  # shortened in the dock, full path as tooltip
+
+
+def test_dock_is_grouped_fits_a_small_screen_and_explains_disabled_buttons(
+    karyo, qtbot, fake, screenshot_dir
+):
+    from qtpy.QtWidgets import QScrollArea
+
+    viewer, widget = karyo
+    groups = [widget.panel, widget.edit_panel, widget.panel.export_box]
+    assert [g.title() for g in groups] == ["Result", "Correct", "Export"]
+    for group in groups:  # disabled before a run, and each says why
+        assert not group.isEnabled() and "Run (or reopen) a spread first" in group.toolTip()
+    assert widget.edit_panel.split_button.text() == "Split  Alt+S"  # shortcuts shown on the buttons
+    assert widget.findChildren(QScrollArea) and widget.minimumSizeHint().height() < 700  # fits 1280x800
+    fake()
+    run_and_wait(qtbot, widget)
+    tops = [g.mapTo(widget, g.rect().topLeft()).y() for g in groups]
+    assert tops == sorted(tops) and all(g.isEnabled() for g in groups)  # Result, then Correct, then Export
+    assert widget.edit_panel.undo_button.toolTip() == "nothing to undo yet"
+    shot = widget.grab()
+    shot.save(str(screenshot_dir / "karyotype_dock.png"))
+    assert shot.height() <= 800 and not shot.toImage().isNull()

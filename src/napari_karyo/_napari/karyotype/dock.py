@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -85,13 +86,19 @@ class KaryotypeWidget(QWidget):
         form.addRow("image", self.image_combo)
         form.addRow("model", model_row)
         form.addRow("device", self.device_combo)
-        layout = QVBoxLayout(self)
+        inner = QWidget()  # in a scroll area: the dock fits a 1280x800 screen
+        layout = QVBoxLayout(inner)
         layout.addLayout(form)
         layout.addWidget(self.job)
         layout.addWidget(self.summary_label)
         layout.addWidget(self.panel)
         layout.addWidget(self.edit_panel)
+        layout.addWidget(self.panel.export_box)
         layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(inner)
+        QVBoxLayout(self).addWidget(scroll)
 
         self.viewer.layers.events.inserted.connect(self._on_inserted)
         self.viewer.layers.events.removed.connect(self._refresh_images)
@@ -345,6 +352,7 @@ class KaryotypeWidget(QWidget):
             self.viewer, labels_layer, shapes_layer, self.karyogram_view, session, f"{base}{suffix}"
         )
         self.editor.on_next_review = self.panel.next_review
+        self.editor.confirm = lambda question: self.confirm(question)  # late-bound: tests replace confirm
         self.panel.attach(labels_layer, shapes_layer, self.karyogram_view, self.editor, self._image_name)
         self.edit_panel.attach(self.editor, project.folder if project else None, self.panel.picked_class)
         self.editor.on_change = lambda: (self.edit_panel.refresh(), self.panel.refresh())  # e.g. accept

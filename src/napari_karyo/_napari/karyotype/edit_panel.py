@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qtpy.QtWidgets import QCheckBox, QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QCheckBox, QGridLayout, QGroupBox, QLabel, QPushButton, QVBoxLayout
 
 from napari_karyo.core.storage.project_files import projects_root
 from napari_karyo.core.storage.settings import change_setting, setting
@@ -20,18 +20,23 @@ BUTTONS = (  # (attribute, text, controller method, key hint)
     ("redo_button", "Redo", "redo", "Alt+Shift+Z"),
 )
 
+NOT_EDITING = "Run (or reopen) a spread first: the tools edit its chromosome layer"
 
-class EditPanel(QWidget):
+
+class EditPanel(QGroupBox):
+    """The "Correct" group: buttons named with their keys, a tooltip on each saying what it acts on."""
+
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__("Correct")
         self.controller = None
         grid = QGridLayout()
         for k, (attr, text, method, tip) in enumerate(BUTTONS):
-            button = QPushButton(text)
+            key = tip.split()[0].rstrip(":") if tip.startswith("Alt") else ""
+            button = QPushButton(f"{text}  {key}".strip())
             button.setToolTip(tip)
             button.clicked.connect(lambda _=False, m=method: self._call(m))
             setattr(self, attr, button)
-            grid.addWidget(button, k // 4, k % 4)
+            grid.addWidget(button, k // 2, k % 2)
         self.status_label = QLabel("")
         self.beside_box = QCheckBox("keep projects beside the images")
         self.beside_box.setChecked(setting("projects_beside_images"))
@@ -43,12 +48,12 @@ class EditPanel(QWidget):
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(grid)
         layout.addWidget(self.status_label)
         layout.addWidget(self.beside_box)
         layout.addWidget(self.message_label)
         self.setEnabled(False)
+        self.setToolTip(NOT_EDITING)
 
     def attach(self, controller, folder: Path | None, picked_class) -> None:
         """Drive `controller`; `folder` is where corrections are autosaved (None: they are not);
@@ -63,6 +68,7 @@ class EditPanel(QWidget):
         controller.on_change = self.refresh
         controller.on_close = self._detach
         self.setEnabled(True)
+        self.setToolTip("")
         self.refresh()
 
     def _detach(self) -> None:
@@ -70,6 +76,7 @@ class EditPanel(QWidget):
         visible. Attaching the next spread's controller enables them again."""
         self.controller = None
         self.setEnabled(False)
+        self.setToolTip(NOT_EDITING)
         self.status_label.setText("not editing: the chromosome layer was closed")
         self.message_label.setText("")
 
@@ -84,6 +91,8 @@ class EditPanel(QWidget):
         result = session.result
         self.undo_button.setEnabled(session.can_undo)
         self.redo_button.setEnabled(session.can_redo)
+        self.undo_button.setToolTip(BUTTONS[-2][3] if session.can_undo else "nothing to undo yet")
+        self.redo_button.setToolTip(BUTTONS[-1][3] if session.can_redo else "nothing undone to redo")
         self.status_label.setText(f"{result.status} · {result.corrections} corrections · {self._where}")
 
 

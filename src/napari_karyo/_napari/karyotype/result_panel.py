@@ -12,10 +12,10 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QGridLayout,
+    QGroupBox,
     QLabel,
     QPushButton,
     QVBoxLayout,
-    QWidget,
 )
 
 from napari_karyo.core import classes
@@ -32,9 +32,11 @@ from napari_karyo.core.storage.settings import setting
 UNNAMED = "? (unnamed)"
 
 
-class ResultPanel(QWidget):
+class ResultPanel(QGroupBox):
+    """The "Result" group; its `export_box` ("Export") is placed by the dock below the "Correct" group."""
+
     def __init__(self, viewer) -> None:
-        super().__init__()
+        super().__init__("Result")
         self.viewer = viewer
         self.labels = self.shapes = self.view = self.editor = None
         self._review_pos = -1
@@ -62,6 +64,7 @@ class ResultPanel(QWidget):
         self.class_combo = QComboBox()
         self.class_combo.addItems([classes.name(i) for i in classes.CLASS_IDS] + [UNNAMED])
         self.rename_button = QPushButton("Set class of selected")
+        self.rename_button.setToolTip("Or type the class on the keyboard: Alt+digits, Alt+X, Alt+Y")
         self.rename_button.clicked.connect(self.rename_selected)
         self.karyogram_button = QPushButton("Karyogram PNG…")
         self.report_button = QPushButton("Report PDF/PNG…")
@@ -74,11 +77,12 @@ class ResultPanel(QWidget):
         grid.addWidget(self.review_button, 0, 0, 1, 2)
         grid.addWidget(self.class_combo, 1, 0)
         grid.addWidget(self.rename_button, 1, 1)
-        grid.addWidget(self.karyogram_button, 2, 0)
-        grid.addWidget(self.report_button, 2, 1)
-        grid.addWidget(self.csv_button, 3, 0)
+        self.export_box = QGroupBox("Export")
+        exports = QGridLayout(self.export_box)
+        exports.addWidget(self.karyogram_button, 0, 0)
+        exports.addWidget(self.report_button, 0, 1)
+        exports.addWidget(self.csv_button, 1, 0)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.iscn_label)
         layout.addWidget(self.summary_label)
         layout.addLayout(grid)
@@ -96,6 +100,8 @@ class ResultPanel(QWidget):
         self._review_pos = -1
         labels_layer.events.features.connect(self.refresh)
         self.setEnabled(True)
+        self.export_box.setEnabled(True)
+        self.export_box.setToolTip("Files of the current state of this spread, corrections included")
         self.refresh()
 
     def detach(self) -> None:
@@ -109,9 +115,10 @@ class ResultPanel(QWidget):
         self.review_label.setText("")
         self.review_button.setText("Next to review")
         self.setEnabled(False)
-        self.setToolTip(
-            "Run (or reopen) a spread first: the result, corrections and exports follow that image"
-        )
+        self.export_box.setEnabled(False)
+        why = "Run (or reopen) a spread first: the result, corrections and exports follow that image"
+        self.setToolTip(why)
+        self.export_box.setToolTip(why)
 
     def _on_removed(self, event) -> None:
         if self.labels is None:

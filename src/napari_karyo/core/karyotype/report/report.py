@@ -112,6 +112,8 @@ def write_report(
             table.auto_set_font_size(False)
             table.set_fontsize(6)
             table.scale(1, min(1.0, 46 / len(cells)))  # more rows than a normal cell: shrink them to fit
+            for j in range(len(header)):  # two-line column names (measured / ISCN reference)
+                table[0, j].set_height(table[0, j].get_height() * 1.8)
     return _save(fig, path, dpi)
 
 

@@ -28,7 +28,7 @@ from napari_karyo._napari.common.torch_guard import import_backends
 from napari_karyo._napari.karyotype.edit_controller import EditController
 from napari_karyo._napari.karyotype.edit_panel import EditPanel
 from napari_karyo._napari.karyotype.karyogram_view import KaryogramView
-from napari_karyo._napari.karyotype.layers import has_user_edits, result_to_layer_data
+from napari_karyo._napari.karyotype.layers import has_user_edits, result_to_layer_data, text_colour_for
 from napari_karyo._napari.karyotype.result_panel import ResultPanel
 from napari_karyo.core.device import DEVICE_CHOICES
 from napari_karyo.core.errors import KaryoError
@@ -338,6 +338,8 @@ class KaryotypeWidget(QWidget):
                     self.viewer.layers.remove(layer)
             raise
         labels_layer, shapes_layer = added
+        if image is not None:
+            shapes_layer.text.color = text_colour_for(self._picture())
         self._add_proposal(project.session.proposal if project else result, f"{base}{suffix}", image)
         if self.editor is not None:
             self.editor.close()

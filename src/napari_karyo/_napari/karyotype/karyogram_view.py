@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_karyo._napari.karyotype.layers import LABEL_DTYPE, label_colormap
+from napari_karyo._napari.karyotype.layers import LABEL_DTYPE, label_colormap, text_colour_for
 from napari_karyo.core import classes
 from napari_karyo.core.karyotype.infer.measure import Measurement, set_centromere
 from napari_karyo.core.karyotype.report.karyogram import Karyogram, build_karyogram, median_background
@@ -114,18 +114,21 @@ class KaryogramView:
         self._put(
             "names", "points", np.array([pos for _, pos in texts]).reshape(-1, 2),
             name=f"{self.base} karyogram names", size=0, features={"text": [t for t, _ in texts]},
-            text={"string": "{text}", "color": "white", "size": 9}, **place,
+            text={"string": "{text}", "color": text_colour_for(kg.image), "size": 9}, **place,
         )  # fmt: skip
 
     def _add_centromeres(self) -> None:
         pts = np.array([m.centromere_rc for m in self.measurements]).reshape(-1, 2)
         was, self._syncing = self._syncing, True  # an update of the points is not the user moving one
+        first = "centromeres" not in self._layers
         try:
-            self._put(
-                "centromeres", "points", pts, name=f"{self.base} centromeres", size=5, face_color="yellow",
+            layer = self._put(
+                "centromeres", "points", pts, name=f"{self.base} centromeres", size=3, face_color="yellow",
                 border_color="black", features={"id": [m.index + 1 for m in self.measurements]},
                 translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
             )  # fmt: skip
+            if first:  # off until wanted (they hide the bands); the user's choice stays after that
+                layer.visible = False
         finally:
             self._syncing = was
 

@@ -154,6 +154,11 @@ def test_reads_labelme(tmp_path):
     path.write_text(json.dumps(doc))
     layers = read(path)
     assert kinds(layers) == ["image", "labels", "shapes"]
+    assert [kw["name"] for _, kw, _ in layers] == [
+        "spread",
+        "spread chromosomes (labelme)",
+        "spread outlines (labelme)",
+    ]
     features = layers[1][1]["features"]
     assert list(features["class"]) == ["3", "X"] and list(features["source"]) == ["user", "user"]
     result = layers_to_result(layers[1])
@@ -172,7 +177,7 @@ def test_reads_coco_with_image_beside(tmp_path):
     path.write_text(json.dumps(doc))
     layers = read(path)
     assert kinds(layers) == ["image", "labels", "shapes"]
-    assert layers[1][1]["name"] == "cell7 chromosomes"
+    assert layers[1][1]["name"] == "cell7 chromosomes (COCO)"  # an import, named as such
     back = layers_to_result(layers[1])
     assert [c.class_id for c in back.chromosomes] == [3, 23]
 

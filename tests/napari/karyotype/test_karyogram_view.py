@@ -37,7 +37,9 @@ def test_karyogram_layers_follow_the_spread(analysed, screenshot_dir):
     assert len(centromeres.data) == len(labels.features)
     assert not centromeres.visible and centromeres.size.max() <= 3  # small, and off until wanted
     outlines = viewer.layers[f"{IMAGE} outlines"]
-    assert outlines.text.anchor == "center"  # on the object, in a colour that contrasts (DAPI: dark, so white)
+    assert (
+        outlines.text.anchor == "center"
+    )  # on the object, in a colour that contrasts (DAPI: dark, so white)
     assert np.allclose(outlines.text.color.constant, [1, 1, 1, 1])
     viewer.reset_view()
     shot = viewer.screenshot(str(screenshot_dir / "karyogram_widget.png"), canvas_only=False)

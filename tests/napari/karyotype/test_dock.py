@@ -115,11 +115,14 @@ def test_corrected_layers_are_not_overwritten(karyo, qtbot, fake, monkeypatch):
     table.loc[0, "class"] = "X"
     table.loc[0, "edited"] = True
     labels.features = table
+    before = {layer.name for layer in viewer.layers}
     run_and_wait(qtbot, widget)
     assert len(told) == 1 and "(2)" in told[0]
     assert viewer.layers[f"{IMAGE} chromosomes"].features.loc[0, "class"] == "X"  # untouched
     check_layers(viewer)
-    assert f"{IMAGE} chromosomes (2)" in viewer.layers and f"{IMAGE} outlines (2)" in viewer.layers
+    added = {layer.name for layer in viewer.layers} - before
+    assert {f"{IMAGE} (2) chromosomes", f"{IMAGE} (2) outlines", f"{IMAGE} (2) karyogram"} <= added
+    assert all(name.startswith(f"{IMAGE} (2) ") for name in added), added  # one naming scheme
 
 
 def test_opening_the_dock_restores_an_image_opened_before_it(make_napari_viewer, qtbot, fake, tmp_path):

@@ -2,7 +2,7 @@
 karyogram beside the spread, centromere points, and the ISCN / review / export panel.
 
 Thin on purpose: it reads one image layer, runs the one core generator and writes layers. Layers a person has
-corrected are never replaced: a new run then goes to '<image> chromosomes (2)' and the user is told.
+corrected are never replaced: a new run then goes to '<image> (2) chromosomes' (its karyogram to '<image> (2) karyogram', …) and the user is told.
 """
 
 from __future__ import annotations
@@ -309,7 +309,8 @@ class KaryotypeWidget(QWidget):
         k = 1
         while True:
             suffix = "" if k == 1 else f" ({k})"
-            names = (f"{base} chromosomes{suffix}", f"{base} outlines{suffix}")
+            names = (f"{base}{suffix} chromosomes", f"{base}{suffix} outlines")  # one scheme: '<image> (2) …'
+
             existing = [self.viewer.layers[n] for n in names if n in self.viewer.layers]
             if not any(has_user_edits(layer) for layer in existing):
                 break

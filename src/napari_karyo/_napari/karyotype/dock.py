@@ -18,11 +18,10 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
-    QVBoxLayout,
     QWidget,
 )
 
+from napari_karyo._napari.common.form import scrolled_layout
 from napari_karyo._napari.common.job import JobControls
 from napari_karyo._napari.common.torch_guard import import_backends
 from napari_karyo._napari.karyotype.edit_controller import EditController
@@ -86,8 +85,7 @@ class KaryotypeWidget(QWidget):
         form.addRow("image", self.image_combo)
         form.addRow("model", model_row)
         form.addRow("device", self.device_combo)
-        inner = QWidget()  # in a scroll area: the dock fits a 1280x800 screen
-        layout = QVBoxLayout(inner)
+        layout = scrolled_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.job)
         layout.addWidget(self.summary_label)
@@ -95,10 +93,6 @@ class KaryotypeWidget(QWidget):
         layout.addWidget(self.edit_panel)
         layout.addWidget(self.panel.export_box)
         layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(inner)
-        QVBoxLayout(self).addWidget(scroll)
 
         self.viewer.layers.events.inserted.connect(self._on_inserted)
         self.viewer.layers.events.removed.connect(self._refresh_images)

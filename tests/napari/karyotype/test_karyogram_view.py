@@ -23,6 +23,7 @@ def test_karyogram_layers_follow_the_spread(analysed, screenshot_dir):
     kg_image = viewer.layers[f"{IMAGE} karyogram"]
     assert set(np.unique(kg_ids.data)) - {0} == set(labels.features["index"])  # same ids, every chromosome
     assert kg_image.data.shape[:2] == kg_ids.data.shape
+    assert kg_ids.opacity == 0  # grey cut-outs: the class tint only on request (the layer's opacity)
     # beside the spread, same scale: the karyogram starts right of the image in world coordinates
     assert kg_ids.translate[1] > labels.data.shape[1] and tuple(kg_ids.scale) == tuple(labels.scale)
     # reading order: classes never go backwards (1, 1, 2, 2, ..., X, Y, unnamed last)

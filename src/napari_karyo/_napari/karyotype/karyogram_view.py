@@ -105,10 +105,11 @@ class KaryogramView:
         )
         self._colours = colours
         kg_labels = self._put(
-            "labels", "labels", kg.labels.astype(LABEL_DTYPE), name=f"{self.base} karyogram ids", opacity=0.25,
-            **recolour, **place,
+            "labels", "labels", kg.labels.astype(LABEL_DTYPE), name=f"{self.base} karyogram ids", **recolour,
+            **place,
         )  # fmt: skip
-        if first:
+        if first:  # grey cut-outs, as a karyogram looks; raise this layer's opacity for the class tint
+            kg_labels.opacity = 0.0
             kg_labels.events.selected_label.connect(self._on_karyogram_selected)
         texts = [*kg.texts, *kg.groups]
         self._put(

@@ -182,6 +182,8 @@ def test_dock_is_grouped_fits_a_small_screen_and_explains_disabled_buttons(
     tops = [g.mapTo(widget, g.rect().topLeft()).y() for g in groups]
     assert tops == sorted(tops) and all(g.isEnabled() for g in groups)  # Result, then Correct, then Export
     assert widget.edit_panel.undo_button.toolTip() == "nothing to undo yet"
+    for label in (widget.panel.iscn_label, widget.panel.summary_label, widget.edit_panel.status_label):
+        assert label.height() >= label.heightForWidth(label.width()), label.text()  # no clipped lines
     shot = widget.grab()
     shot.save(str(screenshot_dir / "karyotype_dock.png"))
     assert shot.height() <= 800 and not shot.toImage().isNull()

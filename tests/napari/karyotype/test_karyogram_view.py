@@ -141,7 +141,9 @@ def test_summary_follows_edits_and_the_panel_goes_with_its_layers(analysed, tmp_
     labels.selected_label = 2
     widget.panel.class_combo.setCurrentText("21")
     widget.panel.rename_button.click()
-    assert "1 corrections" in widget.panel.summary_label.text() and "21×" in widget.panel.summary_label.text()
+    assert (
+        "1 corrections" in widget.panel.summary_label.text() and "21×" in widget.panel.summary_label.toolTip()
+    )
     viewer.layers.remove(labels)
     assert not widget.panel.isEnabled() and widget.panel.iscn_label.text() == ""
     assert widget.panel.export("karyogram", str(tmp_path / "k.png")) is None  # never a previous spread

@@ -38,6 +38,8 @@ class EditPanel(QGroupBox):
             setattr(self, attr, button)
             grid.addWidget(button, k // 2, k % 2)
         self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        self.status_label.setMinimumHeight(2 * self.status_label.fontMetrics().lineSpacing() + 4)
         self.beside_box = QCheckBox("keep projects beside the images")
         self.beside_box.setChecked(setting("projects_beside_images"))
         self.beside_box.setToolTip(

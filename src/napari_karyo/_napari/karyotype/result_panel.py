@@ -51,8 +51,10 @@ class ResultPanel(QGroupBox):
             "Karyotype (ISCN) from the current classes. It stays a proposal until you accept the cell; "
             "unnamed objects and unplaced ones (too small or unsure to be chromosomes) are not counted."
         )
-        self.summary_label = QLabel("")
-        self.summary_label.setWordWrap(True)
+        # wrapped labels report too small a height in a scroll area (Qt's height-for-width): give them their lines
+        self.iscn_label.setMinimumHeight(2 * self.iscn_label.fontMetrics().lineSpacing() + 4)
+        self.summary_label = QLabel("")  # one line; the classes in its tooltip
+        self.summary_label.setMinimumHeight(self.summary_label.fontMetrics().lineSpacing() + 4)
         self.review_button = QPushButton("Next to review")
         self.review_button.setToolTip(
             "Step through the objects the model is least sure of (clusters, low scores, "
@@ -136,7 +138,9 @@ class ResultPanel(QGroupBox):
             return
         result = self._current()
         self.iscn_label.setText(str(headline(result)))
-        self.summary_label.setText(summary_text(result))
+        line, classes_line = summary_text(result).split("\n")
+        self.summary_label.setText(line)
+        self.summary_label.setToolTip(classes_line)
         self.review_button.setText(f"Next to review ({headline(result).to_review})")
         self.setToolTip("")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,3 +248,15 @@ def test_spread_with_a_thumbnail_page_is_a_spread_not_a_stack(tmp_path, reduced_
     two_stains = tmp_path / "two.tif"  # same-size pages remain a stack of stains
     tifffile.imwrite(two_stains, np.stack([image, image]))
     assert get_stack_reader(str(two_stains)) is not None
+
+
+def test_writer_writes_exactly_the_files_the_readme_names(tmp_path):
+    from napari_karyo._napari.writer import write_karyo_folder
+
+    labels = result_to_layer_data(small_result(), "cell")[0]
+    (folder,) = write_karyo_folder(str(tmp_path / "saved"), [labels])
+    assert sorted(p.name for p in Path(folder).iterdir()) == [
+        "annotations.json",
+        "instances.tif",
+        "karyotype.json",
+    ]

@@ -121,15 +121,13 @@ class KaryogramView:
     def _add_centromeres(self) -> None:
         pts = np.array([m.centromere_rc for m in self.measurements]).reshape(-1, 2)
         was, self._syncing = self._syncing, True  # an update of the points is not the user moving one
-        first = "centromeres" not in self._layers
-        try:
-            layer = self._put(
+        try:  # small markers: they must not hide the bands (a hidden Points layer is not re-sliced by napari on
+            # a data change, so hiding it by default breaks the next edit that removes an object)
+            self._put(
                 "centromeres", "points", pts, name=f"{self.base} centromeres", size=3, face_color="yellow",
                 border_color="black", features={"id": [m.index + 1 for m in self.measurements]},
                 translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
             )  # fmt: skip
-            if first:  # off until wanted (they hide the bands); the user's choice stays after that
-                layer.visible = False
         finally:
             self._syncing = was
 

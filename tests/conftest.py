@@ -28,3 +28,11 @@ def _assert_same(a, b) -> None:
 @pytest.fixture
 def assert_same():
     return _assert_same
+
+
+@pytest.fixture(autouse=True)
+def user_folders_in_tmp(tmp_path, monkeypatch):
+    """Projects and settings of every test go to the test's folder, never the user's."""
+    monkeypatch.setenv("NAPARI_KARYO_PROJECTS", str(tmp_path / "projects"))
+    monkeypatch.setenv("NAPARI_KARYO_SETTINGS", str(tmp_path / "settings.json"))
+    return tmp_path / "projects"

@@ -1,5 +1,6 @@
 """`napari-karyo analyze | classify` end to end, and every way a user can hand it something bad."""
 
+import argparse
 import json
 import re
 import shutil
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_karyo.cli import main
+from napari_karyo import __version__
+from napari_karyo.cli import build_parser, main
 from napari_karyo.core.storage.model_files import BUNDLED_DIR
 
 SAMPLE = Path(__file__).resolve().parents[2] / "src/napari_karyo/samples/mfish_V26_dapi.tif"
@@ -248,3 +250,28 @@ def _tiny():
     m = np.zeros((40, 40), bool)
     m[5:30, 10:15] = True
     return SpreadResult((40, 40), [Chromosome.from_full_mask(m, class_id=1)])
+
+
+def test_summary_line_is_a_proposal_and_quiet_works_after_the_subcommand(tmp_path, capsys):
+    assert main(["analyze", str(SAMPLE), "--out", str(tmp_path), "--device", "cpu", "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert f"{SAMPLE.name}: proposed: " in out  # never a bare karyotype before a person accepts the cell
+    assert "\r" not in err and "%" not in err  # -q after the subcommand silenced the progress bar
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"napari-karyo {__version__}"
+
+
+def test_every_flag_has_help_text():
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, [*path, name])
+            elif not action.help:
+                yield " ".join([*path, *(action.option_strings or [action.dest])])
+
+    assert list(walk(build_parser(), [])) == []

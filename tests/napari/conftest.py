@@ -49,6 +49,8 @@ def analysed(karyo, qtbot, fake):
     viewer, widget = karyo
     fake()
     run_and_wait(qtbot, widget)
+    widget.questions = []  # yes/no questions the dock asked (answered yes; a modal dialog would block the test)
+    widget.confirm = lambda question: widget.questions.append(question) or True
     return viewer, widget, widget.karyogram_view
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,6 +157,11 @@ def test_reads_labelme(tmp_path):
     path.write_text(json.dumps(doc))
     layers = read(path)
     assert kinds(layers) == ["image", "labels", "shapes"]
+    assert [kw["name"] for _, kw, _ in layers] == [
+        "spread",
+        "spread chromosomes (labelme)",
+        "spread outlines (labelme)",
+    ]
     features = layers[1][1]["features"]
     assert list(features["class"]) == ["3", "X"] and list(features["source"]) == ["user", "user"]
     result = layers_to_result(layers[1])
@@ -174,7 +180,7 @@ def test_reads_coco_with_image_beside(tmp_path):
     path.write_text(json.dumps(doc))
     layers = read(path)
     assert kinds(layers) == ["image", "labels", "shapes"]
-    assert layers[1][1]["name"] == "cell7 chromosomes"
+    assert layers[1][1]["name"] == "cell7 chromosomes (COCO)"  # an import, named as such
     back = layers_to_result(layers[1])
     assert [c.class_id for c in back.chromosomes] == [3, 23]
 
@@ -227,3 +233,32 @@ def test_viewer_open_builds_layers(tmp_path):
     labels = viewer.layers["V260254K chromosomes"]
     assert labels.colormap.__class__.__name__ == "DirectLabelColormap"
     assert len(layers_to_result(labels).chromosomes) == len(read_mfish_k(KMAP))
+
+
+@pytest.mark.parametrize("reduced_flag", [True, False])
+def test_spread_with_a_thumbnail_page_is_a_spread_not_a_stack(tmp_path, reduced_flag):
+    from napari_karyo._napari.pathology.stack_reader import get_stack_reader
+
+    path = tmp_path / "gband.tif"
+    image = spread_image()
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(image)
+        tif.write(image[::4, ::4], subfiletype=1 if reduced_flag else 0)  # scanner thumbnail
+    assert get_stack_reader(str(path)) is None
+    ((data, meta, kind),) = reader.get_image_reader(str(path))(str(path))
+    assert kind == "image" and np.array_equal(data, image) and meta["name"] == "gband"
+    two_stains = tmp_path / "two.tif"  # same-size pages remain a stack of stains
+    tifffile.imwrite(two_stains, np.stack([image, image]))
+    assert get_stack_reader(str(two_stains)) is not None
+
+
+def test_writer_writes_exactly_the_files_the_readme_names(tmp_path):
+    from napari_karyo._napari.writer import write_karyo_folder
+
+    labels = result_to_layer_data(small_result(), "cell")[0]
+    (folder,) = write_karyo_folder(str(tmp_path / "saved"), [labels])
+    assert sorted(p.name for p in Path(folder).iterdir()) == [
+        "annotations.json",
+        "instances.tif",
+        "karyotype.json",
+    ]

@@ -127,7 +127,14 @@ def read_labelme_file(path):
     p = single_path(path)
     image, chromosomes = read_labelme(p)
     result = SpreadResult(tuple(image.shape[:2]), chromosomes, source_path=str(p))
-    return [(image, {"name": p.stem, "rgb": image.ndim == 3}, "image")] + result_to_layer_data(result, p.stem)
+    layers = _imported(result_to_layer_data(result, p.stem), "labelme")
+    return [(image, {"name": p.stem, "rgb": image.ndim == 3}, "image"), *layers]
+
+
+def _imported(layer_data: list, what: str) -> list:
+    """An imported annotation's layers are named as such ('<stem> chromosomes (labelme)'): they are someone's
+    annotation, not corrections made here, and a run on the image gets its own '<stem> chromosomes'."""
+    return [(data, {**kw, "name": f"{kw['name']} ({what})"}, kind) for data, kw, kind in layer_data]
 
 
 def read_coco_file(path):
@@ -153,7 +160,9 @@ def read_coco_file(path):
             device=str(doc_meta.get("device", "")),
             seconds=float(doc_meta.get("seconds", 0.0) or 0.0),
         )
-        layers += result_to_layer_data(result, stem)
+        own = p.name == "annotations.json" and doc_meta  # a napari-karyo result folder, not an import
+        data = result_to_layer_data(result, stem)
+        layers += data if own else _imported(data, "COCO")
     return layers
 
 

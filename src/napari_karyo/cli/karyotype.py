@@ -71,7 +71,7 @@ def _show(row: dict, out: Path) -> None:
         return
     classes = " ".join(f"{k}:{v}" for k, v in sorted(row["classes"].items(), key=lambda kv: _order(kv[0])))
     print(
-        f"{Path(row['path']).name}: {row['iscn'] or 'no karyotype'} ({row['count']} objects, {row['review']} to "
+        f"{Path(row['path']).name}: {row['headline']} ({row['count']} objects, {row['review']} to "
         f"review) in {row['seconds']:.2f} s on {row['device']} -> {out / row['output']}\n  {classes}"
     )
     for warning in filter(None, row["warnings"].split(" | ")):
@@ -229,7 +229,7 @@ def add_commands(sub) -> None:
     a.set_defaults(func=cmd_analyze)
 
     c = sub.add_parser("classify", help="name single-chromosome crops")
-    c.add_argument("crops", nargs="+")
+    c.add_argument("crops", nargs="+", help="crop images, one chromosome each (a folder's crops: one cell)")
     c.add_argument("--out", required=True, help="CSV with columns path,class,score")
     c.add_argument("--model", help="classifier model file or bundled name (default: the bundled one)")
     c.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")

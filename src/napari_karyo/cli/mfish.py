@@ -78,8 +78,8 @@ def add_commands(sub) -> None:
         help="held-out labelled cells (same kinds as the inputs): per-pixel accuracy into the card",
     )
     t.add_argument("--per-cell", type=int, default=40000, help="labelled pixels sampled per cell (40000)")
-    t.add_argument("--epochs", type=float, default=6.0)
+    t.add_argument("--epochs", type=float, default=6.0, help="passes over the sampled pixels (6)")
     t.add_argument("--minutes", type=float, default=15.0, help="wall-clock budget")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--seed", type=int, default=0, help="seed of the pixel sampling and the weights (0)")
+    t.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     t.set_defaults(func=cmd_train_kit)

@@ -253,18 +253,23 @@ def _add_lesion_commands(sub) -> None:
     t.add_argument(
         "--normalise", choices=NORMALISATIONS, default="none", help="colour normalisation of RGB stains"
     )
-    t.add_argument("--fusion", choices=["se", "concat", "mean"], default="se")
+    t.add_argument(
+        "--fusion",
+        choices=["se", "concat", "mean"],
+        default="se",
+        help="how the stains' features are combined: squeeze-excitation weights, concatenation or mean",
+    )
     t.add_argument("--size", type=_positive, default=28, help="patch side (px, working grid)")
     t.add_argument("--stride", type=_positive, default=14, help="step between training patches (px)")
-    t.add_argument("--epochs", type=_positive, default=30)
+    t.add_argument("--epochs", type=_positive, default=30, help="passes over the training patches at most")
     t.add_argument(
         "--patience", type=_positive, default=4, help="stop after this many epochs without improvement"
     )
-    t.add_argument("--batch", type=_positive, default=64)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=_positive)
-    t.add_argument("--max-minutes", type=float)
+    t.add_argument("--batch", type=_positive, default=64, help="patches per training step")
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    t.add_argument("--seed", type=int, default=0, help="seed of every random draw (split, patches, weights)")
+    t.add_argument("--threads", type=_positive, help="CPU threads torch may use")
+    t.add_argument("--max-minutes", type=float, help="wall-clock budget of the run")
     t.set_defaults(func=cmd_lesions_train)
     p = what.add_parser("predict", help="class map, probability maps and SE weights of stacks")
     _stack_arguments(p)

@@ -210,7 +210,11 @@ def cluster(tmp_path):
         for p in reversed(procs):
             p.terminate()
         for p in procs:
-            p.wait(timeout=30)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a worker busy closing its connections: stop it hard
+                p.kill()
+                p.wait(timeout=30)
 
 
 def test_a_dask_cluster_gives_the_single_process_results(first, cluster, tmp_path):

@@ -10,6 +10,7 @@ import tifffile
 from napari_karyo.cli import main
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.results import Chromosome, SpreadResult
+from napari_karyo.core.storage.project_files import project_dir
 from napari_karyo.core.storage.result_files import write_result
 from napari_karyo.core.storage.training_set import export_training_set, import_training_set, split_by_case
 
@@ -193,7 +194,7 @@ def test_project_folders_export_their_latest_edits(tmp_path):
     for ch in untouched.chromosomes:
         ch.edited = False
     Project.start(untouched_path, untouched)
-    folders = [project.folder, untouched_path.parent / "cell1.karyo"]
+    folders = [project.folder, project_dir(untouched_path)]
     export_training_set(folders, tmp_path / "set", read_folder=read_any_result)
     ((image, got, _),) = import_training_set(tmp_path / "set")  # only the corrected one
     assert image.name == "cell0.tif" and [c.class_id for c in got.chromosomes] == [1, 23, 7]

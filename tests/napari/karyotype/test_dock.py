@@ -37,8 +37,9 @@ def test_real_model_on_sample(karyo, qtbot, screenshot_dir):
     labels, _ = check_layers(viewer)
     assert widget.last_result is not None and widget.last_result.count == len(labels.features)
     assert "cpu" in widget.job.device_label.text() or "cuda" in widget.job.device_label.text()
-    assert "objects in" in widget.summary_label.text()
-    assert widget.panel.iscn_label.text().split(",")[0].isdigit()  # an ISCN string such as 46,XY
+    assert "objects in" in widget.panel.summary_label.text()
+    iscn = widget.panel.iscn_label.text()  # a proposal until accepted: "proposed: 46,XY · 3 to review"
+    assert iscn.startswith("proposed: ") and iscn.split(": ")[1].split(",")[0].isdigit(), iscn
     viewer.reset_view()
     canvas = viewer.screenshot(canvas_only=True)
     assert colourful_fraction(canvas) > 0.005  # class colours are drawn over the grey DAPI image
@@ -67,7 +68,7 @@ def test_run_adds_coloured_layers(karyo, qtbot, fake, screenshot_dir):
     check_layers(viewer)
     viewer.reset_view()
     assert widget.job.device_label.text() == "device: fake-device"
-    assert widget.summary_label.text().startswith(f"{widget.last_result.count} objects in 0.5 s")
+    assert widget.panel.summary_label.text().startswith(f"{widget.last_result.count} objects in 0.5 s")
     assert widget.job.progress.format() == "done"
     canvas = viewer.screenshot(canvas_only=True)
     assert canvas.std() > 5 and before < 0.001 < colourful_fraction(canvas)
@@ -114,11 +115,14 @@ def test_corrected_layers_are_not_overwritten(karyo, qtbot, fake, monkeypatch):
     table.loc[0, "class"] = "X"
     table.loc[0, "edited"] = True
     labels.features = table
+    before = {layer.name for layer in viewer.layers}
     run_and_wait(qtbot, widget)
     assert len(told) == 1 and "(2)" in told[0]
     assert viewer.layers[f"{IMAGE} chromosomes"].features.loc[0, "class"] == "X"  # untouched
     check_layers(viewer)
-    assert f"{IMAGE} chromosomes (2)" in viewer.layers and f"{IMAGE} outlines (2)" in viewer.layers
+    added = {layer.name for layer in viewer.layers} - before
+    assert {f"{IMAGE} (2) chromosomes", f"{IMAGE} (2) outlines", f"{IMAGE} (2) karyogram"} <= added
+    assert all(name.startswith(f"{IMAGE} (2) ") for name in added), added  # one naming scheme
 
 
 def test_opening_the_dock_restores_an_image_opened_before_it(make_napari_viewer, qtbot, fake, tmp_path):
@@ -140,3 +144,46 @@ def test_opening_the_dock_restores_an_image_opened_before_it(make_napari_viewer,
     second = KaryotypeWidget(other)
     labels = other.layers["cell7 chromosomes"]
     assert labels.features.loc[2, "class"] == "Y" and second.editor.session.result.corrections == 1
+
+
+def test_projects_never_go_beside_the_image_unasked(karyo, qtbot, fake, tmp_path, projects_in_tmp):
+    import tifffile
+
+    viewer, widget = karyo
+    data = tmp_path / "shared data"
+    data.mkdir()
+    tifffile.imwrite(data / "spread1.tif", np.asarray(viewer.layers[IMAGE].data))
+    viewer.layers.clear()
+    viewer.open(str(data / "spread1.tif"), plugin="napari-karyo")
+    widget.image_combo.setCurrentText("spread1")
+    fake()
+    run_and_wait(qtbot, widget)
+    assert sorted(p.name for p in data.iterdir()) == ["spread1.tif"]  # nothing written into the data folder
+    (project,) = projects_in_tmp.glob("spread1-*.karyo")
+    status = widget.edit_panel.status_label
+    assert f"autosaved in {project}" == status.toolTip() and "autosaved in " in status.text()
+    assert len(status.text()) < len(status.toolTip())  # shortened in the dock, full path as tooltip
+
+
+def test_dock_is_grouped_fits_a_small_screen_and_explains_disabled_buttons(
+    karyo, qtbot, fake, screenshot_dir
+):
+    from qtpy.QtWidgets import QScrollArea
+
+    viewer, widget = karyo
+    groups = [widget.panel, widget.edit_panel, widget.panel.export_box]
+    assert [g.title() for g in groups] == ["Result", "Correct", "Export"]
+    for group in groups:  # disabled before a run, and each says why
+        assert not group.isEnabled() and "Run (or reopen) a spread first" in group.toolTip()
+    assert widget.edit_panel.split_button.text() == "Split  Alt+S"  # shortcuts shown on the buttons
+    assert widget.findChildren(QScrollArea) and widget.minimumSizeHint().height() < 700  # fits 1280x800
+    fake()
+    run_and_wait(qtbot, widget)
+    tops = [g.mapTo(widget, g.rect().topLeft()).y() for g in groups]
+    assert tops == sorted(tops) and all(g.isEnabled() for g in groups)  # Result, then Correct, then Export
+    assert widget.edit_panel.undo_button.toolTip() == "nothing to undo yet"
+    for label in (widget.panel.iscn_label, widget.panel.summary_label, widget.edit_panel.status_label):
+        assert label.height() >= label.heightForWidth(label.width()), label.text()  # no clipped lines
+    shot = widget.grab()
+    shot.save(str(screenshot_dir / "karyotype_dock.png"))
+    assert shot.height() <= 800 and not shot.toImage().isNull()

@@ -66,6 +66,7 @@ def test_split_then_join_round_trip(analysed):
 
     widget.editor.picked = pieces
     widget.edit_panel.join_button.click()
+    assert widget.questions == []  # the two pieces touch: joined without asking
     assert len(labels.features) == count
     assert np.array_equal(_mask(labels, target), original)
     assert widget.editor.session.result.corrections == 2
@@ -109,8 +110,10 @@ def test_delete_swap_accept_and_undo_redo_restore_exactly(analysed):
     assert editor.session.result.status == "accepted"
     after = (np.asarray(labels.data).copy(), labels.features.copy())
     assert "accepted" in widget.edit_panel.status_label.text()
+    assert widget.panel.iscn_label.text().startswith("accepted: ")  # no longer a proposal
     for _ in range(3):
         widget.edit_panel.undo_button.click()
+    assert widget.panel.iscn_label.text().startswith("proposed: ")
     assert np.array_equal(labels.data, start[0])
     assert labels.features[["class", "edited", "source"]].equals(start[1][["class", "edited", "source"]])
     assert not widget.edit_panel.undo_button.isEnabled()
@@ -513,3 +516,24 @@ def test_closing_the_dock_stops_editing_and_reopening_restores_the_journal(analy
     _key(viewer, qtbot, Qt.Key.Key_Z)
     _key(viewer, qtbot, Qt.Key.Key_Z)
     assert session.history_names == ["relabel"] and _consistent(reopened)
+
+
+def test_join_asks_before_merging_objects_that_do_not_touch(analysed):
+    viewer, widget, _ = analysed
+    labels, _ = _layers(viewer)
+    session = widget.editor.session
+    far = [1, 1 + max(range(1, session.result.count), key=lambda k: _distance(session.result, 0, k))]
+    widget.confirm = lambda question: widget.questions.append(question) or False  # the user says no
+    widget.editor.picked = list(far)
+    widget.edit_panel.join_button.click()
+    assert len(widget.questions) == 1 and "do not touch" in widget.questions[0]
+    assert session.history_names == [] and "cancelled" in widget.edit_panel.message_label.text()
+    widget.confirm = lambda question: True
+    widget.editor.picked = list(far)
+    widget.edit_panel.join_button.click()
+    assert session.history_names == ["join"]
+
+
+def _distance(result, a: int, b: int) -> float:
+    (ra, ca), (rb, cb) = result.chromosomes[a].offset, result.chromosomes[b].offset
+    return float(np.hypot(ra - rb, ca - cb))

@@ -11,6 +11,8 @@ import pytest
 pytest.importorskip("napari")
 from widget_helpers import IMAGE, REVIEW
 
+from napari_karyo.core.karyotype.report.headline import headline
+
 pytestmark = pytest.mark.gui
 
 
@@ -21,15 +23,25 @@ def test_karyogram_layers_follow_the_spread(analysed, screenshot_dir):
     kg_image = viewer.layers[f"{IMAGE} karyogram"]
     assert set(np.unique(kg_ids.data)) - {0} == set(labels.features["index"])  # same ids, every chromosome
     assert kg_image.data.shape[:2] == kg_ids.data.shape
+    assert kg_ids.opacity == 0  # grey cut-outs: the class tint only on request (the layer's opacity)
     # beside the spread, same scale: the karyogram starts right of the image in world coordinates
     assert kg_ids.translate[1] > labels.data.shape[1] and tuple(kg_ids.scale) == tuple(labels.scale)
     # reading order: classes never go backwards (1, 1, 2, 2, ..., X, Y, unnamed last)
     order = [name if name != "?" else "99" for name in view.class_names_in_order()]
     ranks = [{"X": 23, "Y": 24}.get(n) or int(n) for n in order]
     assert ranks == sorted(ranks)
-    assert widget.panel.iscn_label.text() == view.result.iscn
+    assert widget.panel.iscn_label.text() == str(headline(view.result))
+    assert widget.panel.iscn_label.text().startswith(
+        f"proposed: {view.result.iscn} · {len(REVIEW)} to review"
+    )
     centromeres = viewer.layers[f"{IMAGE} centromeres"]
     assert len(centromeres.data) == len(labels.features)
+    assert centromeres.size.max() <= 3  # small markers that do not hide the bands
+    outlines = viewer.layers[f"{IMAGE} outlines"]
+    assert (
+        outlines.text.anchor == "center"
+    )  # on the object, in a colour that contrasts (DAPI: dark, so white)
+    assert np.allclose(outlines.text.color.constant, [1, 1, 1, 1])
     viewer.reset_view()
     shot = viewer.screenshot(str(screenshot_dir / "karyogram_widget.png"), canvas_only=False)
     assert shot.std() > 5
@@ -120,3 +132,26 @@ def test_exports(analysed, tmp_path):
     assert Path(pdf).read_bytes()[:5] == b"%PDF-"
     lines = Path(csv).read_text().splitlines()
     assert lines[0].startswith("id,class") and len(lines) == 1 + len(widget.last_result.chromosomes)
+
+
+def test_summary_follows_edits_and_the_panel_goes_with_its_layers(analysed, tmp_path):
+    viewer, widget, _ = analysed
+    labels = viewer.layers[f"{IMAGE} chromosomes"]
+    assert "no corrections yet" in widget.panel.summary_label.text()
+    labels.selected_label = 2
+    widget.panel.class_combo.setCurrentText("21")
+    widget.panel.rename_button.click()
+    assert (
+        "1 corrections" in widget.panel.summary_label.text() and "21×" in widget.panel.summary_label.toolTip()
+    )
+    viewer.layers.remove(labels)
+    assert not widget.panel.isEnabled() and widget.panel.iscn_label.text() == ""
+    assert widget.panel.export("karyogram", str(tmp_path / "k.png")) is None  # never a previous spread
+    assert not (tmp_path / "k.png").exists()
+
+
+def test_panel_clears_when_the_image_is_closed(analysed):
+    viewer, widget, _ = analysed
+    assert widget.panel.isEnabled()
+    viewer.layers.remove(IMAGE)
+    assert not widget.panel.isEnabled() and widget.panel.summary_label.text() == ""

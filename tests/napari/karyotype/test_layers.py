@@ -130,3 +130,13 @@ def test_model_only_layers_are_not_user_edits():
     result = SpreadResult((64, 64), crossing_result().chromosomes[:1])
     labels, shapes = as_layers(result)
     assert not has_user_edits(labels) and not has_user_edits(shapes)
+
+
+def test_text_contrasts_with_the_image():
+    from napari_karyo._napari.karyotype.layers import text_colour_for
+
+    gband = np.full((40, 40), 230, np.uint8)  # light background, dark chromosomes
+    gband[10:30, 18:22] = 40
+    dapi = 255 - gband
+    assert text_colour_for(gband) == "black" and text_colour_for(dapi) == "white"
+    assert text_colour_for(dapi.astype(np.uint16) * 200) == "white"

@@ -125,3 +125,10 @@ def test_missing_or_empty_folder_is_a_plain_error(training, qtbot, tmp_path, mes
         assert expected in messages["error"][-1] and "export-training" in messages["error"][-1]
     assert str(tmp_path / "empty") in messages["error"][-1]
     assert widget.job.progress.format() == "idle"
+
+
+def test_training_dock_fits_a_small_screen(training):
+    from qtpy.QtWidgets import QScrollArea
+
+    _, widget = training
+    assert widget.findChildren(QScrollArea) and widget.minimumSizeHint().height() < 700  # 1280x800 screens

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QComboBox, QHBoxLayout, QSpinBox, QWidget
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QScrollArea, QSpinBox, QVBoxLayout, QWidget
 
 
 def spin(lo: int, hi: int, value: int) -> QSpinBox:
@@ -30,3 +30,16 @@ def replace_items(combo: QComboBox, items: list[str]) -> None:
     combo.addItems(items)
     combo.setCurrentIndex(min(max(current, 0), len(items) - 1))
     combo.blockSignals(False)
+
+
+def scrolled_layout(dock: QWidget) -> QVBoxLayout:
+    """The layout of `dock`'s contents, inside a scroll area: a dock then fits a 1280x800 screen however tall its
+    contents grow."""
+    inner = QWidget()
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(inner)
+    outer = QVBoxLayout(dock)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)
+    return QVBoxLayout(inner)

@@ -2,7 +2,7 @@
 karyogram beside the spread, centromere points, and the ISCN / review / export panel.
 
 Thin on purpose: it reads one image layer, runs the one core generator and writes layers. Layers a person has
-corrected are never replaced: a new run then goes to '<image> chromosomes (2)' and the user is told.
+corrected are never replaced: a new run then goes to '<image> (2) chromosomes' (its karyogram to '<image> (2) karyogram', …) and the user is told.
 """
 
 from __future__ import annotations
@@ -18,20 +18,19 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
+from napari_karyo._napari.common.form import scrolled_layout
 from napari_karyo._napari.common.job import JobControls
 from napari_karyo._napari.common.torch_guard import import_backends
 from napari_karyo._napari.karyotype.edit_controller import EditController
 from napari_karyo._napari.karyotype.edit_panel import EditPanel
 from napari_karyo._napari.karyotype.karyogram_view import KaryogramView
-from napari_karyo._napari.karyotype.layers import has_user_edits, result_to_layer_data
+from napari_karyo._napari.karyotype.layers import has_user_edits, result_to_layer_data, text_colour_for
 from napari_karyo._napari.karyotype.mfish_layers import add_class_map, analyze_cell, cell_of
 from napari_karyo._napari.karyotype.prompt_tool import PromptTool
 from napari_karyo._napari.karyotype.result_panel import ResultPanel
-from napari_karyo.core import classes
 from napari_karyo.core.device import DEVICE_CHOICES
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.edit.project import Project
@@ -88,12 +87,13 @@ class KaryotypeWidget(QWidget):
         form.addRow("image", self.image_combo)
         form.addRow("model", model_row)
         form.addRow("device", self.device_combo)
-        layout = QVBoxLayout(self)
+        layout = scrolled_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.job)
         layout.addWidget(self.summary_label)
         layout.addWidget(self.panel)
         layout.addWidget(self.edit_panel)
+        layout.addWidget(self.panel.export_box)
         layout.addStretch(1)
 
         self.viewer.layers.events.inserted.connect(self._on_inserted)
@@ -112,6 +112,7 @@ class KaryotypeWidget(QWidget):
             self._detached = True
             self.viewer.layers.events.inserted.disconnect(self._on_inserted)
             self.viewer.layers.events.removed.disconnect(self._refresh_images)
+            self.viewer.layers.events.removed.disconnect(self.panel._on_removed)
             if self.editor is not None:
                 self.editor.close()  # every edit is already in the project's journal
         return super().event(event)
@@ -231,7 +232,6 @@ class KaryotypeWidget(QWidget):
         self.last_result = result
         self.job.done()
         self.job.device_label.setText(f"device: {result.device or '?'}")
-        self.summary_label.setText(summary_text(result))
 
     # ---- output layers ----------------------------------------------------------------------------------
 
@@ -274,7 +274,7 @@ class KaryotypeWidget(QWidget):
         result = project.session.result
         self._add_layers(result, project)
         self.last_result = result
-        self.summary_label.setText(summary_text(result))
+        self.summary_label.setText("")
         show_info(
             f"restored '{image_layer.name}': {result.status}, {result.corrections} corrections "
             f"(from {project.folder})"
@@ -308,7 +308,8 @@ class KaryotypeWidget(QWidget):
         k = 1
         while True:
             suffix = "" if k == 1 else f" ({k})"
-            names = (f"{base} chromosomes{suffix}", f"{base} outlines{suffix}")
+            names = (f"{base}{suffix} chromosomes", f"{base}{suffix} outlines")  # one scheme: '<image> (2) …'
+
             existing = [self.viewer.layers[n] for n in names if n in self.viewer.layers]
             if not any(has_user_edits(layer) for layer in existing):
                 break
@@ -337,6 +338,8 @@ class KaryotypeWidget(QWidget):
                     self.viewer.layers.remove(layer)
             raise
         labels_layer, shapes_layer = added
+        if image is not None:
+            shapes_layer.text.color = text_colour_for(self._picture())
         self._add_proposal(project.session.proposal if project else result, f"{base}{suffix}", image)
         if self.editor is not None:
             self.editor.close()
@@ -351,9 +354,10 @@ class KaryotypeWidget(QWidget):
             self.viewer, labels_layer, shapes_layer, self.karyogram_view, session, f"{base}{suffix}"
         )
         self.editor.on_next_review = self.panel.next_review
-        self.panel.attach(labels_layer, shapes_layer, self.karyogram_view, self.editor)
-        where = f"autosaved in {project.folder}" if project else "not autosaved (the image has no file)"
-        self.edit_panel.attach(self.editor, where, self.panel.picked_class)
+        self.editor.confirm = lambda question: self.confirm(question)  # late-bound: tests replace confirm
+        self.panel.attach(labels_layer, shapes_layer, self.karyogram_view, self.editor, self._image_name)
+        self.edit_panel.attach(self.editor, project.folder if project else None, self.panel.picked_class)
+        self.editor.on_change = lambda: (self.edit_panel.refresh(), self.panel.refresh())  # e.g. accept
         picture = self._picture()
         if picture is not None:
             self.edit_panel.attach_prompts(PromptTool(self.editor, picture))
@@ -371,18 +375,6 @@ class KaryotypeWidget(QWidget):
             kwargs.update(scale=image.scale[-2:], translate=image.translate[-2:])
         layer = self.viewer.add_labels(data, **kwargs)
         layer.editable = False
-
-
-def summary_text(result) -> str:
-    counts = result.class_counts()
-
-    order = [classes.name(i) for i in classes.CLASS_IDS] + ["?"]
-    parts = [f"{n}×{counts[n]}" if counts[n] > 1 else n for n in order if n in counts]
-    review = sum(bool(c.review) for c in result.chromosomes)
-    return (
-        f"{result.count} objects in {result.seconds:.1f} s, {review} flagged for review\n"
-        f"classes: {', '.join(parts) or '–'}"
-    )
 
 
 def project_image_path(image_layer):

@@ -23,6 +23,7 @@ import numpy as np
 from napari_karyo._napari.karyotype.layers import result_to_layer_data
 from napari_karyo.core import classes
 from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.karyotype.edit.mask_edits import parts_touch
 
 DIGIT_KEYS = [f"Alt-{d}" for d in range(10)]
 
@@ -38,6 +39,7 @@ class EditController:
         self.on_change = on_change
         self.on_next_review: Callable[[], None] = lambda: None  # set by the dock (Alt+N)
         self.on_close: Callable[[], None] = lambda: None  # set by the edit panel
+        self.confirm: Callable[[str], bool] = lambda _question: True  # set by the dock (a yes/no dialog)
         self.closed = False
         self.picked: list[int] = []
         self.typed = ""  # class digits typed so far
@@ -122,6 +124,16 @@ class EditController:
         ids = self.targets()
         if len(ids) < 2:
             self.on_message("join: Alt+click two or more objects first")
+            return None
+        parts = [self.session.result.chromosomes[i - 1] for i in ids if 0 < i <= self.session.result.count]
+        if (
+            len(parts) == len(ids)
+            and not parts_touch(parts)
+            and not self.confirm(
+                f"Objects {', '.join(map(str, ids))} do not touch. Join them into one chromosome anyway?"
+            )
+        ):
+            self.on_message("join cancelled: the objects do not touch")
             return None
         joined = self.act(self.session.join, ids)
         if joined is not None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QCheckBox, QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from pathlib import Path
+
+from qtpy.QtWidgets import QCheckBox, QGridLayout, QGroupBox, QLabel, QPushButton, QVBoxLayout
 
 from napari_karyo._napari.karyotype.prompt_tool import HINT
+from napari_karyo.core.storage.project_files import projects_root
+from napari_karyo.core.storage.settings import change_setting, setting
 
 BUTTONS = (  # (attribute, text, controller method, key hint)
     ("split_button", "Split", "split", "Alt+S: along the cut line, or across the object under the cursor"),
@@ -17,43 +21,62 @@ BUTTONS = (  # (attribute, text, controller method, key hint)
     ("redo_button", "Redo", "redo", "Alt+Shift+Z"),
 )
 
+NOT_EDITING = "Run (or reopen) a spread first: the tools edit its chromosome layer"
 
-class EditPanel(QWidget):
+
+class EditPanel(QGroupBox):
+    """The "Correct" group: buttons named with their keys, a tooltip on each saying what it acts on."""
+
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__("Correct")
         self.controller = None
         grid = QGridLayout()
         for k, (attr, text, method, tip) in enumerate(BUTTONS):
-            button = QPushButton(text)
+            key = tip.split()[0].rstrip(":") if tip.startswith("Alt") else ""
+            button = QPushButton(f"{text}  {key}".strip())
             button.setToolTip(tip)
             button.clicked.connect(lambda _=False, m=method: self._call(m))
             setattr(self, attr, button)
-            grid.addWidget(button, k // 4, k % 4)
+            grid.addWidget(button, k // 2, k % 2)
         self.prompts = None  # the PromptTool of the spread being edited
         self.prompt_box = QCheckBox("Prompt mode")
         self.prompt_box.setToolTip(HINT)
         self.prompt_box.toggled.connect(lambda on: self.prompts and self.prompts.set_enabled(on))
-        grid.addWidget(self.prompt_box, len(BUTTONS) // 4, 0, 1, 4)
+        grid.addWidget(self.prompt_box, (len(BUTTONS) + 1) // 2, 0, 1, 2)
         self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        self.status_label.setMinimumHeight(2 * self.status_label.fontMetrics().lineSpacing() + 4)
+        self.beside_box = QCheckBox("keep projects beside the images")
+        self.beside_box.setChecked(setting("projects_beside_images"))
+        self.beside_box.setToolTip(
+            "Off (default): corrections are autosaved in your projects folder "
+            f"({projects_root()}). On: in a '<image>.karyo' folder beside each image (for the next image run)."
+        )
+        self.beside_box.toggled.connect(lambda on: change_setting("projects_beside_images", on))
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(grid)
         layout.addWidget(self.status_label)
+        layout.addWidget(self.beside_box)
         layout.addWidget(self.message_label)
         self.setEnabled(False)
+        self.setToolTip(NOT_EDITING)
 
-    def attach(self, controller, where: str, picked_class) -> None:
-        """Drive `controller`; `where` says where corrections are autosaved (or that they are not);
+    def attach(self, controller, folder: Path | None, picked_class) -> None:
+        """Drive `controller`; `folder` is where corrections are autosaved (None: they are not);
         `picked_class()` is the class a new drawing gets (the class picker's)."""
         self.controller = controller
-        self._where = where
+        self._where = (
+            f"autosaved in {short_path(folder)}" if folder else "not autosaved (the image has no file)"
+        )
+        self.status_label.setToolTip(f"autosaved in {folder}" if folder else "")
         self._picked_class = picked_class
         controller.on_message = self.message_label.setText
         controller.on_change = self.refresh
         controller.on_close = self._detach
         self.setEnabled(True)
+        self.setToolTip("")
         self.refresh()
 
     def attach_prompts(self, tool) -> None:
@@ -71,6 +94,7 @@ class EditPanel(QWidget):
             self.prompts = None
         self.controller = None
         self.setEnabled(False)
+        self.setToolTip(NOT_EDITING)
         self.status_label.setText("not editing: the chromosome layer was closed")
         self.message_label.setText("")
 
@@ -85,4 +109,15 @@ class EditPanel(QWidget):
         result = session.result
         self.undo_button.setEnabled(session.can_undo)
         self.redo_button.setEnabled(session.can_redo)
+        self.undo_button.setToolTip(BUTTONS[-2][3] if session.can_undo else "nothing to undo yet")
+        self.redo_button.setToolTip(BUTTONS[-1][3] if session.can_redo else "nothing undone to redo")
         self.status_label.setText(f"{result.status} · {result.corrections} corrections · {self._where}")
+
+
+def short_path(path: Path, keep: int = 36) -> str:
+    """A folder shortened for the dock: ~ for home, the middle elided; the full path goes in a tooltip."""
+    text = str(path)
+    home = str(Path.home())
+    if text.startswith(home + "/"):
+        text = "~" + text[len(home) :]
+    return text if len(text) <= keep else f"{text[: keep // 3]}…{text[-(2 * keep) // 3 :]}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_karyo._napari.karyotype.layers import LABEL_DTYPE, label_colormap
+from napari_karyo._napari.karyotype.layers import LABEL_DTYPE, label_colormap, text_colour_for
 from napari_karyo.core import classes
 from napari_karyo.core.karyotype.infer.measure import Measurement, set_centromere
 from napari_karyo.core.karyotype.report.karyogram import Karyogram, build_karyogram, median_background
@@ -105,24 +105,26 @@ class KaryogramView:
         )
         self._colours = colours
         kg_labels = self._put(
-            "labels", "labels", kg.labels.astype(LABEL_DTYPE), name=f"{self.base} karyogram ids", opacity=0.25,
-            **recolour, **place,
+            "labels", "labels", kg.labels.astype(LABEL_DTYPE), name=f"{self.base} karyogram ids", **recolour,
+            **place,
         )  # fmt: skip
-        if first:
+        if first:  # grey cut-outs, as a karyogram looks; raise this layer's opacity for the class tint
+            kg_labels.opacity = 0.0
             kg_labels.events.selected_label.connect(self._on_karyogram_selected)
         texts = [*kg.texts, *kg.groups]
         self._put(
             "names", "points", np.array([pos for _, pos in texts]).reshape(-1, 2),
             name=f"{self.base} karyogram names", size=0, features={"text": [t for t, _ in texts]},
-            text={"string": "{text}", "color": "white", "size": 9}, **place,
+            text={"string": "{text}", "color": text_colour_for(kg.image), "size": 9}, **place,
         )  # fmt: skip
 
     def _add_centromeres(self) -> None:
         pts = np.array([m.centromere_rc for m in self.measurements]).reshape(-1, 2)
         was, self._syncing = self._syncing, True  # an update of the points is not the user moving one
-        try:
+        try:  # small markers: they must not hide the bands (a hidden Points layer is not re-sliced by napari on
+            # a data change, so hiding it by default breaks the next edit that removes an object)
             self._put(
-                "centromeres", "points", pts, name=f"{self.base} centromeres", size=5, face_color="yellow",
+                "centromeres", "points", pts, name=f"{self.base} centromeres", size=3, face_color="yellow",
                 border_color="black", features={"id": [m.index + 1 for m in self.measurements]},
                 translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
             )  # fmt: skip

@@ -170,7 +170,7 @@ def result_to_layer_data(result: SpreadResult, name: str) -> list[tuple]:
         "edge_color": edge,
         "face_color": "transparent",
         "edge_width": 1.5,
-        "text": {"string": "{class}", "size": 9, "color": "white", "anchor": "upper_left"},
+        "text": {"string": "{class}", "size": 9, "color": "white", "anchor": "center"},  # at the object
         "metadata": {RESULT_KEY: dict(metadata[RESULT_KEY])},
     }
     return [(labels, labels_kw, "labels"), (polygons, shapes_kw, "shapes")]
@@ -276,3 +276,11 @@ def has_user_edits(layer) -> bool:
     user = "source" in features and bool((np.asarray(features["source"], dtype=object) == "user").any())
     edited = "edited" in features and bool(np.asarray(features["edited"], dtype=bool).any())
     return user or edited
+
+
+def text_colour_for(image: np.ndarray) -> str:
+    """Black text on a light background (G-band), white on a dark one (DAPI, fluorescence): white labels vanish
+    on G-band. Judged by the median against the image's own range, so any bit depth works."""
+    img = np.asarray(image, dtype=np.float32)
+    lo, hi = float(img.min()), float(img.max())
+    return "black" if float(np.median(img)) > (lo + hi) / 2 else "white"

@@ -8,6 +8,7 @@ anything.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.storage.project_files import projects_root
 from napari_karyo.core.storage.queue import UNREADABLE, QueueProgress, SpreadQueue
 
 STATUS_COLOURS = {
@@ -109,6 +111,8 @@ class QueuePanel(QWidget):
             self._say(str(exc))
             return False
         self.queue = queue
+        with contextlib.suppress(OSError):  # watched from now on: the spreads' new projects appear there
+            projects_root().mkdir(parents=True, exist_ok=True)
         self.folder_label.setText(str(queue.folder))
         self.folder_label.setToolTip(str(queue.folder))
         self.list.clear()

@@ -1,7 +1,8 @@
 """The karyotype part of the dock widget: ISCN, the review queue, renaming, and exports of one analysed spread.
 
 Thin: it reads the editing session's result and the karyogram of `KaryogramView`; changes go through the
-`EditController`.
+`EditController`. The panel belongs to one image: it clears and disables itself when that image or its chromosome
+layer is closed, so it never shows (or exports) a spread that is gone.
 """
 
 from __future__ import annotations
@@ -11,27 +12,31 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QGridLayout,
+    QGroupBox,
     QLabel,
     QPushButton,
     QVBoxLayout,
-    QWidget,
 )
 
 from napari_karyo.core import classes
 from napari_karyo.core.karyotype.infer.review import review_order
+from napari_karyo.core.karyotype.report.headline import headline
 from napari_karyo.core.karyotype.report.measurement_table import measurements_table
 from napari_karyo.core.karyotype.report.report import (
     write_karyogram_png,
     write_measurements_csv,
     write_report,
 )
+from napari_karyo.core.storage.settings import setting
 
 UNNAMED = "? (unnamed)"
 
 
-class ResultPanel(QWidget):
+class ResultPanel(QGroupBox):
+    """The "Result" group; its `export_box` ("Export") is placed by the dock below the "Correct" group."""
+
     def __init__(self, viewer) -> None:
-        super().__init__()
+        super().__init__("Result")
         self.viewer = viewer
         self.labels = self.shapes = self.view = self.editor = None
         self._review_pos = -1
@@ -41,7 +46,15 @@ class ResultPanel(QWidget):
         font.setPointSize(font.pointSize() + 4)
         font.setBold(True)
         self.iscn_label.setFont(font)
-        self.iscn_label.setToolTip("ISCN karyotype from the current classes; unnamed objects are not counted")
+        self.iscn_label.setWordWrap(True)
+        self.iscn_label.setToolTip(
+            "Karyotype (ISCN) from the current classes. It stays a proposal until you accept the cell; "
+            "unnamed objects and unplaced ones (too small or unsure to be chromosomes) are not counted."
+        )
+        # wrapped labels report too small a height in a scroll area (Qt's height-for-width): give them their lines
+        self.iscn_label.setMinimumHeight(2 * self.iscn_label.fontMetrics().lineSpacing() + 4)
+        self.summary_label = QLabel("")  # one line; the classes in its tooltip
+        self.summary_label.setMinimumHeight(self.summary_label.fontMetrics().lineSpacing() + 4)
         self.review_button = QPushButton("Next to review")
         self.review_button.setToolTip(
             "Step through the objects the model is least sure of (clusters, low scores, "
@@ -53,6 +66,7 @@ class ResultPanel(QWidget):
         self.class_combo = QComboBox()
         self.class_combo.addItems([classes.name(i) for i in classes.CLASS_IDS] + [UNNAMED])
         self.rename_button = QPushButton("Set class of selected")
+        self.rename_button.setToolTip("Or type the class on the keyboard: Alt+digits, Alt+X, Alt+Y")
         self.rename_button.clicked.connect(self.rename_selected)
         self.karyogram_button = QPushButton("Karyogram PNG…")
         self.report_button = QPushButton("Report PDF/PNG…")
@@ -65,32 +79,70 @@ class ResultPanel(QWidget):
         grid.addWidget(self.review_button, 0, 0, 1, 2)
         grid.addWidget(self.class_combo, 1, 0)
         grid.addWidget(self.rename_button, 1, 1)
-        grid.addWidget(self.karyogram_button, 2, 0)
-        grid.addWidget(self.report_button, 2, 1)
-        grid.addWidget(self.csv_button, 3, 0)
+        self.export_box = QGroupBox("Export")
+        exports = QGridLayout(self.export_box)
+        exports.addWidget(self.karyogram_button, 0, 0)
+        exports.addWidget(self.report_button, 0, 1)
+        exports.addWidget(self.csv_button, 1, 0)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.iscn_label)
+        layout.addWidget(self.summary_label)
         layout.addLayout(grid)
         layout.addWidget(self.review_label)
-        self.setEnabled(False)
+        self.viewer.layers.events.removed.connect(self._on_removed)
+        self.detach()
 
-    def attach(self, labels_layer, shapes_layer, view, editor) -> None:
-        """Follow a new result: its Labels and Shapes layers, its KaryogramView and its EditController."""
+    def attach(self, labels_layer, shapes_layer, view, editor, image_name: str = "") -> None:
+        """Follow a new result: its Labels and Shapes layers, its KaryogramView and its EditController, for the
+        image layer `image_name`."""
+        if self.labels is not None:
+            self.labels.events.features.disconnect(self.refresh)
         self.labels, self.shapes, self.view, self.editor = labels_layer, shapes_layer, view, editor
+        self.image_name = image_name
         self._review_pos = -1
         labels_layer.events.features.connect(self.refresh)
         self.setEnabled(True)
+        self.export_box.setEnabled(True)
+        self.export_box.setToolTip("Files of the current state of this spread, corrections included")
         self.refresh()
+
+    def detach(self) -> None:
+        """Forget the result: empty texts, everything disabled (nothing to export)."""
+        if self.labels is not None:
+            self.labels.events.features.disconnect(self.refresh)
+        self.labels = self.shapes = self.view = self.editor = None
+        self.image_name = ""
+        self.iscn_label.setText("")
+        self.summary_label.setText("")
+        self.review_label.setText("")
+        self.review_button.setText("Next to review")
+        self.setEnabled(False)
+        self.export_box.setEnabled(False)
+        why = "Run (or reopen) a spread first: the result, corrections and exports follow that image"
+        self.setToolTip(why)
+        self.export_box.setToolTip(why)
+
+    def _on_removed(self, event) -> None:
+        if self.labels is None:
+            return
+        names = [layer.name for layer in self.viewer.layers]
+        # `==`, not `is`: a plugin's viewer hands out proxies of its layers
+        if event.value == self.labels or (self.image_name and self.image_name not in names):
+            self.detach()
 
     def _current(self):
         return self.editor.session.result
 
     def refresh(self, *_) -> None:
-        features = self.labels.features
-        flagged = int((np.asarray(features.get("review", []), dtype=str) != "").sum()) if len(features) else 0
-        self.iscn_label.setText(self._current().iscn)
-        self.review_button.setText(f"Next to review ({flagged})")
+        if self.editor is None:
+            return
+        result = self._current()
+        self.iscn_label.setText(str(headline(result)))
+        line, classes_line = summary_text(result).split("\n")
+        self.summary_label.setText(line)
+        self.summary_label.setToolTip(classes_line)
+        self.review_button.setText(f"Next to review ({headline(result).to_review})")
+        self.setToolTip("")
 
     # ---- actions ----------------------------------------------------------------------------------------
 
@@ -133,13 +185,24 @@ class ResultPanel(QWidget):
             if not path:
                 return None
         view = self.view
-        result, iscn = view.result, self._current().iscn
+        if view is None:
+            return None
+        result, iscn = view.result, str(headline(self._current()))
         if what == "karyogram":
             write_karyogram_png(path, view.karyogram, title=iscn)
         elif what == "report":
             rows = measurements_table(result, view.measurements)
-            write_report(path, view.image, result, view.karyogram, rows, iscn)
+            write_report(path, view.image, result, view.karyogram, rows, iscn, analyst=setting("analyst"))
         else:
             write_measurements_csv(path, measurements_table(result, view.measurements))
         self.review_label.setText(f"saved {path}")
         return path
+
+
+def summary_text(result) -> str:
+    """Counts and classes of the current result (follows every edit)."""
+    counts = result.class_counts()
+    order = [classes.name(i) for i in classes.CLASS_IDS] + ["?"]
+    parts = [f"{n}×{counts[n]}" if counts[n] > 1 else n for n in order if n in counts]
+    state = f"{result.corrections} corrections" if result.corrections else "no corrections yet"
+    return f"{result.count} objects in {result.seconds:.1f} s, {state}\nclasses: {', '.join(parts) or '–'}"

@@ -28,10 +28,10 @@ from qtpy.QtWidgets import (
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
+from napari_karyo._napari.common.form import scrolled_layout
 from napari_karyo._napari.common.job import JobControls
 from napari_karyo._napari.common.torch_guard import import_backends
 from napari_karyo._napari.karyotype.dock import KaryotypeWidget
@@ -162,7 +162,7 @@ class TrainingWidget(QWidget):
         form.addRow("validate every", self.validate_spin)
         form.addRow("device", self.device_combo)
         form.addRow("output folder", _browse_row(self.out_edit, self._browse_out))
-        layout = QVBoxLayout(self)
+        layout = scrolled_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.job)
         layout.addWidget(QLabel("validation (val split of the training set, by case):"))

@@ -10,17 +10,21 @@ from pathlib import Path
 from napari_karyo._napari.pathology.stack_layers import stack_to_layer_data
 from napari_karyo._napari.reader import single_path
 from napari_karyo.core.pathology.stack import STACK_SUFFIXES, load_stack
+from napari_karyo.core.storage.images import is_spread_with_thumbnails
 from napari_karyo.core.storage.multichannel import is_cell_with_dapi
 
 
 def is_stack_tiff(path: Path) -> bool:
-    """OME-TIFF, SVS, a pyramid, or several images in one file: a stack; one plain image: not."""
+    """OME-TIFF, SVS, a pyramid, or several images in one file: a stack; one plain image, or one spread with
+    thumbnail pages, not."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
             if tif.is_ome or tif.is_svs:
                 return True
+            if is_spread_with_thumbnails(tif):
+                return False  # one spread plus thumbnail pages: the spread reader's
             series = [s for s in tif.series if s.name not in ("Thumbnail", "Label", "Macro")]
             if len(series) != 1:
                 return len(series) > 1

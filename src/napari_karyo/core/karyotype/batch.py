@@ -25,6 +25,7 @@ from napari_karyo.core.jobs import run_to_end
 from napari_karyo.core.karyotype.infer.predict import analyze_steps, models_used
 from napari_karyo.core.karyotype.mfish.analyze import CellJob, write_class_map
 from napari_karyo.core.karyotype.report.exports import REPORT_PDF, write_karyotype_files
+from napari_karyo.core.karyotype.report.headline import headline
 from napari_karyo.core.storage import atomic
 from napari_karyo.core.storage.images import read_image
 from napari_karyo.core.storage.inputs import (
@@ -189,6 +190,7 @@ def analyze_one(job: Job, opts: Options) -> dict:
             status="ok",
             count=result.count,
             iscn=result.iscn,
+            headline=headline(result),
             warnings=" | ".join(result.warnings),
             review=sum(bool(c.review) for c in result.chromosomes),
             device=result.device,

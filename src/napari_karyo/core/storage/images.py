@@ -144,3 +144,22 @@ def to_grey(data: np.ndarray) -> np.ndarray:
         rgb = data[..., :3].astype(np.float32)
         return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     return data.astype(np.float32)
+
+
+SPREAD_MAX_SIDE = 8192  # larger single images are slides (pathology), read as pyramids by the stack reader
+
+
+def is_spread_with_thumbnails(tif) -> bool:
+    """A TIFF (an open `tifffile.TiffFile`) whose first page is one spread-sized image and whose other pages are
+    only reduced-resolution copies (NewSubfileType bit 0, or at most half its size each way): thumbnails that
+    scanners and viewers add. Such a file is one spread, not a stack of stains."""
+    pages = list(tif.pages)
+    if len(pages) < 2:
+        return False
+    first = pages[0]
+    rows, cols = first.shape[:2]
+    if max(rows, cols) > SPREAD_MAX_SIDE:
+        return False
+    return all(
+        int(p.subfiletype) & 1 or (p.shape[0] <= rows // 2 and p.shape[1] <= cols // 2) for p in pages[1:]
+    )

@@ -1,4 +1,5 @@
-"""Files of a project folder beside an image, `<image dir>/<image stem>.karyo/` (the editing layer,
+"""Files of an image's project folder, `<projects folder>/<image stem>-<path hash>.karyo/` or, when the user chose
+so, `<image dir>/<image stem>.karyo/` (see `project_dir`; the editing layer,
 `karyotype/edit/project.py`, owns what they mean):
 
 - `proposal/`      the model's result the editing started from (`write_result` folder),
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from datetime import UTC, datetime
@@ -18,6 +20,8 @@ from pathlib import Path
 
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.storage.result_files import ANNOTATIONS
+from napari_karyo.core.storage.settings import setting
+from napari_karyo.core.user_folders import data_dir
 
 PROPOSAL = "proposal"
 WORKING = "working"
@@ -27,8 +31,20 @@ STATUSES = ("not started", "proposed", "corrected", "accepted")
 
 
 def project_dir(image_path: str | os.PathLike) -> Path:
+    """Where the project of an image lives. By default in the per-user projects folder
+    (`$NAPARI_KARYO_PROJECTS` overrides it), named by the image's stem and a hash of its full path so two
+    `spread1.tif` in different folders do not meet; beside the image only when the user chose so
+    (`projects_beside_images`) or a project is already there (an older version put it there)."""
     image_path = Path(image_path)
-    return image_path.parent / f"{image_path.stem}.karyo"
+    beside = image_path.parent / f"{image_path.stem}.karyo"
+    if beside.is_dir() or setting("projects_beside_images"):
+        return beside
+    digest = hashlib.sha1(str(image_path.resolve()).encode()).hexdigest()[:8]
+    return projects_root() / f"{image_path.stem}-{digest}.karyo"
+
+
+def projects_root() -> Path:
+    return data_dir("projects", env="NAPARI_KARYO_PROJECTS")
 
 
 def now() -> str:

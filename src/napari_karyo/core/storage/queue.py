@@ -130,6 +130,8 @@ class SpreadQueue:
         paths = {self.folder} | {p.parent for p in self._paths}
         for image in self._paths:
             project = project_dir(image)
+            if project.parent.is_dir():  # the projects folder: a new project appears there
+                paths.add(project.parent)
             if project.is_dir():
                 paths.add(project)
                 if (project / STATE).is_file():

@@ -20,6 +20,7 @@ from napari_karyo.core.karyotype.edit.session import EditSession
 from napari_karyo.core.results import Chromosome, SpreadResult
 from napari_karyo.core.storage.project_files import project_dir, read_status
 from napari_karyo.core.storage.result_files import read_result
+from napari_karyo.core.storage.settings import change_setting
 
 SHAPE = (60, 90)
 
@@ -92,7 +93,25 @@ def state(image) -> dict:
     return json.loads((project_dir(image) / "state.json").read_text())
 
 
+def test_projects_go_to_the_user_folder_unless_the_user_chose_beside(image, user_folders_in_tmp):
+    folder = Project.start(image, proposal()).folder
+    assert folder.parent == user_folders_in_tmp and folder.name.startswith("cell 1-")
+    assert not any(p.name.endswith(".karyo") for p in image.parent.iterdir())  # nothing beside the image
+    other = image.parent / "elsewhere" / image.name  # the same file name in another folder: its own project
+    assert project_dir(other) != folder
+    change_setting("projects_beside_images", True)
+    assert project_dir(other) == other.parent / "cell 1.karyo"
+
+
+def test_a_project_already_beside_the_image_is_kept_there(image):
+    beside = image.parent / "cell 1.karyo"
+    beside.mkdir()
+    assert project_dir(image) == beside
+    assert Project.start(image, proposal(), overwrite=True).folder == beside
+
+
 def test_start_writes_the_folder(image):
+    change_setting("projects_beside_images", True)
     assert project_dir(image) == image.parent / "cell 1.karyo"
     assert read_status(image) == "not started" and Project.open(image) is None
     p = Project.start(image, proposal())
@@ -233,10 +252,11 @@ def test_start_keeps_a_project_holding_corrections(image):
     assert read_status(image) == "corrected"
     p = Project.start(image, proposal(), overwrite=True)
     assert read_status(image) == "proposed" and p.session.result.corrections == 0
-    (old,) = image.parent.glob("cell 1.karyo.old-*")
+    folder = project_dir(image)
+    (old,) = folder.parent.glob(f"{folder.name}.old-*")
     assert json.loads((old / "state.json").read_text())["status"] == "corrected"
     Project.start(image, proposal())  # an untouched project is simply replaced
-    assert len(list(image.parent.glob("cell 1.karyo*"))) == 2
+    assert len(list(folder.parent.glob(f"{folder.name}*"))) == 2
 
 
 def test_a_journal_that_cannot_be_written_undoes_the_edit(image, monkeypatch):

@@ -122,4 +122,36 @@ def test_exports_written_and_readable(built, tmp_path):
 
 def test_group_letters(built):
     *_, kg = built
-    assert [g for g, _ in kg.groups] == list("ABCDEFG")
+    assert [g for g, _ in kg.groups] == [*"ABCDEFG", karyogram.UNPLACED]  # the unplaced row has a heading
+
+
+def test_debris_and_unsure_objects_are_not_placed_in_pairs():
+    """A speck named 2 and an unsure detection named 22 go to the unplaced row, not into pairs 2 and 22."""
+    image, result = bar_spread()
+    speck = np.zeros(result.image_shape, bool)
+    speck[3:6, 3:6] = True
+    result.chromosomes.append(Chromosome.from_full_mask(speck, class_id=2))
+    result.chromosomes[0].score = 0.2  # the 21, now unsure
+    ms = measure.measure_spread(image.astype(np.float32) / 255, result)
+    kg = karyogram.build_karyogram(image, result, ms)
+    (_, (unplaced_row, _)) = next(g for g in kg.groups if g[0] == karyogram.UNPLACED)
+    for label_id in (1, result.count):  # the unsure 21 and the speck
+        assert kg.boxes[label_id][0] > unplaced_row
+    pair_2 = [i + 1 for i, c in enumerate(result.chromosomes) if c.class_id == 2 and i + 1 != result.count]
+    assert all(kg.boxes[i][0] < unplaced_row for i in pair_2)
+
+
+def test_report_header_says_what_who_when_and_with_what():
+    from datetime import date
+
+    from napari_karyo import __version__
+
+    _, result = bar_spread()
+    result.source_path, result.model, result.corrections = "/data/case 7/cell3.tif", "maskrcnn-v2", 4
+    text = "\n".join(report.header_lines(result, analyst="A. Analyst"))
+    for part in ("image: cell3.tif", "case: case 7", date.today().isoformat(), "analyst: A. Analyst",
+                 "status: proposed (not signed off)", "corrections: 4", "maskrcnn-v2", __version__):  # fmt: skip
+        assert part in text
+    result.status = "accepted"
+    assert "status: accepted " in "\n".join(report.header_lines(result))
+    assert "research use" in report.RESEARCH_USE

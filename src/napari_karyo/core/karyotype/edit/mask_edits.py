@@ -30,3 +30,15 @@ def decode_mask(doc: dict) -> tuple[np.ndarray, tuple[int, int]]:
     values = np.arange(len(counts)) % 2 == 1
     mask = np.repeat(values, counts).reshape(shape)
     return mask, (int(doc["offset"][0]), int(doc["offset"][1]))
+
+
+def parts_touch(parts) -> bool:
+    """Whether objects (`Chromosome`s) form one connected piece, diagonal contact included: a join of parts that
+    do not touch is more likely a misclick than a broken chromosome, so the tools ask first."""
+    from scipy import ndimage
+
+    r0, c0 = min(p.bbox[0] for p in parts), min(p.bbox[1] for p in parts)
+    union = np.zeros((max(p.bbox[2] for p in parts) - r0, max(p.bbox[3] for p in parts) - c0), bool)
+    for p in parts:
+        union[p.offset[0] - r0 : p.bbox[2] - r0, p.offset[1] - c0 : p.bbox[3] - c0] |= p.mask
+    return ndimage.label(union, structure=np.ones((3, 3)))[1] == 1

@@ -1,4 +1,5 @@
-"""The project folder beside an image, `<image dir>/<image stem>.karyo/`, so corrections are never lost:
+"""An image's project folder (`project_files.project_dir`: the per-user projects folder, or beside the image
+when the user chose so), so corrections are never lost:
 
 - `proposal/`      the model's result the editing started from (`write_result` folder),
 - `journal.jsonl`  one line per edit (`{"seq", "time", "action", "args", "crc"}`, see `edit.journal`), each fsynced
@@ -50,9 +51,9 @@ SAVE_EVERY = 20  # edits between checkpoints of working/
 class Project:
     """One image's editing project. Make it with `Project.start` (a fresh model result) or `Project.open`."""
 
-    def __init__(self, image_path: str | os.PathLike, seq: int = 0) -> None:
+    def __init__(self, image_path: str | os.PathLike, seq: int = 0, folder: Path | None = None) -> None:
         self.image_path = Path(image_path)
-        self.folder = project_dir(image_path)
+        self.folder = folder or project_dir(image_path)
         self.session: EditSession
         self.last_save_error: str | None = None  # a failed checkpoint (the journal still holds every edit)
         self._seq = seq
@@ -90,13 +91,14 @@ class Project:
             elif folder.exists():
                 shutil.rmtree(folder)
             # built whole in a hidden sibling and renamed: a crash never leaves a project without its proposal
+            folder.parent.mkdir(parents=True, exist_ok=True)  # the per-user projects folder, the first time
             tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
         except OSError as exc:
             raise KaryoError(
                 f"{folder.parent}: cannot make the project folder here ({exc}); "
                 "copy the image to a folder you can write to"
             ) from exc
-        project = cls(image_path)
+        project = cls(image_path, folder=folder)  # the old one may have been set aside: keep this place
         project.session = EditSession(proposal, journal=project._append, measurer=measurer)
         tmp.chmod(0o777 & ~atomic.umask())
         try:

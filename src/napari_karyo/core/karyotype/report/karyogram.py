@@ -1,6 +1,7 @@
 """Karyogram: the straightened chromosomes of one cell laid out in rows by Denver group, p arm up, one scale.
 
-Rows follow the usual clinical layout: A + B, C, D + E, F + G + X Y, then a row of unnamed objects. Inside a
+Rows follow the usual clinical layout: A + B, C, D + E, F + G + X Y, then an "unplaced" row: unnamed objects and
+those too small or unsure to be chromosomes (`headline.unplaced_indices`), never put into a pair. Inside a
 row the classes come in order (1-22, X, Y), each class's chromosomes side by side, longest first, and every
 chromosome's centromere sits on the row's centromere line. A class with nothing in it keeps an empty slot so a
 missing chromosome shows. The label image carries the spread's Labels ids (index + 1), so a click in one view
@@ -15,9 +16,11 @@ import numpy as np
 
 from napari_karyo.core import classes
 from napari_karyo.core.karyotype.infer.measure import PAD, Measurement, straighten
+from napari_karyo.core.karyotype.report.headline import unplaced_indices
 from napari_karyo.core.results import SpreadResult
 
 ROWS: tuple[tuple[str, ...], ...] = (("A", "B"), ("C",), ("D", "E"), ("F", "G", "XY"))
+UNPLACED = "unplaced"  # heading of the last row
 
 
 @dataclass
@@ -84,9 +87,11 @@ def build_karyogram(
     widths = [t.mask.shape[1] for t in tiles] or [13]
     sp = _Spacing(float(np.median(widths)))
     by_class: dict[int, list[_Tile]] = {}
+    unplaced = unplaced_indices(result)
     for m, t in zip(measurements, tiles, strict=True):
         cid = result.chromosomes[m.index].class_id
-        by_class.setdefault(cid if cid in classes.NAMES else 0, []).append(t)
+        placed = cid in classes.NAMES and m.index not in unplaced
+        by_class.setdefault(cid if placed else 0, []).append(t)
     for ts in by_class.values():
         ts.sort(key=lambda t: -t.mask.shape[0])
     plan = _plan_rows(by_class, sp, unnamed_per_row)
@@ -122,7 +127,8 @@ def _plan_rows(by_class: dict[int, list[_Tile]], sp: _Spacing, unnamed_per_row: 
         if row[0][0] == "?":
             unnamed = by_class.get(0, [])
             for k in range(0, len(unnamed), unnamed_per_row):
-                plan.append(_place_row([("?", [(0, unnamed[k : k + unnamed_per_row])])], *gaps))
+                heading = UNPLACED if k == 0 else ""
+                plan.append(_place_row([(heading, [(0, unnamed[k : k + unnamed_per_row])])], *gaps))
             continue
         plan.append(_place_row([(g, [(c, by_class.get(c, [])) for c in ids]) for g, ids in row], *gaps))
     return plan
@@ -154,7 +160,8 @@ def _compose(plan: list[dict], sp: _Spacing, channels: tuple, bg: np.ndarray) ->
             kg.order.append(t.id)
         text_row = line + down + text_h / 2
         kg.texts.extend((name, (text_row, c)) for name, c in p["texts"])
-        kg.groups.extend((g, (top + 0.5 * text_h, c)) for g, c in p["groups"] if g in "ABCDEFG")  # not XY, ?
+        headings = (*"ABCDEFG", UNPLACED)  # X and Y have their class labels
+        kg.groups.extend((g, (top + 0.5 * text_h, c)) for g, c in p["groups"] if g in headings)
         top = line + down + text_h + margin
     return kg
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import csv
 import io
 import math
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
+from napari_karyo import __version__
 from napari_karyo.core import classes
 from napari_karyo.core.karyotype.report.karyogram import Karyogram
 from napari_karyo.core.karyotype.report.measurement_table import TABLE_COLUMNS
@@ -19,6 +21,19 @@ from napari_karyo.core.results import SpreadResult
 from napari_karyo.core.storage.atomic import atomic_path, write_text
 
 A4_INCHES = (8.27, 11.69)
+RESEARCH_USE = "For research use only. Not for diagnostic use."
+
+
+def header_lines(result: SpreadResult, analyst: str = "") -> list[str]:
+    """The report's header block: what was analysed, when, by whom and with which models, and its status."""
+    source = Path(result.source_path) if result.source_path else None
+    status = result.status if result.status == "accepted" else f"{result.status} (not signed off)"
+    return [
+        f"image: {source.name if source else '–'}    case: {source.parent.name if source else '–'}    "
+        f"date: {date.today().isoformat()}    analyst: {analyst or '–'}",
+        f"status: {status}    corrections: {result.corrections}    "
+        f"models: {result.model or '–'}    napari-karyo {__version__}",
+    ]
 
 
 def write_measurements_csv(path: str | Path, rows: list[dict]) -> Path:
@@ -55,15 +70,19 @@ def write_report(
     iscn: str,
     title: str = "",
     dpi: int = 200,
+    analyst: str = "",
 ) -> Path:
-    """One A4 page: ISCN and counts, the spread with class-coloured outlines, the karyogram and the measurements
+    """One A4 page: a header (image, case, date, analyst, status, corrections, models, "for research use"),
+    ISCN and counts, the spread with class-coloured outlines, the karyogram and the measurements
     table (`measurement_table.measurements_table` rows). PDF when `path` ends in .pdf, PNG otherwise."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=A4_INCHES, dpi=dpi)
-    fig.text(0.04, 0.975, title or Path(result.source_path).name or "metaphase spread", fontsize=11, va="top")
-    fig.text(0.04, 0.955, iscn, fontsize=16, weight="bold", va="top")
-    fig.text(0.04, 0.925, _counts_line(result), fontsize=7, va="top", wrap=True)
+    fig.text(0.04, 0.985, title or Path(result.source_path).name or "metaphase spread", fontsize=11, va="top")
+    fig.text(0.96, 0.985, RESEARCH_USE, fontsize=7, va="top", ha="right", style="italic")
+    fig.text(0.04, 0.965, "\n".join(header_lines(result, analyst)), fontsize=6.5, va="top", linespacing=1.4)
+    fig.text(0.04, 0.935, iscn, fontsize=14, weight="bold", va="top")
+    fig.text(0.04, 0.915, _counts_line(result), fontsize=7, va="top", wrap=True)
 
     ax_img = fig.add_axes((0.03, 0.52, 0.45, 0.38))
     _draw_spread(ax_img, image, result)
@@ -81,7 +100,8 @@ def write_report(
         "centromeric_index",
         "centromeric_index_iscn",
     ]
-    header = ["id", "class", "length px", "rel. len %", "ISCN", "CI %", "ISCN"]
+    header = ["id", "class", "length px", "rel. len %\nmeasured", "rel. len %\nISCN ref.", "CI %\nmeasured",
+              "CI %\nISCN ref."]  # fmt: skip
     cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
     halves = [cells[: math.ceil(len(cells) / 2)], cells[math.ceil(len(cells) / 2) :]]
     for k, part in enumerate(halves):
@@ -92,6 +112,8 @@ def write_report(
             table.auto_set_font_size(False)
             table.set_fontsize(6)
             table.scale(1, min(1.0, 46 / len(cells)))  # more rows than a normal cell: shrink them to fit
+            for j in range(len(header)):  # two-line column names (measured / ISCN reference)
+                table[0, j].set_height(table[0, j].get_height() * 1.8)
     return _save(fig, path, dpi)
 
 

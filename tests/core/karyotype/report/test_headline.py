@@ -1,0 +1,52 @@
+"""The one-line status of a result: a proposal says what is unresolved until a person accepts the cell."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_karyo.core.karyotype.report.headline import headline, unplaced_indices
+from napari_karyo.core.results import Chromosome, SpreadResult
+
+NORMAL_XX = [c for c in range(1, 23) for _ in range(2)] + [23, 23]
+
+
+def spread(class_ids, size=12) -> SpreadResult:
+    chroms = [
+        Chromosome(mask=np.ones((size, 4), bool), offset=(0, 6 * k), class_id=c, score=0.95)
+        for k, c in enumerate(class_ids)
+    ]
+    return SpreadResult((40, 6 * len(class_ids) + 10), chroms)
+
+
+def test_proposal_names_what_is_unresolved():
+    result = spread([*NORMAL_XX, 0, 0, 0])
+    for c in result.chromosomes[:5]:
+        c.review = "cluster"
+    line = str(headline(result))
+    assert line == "proposed: 46,XX · 5 to review · 3 unnamed"
+    assert headline(result).open_points() == ["5 to review", "3 unnamed"]
+
+
+def test_debris_is_unplaced_and_not_counted():
+    result = spread(NORMAL_XX)
+    speck = Chromosome(mask=np.ones((2, 2), bool), offset=(30, 0), class_id=2, score=0.9)
+    unsure = Chromosome(mask=np.ones((12, 4), bool), offset=(20, 0), class_id=22, score=0.3)
+    result.chromosomes += [speck, unsure]
+    assert unplaced_indices(result) == {46, 47}
+    assert result.iscn.startswith("48,")  # the stored karyotype counts everything...
+    assert str(headline(result)) == "proposed: 46,XX · 2 unplaced"  # ...the proposal does not
+
+
+def test_a_persons_objects_are_always_placed():
+    result = spread(NORMAL_XX)
+    result.chromosomes.append(
+        Chromosome(mask=np.ones((2, 2), bool), offset=(30, 0), class_id=21, source="user")
+    )
+    assert unplaced_indices(result) == set()
+
+
+def test_accepted_is_no_longer_a_proposal():
+    result = spread(NORMAL_XX)
+    assert str(headline(result)) == "proposed: 46,XX · nothing flagged"
+    result.status = "accepted"
+    assert str(headline(result)) == "accepted: 46,XX"

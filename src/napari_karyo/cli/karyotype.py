@@ -71,8 +71,8 @@ def _show(row: dict, out: Path) -> None:
         return
     classes = " ".join(f"{k}:{v}" for k, v in sorted(row["classes"].items(), key=lambda kv: _order(kv[0])))
     print(
-        f"{Path(row['path']).name}: {row['headline']} ({row['count']} objects, {row['review']} to "
-        f"review) in {row['seconds']:.2f} s on {row['device']} -> {out / row['output']}\n  {classes}"
+        f"{Path(row['path']).name}: {row['headline']} ({row['count']} objects) in {row['seconds']:.2f} s on "
+        f"{row['device']} -> {out / row['output']}\n  {classes}"
     )
     for warning in filter(None, row["warnings"].split(" | ")):
         print(f"  warning: {warning}", file=sys.stderr)

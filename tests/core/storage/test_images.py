@@ -146,9 +146,13 @@ def test_decompression_bombs_are_refused_from_the_header(tmp_path):
 def test_a_second_image_in_a_tiff_is_not_silently_dropped(tmp_path):
     path = tmp_path / "two.tif"
     tifffile.imwrite(path, _spread())
-    tifffile.imwrite(path, _spread()[:64, :64], append=True)
+    tifffile.imwrite(path, _spread()[::-1], append=True)  # a second plane of the same size: a stack
     with pytest.raises(ImageReadError, match="holds 2 images"):
         read_image(path)
+    thumb = tmp_path / "thumb.tif"  # a spread with a small preview page is one spread
+    tifffile.imwrite(thumb, _spread())
+    tifffile.imwrite(thumb, _spread()[::4, ::4], append=True)
+    assert read_image(thumb).shape == _spread().shape
 
 
 def test_what_a_path_is_instead_of_an_image(tmp_path):

@@ -85,7 +85,7 @@ def _decode_tiff(path: Path, max_pixels: int, what: str) -> np.ndarray:
             )
         page = pages[0]
         _check_size(path, page.imagelength, page.imagewidth, max_pixels, what)
-        if len(pages) > 1:
+        if len(pages) > 1 and not is_spread_with_thumbnails(tif):  # thumbnails: the first page is the spread
             raise ImageReadError(
                 f"{path}: holds {len(pages)} images (a stack or several series); save the one "
                 "plane to analyse as its own file (e.g. the DAPI channel)"

@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: demo test lint setup system-packages clean
 
 demo: setup
-	$(BIN)/napari-karyo analyze $(SAMPLE) --out $(OUT) --overwrite
+	$(BIN)/napari-karyo analyze $(SAMPLE) --out $(OUT) --overwrite --report
 	@echo "results: $(OUT)/$$(basename $(SAMPLE) .tif)/ (annotations.json, instances.tif, karyotype.json, karyogram.png, report.pdf, measurements.csv)"
 
 # napari tests run in a process of their own, as in a user's napari session: torch is first imported after the

@@ -11,10 +11,8 @@ Spreads: the real clinical G-banded spreads of gband_icbr (752x572 RGB), copied 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,6 +23,7 @@ import psutil
 
 from bench_common import data_missing, parser, report
 from napari_karyo.core.karyotype.batch import Options, run_batch
+from napari_karyo.core.loopback_cluster import loopback_cluster
 
 
 class Sampler:
@@ -96,56 +95,6 @@ def _measure(name: str, items, out: Path, pids, **kw) -> dict:
     }
 
 
-def _cluster(tmp: Path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
-    info = tmp / "scheduler.json"
-    sched = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "distributed.cli.dask_scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(info),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    while not (info.exists() and info.stat().st_size):
-        time.sleep(0.1)
-    address = json.loads(info.read_text())["address"]
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "distributed.cli.dask_worker",
-                address,
-                "--nthreads",
-                "1",
-                "--host",
-                "127.0.0.1",
-                "--no-dashboard",
-                "--no-nanny",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(2)
-    ]
-    from distributed import Client
-
-    with Client(address, timeout="60s") as client:
-        client.wait_for_workers(2, timeout=180)
-    return address, [sched, *workers]
-
-
 def run(data: str, n: int, configs: list[str]) -> dict:
     me = os.getpid()
     results = []
@@ -162,22 +111,17 @@ def run(data: str, n: int, configs: list[str]) -> dict:
                 _measure("local pool, 2 workers x 1 thread", items, tmp / "o2", kids, threads=1, workers=2)
             )
         if "dask" in configs:
-            address, procs = _cluster(tmp)
-            try:
+            with loopback_cluster(tmp, workers=2) as (address, pids):
                 results.append(
                     _measure(
                         "dask cluster, 2 workers x 1 thread",
                         items,
                         tmp / "o3",
-                        lambda: [p.pid for p in procs[1:]],
+                        lambda: pids,
                         threads=1,
                         scheduler=address,
                     )
                 )
-            finally:
-                for p in procs:
-                    p.terminate()
-                    p.wait(timeout=30)
     return {"spreads": n, "cpu_cores": os.cpu_count(), "load_before": os.getloadavg()[0], "results": results}
 
 

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import pytest
 import tifffile
 
 from napari_karyo.core.karyotype.batch import MANIFEST, Options, run_batch
+from napari_karyo.core.loopback_cluster import loopback_cluster
 
 SAMPLE = Path(__file__).resolve().parents[3] / "src/napari_karyo/samples/mfish_V26_dapi.tif"
 
@@ -154,67 +152,8 @@ def test_a_local_pool_gives_the_single_process_results(first, tmp_path):
 def cluster(tmp_path):
     """A dask scheduler and two single-threaded workers on the loopback address, started with dask's own
     commands; the workers import this checkout (PYTHONPATH)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), OMP_NUM_THREADS="1")
-    info = tmp_path / "scheduler.json"
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "distributed.cli.dask_scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-dashboard",
-                "--scheduler-file",
-                str(info),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    ]
-    try:
-        for _ in range(600):
-            if info.exists() and info.stat().st_size:
-                break
-            time.sleep(0.1)
-        address = json.loads(info.read_text())["address"]
-        procs += [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "distributed.cli.dask_worker",
-                    address,
-                    "--nthreads",
-                    "1",
-                    "--host",
-                    "127.0.0.1",
-                    "--no-dashboard",
-                    "--no-nanny",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(2)
-        ]
-        from distributed import Client
-
-        with Client(address, timeout="60s") as client:
-            client.wait_for_workers(2, timeout=120)
+    with loopback_cluster(tmp_path, workers=2) as (address, _):
         yield address
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # a worker busy closing its connections: stop it hard
-                p.kill()
-                p.wait(timeout=30)
 
 
 def test_a_dask_cluster_gives_the_single_process_results(first, cluster, tmp_path):

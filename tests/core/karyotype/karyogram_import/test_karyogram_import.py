@@ -151,3 +151,16 @@ def test_different_resolutions_are_refused(cell, tmp_path):
     big.save(tmp_path / "big.png")
     with pytest.raises(KaryoError, match="different resolutions"):
         run_to_end(import_steps(tmp_path / "big.png", k))
+
+
+def test_a_cutout_missing_from_the_spread_is_reported_and_written(tmp_path):
+    spread, karyogram, truth, names = synth.cell(seed=2)
+    spread = spread.copy()
+    spread[truth[0]] = spread.max()  # the lab's karyogram holds a chromosome the spread no longer shows
+    s = synth.save(tmp_path / "8.png", spread)
+    k = synth.save(tmp_path / "8k.png", karyogram)
+    imp = run_to_end(import_steps(s, k))
+    assert [u["class"] for u in imp.unmatched] == [names[0]]
+    folder = write_import(imp, tmp_path / "out")
+    summary = json.loads((folder / "karyotype.json").read_text())["karyogram_import"]
+    assert summary["unmatched"][0]["class"] == names[0] and len(summary["unmatched"][0]["karyogram_box"]) == 4

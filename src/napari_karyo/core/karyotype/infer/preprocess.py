@@ -1,7 +1,8 @@
 """Bring any spread to what the model was trained on: grey, bright chromosomes on a dark background,
 intensities in [0, 1], chromosomes about `TARGET_WIDTH` pixels wide.
 
-G-banded spreads (dark on bright) are inverted; DAPI and Q-band (bright on dark) are kept.
+G-banded spreads (dark on bright) are inverted; DAPI and Q-band (bright on dark) are kept. Annotation drawings
+burnt into an exported grey spread (coloured boxes and contours) are painted over first.
 """
 
 from __future__ import annotations
@@ -11,11 +12,39 @@ import numpy as np
 from napari_karyo.core.storage.images import to_grey
 
 TARGET_WIDTH = 13.0  # median chromosome width (px) in the training data (BioImLab 13-16, M-FISH 12)
+# A pixel whose channels differ by more than this (of 255) is a drawing when the rest of the image is grey; the
+# drawings of clinical exports cover < 2% of a spread, so more than DRAWING_MAX_SHARE means a colour image.
+DRAWING_CHROMA = 24
+DRAWING_MAX_SHARE = 0.05
+
+
+def without_drawings(image: np.ndarray) -> np.ndarray:
+    """An RGB(A) spread whose genuine pixels are grey, with the coloured pixels (annotation boxes, contours and
+    text burnt in by a karyotyping station) replaced by their nearest grey pixel. Other images come back as they
+    are: grey ones, true-colour ones (too many coloured pixels) and pseudo-colour ones (the grey pixels are only
+    the background, not the chromosomes)."""
+    if image.ndim != 3 or image.shape[-1] < 3:
+        return image
+    from scipy import ndimage as ndi
+
+    rgb = image[..., :3]
+    top = float(np.iinfo(rgb.dtype).max) if rgb.dtype.kind in "ui" else float(max(rgb.max(), 1.0))
+    chroma = (rgb.max(-1).astype(np.float32) - rgb.min(-1)) * (255.0 / top)
+    drawn = chroma > DRAWING_CHROMA
+    if not drawn.any() or drawn.mean() > DRAWING_MAX_SHARE:
+        return image
+    genuine = rgb[..., 0][~drawn].astype(np.float32)
+    lo, hi = np.percentile(genuine, (1, 99))
+    if hi - lo < 0.25 * top:
+        return image
+    drawn = ndi.binary_dilation(drawn)  # the anti-aliased rim of a line is tinted too
+    nearest = ndi.distance_transform_edt(drawn, return_distances=False, return_indices=True)
+    return rgb[tuple(nearest)]
 
 
 def normalise_intensity(image: np.ndarray) -> tuple[np.ndarray, bool]:
     """Grey float32 in [0, 1], bright objects on dark background. Returns (image, inverted)."""
-    grey = to_grey(image)
+    grey = to_grey(without_drawings(image))
     lo, hi = np.percentile(grey, (0.5, 99.8))
     if hi <= lo:
         lo, hi = float(grey.min()), float(grey.max())

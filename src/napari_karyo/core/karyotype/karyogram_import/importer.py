@@ -192,7 +192,7 @@ def import_steps(spread_path: str | Path, karyogram_path: str | Path, layout: La
     for c in cuts:
         counts[c.name] = counts.get(c.name, 0) + 1
     unmatched = [
-        {"class": c.name, "karyogram_box": [c.offset[1], c.offset[0], c.mask.shape[1], c.mask.shape[0]]}
+        {"class": c.name, "karyogram_box": [int(v) for v in (*c.offset[::-1], *c.mask.shape[::-1])]}
         for j, c in enumerate(cuts)
         if j not in placed
     ]

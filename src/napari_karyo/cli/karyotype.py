@@ -172,6 +172,7 @@ def cmd_export_training(args) -> int:
         val_fraction=args.val_fraction,
         seed=args.seed,
         include_model_only=args.include_model_only,
+        named_only=args.named_only,
         read_folder=read_any_result,
         case_of=(lambda image: image.stem) if args.case_by == "stem" else None,
     )
@@ -282,6 +283,12 @@ def add_commands(sub) -> None:
     )
     e.add_argument(
         "--include-model-only", action="store_true", help="also results nobody corrected or accepted"
+    )
+    e.add_argument(
+        "--named-only",
+        action="store_true",
+        help="leave out objects without a class (for karyogram imports: nuclei, debris and chromosomes the lab "
+        "left out), so a segmenter learns them as background",
     )
     e.set_defaults(func=cmd_export_training)
 

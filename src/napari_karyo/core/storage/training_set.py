@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -150,16 +151,23 @@ def export_training_set(
     val_fraction: float = 0.2,
     seed: int = 0,
     include_model_only: bool = False,
+    named_only: bool = False,
     read_folder: Callable[[Path], SpreadResult] = read_result,
 ) -> Path:
     """Write a training set from result folders or (image path, SpreadResult) pairs; return `out_folder`.
 
     Only results a person corrected or accepted go in unless `include_model_only`. `case_of(image path)` names
     the case (default: the image's parent folder) for the split. Folders are read by `read_folder` (project folders
-    need `karyotype.edit.project.read_any_result`, which replays their journal).
+    need `karyotype.edit.project.read_any_result`, which replays their journal). `named_only` leaves out objects
+    without a class (in a karyogram import: nuclei, debris and chromosomes the lab left out of the karyogram), so a
+    segmenter learns them as background.
     """
     out = Path(out_folder)
     chosen = _choose(_gather(items, read_folder), out, include_model_only)
+    if named_only:
+        chosen = [
+            (img, replace(res, chromosomes=[c for c in res.chromosomes if c.class_id])) for img, res in chosen
+        ]
     case_of = case_of or _default_case
     cases = {img.stem: str(case_of(img)) for img, _ in chosen}
     splits = split_by_case(cases, val_fraction, seed)

@@ -164,3 +164,18 @@ def test_a_cutout_missing_from_the_spread_is_reported_and_written(tmp_path):
     folder = write_import(imp, tmp_path / "out")
     summary = json.loads((folder / "karyotype.json").read_text())["karyogram_import"]
     assert summary["unmatched"][0]["class"] == names[0] and len(summary["unmatched"][0]["karyogram_box"]) == 4
+
+
+def test_named_only_export_leaves_unexplained_objects_out(cell, tmp_path):
+    from dataclasses import replace
+
+    from napari_karyo.core.results import Chromosome
+
+    _, _, _, names, imp = cell
+    nucleus = Chromosome(mask=np.ones((20, 20), bool), offset=(0, 0), class_id=0, score=0.5)
+    with_nucleus = replace(imp, result=replace(imp.result, chromosomes=[*imp.result.chromosomes, nucleus]))
+    folder = write_import(with_nucleus, tmp_path / "results")
+    everything = import_training_set(export_training_set([folder], tmp_path / "all"))[0][1]
+    named = import_training_set(export_training_set([folder], tmp_path / "named", named_only=True))[0][1]
+    assert everything.count == len(names) + 1
+    assert named.count == len(names) and all(c.class_id for c in named.chromosomes)

@@ -139,6 +139,17 @@ def test_sample_stream_carries_class_ids_when_asked():
     assert all(1 <= c <= 24 for c in classed["labels"].tolist())
 
 
+def test_real_weights_set_how_often_each_spread_is_drawn():
+    from napari_karyo.core.karyotype.training.segmenter_data import Annotated, SampleStream
+
+    dim, bright = Annotated(np.zeros((64, 64), np.float32), []), Annotated(np.ones((64, 64), np.float32), [])
+    # 9 "public" spreads and 1 "correction": a 0.5 share makes the one correction half of the real samples
+    stream = SampleStream([dim] * 9 + [bright], None, 32, 0.0, real_weights=[0.5 / 9] * 9 + [0.5])
+    rng = np.random.default_rng(0)
+    drawn = [float(stream.sample(rng)[0].mean()) > 0.5 for _ in range(400)]
+    assert 0.4 < np.mean(drawn) < 0.6
+
+
 def test_validate_every_reports_figures_on_the_val_split(tmp_path):
     from napari_karyo.core.errors import KaryoError
     from napari_karyo.core.karyotype.training.segmenter import finetune_config

@@ -15,6 +15,8 @@ from collections.abc import Generator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from napari_karyo.core.errors import CancelledError, KaryoError
 from napari_karyo.core.karyotype.evaluate.validate import VAL_SPLIT, prepare_val, validation_figures
 from napari_karyo.core.karyotype.infer.model import ARCH, DEFAULT_CONFIG, build_maskrcnn
@@ -60,6 +62,10 @@ class TrainConfig(Settings):
     model: dict = setting(default_factory=dict, flag=False)  # overrides of model.DEFAULT_CONFIG
     corrections: str | None = setting(
         None, help="training set folder (export-training) of the corrections source"
+    )
+    corrections_share: float | None = setting(
+        None,
+        help="share of the real samples drawn from the corrections source (default: in proportion to its images)",
     )
     init: str | None = setting(
         None, help="model file to start from (default with --from-corrections: the bundled one)"
@@ -119,7 +125,11 @@ def _data(cfg: TrainConfig):
     if "corrections" in cfg.sources:
         used["corrections"] = [s.key for s in corrections]
     items = prepare(real) + prepare(corrections, at_model_scale=True)
-    return SampleStream(items, bank, cfg.crop, cfg.synth_fraction), used
+    weights = None
+    if cfg.corrections_share is not None and real and corrections:
+        share = float(np.clip(cfg.corrections_share, 0.0, 1.0))
+        weights = [(1 - share) / len(real)] * len(real) + [share / len(corrections)] * len(corrections)
+    return SampleStream(items, bank, cfg.crop, cfg.synth_fraction, real_weights=weights), used
 
 
 def _val_data(cfg: TrainConfig) -> list:

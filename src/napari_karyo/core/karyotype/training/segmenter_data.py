@@ -122,12 +122,14 @@ class SampleStream:
         synth_fraction: float,
         scale_jitter=(0.8, 1.25),
         with_classes: bool = False,
+        real_weights: np.ndarray | None = None,
     ):
         if not real and (bank is None or synth_fraction <= 0):
             raise ValueError("no training data: give real spreads or a synthetic crop bank")
         self.real, self.bank, self.crop, self.with_classes = real, bank, crop, with_classes
         self.synth_fraction = synth_fraction if real else 1.0
         self.scale_jitter = scale_jitter
+        self.real_p = None if real_weights is None else np.asarray(real_weights, float) / np.sum(real_weights)
 
     def sample(self, rng: np.random.Generator):
         if self.bank is not None and rng.random() < self.synth_fraction:
@@ -137,7 +139,12 @@ class SampleStream:
             masks = [c.full_mask(image.shape) for c in chromosomes]
             class_ids = [c.class_id for c in chromosomes]
         else:
-            item = self.real[rng.integers(len(self.real))]
+            pick = (
+                rng.integers(len(self.real))
+                if self.real_p is None
+                else rng.choice(len(self.real), p=self.real_p)
+            )
+            item = self.real[pick]
             scale = item.scale * float(np.exp(rng.uniform(*np.log(self.scale_jitter))))
             image, masks, class_ids = random_crop(item, rng, self.crop, scale)
         image, masks = augment(image, masks, rng)

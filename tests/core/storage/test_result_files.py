@@ -61,6 +61,14 @@ def test_round_trip_is_exact(tmp_path, assert_same):
     assert doc["image"] == "spread 1.tif" and doc["image_shape"] == [60, 80] and len(doc["objects"]) == 3
 
 
+def test_a_relative_image_path_is_recorded_absolute(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.chdir(tmp_path)
+    folder = write_result(replace(make_result(), source_path="spreads/1.png"), tmp_path / "out", "1")
+    assert read_result(folder).source_path == str(tmp_path / "spreads" / "1.png")  # found from any folder later
+
+
 def test_no_temporary_folders_left(tmp_path):
     write_result(make_result(), tmp_path, "s")
     write_result(make_result(), tmp_path, "s")  # model output over model output: allowed

@@ -39,7 +39,8 @@ def _annotations_doc(result: SpreadResult, image_stem: str) -> dict:
     image = Path(result.source_path).name if result.source_path else image_stem
     return {
         "image": image,
-        "source_path": result.source_path,
+        # absolute, so exports and re-runs from another working folder still find the image
+        "source_path": os.path.abspath(result.source_path) if result.source_path else "",
         "image_shape": [int(s) for s in result.image_shape],
         "model": result.model,
         "device": result.device,

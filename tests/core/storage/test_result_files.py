@@ -66,7 +66,8 @@ def test_a_relative_image_path_is_recorded_absolute(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     folder = write_result(replace(make_result(), source_path="spreads/1.png"), tmp_path / "out", "1")
-    assert read_result(folder).source_path == str(tmp_path / "spreads" / "1.png")  # found from any folder later
+    # found from any folder later
+    assert read_result(folder).source_path == str(tmp_path / "spreads" / "1.png")
 
 
 def test_no_temporary_folders_left(tmp_path):

@@ -27,6 +27,7 @@ KEEP_BELOW_BEST = 0.25  # coarse places this far below the cut-out's best are dr
 SHIFT = 8  # pixels searched around each coarse place at full resolution
 TRY_FLIP_BELOW = 0.8  # cut-outs matching worse than this unflipped are searched mirrored too
 WORKERS = 2  # FFT threads
+MARGIN = 2  # pixels the cut-out's mask grows for the score, so the outline (white around it) counts too
 
 
 @dataclass
@@ -64,20 +65,22 @@ def transformed(ink: np.ndarray, mask: np.ndarray, flip: bool, angle: float, sca
     """(ink, mask) of a cut-out flipped left-right, scaled, then rotated; the box grows to hold it."""
     if flip:
         ink, mask = ink[:, ::-1], mask[:, ::-1]
-    m = mask.astype(np.float32)
+    both = np.stack([ink, mask.astype(np.float32)])
     if scale != 1.0:
-        ink, m = ndi.zoom(ink, scale, order=1), ndi.zoom(m, scale, order=1)
-    return ndi.rotate(ink, angle, order=1), ndi.rotate(m, angle, order=1) > 0.5
+        both = ndi.zoom(both, (1, scale, scale), order=1)
+    both = ndi.rotate(both, angle, axes=(2, 1), order=1)  # one call for both: the calls dominate, not the pixels
+    return both[0], both[1] > 0.5
 
 
 def _templates(ink, mask, poses, size: int, margin: int):
     """Stack of centred (ink, grown mask) templates of side `size`, one per (flip, angle, scale) pose."""
+    if margin:  # grow once before turning (not once per pose): the same mask to a pixel, a fraction of the cost
+        ink = np.pad(ink, margin)
+        mask = ndi.binary_dilation(np.pad(mask, margin), iterations=margin)
     t = np.zeros((len(poses), size, size), np.float32)
     m = np.zeros_like(t)
     for k, (flip, angle, scale) in enumerate(poses):
         ti, tm = transformed(ink, mask, flip, angle, scale)
-        if margin:
-            tm = ndi.binary_dilation(tm, iterations=margin)
         h, w = min(ti.shape[0], size), min(ti.shape[1], size)
         y0, x0 = (size - h) // 2, (size - w) // 2
         t[k, y0 : y0 + h, x0 : x0 + w] = ti[:h, :w] * tm[:h, :w]
@@ -111,8 +114,9 @@ def coarse_places(ink_small: np.ndarray, cut: Cutout, index: int, flip: bool = F
     if not cm.any():
         return []
     d = int(np.ceil(np.hypot(*cm.shape))) + 4
+    # half a turn: the other half is the same outline upside down, which `refine` tries at full resolution
     poses = [(flip, float(a), 1.0) for a in range(0, 360, COARSE_STEP)]
-    t, m = _templates(ci, cm, poses, d, 2)
+    t, m = _templates(ci, cm, poses, d, MARGIN)
     pad = d // 2
     ncc = masked_ncc(np.pad(ink_small, pad), t, m)
     best, arg = ncc.max(axis=0), ncc.argmax(axis=0)
@@ -143,17 +147,17 @@ def refine(ink: np.ndarray, cut: Cutout, p: Placement) -> Placement:
     win = _window(ink, y0, x0, d + 2 * SHIFT)
     # the coarse search cannot see the bands of a small chromosome, so it may have it upside down
     poses = [(p.flip, p.angle + turn + da, 1.0) for turn in (0, 180) for da in FINE_ANGLES]
-    ncc = masked_ncc(win, *_templates(cut.ink, cut.mask, poses, d, 2))
+    ncc = masked_ncc(win, *_templates(cut.ink, cut.mask, poses, d, MARGIN))
     angle = poses[int(np.argmax(ncc.reshape(len(poses), -1).max(axis=1)))][1]
     poses = [(p.flip, angle, 1.0), (p.flip, angle - 2, 1.0), (p.flip, angle + 2, 1.0)]
     poses += [(p.flip, angle, s) for s in SCALES]
-    ncc = masked_ncc(win, *_templates(cut.ink, cut.mask, poses, d, 2))
+    ncc = masked_ncc(win, *_templates(cut.ink, cut.mask, poses, d, MARGIN))
     k, yy, xx = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
     flip, angle, scale = poses[k]
     cy, cx = y0 + yy + d / 2, x0 + xx + d / 2
-    _, tm = transformed(cut.ink, cut.mask, flip, angle, scale)
+    _, tm = transformed(np.pad(cut.ink, MARGIN), np.pad(cut.mask, MARGIN), flip, angle, scale)
     h, w = tm.shape
-    # same centring as the template: its top-left sat (d - h) // 2 inside the d-box
+    # same box and centring as the template (padded by the margin): its top-left sat (d - h) // 2 in the d-box
     oy, ox = y0 + yy + (d - h) // 2, x0 + xx + (d - w) // 2
     return Placement(p.cutout, flip, angle, scale, cy, cx, float(ncc[k, yy, xx]), tm, (oy, ox))
 

@@ -88,21 +88,51 @@ def _templates(ink, mask, poses, size: int, margin: int):
     return t, m
 
 
-def masked_ncc(image: np.ndarray, t: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """NCC of each template over `image` under its mask: (n, H - D + 1, W - D + 1), index = template top-left."""
-    d = t.shape[1]
-    shape = tuple(sfft.next_fast_len(s, real=True) for s in image.shape)
-    fs, fs2 = sfft.rfft2(image, shape), sfft.rfft2(image * image, shape)
+def _spectra(t: np.ndarray, m: np.ndarray, shape: tuple[int, int]) -> tuple:
+    """What the NCC needs of a template stack for images of FFT size `shape`."""
     fm = np.conj(sfft.rfft2(m, shape, workers=WORKERS))
     ft = np.conj(sfft.rfft2(t, shape, workers=WORKERS))
-    s1, s2, st = (sfft.irfft2(x, shape, workers=WORKERS) for x in (fs * fm, fs2 * fm, fs * ft))
     n = np.maximum(m.sum(axis=(1, 2)), 1.0)[:, None, None]
-    tsum = t.sum(axis=(1, 2))[:, None, None]
-    t2 = (t * t).sum(axis=(1, 2))[:, None, None]
+    return fm, ft, n, t.sum(axis=(1, 2))[:, None, None], (t * t).sum(axis=(1, 2))[:, None, None]
+
+
+def _fft_shape(image: np.ndarray) -> tuple[int, int]:
+    return tuple(sfft.next_fast_len(s, real=True) for s in image.shape)
+
+
+def _ncc(image: np.ndarray, spectra: tuple, d: int) -> np.ndarray:
+    fm, ft, n, tsum, t2 = spectra
+    shape = _fft_shape(image)
+    fs, fs2 = sfft.rfft2(image, shape), sfft.rfft2(image * image, shape)
+    s1, s2, st = (sfft.irfft2(x, shape, workers=WORKERS) for x in (fs * fm, fs2 * fm, fs * ft))
     var_s = np.clip(s2 - s1 * s1 / n, 1e-6, None)
     var_t = np.clip(t2 - tsum * tsum / n, 1e-6, None)
     ncc = (st - s1 * tsum / n) / np.sqrt(var_s * var_t)
     return ncc[:, : image.shape[0] - d + 1, : image.shape[1] - d + 1]
+
+
+def masked_ncc(image: np.ndarray, t: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """NCC of each template over `image` under its mask: (n, H - D + 1, W - D + 1), index = template top-left."""
+    return _ncc(image, _spectra(t, m, _fft_shape(image)), t.shape[1])
+
+
+class _Bank:
+    """Template spectra of one cut-out for the full-resolution windows, by pose: the coarse places of a cut-out
+    share angles (multiples of the fine step), so each pose is turned and transformed once, not once per place."""
+
+    def __init__(self, cut: Cutout, d: int, window: int):
+        self.cut, self.d, self.shape = cut, d, _fft_shape(np.empty((window, window)))
+        self.cache: dict[tuple, tuple] = {}
+
+    def spectra(self, poses: list[tuple]) -> tuple:
+        keys = [(f, round(a % 360, 3), s) for f, a, s in poses]
+        todo = list(dict.fromkeys(k for k in keys if k not in self.cache))
+        if todo:
+            t, m = _templates(self.cut.ink, self.cut.mask, todo, self.d, MARGIN)
+            fresh = _spectra(t, m, self.shape)
+            for i, k in enumerate(todo):
+                self.cache[k] = tuple(x[i] for x in fresh)
+        return tuple(np.stack([self.cache[k][j] for k in keys]) for j in range(5))
 
 
 def coarse_places(ink_small: np.ndarray, cut: Cutout, index: int, flip: bool = False) -> list[Placement]:
@@ -140,18 +170,18 @@ def _window(ink: np.ndarray, y0: int, x0: int, size: int) -> np.ndarray:
     return win
 
 
-def refine(ink: np.ndarray, cut: Cutout, p: Placement) -> Placement:
+def refine(ink: np.ndarray, bank: _Bank, p: Placement) -> Placement:
     """Full-resolution angle, scale and shift around a coarse place; the placed mask is attached."""
-    d = int(np.ceil(np.hypot(*cut.mask.shape) * max(SCALES))) + 6
+    cut, d = bank.cut, bank.d
     y0, x0 = int(round(p.cy - d / 2)) - SHIFT, int(round(p.cx - d / 2)) - SHIFT
     win = _window(ink, y0, x0, d + 2 * SHIFT)
     # the coarse search cannot see the bands of a small chromosome, so it may have it upside down
     poses = [(p.flip, p.angle + turn + da, 1.0) for turn in (0, 180) for da in FINE_ANGLES]
-    ncc = masked_ncc(win, *_templates(cut.ink, cut.mask, poses, d, MARGIN))
+    ncc = _ncc(win, bank.spectra(poses), d)
     angle = poses[int(np.argmax(ncc.reshape(len(poses), -1).max(axis=1)))][1]
     poses = [(p.flip, angle, 1.0), (p.flip, angle - 2, 1.0), (p.flip, angle + 2, 1.0)]
     poses += [(p.flip, angle, s) for s in SCALES]
-    ncc = masked_ncc(win, *_templates(cut.ink, cut.mask, poses, d, MARGIN))
+    ncc = _ncc(win, bank.spectra(poses), d)
     k, yy, xx = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
     flip, angle, scale = poses[k]
     cy, cx = y0 + yy + d / 2, x0 + xx + d / 2
@@ -165,9 +195,11 @@ def refine(ink: np.ndarray, cut: Cutout, p: Placement) -> Placement:
 def search(ink: np.ndarray, cut: Cutout, index: int, small: np.ndarray) -> list[Placement]:
     """Refined candidate places of one cut-out (`small`: the ink at the coarse resolution); mirrored places are
     searched only when no unmirrored one fits well (the cut-outs are rarely mirrored, and it halves the time)."""
-    out = [refine(ink, cut, p) for p in coarse_places(small, cut, index)]
+    d = int(np.ceil(np.hypot(*cut.mask.shape) * max(SCALES))) + 6
+    bank = _Bank(cut, d, d + 2 * SHIFT)
+    out = [refine(ink, bank, p) for p in coarse_places(small, cut, index)]
     if max((p.score for p in out), default=0.0) < TRY_FLIP_BELOW:
-        out += [refine(ink, cut, p) for p in coarse_places(small, cut, index, flip=True)]
+        out += [refine(ink, bank, p) for p in coarse_places(small, cut, index, flip=True)]
     return out
 
 

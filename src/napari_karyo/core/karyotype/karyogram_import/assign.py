@@ -93,9 +93,14 @@ def spread_objects(ink: np.ndarray) -> np.ndarray:
     return ndi.binary_opening(ink > INK, iterations=1)
 
 
-def cut_masks(ink: np.ndarray, placed: dict[int, Placement]) -> dict[int, np.ndarray]:
-    """{cut-out index: full-size bool mask} in the spread; crossings shared, touching neighbours split."""
+def cut_masks(
+    ink: np.ndarray, placed: dict[int, Placement], fixed: list | None = None
+) -> dict[int, np.ndarray]:
+    """{cut-out index: full-size bool mask} in the spread; crossings shared, touching neighbours split; `fixed`:
+    masks of chromosomes found otherwise, which the placed ones do not grow into."""
     fg = spread_objects(ink)
+    for m in fixed or []:
+        fg = fg & ~m
     keys = list(placed)
     cores = [_full(placed[k], ink.shape) for k in keys]
     halos = [_full(placed[k], ink.shape, MARGIN) for k in keys]

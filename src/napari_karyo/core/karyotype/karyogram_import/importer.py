@@ -21,6 +21,7 @@ from napari_karyo.core.karyotype.karyogram_import.assign import assign, cut_mask
 from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout, cut_out
 from napari_karyo.core.karyotype.karyogram_import.layout import Layout, read_labels
 from napari_karyo.core.karyotype.karyogram_import.match import coarse_ink, search, spread_ink
+from napari_karyo.core.karyotype.karyogram_import.rescue import rescue
 from napari_karyo.core.karyotype.report.exports import write_karyotype_files
 from napari_karyo.core.results import Chromosome, SpreadResult
 from napari_karyo.core.storage import atomic
@@ -139,16 +140,30 @@ def _check_scale(cuts: list[Cutout], ink: np.ndarray, spread: Path, karyogram: P
     return scale
 
 
-def _chromosomes(cuts, placed, masks, ink, min_area) -> list[Chromosome]:
-    out = []
+def _found(ink: np.ndarray, cuts: list[Cutout], placed: dict) -> tuple[dict[int, tuple], int]:
+    """{cut-out index: (score, full mask, review note)} after the rescue pass, and the smallest object area that
+    counts as an unexplained chromosome."""
+    masks = cut_masks(ink, placed)
+    min_area = int(0.25 * np.median([m.sum() for m in masks.values()])) if masks else 1
+    rescued = rescue(ink, cuts, placed, unexplained(ink, list(masks.values()), min_area))
+    if rescued:  # weak placements that moved leave their place; the others' masks may grow into it
+        masks = cut_masks(ink, placed, fixed=[m for _, m in rescued.values()])
+    found = {}
     for j, mask in masks.items():
-        p = placed[j]
-        if not mask.any():
-            continue
-        review = "" if p.score >= REVIEW_SCORE else f"low karyogram match ({p.score:.2f})"
-        out.append(Chromosome.from_full_mask(mask, class_id=cuts[j].class_id, score=p.score, class_score=1.0,
-                                             review=review))  # fmt: skip
-    for extra in unexplained(ink, list(masks.values()), min_area):
+        score = placed[j].score
+        found[j] = (score, mask, "" if score >= REVIEW_SCORE else f"low karyogram match ({score:.2f})")
+    for j, (score, mask) in rescued.items():
+        found[j] = (score, mask, f"matched by its halves ({score:.2f}): bent, or cut by the border")
+    return found, min_area
+
+
+def _chromosomes(cuts, found, ink, min_area) -> list[Chromosome]:
+    out = []
+    for j, (score, mask, review) in found.items():
+        if mask.any():
+            out.append(Chromosome.from_full_mask(mask, class_id=cuts[j].class_id, score=score, class_score=1.0,
+                                                 review=review))  # fmt: skip
+    for extra in unexplained(ink, [f[1] for f in found.values()], min_area):
         out.append(Chromosome.from_full_mask(extra, class_id=0, score=0.0, review="not in the karyogram"))
     return out
 
@@ -178,11 +193,10 @@ def import_steps(spread_path: str | Path, karyogram_path: str | Path, layout: La
             f"{karyogram_path}: only {confident} of its {len(cuts)} chromosomes match anything in {spread_path} "
             "well; is this the karyogram of that spread?"
         )
-    masks = cut_masks(ink, placed)
-    min_area = int(0.25 * np.median([m.sum() for m in masks.values()]))
+    found, min_area = _found(ink, search_cuts, placed)
     result = SpreadResult(
         image_shape=ink.shape,
-        chromosomes=_chromosomes(cuts, placed, masks, ink, min_area),
+        chromosomes=_chromosomes(cuts, found, ink, min_area),
         source_path=str(spread_path),
         model=f"{MODEL}:{karyogram_path.name}",
         device="cpu",
@@ -194,7 +208,7 @@ def import_steps(spread_path: str | Path, karyogram_path: str | Path, layout: La
     unmatched = [
         {"class": c.name, "karyogram_box": [int(v) for v in (*c.offset[::-1], *c.mask.shape[::-1])]}
         for j, c in enumerate(cuts)
-        if j not in placed
+        if j not in found
     ]
     yield "done", 1, 1
     return ImportResult(
@@ -202,7 +216,7 @@ def import_steps(spread_path: str | Path, karyogram_path: str | Path, layout: La
         karyogram_iscn=iscn(c.class_id for c in cuts),
         karyogram_counts=counts,
         cutouts=len(cuts),
-        placed=len(placed),
+        placed=len(found),
         unmatched=unmatched,
         unexplained=sum(c.class_id == 0 for c in result.chromosomes),
         hidden_labels=[lb.name for lb in labels if not lb.seen],

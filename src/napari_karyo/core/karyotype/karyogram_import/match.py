@@ -68,13 +68,17 @@ def transformed(ink: np.ndarray, mask: np.ndarray, flip: bool, angle: float, sca
     both = np.stack([ink, mask.astype(np.float32)])
     if scale != 1.0:
         both = ndi.zoom(both, (1, scale, scale), order=1)
-    both = ndi.rotate(both, angle, axes=(2, 1), order=1)  # one call for both: the calls dominate, not the pixels
+    both = ndi.rotate(
+        both, angle, axes=(2, 1), order=1
+    )  # one call for both: the calls dominate, not the pixels
     return both[0], both[1] > 0.5
 
 
 def _templates(ink, mask, poses, size: int, margin: int):
     """Stack of centred (ink, grown mask) templates of side `size`, one per (flip, angle, scale) pose."""
-    if margin:  # grow once before turning (not once per pose): the same mask to a pixel, a fraction of the cost
+    if (
+        margin
+    ):  # grow once before turning (not once per pose): the same mask to a pixel, a fraction of the cost
         ink = np.pad(ink, margin)
         mask = ndi.binary_dilation(np.pad(mask, margin), iterations=margin)
     t = np.zeros((len(poses), size, size), np.float32)

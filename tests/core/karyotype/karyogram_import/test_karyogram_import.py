@@ -13,8 +13,11 @@ import karyogram_synth as synth
 from napari_karyo.cli import main
 from napari_karyo.core.errors import KaryoError, KaryogramImportError
 from napari_karyo.core.jobs import run_to_end
+from napari_karyo.core.karyotype.karyogram_import.assign import assign
+from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout, _split_in_two
 from napari_karyo.core.karyotype.karyogram_import.importer import import_steps, pair_files, write_import
 from napari_karyo.core.karyotype.karyogram_import.layout import Layout, load_layout, read_labels
+from napari_karyo.core.karyotype.karyogram_import.match import Placement
 from napari_karyo.core.storage.result_files import read_result
 from napari_karyo.core.storage.training_set import export_training_set, import_training_set
 
@@ -179,3 +182,34 @@ def test_named_only_export_leaves_unexplained_objects_out(cell, tmp_path):
     named = import_training_set(export_training_set([folder], tmp_path / "named", named_only=True))[0][1]
     assert everything.count == len(names) + 1
     assert named.count == len(names) and all(c.class_id for c in named.chromosomes)
+
+
+def _placement(cutout: int, score: float, rows: int, cols: int, at: tuple[int, int]) -> Placement:
+    return Placement(cutout, False, 0.0, 1.0, 0.0, 0.0, score, np.ones((rows, cols), bool), at)
+
+
+def test_short_cutout_on_part_of_a_long_chromosome_yields_it_to_the_long_cutout():
+    long_ = _placement(0, 0.75, 12, 100, (0, 0))
+    part = _placement(1, 0.78, 12, 45, (0, 2))  # fits the left half a little better, and nowhere else
+    elsewhere = _placement(2, 0.9, 12, 40, (40, 0))
+    astride = _placement(2, 0.95, 12, 40, (0, 30))  # would sit on both the long one and the short one
+    placed = assign([part, long_, elsewhere, astride], 3)
+    assert placed == {0: long_, 2: elsewhere}
+
+
+def test_touching_homologues_split_where_they_touch_not_across_a_bent_arm():
+    straight = np.zeros((120, 80), bool)
+    straight[5:115, 5:25] = True  # a straight homologue, area 2200
+    bent = np.zeros_like(straight)
+    bent[20:100, 35:53] = True  # a bent one: an upright arm and two thin horizontal arms
+    bent[20:30, 35:78] = True
+    bent[90:100, 35:78] = True
+    mask = straight | bent
+    mask[50:54, 25:35] = True  # they touch through a small blob
+    ink = mask.astype(np.float32) * 0.5
+    parts = _split_in_two(Cutout("6", ink, mask, (0, 0)))
+    assert len(parts) == 2
+    left, right = sorted(parts, key=lambda c: c.offset[1])
+    assert abs(left.area - straight.sum()) < 0.1 * straight.sum()
+    assert abs(right.area - bent.sum()) < 0.1 * bent.sum()
+    assert all(isinstance(v, int) for c in parts for v in c.offset)  # numpy ints would break karyotype.json

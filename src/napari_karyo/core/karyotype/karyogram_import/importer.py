@@ -34,6 +34,7 @@ MIN_FOUND = 0.5  # fewer cut-outs found with confidence than this share: the kar
 CONFIDENT = 0.85  # a match this good is not chance: chance placements of a foreign karyogram score ~0.6-0.8
 SCALE_OK = (0.9, 1.1)  # chromosome-size ratio treated as the same resolution
 SCALE_MAX = 1.6  # beyond this ratio (either way) the images are refused
+NUCLEUS = 2.5  # spread objects this many times thicker than the thickest cut-out are nuclei
 
 
 @dataclass
@@ -127,10 +128,23 @@ def _rescale(cuts: list[Cutout], scale: float) -> list[Cutout]:
     return out
 
 
+def chromosome_area(ink: np.ndarray, cuts: list[Cutout]) -> int:
+    """Ink area of the spread's chromosome-like objects: a nucleus (an object far thicker than any cut-out) is no
+    chromosome, and counting it makes the karyogram look drawn smaller than it is."""
+    fg = spread_objects(ink)
+    lab, n = ndi.label(fg)
+    if n == 0:
+        return 0
+    half_width = ndi.maximum(ndi.distance_transform_edt(fg), lab, np.arange(1, n + 1))
+    thickest = max(float(ndi.distance_transform_edt(np.pad(c.mask, 1)).max()) for c in cuts)
+    areas = ndi.sum(fg, lab, np.arange(1, n + 1))
+    return int(areas[half_width <= NUCLEUS * thickest].sum())
+
+
 def _check_scale(cuts: list[Cutout], ink: np.ndarray, spread: Path, karyogram: Path) -> float:
     """Spread-to-karyogram size ratio of the chromosomes (from their total areas); refuse far-off ratios."""
     area_k = sum(c.area for c in cuts)
-    area_s = int(spread_objects(ink).sum())
+    area_s = chromosome_area(ink, cuts)
     scale = float(np.sqrt(area_s / max(area_k, 1)))
     if not 1 / SCALE_MAX < scale < SCALE_MAX:
         raise KaryogramImportError(

@@ -151,7 +151,9 @@ def _split_markers(mask: np.ndarray) -> np.ndarray | None:
 
     cols = mask.sum(axis=0)
     share = np.cumsum(cols) / max(cols.sum(), 1)
-    middle = np.flatnonzero((share >= 0.3) & (share <= 0.7))  # columns leaving a homologue's area on each side
+    middle = np.flatnonzero(
+        (share >= 0.3) & (share <= 0.7)
+    )  # columns leaving a homologue's area on each side
     markers = np.zeros(mask.shape, np.int32)
     if middle.size and cols[middle].min() <= 0.5 * np.median(cols[cols > 0]):
         k = int(middle[np.argmin(cols[middle])])

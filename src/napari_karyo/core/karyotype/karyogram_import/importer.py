@@ -21,7 +21,7 @@ from napari_karyo.core.karyotype.karyogram_import.assign import assign, cut_mask
 from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout, cut_out
 from napari_karyo.core.karyotype.karyogram_import.layout import Layout, read_labels
 from napari_karyo.core.karyotype.karyogram_import.match import coarse_ink, search, spread_ink
-from napari_karyo.core.karyotype.karyogram_import.rescue import rescue
+from napari_karyo.core.karyotype.karyogram_import.rescue import rescue, research
 from napari_karyo.core.karyotype.report.exports import write_karyotype_files
 from napari_karyo.core.results import Chromosome, SpreadResult
 from napari_karyo.core.storage import atomic
@@ -159,6 +159,10 @@ def _found(ink: np.ndarray, cuts: list[Cutout], placed: dict) -> tuple[dict[int,
     counts as an unexplained chromosome."""
     masks = cut_masks(ink, placed)
     min_area = int(0.25 * np.median([m.sum() for m in masks.values()])) if masks else 1
+    again = research(ink, cuts, placed, masks)
+    if again.keys() != placed.keys() or any(again[j] is not p for j, p in placed.items()):
+        placed = again
+        masks = cut_masks(ink, placed)
     rescued = rescue(ink, cuts, placed, unexplained(ink, list(masks.values()), min_area))
     if rescued:  # weak placements that moved leave their place; the others' masks may grow into it
         masks = cut_masks(ink, placed, fixed=[m for _, m in rescued.values()])

@@ -94,30 +94,42 @@ def _templates(ink, mask, poses, size: int, margin: int):
 
 def _spectra(t: np.ndarray, m: np.ndarray, shape: tuple[int, int]) -> tuple:
     """What the NCC needs of a template stack for images of FFT size `shape`."""
-    fm = np.conj(sfft.rfft2(m, shape, workers=WORKERS))
-    ft = np.conj(sfft.rfft2(t, shape, workers=WORKERS))
+    fm, ft, ft2 = (np.conj(sfft.rfft2(x, shape, workers=WORKERS)) for x in (m, t, t * t))
     n = np.maximum(m.sum(axis=(1, 2)), 1.0)[:, None, None]
-    return fm, ft, n, t.sum(axis=(1, 2))[:, None, None], (t * t).sum(axis=(1, 2))[:, None, None]
+    return fm, ft, ft2, n, t.sum(axis=(1, 2))[:, None, None], (t * t).sum(axis=(1, 2))[:, None, None]
 
 
 def _fft_shape(image: np.ndarray) -> tuple[int, int]:
     return tuple(sfft.next_fast_len(s, real=True) for s in image.shape)
 
 
-def _ncc(image: np.ndarray, spectra: tuple, d: int) -> np.ndarray:
-    fm, ft, n, tsum, t2 = spectra
+def _ncc(image: np.ndarray, spectra: tuple, d: int, valid: np.ndarray | None = None) -> np.ndarray:
+    """Masked NCC; with `valid`, image pixels outside it (blanked, or off the image) are left out of both the
+    image's and the template's sums (Padfield's form), and places with under half the template valid score 0."""
+    fm, ft, ft2, n, tsum, t2 = spectra
     shape = _fft_shape(image)
+    if valid is not None:
+        image = image * valid
     fs, fs2 = sfft.rfft2(image, shape), sfft.rfft2(image * image, shape)
     s1, s2, st = (sfft.irfft2(x, shape, workers=WORKERS) for x in (fs * fm, fs2 * fm, fs * ft))
+    if valid is not None:
+        fv = sfft.rfft2(valid.astype(np.float32), shape)
+        full = n
+        n, tsum, t2 = (sfft.irfft2(fv * x, shape, workers=WORKERS) for x in (fm, ft, ft2))
+        n = np.maximum(n, 1.0)
     var_s = np.clip(s2 - s1 * s1 / n, 1e-6, None)
     var_t = np.clip(t2 - tsum * tsum / n, 1e-6, None)
     ncc = (st - s1 * tsum / n) / np.sqrt(var_s * var_t)
+    if valid is not None:
+        ncc[n < 0.5 * full] = 0.0
     return ncc[:, : image.shape[0] - d + 1, : image.shape[1] - d + 1]
 
 
-def masked_ncc(image: np.ndarray, t: np.ndarray, m: np.ndarray) -> np.ndarray:
+def masked_ncc(
+    image: np.ndarray, t: np.ndarray, m: np.ndarray, valid: np.ndarray | None = None
+) -> np.ndarray:
     """NCC of each template over `image` under its mask: (n, H - D + 1, W - D + 1), index = template top-left."""
-    return _ncc(image, _spectra(t, m, _fft_shape(image)), t.shape[1])
+    return _ncc(image, _spectra(t, m, _fft_shape(image)), t.shape[1], valid)
 
 
 class _Bank:
@@ -136,10 +148,12 @@ class _Bank:
             fresh = _spectra(t, m, self.shape)
             for i, k in enumerate(todo):
                 self.cache[k] = tuple(x[i] for x in fresh)
-        return tuple(np.stack([self.cache[k][j] for k in keys]) for j in range(5))
+        return tuple(np.stack([self.cache[k][j] for k in keys]) for j in range(6))
 
 
-def coarse_places(ink_small: np.ndarray, cut: Cutout, index: int, flip: bool = False) -> list[Placement]:
+def coarse_places(
+    ink_small: np.ndarray, cut: Cutout, index: int, flip: bool = False, valid: np.ndarray | None = None
+) -> list[Placement]:
     """Best few (angle, centre) of one cut-out at the coarse resolution; its centre must lie in the spread."""
     from skimage.feature import peak_local_max
 
@@ -148,11 +162,10 @@ def coarse_places(ink_small: np.ndarray, cut: Cutout, index: int, flip: bool = F
     if not cm.any():
         return []
     d = int(np.ceil(np.hypot(*cm.shape))) + 4
-    # half a turn: the other half is the same outline upside down, which `refine` tries at full resolution
     poses = [(flip, float(a), 1.0) for a in range(0, 360, COARSE_STEP)]
     t, m = _templates(ci, cm, poses, d, MARGIN)
     pad = d // 2
-    ncc = masked_ncc(np.pad(ink_small, pad), t, m)
+    ncc = masked_ncc(np.pad(ink_small, pad), t, m, None if valid is None else np.pad(valid, pad))
     best, arg = ncc.max(axis=0), ncc.argmax(axis=0)
     peaks = peak_local_max(best, min_distance=2, num_peaks=PEAKS, threshold_abs=0.1, exclude_border=False)
     out = []
@@ -174,18 +187,19 @@ def _window(ink: np.ndarray, y0: int, x0: int, size: int) -> np.ndarray:
     return win
 
 
-def refine(ink: np.ndarray, bank: _Bank, p: Placement) -> Placement:
+def refine(ink: np.ndarray, bank: _Bank, p: Placement, valid: np.ndarray | None = None) -> Placement:
     """Full-resolution angle, scale and shift around a coarse place; the placed mask is attached."""
     cut, d = bank.cut, bank.d
     y0, x0 = int(round(p.cy - d / 2)) - SHIFT, int(round(p.cx - d / 2)) - SHIFT
     win = _window(ink, y0, x0, d + 2 * SHIFT)
+    vwin = None if valid is None else _window(valid, y0, x0, d + 2 * SHIFT)
     # the coarse search cannot see the bands of a small chromosome, so it may have it upside down
     poses = [(p.flip, p.angle + turn + da, 1.0) for turn in (0, 180) for da in FINE_ANGLES]
-    ncc = _ncc(win, bank.spectra(poses), d)
+    ncc = _ncc(win, bank.spectra(poses), d, vwin)
     angle = poses[int(np.argmax(ncc.reshape(len(poses), -1).max(axis=1)))][1]
     poses = [(p.flip, angle, 1.0), (p.flip, angle - 2, 1.0), (p.flip, angle + 2, 1.0)]
     poses += [(p.flip, angle, s) for s in SCALES]
-    ncc = _ncc(win, bank.spectra(poses), d)
+    ncc = _ncc(win, bank.spectra(poses), d, vwin)
     k, yy, xx = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
     flip, angle, scale = poses[k]
     cy, cx = y0 + yy + d / 2, x0 + xx + d / 2
@@ -196,14 +210,18 @@ def refine(ink: np.ndarray, bank: _Bank, p: Placement) -> Placement:
     return Placement(p.cutout, flip, angle, scale, cy, cx, float(ncc[k, yy, xx]), tm, (oy, ox))
 
 
-def search(ink: np.ndarray, cut: Cutout, index: int, small: np.ndarray) -> list[Placement]:
-    """Refined candidate places of one cut-out (`small`: the ink at the coarse resolution); mirrored places are
-    searched only when no unmirrored one fits well (the cut-outs are rarely mirrored, and it halves the time)."""
+def search(
+    ink: np.ndarray, cut: Cutout, index: int, small: np.ndarray, valid: np.ndarray | None = None
+) -> list[Placement]:
+    """Refined candidate places of one cut-out (`small`: the ink at the coarse resolution; `valid`: the pixels
+    that count, None for all); mirrored places are searched only when no unmirrored one fits well (the cut-outs
+    are rarely mirrored, and it halves the time)."""
+    vsmall = None if valid is None else _down(valid.astype(np.float32), COARSE) > 0.5
     d = int(np.ceil(np.hypot(*cut.mask.shape) * max(SCALES))) + 6
     bank = _Bank(cut, d, d + 2 * SHIFT)
-    out = [refine(ink, bank, p) for p in coarse_places(small, cut, index)]
+    out = [refine(ink, bank, p, valid) for p in coarse_places(small, cut, index, valid=vsmall)]
     if max((p.score for p in out), default=0.0) < TRY_FLIP_BELOW:
-        out += [refine(ink, bank, p) for p in coarse_places(small, cut, index, flip=True)]
+        out += [refine(ink, bank, p, valid) for p in coarse_places(small, cut, index, True, vsmall)]
     return out
 
 

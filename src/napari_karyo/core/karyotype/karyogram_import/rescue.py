@@ -1,7 +1,8 @@
-"""Second pass: give the cut-outs the rigid search could not place (or placed poorly) to the spread objects no
-cut-out explains.
+"""Second pass for the cut-outs the rigid search could not place, or placed poorly.
 
-A chromosome the lab straightened for its karyogram is bent in the spread, and one cut by the image border shows
+First they are searched again in the spread with the well-placed chromosomes blanked: in a dense cluster the arms
+of crossing neighbours spoil the correlation, and once the neighbours are explained away the cut-out fits. Then
+the ones still left are given to the spread objects no cut-out explains. A chromosome the lab straightened for its karyogram is bent in the spread, and one cut by the image border shows
 only part of itself: neither fits its cut-out as a whole. Each half of the cut-out (split across its length, the
 halves overlapping a little so a bend falls in both) still fits rigidly, so a cut-out is scored against an
 unexplained object by the NCC of its two halves searched over every angle on that object alone (other ink
@@ -16,15 +17,23 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.optimize import linear_sum_assignment
 
+from napari_karyo.core.karyotype.karyogram_import.assign import assign
 from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout
-from napari_karyo.core.karyotype.karyogram_import.match import MARGIN, Placement, _templates, masked_ncc
+from napari_karyo.core.karyotype.karyogram_import.match import (
+    MARGIN,
+    Placement,
+    _templates,
+    coarse_ink,
+    masked_ncc,
+    search,
+)
 
 WEAK = 0.8  # placements scoring lower may move to an unexplained object that fits better
 MIN_PARTS = 0.6  # a cut-out's halves must score this well on an object for it to be placed there
 ANGLE_STEP = 8  # degrees between the halves' rotations
 OVERLAP = 0.1  # share of the cut-out's length both halves hold
 AREA_RANGE = (0.6, 1.6)  # object area over cut-out area for a whole chromosome
-BORDER_MIN_AREA = 0.25  # ... and at least this much of it for one cut by the image border
+BORDER_MIN_AREA = 0.15  # ... and at least this much of it for one cut by the image border
 
 
 def halves(cut: Cutout) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -66,23 +75,46 @@ def fit(ink: np.ndarray, obj: np.ndarray, cut: Cutout) -> float:
     return max(scores) if at_border else float(np.mean(scores))
 
 
+def movable(placed: dict[int, Placement], n_cutouts: int) -> list[int]:
+    return [j for j in range(n_cutouts) if j not in placed or placed[j].score < WEAK]
+
+
+def research(ink: np.ndarray, cuts: list[Cutout], placed: dict[int, Placement], masks: dict[int, np.ndarray]):
+    """`placed` with its weak and missing cut-outs searched again where the well-placed ones are blanked."""
+    todo = movable(placed, len(cuts))
+    strong = np.zeros(ink.shape, bool)
+    for j, m in masks.items():
+        if j not in todo:
+            strong |= m
+    if not todo or not strong.any():
+        return placed
+    valid = ~ndi.binary_dilation(strong, iterations=1)
+    residual = ink * valid
+    small = coarse_ink(residual)
+    cands = [placed[j] for j in todo if j in placed]
+    for j in todo:
+        cands += search(residual, cuts[j], j, small, valid)
+    again = assign(cands, len(cuts))
+    return {j: p for j, p in placed.items() if j not in todo} | again
+
+
 def rescue(
     ink: np.ndarray, cuts: list[Cutout], placed: dict[int, Placement], objects: list[np.ndarray]
 ) -> dict[int, tuple[float, np.ndarray]]:
-    """{cut-out index: (score, mask)} of cut-outs given to unexplained objects; those that were placed weakly are
-    removed from `placed`."""
-    movable = [j for j in range(len(cuts)) if j not in placed or placed[j].score < WEAK]
-    if not movable or not objects:
+    """{cut-out index: (score, mask)} of cut-outs given to unexplained objects by their halves; those that were
+    placed weakly are removed from `placed`."""
+    todo = movable(placed, len(cuts))
+    if not todo or not objects:
         return {}
-    score = np.array([[fit(ink, o, cuts[j]) for o in objects] for j in movable])
-    now = np.array([placed[j].score if j in placed else 0.0 for j in movable])
+    score = np.array([[fit(ink, o, cuts[j]) for o in objects] for j in todo])
+    now = np.array([placed[j].score if j in placed else 0.0 for j in todo])
     # stay (or stay lost) unless an object fits better than the current place and well enough on its own
     cost = np.where((score >= MIN_PARTS) & (score > now[:, None]), -score, 0.0)
     rows, cols = linear_sum_assignment(cost)
     out = {}
     for r, c in zip(rows, cols, strict=True):
         if cost[r, c] < 0:
-            j = movable[r]
+            j = todo[r]
             placed.pop(j, None)
             out[j] = (float(score[r, c]), objects[c])
     return out

@@ -19,10 +19,10 @@ from scipy import ndimage as ndi
 from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout
 
 COARSE = 4  # downsampling of the coarse search
-COARSE_STEP = 15  # degrees between coarse rotations
+COARSE_STEP = 12  # degrees between coarse rotations
 FINE_ANGLES = (-8, -4, 0, 4, 8)  # degrees around the coarse angle
 SCALES = (0.95, 1.05)  # tried around 1 at the best fine angle
-PEAKS = 6  # places per cut-out kept from the coarse search
+PEAKS = 10  # places per cut-out kept from the coarse search
 KEEP_BELOW_BEST = 0.25  # coarse places this far below the cut-out's best are dropped
 SHIFT = 8  # pixels searched around each coarse place at full resolution
 TRY_FLIP_BELOW = 0.8  # cut-outs matching worse than this unflipped are searched mirrored too

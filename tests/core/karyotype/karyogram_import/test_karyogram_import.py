@@ -17,7 +17,13 @@ from napari_karyo.core.jobs import run_to_end
 from napari_karyo.core.karyotype.karyogram_import.assign import assign
 from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout, _split_in_two
 from napari_karyo.core.karyotype.karyogram_import.importer import import_steps, pair_files, write_import
-from napari_karyo.core.karyotype.karyogram_import.layout import Layout, load_layout, read_labels
+from napari_karyo.core.karyotype.karyogram_import.layout import (
+    Layout,
+    _Box,
+    _fit_row,
+    load_layout,
+    read_labels,
+)
 from napari_karyo.core.karyotype.karyogram_import.match import Placement, coarse_ink, search
 from napari_karyo.core.karyotype.karyogram_import.rescue import fit, rescue
 from napari_karyo.core.storage.result_files import read_result
@@ -269,3 +275,10 @@ def test_bent_chromosome_is_matched_to_its_straight_cutout_by_its_halves():
     placed: dict = {}
     rescued = rescue(ink, [other, cut], placed, [obj])
     assert list(rescued) == [1] and rescued[1][1] is obj
+
+
+def test_hidden_first_label_of_a_row_is_not_read_as_a_missing_last_one():
+    # label x of cell 177's first row (744 px wide): "1" hidden under its pair, "2".."5" seen, unevenly spaced
+    row = [_Box(214.0, x, 12, 8, ()) for x in (237.0, 400.0, 533.0, 670.0)]
+    idx, coef = _fit_row(row, ("1", "2", "3", "4", "5"), 744, ("Y",))
+    assert idx == (1, 2, 3, 4) and 0 <= coef[0] < 237

@@ -2,7 +2,9 @@
 from the karyogram. A job generator (yields (stage, done, total), returns an `ImportResult`).
 
 Stages: read both images -> find the karyogram's labels (layout.py) -> cut out its chromosomes (cutouts.py) ->
-search each in the spread (match.py) -> solve the cell jointly and cut the masks (assign.py).
+search each in the spread (match.py) -> solve the cell jointly and cut the masks (assign.py) -> search the missing
+and weakly placed cut-outs again with the placed chromosomes blanked, then match the rest by their halves to the
+objects nothing explains (rescue.py).
 """
 
 from __future__ import annotations

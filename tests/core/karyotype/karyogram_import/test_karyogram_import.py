@@ -8,13 +8,24 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
+from scipy import ndimage as ndi
 
 import karyogram_synth as synth
 from napari_karyo.cli import main
 from napari_karyo.core.errors import KaryoError, KaryogramImportError
 from napari_karyo.core.jobs import run_to_end
+from napari_karyo.core.karyotype.karyogram_import.assign import assign
+from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout, _split_in_two
 from napari_karyo.core.karyotype.karyogram_import.importer import import_steps, pair_files, write_import
-from napari_karyo.core.karyotype.karyogram_import.layout import Layout, load_layout, read_labels
+from napari_karyo.core.karyotype.karyogram_import.layout import (
+    Layout,
+    _Box,
+    _fit_row,
+    load_layout,
+    read_labels,
+)
+from napari_karyo.core.karyotype.karyogram_import.match import Placement, coarse_ink, search
+from napari_karyo.core.karyotype.karyogram_import.rescue import fit, rescue
 from napari_karyo.core.storage.result_files import read_result
 from napari_karyo.core.storage.training_set import export_training_set, import_training_set
 
@@ -179,3 +190,95 @@ def test_named_only_export_leaves_unexplained_objects_out(cell, tmp_path):
     named = import_training_set(export_training_set([folder], tmp_path / "named", named_only=True))[0][1]
     assert everything.count == len(names) + 1
     assert named.count == len(names) and all(c.class_id for c in named.chromosomes)
+
+
+def _placement(cutout: int, score: float, rows: int, cols: int, at: tuple[int, int]) -> Placement:
+    return Placement(cutout, False, 0.0, 1.0, 0.0, 0.0, score, np.ones((rows, cols), bool), at)
+
+
+def test_short_cutout_on_part_of_a_long_chromosome_yields_it_to_the_long_cutout():
+    long_ = _placement(0, 0.75, 12, 100, (0, 0))
+    part = _placement(1, 0.78, 12, 45, (0, 2))  # fits the left half a little better, and nowhere else
+    elsewhere = _placement(2, 0.9, 12, 40, (40, 0))
+    astride = _placement(2, 0.95, 12, 40, (0, 30))  # would sit on both the long one and the short one
+    placed = assign([part, long_, elsewhere, astride], 3)
+    assert placed == {0: long_, 2: elsewhere}
+
+
+def test_touching_homologues_split_where_they_touch_not_across_a_bent_arm():
+    straight = np.zeros((120, 80), bool)
+    straight[5:115, 5:25] = True  # a straight homologue, area 2200
+    bent = np.zeros_like(straight)
+    bent[20:100, 35:53] = True  # a bent one: an upright arm and two thin horizontal arms
+    bent[20:30, 35:78] = True
+    bent[90:100, 35:78] = True
+    mask = straight | bent
+    mask[50:54, 25:35] = True  # they touch through a small blob
+    ink = mask.astype(np.float32) * 0.5
+    parts = _split_in_two(Cutout("6", ink, mask, (0, 0)))
+    assert len(parts) == 2
+    left, right = sorted(parts, key=lambda c: c.offset[1])
+    assert abs(left.area - straight.sum()) < 0.1 * straight.sum()
+    assert abs(right.area - bent.sum()) < 0.1 * bent.sum()
+    assert all(isinstance(v, int) for c in parts for v in c.offset)  # numpy ints would break karyotype.json
+
+
+def _rod_cutout(length: int, seed: int) -> Cutout:
+    ink, mask = synth.rod(length, np.random.default_rng(seed))
+    return Cutout("1", ink * mask, mask, (0, 0))
+
+
+def test_crossing_neighbour_blanked_and_left_out_of_the_score_lets_the_cutout_fit():
+    cut = _rod_cutout(80, 3)
+    ink = np.zeros((160, 160), np.float32)
+    h, w = cut.mask.shape
+    ink[40 : 40 + h, 60 : 60 + w][cut.mask] = cut.ink[cut.mask]
+    ink[70:84, 20:140] = 0.9  # a dark neighbour lying across it
+    truth = (40 + h / 2, 60 + w / 2)
+
+    def best(valid):
+        found = search(ink * (1 if valid is None else valid), cut, 0, coarse_ink(ink), valid)
+        return max(found, key=lambda p: p.score)
+
+    plain = best(None)
+    blanked = best(~ndi.binary_dilation(ink > 0.85, iterations=1))
+    assert blanked.score > 0.95 and blanked.score > plain.score + 0.1
+    assert abs(blanked.cy - truth[0]) <= 2 and abs(blanked.cx - truth[1]) <= 2
+
+
+def _bent(cut: Cutout, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """(ink, mask) in a 260-px square of the cut-out bent at its middle: the lower half turned about the joint."""
+    side = 260
+    h, w = cut.mask.shape
+    out_ink, out_mask = np.zeros((side, side), np.float32), np.zeros((side, side), bool)
+    for part, angle in ((slice(0, h // 2), 0.0), (slice(h // 2, h), degrees)):
+        ink, mask = np.zeros((side, side), np.float32), np.zeros((side, side), bool)
+        rows = part.stop - part.start
+        top = side // 2 - (rows if part.start == 0 else 0)  # the joint sits at the square's centre
+        ink[top : top + rows, side // 2 - w // 2 : side // 2 - w // 2 + w] = cut.ink[part]
+        mask[top : top + rows, side // 2 - w // 2 : side // 2 - w // 2 + w] = cut.mask[part]
+        ink, mask = (
+            ndi.rotate(ink, angle, reshape=False, order=1),
+            ndi.rotate(mask * 1.0, angle, reshape=False) > 0.5,
+        )
+        out_ink, out_mask = np.maximum(out_ink, ink * mask), out_mask | mask
+    return out_ink, out_mask
+
+
+def test_bent_chromosome_is_matched_to_its_straight_cutout_by_its_halves():
+    cut, other = _rod_cutout(90, 4), _rod_cutout(90, 5)
+    ink, obj = _bent(cut, 70.0)
+    assert fit(ink, obj, cut) > 0.85
+    assert fit(ink, obj, cut) > fit(ink, obj, other) + 0.1
+    whole = max(search(ink, cut, 0, coarse_ink(ink)), key=lambda p: p.score)
+    assert whole.score < 0.8  # rigid, the whole cut-out does not fit the bend
+    placed: dict = {}
+    rescued = rescue(ink, [other, cut], placed, [obj])
+    assert list(rescued) == [1] and rescued[1][1] is obj
+
+
+def test_hidden_first_label_of_a_row_is_not_read_as_a_missing_last_one():
+    # label x of cell 177's first row (744 px wide): "1" hidden under its pair, "2".."5" seen, unevenly spaced
+    row = [_Box(214.0, x, 12, 8, ()) for x in (237.0, 400.0, 533.0, 670.0)]
+    idx, coef = _fit_row(row, ("1", "2", "3", "4", "5"), 744, ("Y",))
+    assert idx == (1, 2, 3, 4) and 0 <= coef[0] < 237

@@ -1,8 +1,10 @@
 """Solve the cell jointly: each spread chromosome explains at most one cut-out, then cut the masks.
 
-Candidate places of all cut-outs that cover the same spread object (most of the smaller mask inside the other;
-a crossing shares only a little) form one place; a cost matrix of cut-outs x places (minus the match score) plus one 'not found' column per cut-out is
-solved with `linear_sum_assignment`, so two homologues cannot both take the better-looking copy.
+Two candidate places that cover the same spread object (most of the smaller mask inside the other; a crossing
+shares only a little) exclude each other, and each cut-out takes at most one place. The choice maximises the summed
+match margin (score above the acceptance threshold) times the cut-out's area, as a small integer program: a
+short cut-out fitting part of a long chromosome cannot keep that chromosome from the long cut-out that explains all
+of it, and two homologues cannot both take the better-looking copy.
 
 Masks: the spread's ink under the placed cut-out, grown by a small margin to follow the real outline, except
 where another placed chromosome lies; pixels inside two placed cut-outs (a crossing) belong to both.
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.optimize import linear_sum_assignment
 
 from napari_karyo.core.karyotype.karyogram_import.match import Placement
 
@@ -39,35 +40,39 @@ def overlap(a: Placement, b: Placement) -> float:
     return float(inter) / float(max(min(a.mask.sum(), b.mask.sum()), 1))
 
 
-def _places(cands: list[Placement]) -> list[list[int]]:
-    places: list[list[int]] = []
-    for i in np.argsort([-c.score for c in cands]):
-        for place in places:
-            if overlap(cands[place[0]], cands[i]) > SAME_PLACE:
-                place.append(int(i))
-                break
-        else:
-            places.append([int(i)])
-    return places
+def _boxes(cands: list[Placement]) -> np.ndarray:
+    return np.array([_box(c) for c in cands]).reshape(-1, 4)
+
+
+def conflicts(cands: list[Placement]) -> list[tuple[int, int]]:
+    """Pairs of candidates of different cut-outs on the same spread object."""
+    b = _boxes(cands)
+    hit = (np.maximum(b[:, None, 0], b[None, :, 0]) < np.minimum(b[:, None, 2], b[None, :, 2])) & (
+        np.maximum(b[:, None, 1], b[None, :, 1]) < np.minimum(b[:, None, 3], b[None, :, 3])
+    )
+    cut = np.array([c.cutout for c in cands])
+    hit &= cut[:, None] != cut[None, :]
+    return [(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(hit, 1)), strict=True)
+            if overlap(cands[i], cands[j]) > SAME_PLACE]  # fmt: skip
 
 
 def assign(cands: list[Placement], n_cutouts: int, min_score: float = MIN_SCORE) -> dict[int, Placement]:
     """{cut-out index: its place} for the cut-outs found; the others are not found."""
-    places = _places(cands)
-    big = 10.0
-    cost = np.full((n_cutouts, len(places) + n_cutouts), big)
-    pick: dict[tuple[int, int], Placement] = {}
-    for k, place in enumerate(places):
-        for i in place:
-            c = cands[i]
-            if -c.score < cost[c.cutout, k]:
-                cost[c.cutout, k] = -c.score
-                pick[(c.cutout, k)] = c
-    cost[np.arange(n_cutouts), len(places) + np.arange(n_cutouts)] = -min_score
-    rows, cols = linear_sum_assignment(cost)
-    return {
-        int(r): pick[(int(r), int(c))] for r, c in zip(rows, cols, strict=True) if (int(r), int(c)) in pick
-    }
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_matrix
+
+    cands = [c for c in cands if c.score >= min_score]
+    if not cands:
+        return {}
+    pairs = conflicts(cands)
+    rows = [c.cutout for c in cands] + [n_cutouts + k for k, pair in enumerate(pairs) for _ in pair]
+    cols = list(range(len(cands))) + [i for pair in pairs for i in pair]
+    a = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_cutouts + len(pairs), len(cands)))
+    gain = np.array([(c.score - min_score + 1e-3) * c.mask.sum() for c in cands])
+    res = milp(-gain, constraints=LinearConstraint(a.tocsr(), 0, 1), integrality=np.ones(len(cands)),
+               bounds=Bounds(0, 1), options={"time_limit": 20.0})  # fmt: skip
+    picked = [] if res.x is None else np.flatnonzero(res.x > 0.5)  # None: nothing feasible in time (not seen)
+    return {cands[i].cutout: cands[i] for i in picked}
 
 
 def _full(p: Placement, shape: tuple[int, int], grow: int = 0) -> np.ndarray:
@@ -88,9 +93,14 @@ def spread_objects(ink: np.ndarray) -> np.ndarray:
     return ndi.binary_opening(ink > INK, iterations=1)
 
 
-def cut_masks(ink: np.ndarray, placed: dict[int, Placement]) -> dict[int, np.ndarray]:
-    """{cut-out index: full-size bool mask} in the spread; crossings shared, touching neighbours split."""
+def cut_masks(
+    ink: np.ndarray, placed: dict[int, Placement], fixed: list | None = None
+) -> dict[int, np.ndarray]:
+    """{cut-out index: full-size bool mask} in the spread; crossings shared, touching neighbours split; `fixed`:
+    masks of chromosomes found otherwise, which the placed ones do not grow into."""
     fg = spread_objects(ink)
+    for m in fixed or []:
+        fg = fg & ~m
     keys = list(placed)
     cores = [_full(placed[k], ink.shape) for k in keys]
     halos = [_full(placed[k], ink.shape, MARGIN) for k in keys]

@@ -2,7 +2,9 @@
 from the karyogram. A job generator (yields (stage, done, total), returns an `ImportResult`).
 
 Stages: read both images -> find the karyogram's labels (layout.py) -> cut out its chromosomes (cutouts.py) ->
-search each in the spread (match.py) -> solve the cell jointly and cut the masks (assign.py).
+search each in the spread (match.py) -> solve the cell jointly and cut the masks (assign.py) -> search the missing
+and weakly placed cut-outs again with the placed chromosomes blanked, then match the rest by their halves to the
+objects nothing explains (rescue.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from napari_karyo.core.karyotype.karyogram_import.assign import assign, cut_mask
 from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout, cut_out
 from napari_karyo.core.karyotype.karyogram_import.layout import Layout, read_labels
 from napari_karyo.core.karyotype.karyogram_import.match import coarse_ink, search, spread_ink
+from napari_karyo.core.karyotype.karyogram_import.rescue import rescue, research
 from napari_karyo.core.karyotype.report.exports import write_karyotype_files
 from napari_karyo.core.results import Chromosome, SpreadResult
 from napari_karyo.core.storage import atomic
@@ -33,6 +36,7 @@ MIN_FOUND = 0.5  # fewer cut-outs found with confidence than this share: the kar
 CONFIDENT = 0.85  # a match this good is not chance: chance placements of a foreign karyogram score ~0.6-0.8
 SCALE_OK = (0.9, 1.1)  # chromosome-size ratio treated as the same resolution
 SCALE_MAX = 1.6  # beyond this ratio (either way) the images are refused
+NUCLEUS = 2.5  # spread objects this many times thicker than the thickest cut-out are nuclei
 
 
 @dataclass
@@ -126,10 +130,23 @@ def _rescale(cuts: list[Cutout], scale: float) -> list[Cutout]:
     return out
 
 
+def chromosome_area(ink: np.ndarray, cuts: list[Cutout]) -> int:
+    """Ink area of the spread's chromosome-like objects: a nucleus (an object far thicker than any cut-out) is no
+    chromosome, and counting it makes the karyogram look drawn smaller than it is."""
+    fg = spread_objects(ink)
+    lab, n = ndi.label(fg)
+    if n == 0:
+        return 0
+    half_width = ndi.maximum(ndi.distance_transform_edt(fg), lab, np.arange(1, n + 1))
+    thickest = max(float(ndi.distance_transform_edt(np.pad(c.mask, 1)).max()) for c in cuts)
+    areas = ndi.sum(fg, lab, np.arange(1, n + 1))
+    return int(areas[half_width <= NUCLEUS * thickest].sum())
+
+
 def _check_scale(cuts: list[Cutout], ink: np.ndarray, spread: Path, karyogram: Path) -> float:
     """Spread-to-karyogram size ratio of the chromosomes (from their total areas); refuse far-off ratios."""
     area_k = sum(c.area for c in cuts)
-    area_s = int(spread_objects(ink).sum())
+    area_s = chromosome_area(ink, cuts)
     scale = float(np.sqrt(area_s / max(area_k, 1)))
     if not 1 / SCALE_MAX < scale < SCALE_MAX:
         raise KaryogramImportError(
@@ -139,16 +156,34 @@ def _check_scale(cuts: list[Cutout], ink: np.ndarray, spread: Path, karyogram: P
     return scale
 
 
-def _chromosomes(cuts, placed, masks, ink, min_area) -> list[Chromosome]:
-    out = []
+def _found(ink: np.ndarray, cuts: list[Cutout], placed: dict) -> tuple[dict[int, tuple], int]:
+    """{cut-out index: (score, full mask, review note)} after the rescue pass, and the smallest object area that
+    counts as an unexplained chromosome."""
+    masks = cut_masks(ink, placed)
+    min_area = int(0.25 * np.median([m.sum() for m in masks.values()])) if masks else 1
+    again = research(ink, cuts, placed, masks)
+    if again.keys() != placed.keys() or any(again[j] is not p for j, p in placed.items()):
+        placed = again
+        masks = cut_masks(ink, placed)
+    rescued = rescue(ink, cuts, placed, unexplained(ink, list(masks.values()), min_area))
+    if rescued:  # weak placements that moved leave their place; the others' masks may grow into it
+        masks = cut_masks(ink, placed, fixed=[m for _, m in rescued.values()])
+    found = {}
     for j, mask in masks.items():
-        p = placed[j]
-        if not mask.any():
-            continue
-        review = "" if p.score >= REVIEW_SCORE else f"low karyogram match ({p.score:.2f})"
-        out.append(Chromosome.from_full_mask(mask, class_id=cuts[j].class_id, score=p.score, class_score=1.0,
-                                             review=review))  # fmt: skip
-    for extra in unexplained(ink, list(masks.values()), min_area):
+        score = placed[j].score
+        found[j] = (score, mask, "" if score >= REVIEW_SCORE else f"low karyogram match ({score:.2f})")
+    for j, (score, mask) in rescued.items():
+        found[j] = (score, mask, f"matched by its halves ({score:.2f}): bent, or cut by the border")
+    return found, min_area
+
+
+def _chromosomes(cuts, found, ink, min_area) -> list[Chromosome]:
+    out = []
+    for j, (score, mask, review) in found.items():
+        if mask.any():
+            out.append(Chromosome.from_full_mask(mask, class_id=cuts[j].class_id, score=score, class_score=1.0,
+                                                 review=review))  # fmt: skip
+    for extra in unexplained(ink, [f[1] for f in found.values()], min_area):
         out.append(Chromosome.from_full_mask(extra, class_id=0, score=0.0, review="not in the karyogram"))
     return out
 
@@ -178,11 +213,10 @@ def import_steps(spread_path: str | Path, karyogram_path: str | Path, layout: La
             f"{karyogram_path}: only {confident} of its {len(cuts)} chromosomes match anything in {spread_path} "
             "well; is this the karyogram of that spread?"
         )
-    masks = cut_masks(ink, placed)
-    min_area = int(0.25 * np.median([m.sum() for m in masks.values()]))
+    found, min_area = _found(ink, search_cuts, placed)
     result = SpreadResult(
         image_shape=ink.shape,
-        chromosomes=_chromosomes(cuts, placed, masks, ink, min_area),
+        chromosomes=_chromosomes(cuts, found, ink, min_area),
         source_path=str(spread_path),
         model=f"{MODEL}:{karyogram_path.name}",
         device="cpu",
@@ -194,7 +228,7 @@ def import_steps(spread_path: str | Path, karyogram_path: str | Path, layout: La
     unmatched = [
         {"class": c.name, "karyogram_box": [int(v) for v in (*c.offset[::-1], *c.mask.shape[::-1])]}
         for j, c in enumerate(cuts)
-        if j not in placed
+        if j not in found
     ]
     yield "done", 1, 1
     return ImportResult(
@@ -202,7 +236,7 @@ def import_steps(spread_path: str | Path, karyogram_path: str | Path, layout: La
         karyogram_iscn=iscn(c.class_id for c in cuts),
         karyogram_counts=counts,
         cutouts=len(cuts),
-        placed=len(placed),
+        placed=len(found),
         unmatched=unmatched,
         unexplained=sum(c.class_id == 0 for c in result.chromosomes),
         hidden_labels=[lb.name for lb in labels if not lb.seen],

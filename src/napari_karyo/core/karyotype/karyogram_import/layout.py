@@ -115,9 +115,12 @@ def _rows(boxes: list[_Box], n_rows: int) -> list[list[_Box]]:
     return [sorted(g, key=lambda b: b.x) for g in sorted(groups, key=lambda g: g[0].y)]
 
 
-def _fit_row(row: list[_Box], names: tuple[str, ...]) -> tuple[tuple[int, ...], np.ndarray | None]:
+def _fit_row(
+    row: list[_Box], names: tuple[str, ...], width: int, optional: tuple[str, ...] = ()
+) -> tuple[tuple[int, ...], np.ndarray | None]:
     """Which of the row's names the visible boxes are: the choice whose positions are most evenly spaced, with a
-    penalty for each glyph whose width (one or two characters) disagrees with the name."""
+    penalty for each glyph whose width (one or two characters) disagrees with the name, and for each hidden label
+    the choice would put off the image (a hidden first label is not a missing last one)."""
     xs = np.array([b.x for b in row])
     h_med = float(np.median([b.h for b in row]))
     wide = [None if b.h < 0.85 * h_med else b.w / b.h > 1.1 for b in row]  # cut-off glyphs: width unknown
@@ -129,6 +132,10 @@ def _fit_row(row: list[_Box], names: tuple[str, ...]) -> tuple[tuple[int, ...], 
             a = np.c_[np.ones(len(row)), idx]
             coef = np.linalg.lstsq(a, xs, rcond=None)[0]
             misfit += float(np.sum((a @ coef - xs) ** 2)) / max(coef[1] ** 2, 1e-6)
+            hidden = [
+                coef[0] + coef[1] * i for i in range(len(names)) if i not in idx and names[i] not in optional
+            ]
+            misfit += 10.0 * sum(not 0 <= x < width for x in hidden)
         if misfit < best[0]:
             best = (misfit, idx, coef)
     return best[1], best[2]
@@ -155,7 +162,7 @@ def read_labels(rgb: np.ndarray, layout: Layout, path: str | Path = "karyogram")
                 f"{path}: karyogram layout not recognised: row {r + 1} shows {len(row)} labels, layout "
                 f"'{layout.name}' has {len(names)}"
             )
-        idx, coef = _fit_row(row, names)
+        idx, coef = _fit_row(row, names, rgb.shape[1], layout.optional)
         y = float(np.median([b.y for b in row]))
         labels += [Label(names[i], r, y, b.x) for i, b in zip(idx, row, strict=True)]
         if coef is None:

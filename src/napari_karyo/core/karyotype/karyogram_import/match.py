@@ -27,6 +27,7 @@ KEEP_BELOW_BEST = 0.25  # coarse places this far below the cut-out's best are dr
 SHIFT = 8  # pixels searched around each coarse place at full resolution
 TRY_FLIP_BELOW = 0.8  # cut-outs matching worse than this unflipped are searched mirrored too
 WORKERS = 2  # FFT threads
+MARGIN = 2  # pixels the cut-out's mask grows for the score, so the outline (white around it) counts too
 
 
 @dataclass
@@ -64,20 +65,26 @@ def transformed(ink: np.ndarray, mask: np.ndarray, flip: bool, angle: float, sca
     """(ink, mask) of a cut-out flipped left-right, scaled, then rotated; the box grows to hold it."""
     if flip:
         ink, mask = ink[:, ::-1], mask[:, ::-1]
-    m = mask.astype(np.float32)
+    both = np.stack([ink, mask.astype(np.float32)])
     if scale != 1.0:
-        ink, m = ndi.zoom(ink, scale, order=1), ndi.zoom(m, scale, order=1)
-    return ndi.rotate(ink, angle, order=1), ndi.rotate(m, angle, order=1) > 0.5
+        both = ndi.zoom(both, (1, scale, scale), order=1)
+    both = ndi.rotate(
+        both, angle, axes=(2, 1), order=1
+    )  # one call for both: the calls dominate, not the pixels
+    return both[0], both[1] > 0.5
 
 
 def _templates(ink, mask, poses, size: int, margin: int):
     """Stack of centred (ink, grown mask) templates of side `size`, one per (flip, angle, scale) pose."""
+    if (
+        margin
+    ):  # grow once before turning (not once per pose): the same mask to a pixel, a fraction of the cost
+        ink = np.pad(ink, margin)
+        mask = ndi.binary_dilation(np.pad(mask, margin), iterations=margin)
     t = np.zeros((len(poses), size, size), np.float32)
     m = np.zeros_like(t)
     for k, (flip, angle, scale) in enumerate(poses):
         ti, tm = transformed(ink, mask, flip, angle, scale)
-        if margin:
-            tm = ndi.binary_dilation(tm, iterations=margin)
         h, w = min(ti.shape[0], size), min(ti.shape[1], size)
         y0, x0 = (size - h) // 2, (size - w) // 2
         t[k, y0 : y0 + h, x0 : x0 + w] = ti[:h, :w] * tm[:h, :w]
@@ -85,24 +92,68 @@ def _templates(ink, mask, poses, size: int, margin: int):
     return t, m
 
 
-def masked_ncc(image: np.ndarray, t: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """NCC of each template over `image` under its mask: (n, H - D + 1, W - D + 1), index = template top-left."""
-    d = t.shape[1]
-    shape = tuple(sfft.next_fast_len(s, real=True) for s in image.shape)
-    fs, fs2 = sfft.rfft2(image, shape), sfft.rfft2(image * image, shape)
-    fm = np.conj(sfft.rfft2(m, shape, workers=WORKERS))
-    ft = np.conj(sfft.rfft2(t, shape, workers=WORKERS))
-    s1, s2, st = (sfft.irfft2(x, shape, workers=WORKERS) for x in (fs * fm, fs2 * fm, fs * ft))
+def _spectra(t: np.ndarray, m: np.ndarray, shape: tuple[int, int]) -> tuple:
+    """What the NCC needs of a template stack for images of FFT size `shape`."""
+    fm, ft, ft2 = (np.conj(sfft.rfft2(x, shape, workers=WORKERS)) for x in (m, t, t * t))
     n = np.maximum(m.sum(axis=(1, 2)), 1.0)[:, None, None]
-    tsum = t.sum(axis=(1, 2))[:, None, None]
-    t2 = (t * t).sum(axis=(1, 2))[:, None, None]
+    return fm, ft, ft2, n, t.sum(axis=(1, 2))[:, None, None], (t * t).sum(axis=(1, 2))[:, None, None]
+
+
+def _fft_shape(image: np.ndarray) -> tuple[int, int]:
+    return tuple(sfft.next_fast_len(s, real=True) for s in image.shape)
+
+
+def _ncc(image: np.ndarray, spectra: tuple, d: int, valid: np.ndarray | None = None) -> np.ndarray:
+    """Masked NCC; with `valid`, image pixels outside it (blanked, or off the image) are left out of both the
+    image's and the template's sums (Padfield's form), and places with under half the template valid score 0."""
+    fm, ft, ft2, n, tsum, t2 = spectra
+    shape = _fft_shape(image)
+    if valid is not None:
+        image = image * valid
+    fs, fs2 = sfft.rfft2(image, shape), sfft.rfft2(image * image, shape)
+    s1, s2, st = (sfft.irfft2(x, shape, workers=WORKERS) for x in (fs * fm, fs2 * fm, fs * ft))
+    if valid is not None:
+        fv = sfft.rfft2(valid.astype(np.float32), shape)
+        full = n
+        n, tsum, t2 = (sfft.irfft2(fv * x, shape, workers=WORKERS) for x in (fm, ft, ft2))
+        n = np.maximum(n, 1.0)
     var_s = np.clip(s2 - s1 * s1 / n, 1e-6, None)
     var_t = np.clip(t2 - tsum * tsum / n, 1e-6, None)
     ncc = (st - s1 * tsum / n) / np.sqrt(var_s * var_t)
+    if valid is not None:
+        ncc[n < 0.5 * full] = 0.0
     return ncc[:, : image.shape[0] - d + 1, : image.shape[1] - d + 1]
 
 
-def coarse_places(ink_small: np.ndarray, cut: Cutout, index: int, flip: bool = False) -> list[Placement]:
+def masked_ncc(
+    image: np.ndarray, t: np.ndarray, m: np.ndarray, valid: np.ndarray | None = None
+) -> np.ndarray:
+    """NCC of each template over `image` under its mask: (n, H - D + 1, W - D + 1), index = template top-left."""
+    return _ncc(image, _spectra(t, m, _fft_shape(image)), t.shape[1], valid)
+
+
+class _Bank:
+    """Template spectra of one cut-out for the full-resolution windows, by pose: the coarse places of a cut-out
+    share angles (multiples of the fine step), so each pose is turned and transformed once, not once per place."""
+
+    def __init__(self, cut: Cutout, d: int, window: int):
+        self.cut, self.d, self.shape = cut, d, _fft_shape(np.empty((window, window)))
+        self.cache: dict[tuple, tuple] = {}
+
+    def spectra(self, poses: list[tuple]) -> tuple:
+        keys = [(f, round(a % 360, 3), s) for f, a, s in poses]
+        todo = list(dict.fromkeys(k for k in keys if k not in self.cache))
+        if todo:
+            t, m = _templates(self.cut.ink, self.cut.mask, todo, self.d, MARGIN)
+            fresh = _spectra(t, m, self.shape)
+            for i, k in enumerate(todo):
+                self.cache[k] = tuple(x[i] for x in fresh)
+        return tuple(np.stack([self.cache[k][j] for k in keys]) for j in range(6))
+
+
+def coarse_places(
+    ink_small: np.ndarray, cut: Cutout, index: int, flip: bool = False, valid: np.ndarray | None = None
+) -> list[Placement]:
     """Best few (angle, centre) of one cut-out at the coarse resolution; its centre must lie in the spread."""
     from skimage.feature import peak_local_max
 
@@ -112,9 +163,9 @@ def coarse_places(ink_small: np.ndarray, cut: Cutout, index: int, flip: bool = F
         return []
     d = int(np.ceil(np.hypot(*cm.shape))) + 4
     poses = [(flip, float(a), 1.0) for a in range(0, 360, COARSE_STEP)]
-    t, m = _templates(ci, cm, poses, d, 2)
+    t, m = _templates(ci, cm, poses, d, MARGIN)
     pad = d // 2
-    ncc = masked_ncc(np.pad(ink_small, pad), t, m)
+    ncc = masked_ncc(np.pad(ink_small, pad), t, m, None if valid is None else np.pad(valid, pad))
     best, arg = ncc.max(axis=0), ncc.argmax(axis=0)
     peaks = peak_local_max(best, min_distance=2, num_peaks=PEAKS, threshold_abs=0.1, exclude_border=False)
     out = []
@@ -136,34 +187,41 @@ def _window(ink: np.ndarray, y0: int, x0: int, size: int) -> np.ndarray:
     return win
 
 
-def refine(ink: np.ndarray, cut: Cutout, p: Placement) -> Placement:
+def refine(ink: np.ndarray, bank: _Bank, p: Placement, valid: np.ndarray | None = None) -> Placement:
     """Full-resolution angle, scale and shift around a coarse place; the placed mask is attached."""
-    d = int(np.ceil(np.hypot(*cut.mask.shape) * max(SCALES))) + 6
+    cut, d = bank.cut, bank.d
     y0, x0 = int(round(p.cy - d / 2)) - SHIFT, int(round(p.cx - d / 2)) - SHIFT
     win = _window(ink, y0, x0, d + 2 * SHIFT)
+    vwin = None if valid is None else _window(valid, y0, x0, d + 2 * SHIFT)
     # the coarse search cannot see the bands of a small chromosome, so it may have it upside down
     poses = [(p.flip, p.angle + turn + da, 1.0) for turn in (0, 180) for da in FINE_ANGLES]
-    ncc = masked_ncc(win, *_templates(cut.ink, cut.mask, poses, d, 2))
+    ncc = _ncc(win, bank.spectra(poses), d, vwin)
     angle = poses[int(np.argmax(ncc.reshape(len(poses), -1).max(axis=1)))][1]
     poses = [(p.flip, angle, 1.0), (p.flip, angle - 2, 1.0), (p.flip, angle + 2, 1.0)]
     poses += [(p.flip, angle, s) for s in SCALES]
-    ncc = masked_ncc(win, *_templates(cut.ink, cut.mask, poses, d, 2))
+    ncc = _ncc(win, bank.spectra(poses), d, vwin)
     k, yy, xx = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
     flip, angle, scale = poses[k]
     cy, cx = y0 + yy + d / 2, x0 + xx + d / 2
-    _, tm = transformed(cut.ink, cut.mask, flip, angle, scale)
+    _, tm = transformed(np.pad(cut.ink, MARGIN), np.pad(cut.mask, MARGIN), flip, angle, scale)
     h, w = tm.shape
-    # same centring as the template: its top-left sat (d - h) // 2 inside the d-box
+    # same box and centring as the template (padded by the margin): its top-left sat (d - h) // 2 in the d-box
     oy, ox = y0 + yy + (d - h) // 2, x0 + xx + (d - w) // 2
     return Placement(p.cutout, flip, angle, scale, cy, cx, float(ncc[k, yy, xx]), tm, (oy, ox))
 
 
-def search(ink: np.ndarray, cut: Cutout, index: int, small: np.ndarray) -> list[Placement]:
-    """Refined candidate places of one cut-out (`small`: the ink at the coarse resolution); mirrored places are
-    searched only when no unmirrored one fits well (the cut-outs are rarely mirrored, and it halves the time)."""
-    out = [refine(ink, cut, p) for p in coarse_places(small, cut, index)]
+def search(
+    ink: np.ndarray, cut: Cutout, index: int, small: np.ndarray, valid: np.ndarray | None = None
+) -> list[Placement]:
+    """Refined candidate places of one cut-out (`small`: the ink at the coarse resolution; `valid`: the pixels
+    that count, None for all); mirrored places are searched only when no unmirrored one fits well (the cut-outs
+    are rarely mirrored, and it halves the time)."""
+    vsmall = None if valid is None else _down(valid.astype(np.float32), COARSE) > 0.5
+    d = int(np.ceil(np.hypot(*cut.mask.shape) * max(SCALES))) + 6
+    bank = _Bank(cut, d, d + 2 * SHIFT)
+    out = [refine(ink, bank, p, valid) for p in coarse_places(small, cut, index, valid=vsmall)]
     if max((p.score for p in out), default=0.0) < TRY_FLIP_BELOW:
-        out += [refine(ink, cut, p) for p in coarse_places(small, cut, index, flip=True)]
+        out += [refine(ink, bank, p, valid) for p in coarse_places(small, cut, index, True, vsmall)]
     return out
 
 

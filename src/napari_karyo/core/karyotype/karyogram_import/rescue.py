@@ -1,0 +1,120 @@
+"""Second pass for the cut-outs the rigid search could not place, or placed poorly.
+
+First they are searched again in the spread with the well-placed chromosomes blanked: in a dense cluster the arms
+of crossing neighbours spoil the correlation, and once the neighbours are explained away the cut-out fits. Then
+the ones still left are given to the spread objects no cut-out explains. A chromosome the lab straightened for its karyogram is bent in the spread, and one cut by the image border shows
+only part of itself: neither fits its cut-out as a whole. Each half of the cut-out (split across its length, the
+halves overlapping a little so a bend falls in both) still fits rigidly, so a cut-out is scored against an
+unexplained object by the NCC of its two halves searched over every angle on that object alone (other ink
+blanked); where the object touches the image border one half is enough. Object and cut-out must have about the same
+area (less where the border cuts the object). The pairing is solved for the whole cell, and a poorly placed
+cut-out moves only when the object fits it better than its place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.optimize import linear_sum_assignment
+
+from napari_karyo.core.karyotype.karyogram_import.assign import assign
+from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout
+from napari_karyo.core.karyotype.karyogram_import.match import (
+    MARGIN,
+    Placement,
+    _templates,
+    coarse_ink,
+    masked_ncc,
+    search,
+)
+
+WEAK = 0.8  # placements scoring lower may move to an unexplained object that fits better
+MIN_PARTS = 0.6  # a cut-out's halves must score this well on an object for it to be placed there
+ANGLE_STEP = 8  # degrees between the halves' rotations
+OVERLAP = 0.1  # share of the cut-out's length both halves hold
+AREA_RANGE = (0.6, 1.6)  # object area over cut-out area for a whole chromosome
+BORDER_MIN_AREA = 0.15  # ... and at least this much of it for one cut by the image border
+
+
+def halves(cut: Cutout) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(ink, mask) of the upper and lower part of an upright cut-out."""
+    h = cut.mask.shape[0]
+    lo, hi = int(round(h * (0.5 - OVERLAP / 2))), int(round(h * (0.5 + OVERLAP / 2)))
+    return [(cut.ink[:hi], cut.mask[:hi]), (cut.ink[lo:], cut.mask[lo:])]
+
+
+def _best_on(ink: np.ndarray, obj: np.ndarray, part: tuple[np.ndarray, np.ndarray]) -> float:
+    """Best NCC of a part over every angle, on the object's ink alone."""
+    pink, pmask = part
+    if pmask.sum() < 20:
+        return 0.0
+    d = int(np.ceil(np.hypot(*pmask.shape))) + 2 * MARGIN + 4
+    rr, cc = np.nonzero(obj)
+    r0, r1, c0, c1 = rr.min() - d, rr.max() + d + 1, cc.min() - d, cc.max() + d + 1
+    own = ndi.binary_dilation(obj, iterations=MARGIN) * ink
+    win = np.zeros((r1 - r0, c1 - c0), np.float32)
+    sr0, sc0 = max(r0, 0), max(c0, 0)
+    sr1, sc1 = min(r1, ink.shape[0]), min(c1, ink.shape[1])
+    win[sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = own[sr0:sr1, sc0:sc1]
+    poses = [(False, float(a), 1.0) for a in range(0, 360, ANGLE_STEP)]
+    ncc = masked_ncc(win, *_templates(pink, pmask, poses, d, MARGIN))
+    # the template must sit mostly on the object: positions whose centre is off it do not count
+    centre = np.zeros(win.shape, bool)
+    centre[sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = obj[sr0:sr1, sc0:sc1]
+    on = centre[d // 2 : d // 2 + ncc.shape[1], d // 2 : d // 2 + ncc.shape[2]]
+    return float(ncc[:, on].max()) if on.any() else 0.0
+
+
+def fit(ink: np.ndarray, obj: np.ndarray, cut: Cutout) -> float:
+    """How well a cut-out explains an unexplained object (0 when their sizes disagree)."""
+    at_border = bool(obj[0].any() or obj[-1].any() or obj[:, 0].any() or obj[:, -1].any())
+    ratio = obj.sum() / max(cut.area, 1)
+    if not (BORDER_MIN_AREA if at_border else AREA_RANGE[0]) <= ratio <= AREA_RANGE[1]:
+        return 0.0
+    scores = [_best_on(ink, obj, part) for part in halves(cut)]
+    return max(scores) if at_border else float(np.mean(scores))
+
+
+def movable(placed: dict[int, Placement], n_cutouts: int) -> list[int]:
+    return [j for j in range(n_cutouts) if j not in placed or placed[j].score < WEAK]
+
+
+def research(ink: np.ndarray, cuts: list[Cutout], placed: dict[int, Placement], masks: dict[int, np.ndarray]):
+    """`placed` with its weak and missing cut-outs searched again where the well-placed ones are blanked."""
+    todo = movable(placed, len(cuts))
+    strong = np.zeros(ink.shape, bool)
+    for j, m in masks.items():
+        if j not in todo:
+            strong |= m
+    if not todo or not strong.any():
+        return placed
+    valid = ~ndi.binary_dilation(strong, iterations=1)
+    residual = ink * valid
+    small = coarse_ink(residual)
+    cands = [placed[j] for j in todo if j in placed]
+    for j in todo:
+        cands += search(residual, cuts[j], j, small, valid)
+    again = assign(cands, len(cuts))
+    return {j: p for j, p in placed.items() if j not in todo} | again
+
+
+def rescue(
+    ink: np.ndarray, cuts: list[Cutout], placed: dict[int, Placement], objects: list[np.ndarray]
+) -> dict[int, tuple[float, np.ndarray]]:
+    """{cut-out index: (score, mask)} of cut-outs given to unexplained objects by their halves; those that were
+    placed weakly are removed from `placed`."""
+    todo = movable(placed, len(cuts))
+    if not todo or not objects:
+        return {}
+    score = np.array([[fit(ink, o, cuts[j]) for o in objects] for j in todo])
+    now = np.array([placed[j].score if j in placed else 0.0 for j in todo])
+    # stay (or stay lost) unless an object fits better than the current place and well enough on its own
+    cost = np.where((score >= MIN_PARTS) & (score > now[:, None]), -score, 0.0)
+    rows, cols = linear_sum_assignment(cost)
+    out = {}
+    for r, c in zip(rows, cols, strict=True):
+        if cost[r, c] < 0:
+            j = todo[r]
+            placed.pop(j, None)
+            out[j] = (float(score[r, c]), objects[c])
+    return out

@@ -1,12 +1,17 @@
 """Correction effort: editing actions per cell from the model's proposal to the truth, simulated.
 
-For each M-FISH validation cell (slides A02, P10, V16, V26; DAPI plane only; the K map's instances are the truth)
-`analyze` proposes chromosomes and `core/karyotype/evaluate/actions.py` counts the splits, joins, deletes, draws and
-relabels a user needs (its docstring states the rules). Also run on the truth itself: 0 actions is the sanity check.
-Target: median <= 3 actions per cell. Besides, the found share / precision / named share / exact count of the same
-cells, so fine-tuned models compare on one table (benchmarks/finetune_corrections.py).
+For each validation cell `analyze` proposes chromosomes and `core/karyotype/evaluate/actions.py` counts the splits,
+joins, deletes, draws and relabels a user needs (its docstring states the rules). Also run on the truth itself: 0
+actions is the sanity check. Besides, the found share / precision / named share / exact count of the same cells, so
+fine-tuned models compare on one table (benchmarks/finetune_corrections.py). Cells:
+- `--cells mfish` (default): slides A02, P10, V16, V26; DAPI plane only; the K map's instances are the truth.
+  Target: median <= 3 actions per cell.
+- `--cells gband --truth FOLDER`: the G-band validation cells of gband_icbr; the truth is the karyogram import's
+  placed chromosomes (FOLDER/<N>/, cells the import refused are left out). Target (issue 13): median <= 6.
 
     OMP_NUM_THREADS=1 python benchmarks/correction_actions.py --data ../shared/data --json bench_results/correction_actions.json
+    OMP_NUM_THREADS=1 python benchmarks/correction_actions.py --cells gband --truth IMPORTED [--model M] \
+        --json bench_results/correction_actions_gband.json
 """
 
 from __future__ import annotations
@@ -16,24 +21,19 @@ import time
 
 import numpy as np
 
-from bench_common import data_missing, parser, report
+from bench_common import add_cells, data_missing, parser, report, truth_missing, val_cells
 from napari_karyo.core.karyotype.evaluate import metrics
 from napari_karyo.core.karyotype.evaluate.actions import ACTION_TYPES, correction_actions, summarise
 from napari_karyo.core.karyotype.infer.predict import analyze
-from napari_karyo.core.karyotype.training import datasets
 
-SPLIT = (
-    "validation: mfish slides "
-    + ", ".join(datasets.VAL_MFISH_SLIDES)
-    + " (DAPI plane; K-map instances as truth)"
-)
+TARGET = {"mfish": "<= 3", "gband": "<= 6 (issue 13)"}
 
 
-def evaluate(data: str, model: str | None = None, limit: int | None = None) -> dict:
-    """Actions per cell and detection figures of segmentation `model` (default: the bundled one) on M-FISH val."""
+def evaluate(split: str, spreads: list, model: str | None = None, target: str = TARGET["mfish"]) -> dict:
+    """Actions per cell and detection figures of segmentation `model` (default: the bundled one) on `spreads`."""
     cells, acts, with_swaps, truth_acts = [], [], [], []
     t0 = time.perf_counter()
-    for s in datasets.load_mfish(data, "val")[:limit]:
+    for s in spreads:
         res = analyze(s.image, model=model, device="cpu")
         a = correction_actions(res.chromosomes, s.chromosomes)
         acts.append(a)
@@ -51,7 +51,8 @@ def evaluate(data: str, model: str | None = None, limit: int | None = None) -> d
     found = sum(c["found"] for c in cells)
     return {
         "model": model or "bundled chromosome-maskrcnn",
-        "split": SPLIT,
+        "split": split,
+        "target": target,
         "actions": summarise(acts),
         "actions_with_swap_tool": summarise(with_swaps),
         "truth_as_proposal": summarise(truth_acts),
@@ -80,7 +81,7 @@ def table(r: dict) -> str:
         "",
         "| measure | value | target |",
         "|---|---|---|",
-        f"| actions per cell, median ({a['cells']} cells) | {a['median']:.1f} | <= 3 |",
+        f"| actions per cell, median ({a['cells']} cells) | {a['median']:.1f} | {r['target']} |",
         f"| actions per cell, mean | {a['mean']:.2f} | |",
         (
             f"| segmentation edits only (no relabels), median / mean | {a['median_without_naming']:.1f} / "
@@ -107,14 +108,15 @@ def table(r: dict) -> str:
 def main() -> int:
     p = parser(__doc__, "correction_actions")
     p.add_argument("--model", help="segmentation model file (default: the bundled one)")
-    p.add_argument("--limit", type=int, help="only the first N cells (quick look)")
+    add_cells(p)
     args = p.parse_args()
-    if data_missing(args.data):
+    if data_missing(args.data) or (args.cells == "gband" and truth_missing(args.truth)):
         return 2
     import torch
 
     torch.set_num_threads(1)
-    result = evaluate(args.data, args.model, args.limit)
+    split, spreads = val_cells(args.data, args.cells, args.truth, args.limit)
+    result = evaluate(split, spreads, args.model, TARGET[args.cells])
     return report(result, table(result), args.json)
 
 

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_common import data_missing, parser, report
+from bench_common import data_missing, parser, report, val_cells
 from correction_actions import evaluate
 from napari_karyo.core.karyotype.training import datasets
 from napari_karyo.core.karyotype.training.segmenter import TrainConfig, train_steps
@@ -121,8 +121,9 @@ def main() -> int:
         print(f"corrected set -> {corrections} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
         model = finetune(corrections, out / "model", args.steps, args.minutes, args.lr, args.crop)
     card = json.loads(model.with_suffix(".json").read_text())
-    before = evaluate(args.data, None, args.limit)
-    after = evaluate(args.data, str(model), args.limit)
+    split, spreads = val_cells(args.data, "mfish", limit=args.limit)
+    before = evaluate(split, spreads, None)
+    after = evaluate(split, spreads, str(model))
     result = {
         "finetune": {
             "model": str(model),

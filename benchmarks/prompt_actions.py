@@ -1,13 +1,17 @@
 """Correction effort with the prompt tools: actions per cell before (the rules of `evaluate/actions.py` alone) and
-after (a simulated user prompts first, see `evaluate/prompt_actions.py` for its rules), on the M-FISH validation
-cells (slides A02, P10, V16, V26; DAPI plane; K-map instances as truth; never trained on).
+after (a simulated user prompts first, see `evaluate/prompt_actions.py` for its rules), on validation cells never
+trained on: `--cells mfish` (default; slides A02, P10, V16, V26; DAPI plane; K-map instances as truth) or `--cells
+gband --truth FOLDER` (the G-band validation cells of gband_icbr; the karyogram import's placed chromosomes as truth).
 
 Two users: "greedy" tries click, click again, box (badly cut ones: box, click) and pays for every gesture, failed ones
 too; "oracle" makes only the gesture that works (the lower bound). Reported: actions per cell (median, mean),
 segmentation edits (everything but relabels and swaps), chromosomes still drawn by hand, and the share of prompted
-chromosomes right (IoU >= 0.8, >= 0.5) at the first gesture. Target (issue 15): median <= 4 actions per M-FISH cell.
+chromosomes right (IoU >= 0.8, >= 0.5) at the first gesture. Targets (issue 15): median <= 4 actions per M-FISH
+cell, <= 8 per G-band cell.
 
     OMP_NUM_THREADS=1 python benchmarks/prompt_actions.py --data ../shared/data --json bench_results/prompt_actions.json
+    OMP_NUM_THREADS=1 python benchmarks/prompt_actions.py --cells gband --truth IMPORTED [--model M] \
+        --json bench_results/prompt_actions_gband.json
 """
 
 from __future__ import annotations
@@ -15,27 +19,23 @@ from __future__ import annotations
 import sys
 import time
 
-from bench_common import data_missing, parser, report
+from bench_common import add_cells, data_missing, parser, report, truth_missing, val_cells
 from napari_karyo.core.karyotype.evaluate.prompt_actions import prompted_correction, summarise
 from napari_karyo.core.karyotype.infer.predict import analyze
-from napari_karyo.core.karyotype.training import datasets
 from napari_karyo.prompt import Prompter
 
-SPLIT = (
-    "validation: mfish slides "
-    + ", ".join(datasets.VAL_MFISH_SLIDES)
-    + " (DAPI plane; K-map instances as truth)"
-)
 USERS = ("greedy", "oracle")
+TARGET = {"mfish": "median <= 4 actions per M-FISH cell", "gband": "median <= 8 actions per G-band cell"}
 
 
-def evaluate(data: str, limit: int | None = None) -> dict:
+def evaluate(split: str, spreads: list, model: str | None = None, target: str = TARGET["mfish"]) -> dict:
+    """Both users on `spreads`; `model` segments and prompts (default: the bundled segmenter)."""
     runs = {u: [] for u in USERS}
     cells = []
     t0 = time.perf_counter()
-    for s in datasets.load_mfish(data, "val")[:limit]:
-        proposal = analyze(s.image, device="cpu").chromosomes
-        prompter = Prompter(s.image, device="cpu")
+    for s in spreads:
+        proposal = analyze(s.image, model=model, device="cpu").chromosomes
+        prompter = Prompter(s.image, model=model, device="cpu")
         row = {"cell": s.key}
         for user in USERS:
             run = prompted_correction(proposal, s.chromosomes, prompter, oracle=user == "oracle")
@@ -48,8 +48,9 @@ def evaluate(data: str, limit: int | None = None) -> dict:
             }
         cells.append(row)
     return {
-        "split": SPLIT,
-        "model": "bundled chromosome-maskrcnn",
+        "split": split,
+        "model": model or "bundled chromosome-maskrcnn",
+        "target": target,
         **{u: summarise(runs[u]) for u in USERS},
         "seconds": round(time.perf_counter() - t0, 1),
         "per_cell": cells,
@@ -93,21 +94,23 @@ def table(r: dict) -> str:
         f"{o['prompted_chromosomes']} / {o['applied']} |",
         f"| first gesture IoU >= 0.8 / >= 0.5 | | {g['first_gesture_iou_0_8']:.1%} / {g['first_gesture_iou_0_5']:.1%} | |",
         "",
-        "target: median <= 4 actions per M-FISH cell",
+        f"target: {r['target']}",
     ]
     return "\n".join(lines)
 
 
 def main() -> int:
     p = parser(__doc__, "prompt_actions")
-    p.add_argument("--limit", type=int, help="only the first N cells (quick look)")
+    p.add_argument("--model", help="segmentation model file, also the prompts' (default: the bundled one)")
+    add_cells(p)
     args = p.parse_args()
-    if data_missing(args.data):
+    if data_missing(args.data) or (args.cells == "gband" and truth_missing(args.truth)):
         return 2
     import torch
 
     torch.set_num_threads(1)
-    result = evaluate(args.data, args.limit)
+    split, spreads = val_cells(args.data, args.cells, args.truth, args.limit)
+    result = evaluate(split, spreads, args.model, TARGET[args.cells])
     return report(result, table(result), args.json)
 
 

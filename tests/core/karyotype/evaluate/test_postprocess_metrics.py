@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from napari_karyo.core.karyotype.evaluate.metrics import coco_mask_ap, match, spread_scores
+from napari_karyo.core.karyotype.evaluate.metrics import coco_mask_ap, karyotype_scores, match, spread_scores
 from napari_karyo.core.karyotype.infer.predict import suppress
 from napari_karyo.core.results import Chromosome
 
@@ -58,3 +58,43 @@ def test_coco_ap_is_one_for_perfect_and_lower_when_objects_are_missed():
     assert coco_mask_ap([(SHAPE, gt, gt)])["AP"] == 1.0
     half = coco_mask_ap([(SHAPE, gt[:3], gt)])
     assert 0.4 < half["AP50"] < 0.6
+
+
+def _cell(class_ids, review=()):
+    return [
+        Chromosome.from_full_mask(
+            rod(10, 10 + 6 * k, 20, 4), class_id=c, review="look" if k in review else ""
+        )
+        for k, c in enumerate(class_ids)
+    ]
+
+
+def test_karyotype_scores_against_karyogram_counts():
+    truth = {str(c): 2 for c in range(1, 23)} | {
+        "X": 1,
+        "Y": 1,
+    }  # 46,XY as a karyogram's counts per class name
+    right = [c for c in range(1, 23) for _ in range(2)] + [23, 24]
+    s = karyotype_scores(_cell(right, review=(3,)), truth)
+    assert (s["objects"], s["true_count"], s["iscn"], s["true_iscn"]) == (46, 46, "46,XY", "46,XY")
+    assert s["count_exact"] and s["named_count_exact"] and s["sex_right"] and s["classes_right"]
+    assert (s["unnamed"], s["flagged"]) == (0, 1)
+
+    # a broken chromosome left unnamed: right karyotype of the named ones, wrong number of objects
+    s = karyotype_scores(_cell(right + [0]), truth)
+    assert s["named_count_exact"] and s["sex_right"] and s["iscn"] == "46,XY"
+    assert not s["count_exact"] and not s["classes_right"] and s["unnamed"] == 1
+
+    # a fragment named Y, an X missed: the count is right, the sex and classes are not
+    s = karyotype_scores(_cell(right[:-2] + [24, 24]), truth)
+    assert s["count_exact"] and not s["sex_right"] and not s["classes_right"] and s["iscn"] == "46,YY"
+
+    # both 21s named 22 (truth keyed by class id this time): per-class counts wrong, count and sex right
+    wrong = [22 if c == 21 else c for c in right]
+    s = karyotype_scores(_cell(wrong), {c: 2 for c in range(1, 23)} | {23: 1, 24: 1})
+    assert (
+        s["count_exact"]
+        and s["sex_right"]
+        and not s["classes_right"]
+        and s["iscn"] == "46,XY,-21,-21,+22,+22"
+    )

@@ -1,9 +1,15 @@
-"""Comparing predicted chromosomes with ground truth: IoU matching, COCO mask AP, naming accuracy, counts."""
+"""Comparing predicted chromosomes with ground truth: IoU matching, COCO mask AP, naming accuracy, counts, and the
+karyotype of a cell against one known by counts per class (a karyogram)."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
+
 import numpy as np
 
+from napari_karyo.core import classes
+from napari_karyo.core.iscn import iscn, karyotype_of
 from napari_karyo.core.results import Chromosome
 
 
@@ -60,6 +66,28 @@ def spread_scores(pred: list[Chromosome], gt: list[Chromosome]) -> dict:
         "found": len(pairs),
         "named_correctly": int(named),
         "count_error": len(pred) - len(gt),
+    }
+
+
+def karyotype_scores(pred: list[Chromosome], truth_counts: Mapping) -> dict:
+    """One cell's objects against the true counts per class (keys: class ids or names such as '21', 'X'): the
+    number of objects, named or not, exactly right; the same for the named ones alone; the sex complement of the
+    named objects right; every per-class count right with no unnamed object; and the objects flagged for review."""
+    true = Counter({classes.class_id(k): int(n) for k, n in truth_counts.items() if int(n)})
+    named = Counter(c.class_id for c in pred if c.class_id)
+    unnamed = len(pred) - sum(named.values())
+    sex, true_sex = karyotype_of(named).sex, karyotype_of(true).sex
+    return {
+        "objects": len(pred),
+        "true_count": sum(true.values()),
+        "count_exact": len(pred) == sum(true.values()),
+        "named_count_exact": sum(named.values()) == sum(true.values()),
+        "unnamed": unnamed,
+        "iscn": iscn(named),
+        "true_iscn": iscn(true),
+        "sex_right": sex == true_sex,
+        "classes_right": unnamed == 0 and named == true,
+        "flagged": sum(bool(c.review) for c in pred),
     }
 
 

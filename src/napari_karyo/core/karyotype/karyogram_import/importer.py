@@ -188,18 +188,33 @@ def _chromosomes(cuts, found, ink, min_area) -> list[Chromosome]:
     return out
 
 
+def read_karyogram(karyogram_path: str | Path, layout: Layout | None = None) -> tuple[list, list[Cutout]]:
+    """The karyogram's class labels and the chromosomes cut out above them (no spread needed)."""
+    layout = layout or Layout()
+    krgb = read_rgb(karyogram_path)
+    labels = read_labels(krgb, layout, karyogram_path)
+    cuts = cut_out(krgb, labels, layout)
+    if not cuts:
+        raise KaryogramImportError(f"{karyogram_path}: no chromosomes found above the class labels")
+    return labels, cuts
+
+
+def counts_of(cuts: list[Cutout]) -> dict[str, int]:
+    """The karyogram's karyotype: cut-outs per class name."""
+    counts: dict[str, int] = {}
+    for c in cuts:
+        counts[c.name] = counts.get(c.name, 0) + 1
+    return counts
+
+
 def import_steps(spread_path: str | Path, karyogram_path: str | Path, layout: Layout | None = None):
     """Import one spread with its karyogram; yields (stage, done, total), returns an ImportResult."""
     t0 = time.perf_counter()
     spread_path, karyogram_path = Path(spread_path), Path(karyogram_path)
     layout = layout or Layout()
     yield "reading", 0, 1
-    srgb, krgb = read_rgb(spread_path), read_rgb(karyogram_path)
-    labels = read_labels(krgb, layout, karyogram_path)
-    cuts = cut_out(krgb, labels, layout)
-    if not cuts:
-        raise KaryogramImportError(f"{karyogram_path}: no chromosomes found above the class labels")
-    ink = spread_ink(srgb)
+    labels, cuts = read_karyogram(karyogram_path, layout)
+    ink = spread_ink(read_rgb(spread_path))
     scale = _check_scale(cuts, ink, spread_path, karyogram_path)
     search_cuts = cuts if SCALE_OK[0] <= scale <= SCALE_OK[1] else _rescale(cuts, scale)
     cands, small = [], coarse_ink(ink)
@@ -222,9 +237,6 @@ def import_steps(spread_path: str | Path, karyogram_path: str | Path, layout: La
         device="cpu",
         seconds=time.perf_counter() - t0,
     )
-    counts: dict[str, int] = {}
-    for c in cuts:
-        counts[c.name] = counts.get(c.name, 0) + 1
     unmatched = [
         {"class": c.name, "karyogram_box": [int(v) for v in (*c.offset[::-1], *c.mask.shape[::-1])]}
         for j, c in enumerate(cuts)
@@ -234,7 +246,7 @@ def import_steps(spread_path: str | Path, karyogram_path: str | Path, layout: La
     return ImportResult(
         result=result,
         karyogram_iscn=iscn(c.class_id for c in cuts),
-        karyogram_counts=counts,
+        karyogram_counts=counts_of(cuts),
         cutouts=len(cuts),
         placed=len(found),
         unmatched=unmatched,

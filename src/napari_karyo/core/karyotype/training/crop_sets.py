@@ -13,7 +13,6 @@ cases, every crop of a case on the same side).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from napari_karyo.core.karyotype.infer.classifier import (
     spread_crop,
 )
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
-from napari_karyo.core.karyotype.training.datasets import load_mfish
+from napari_karyo.core.karyotype.training.datasets import is_val_case, load_mfish
 
 SPLIT_RULE = (
     "pki3 and bioimlab_crops: validation iff int(md5('<dataset>/<case>').hexdigest(), 16) % 5 == 0, where the "
@@ -39,10 +38,6 @@ DATASETS = ("pki3", "bioimlab_crops", "mfish")
 # Bump when crop preprocessing or instance derivation (e.g. io.annotations.instances_from_kmap) changes, so no
 # training run reads crops cut by older code from the cache.
 CACHE_VERSION = 2
-
-
-def is_val_case(dataset: str, case: str) -> bool:
-    return int(hashlib.md5(f"{dataset}/{case}".encode()).hexdigest(), 16) % 5 == 0
 
 
 @dataclass

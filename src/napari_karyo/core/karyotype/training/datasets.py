@@ -5,21 +5,28 @@ Splits are by cell / slide, never by crop:
   is a multiple of 5.
 - mfish: by slide (the 3 characters before '__'); validation slides are VAL_MFISH_SLIDES, all cells of a slide
   stay on one side.
+- gband_icbr: by cell (one spread + its karyogram each), validation iff `is_val_case("gband_icbr", "<N>")`. Its
+  instances are not in the data: they come from the karyogram import (`napari-karyo import-karyogram`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from napari_karyo.core.errors import ImageReadError
 from napari_karyo.core.results import Chromosome
 from napari_karyo.core.storage.annotations import read_labelme, read_mfish_k
 from napari_karyo.core.storage.images import read_image
+from napari_karyo.core.storage.result_files import KARYOTYPE, read_result
 
 VAL_MFISH_SLIDES = ("A02", "P10", "V16", "V26")
+GBAND = "gband_icbr"
 
 
 @dataclass
@@ -29,6 +36,12 @@ class Spread:
     key: str
     image: np.ndarray
     chromosomes: list[Chromosome]
+    karyogram: dict[str, int] | None = None  # counts per class name, where a karyogram gives the karyotype
+
+
+def is_val_case(dataset: str, case: str) -> bool:
+    """The validation rule of the data sets split by case (pki3, bioimlab_crops, gband_icbr)."""
+    return int(hashlib.md5(f"{dataset}/{case}".encode()).hexdigest(), 16) % 5 == 0
 
 
 def bioimlab_files(root: str | Path, split: str) -> list[Path]:
@@ -70,3 +83,30 @@ def load_mfish(root: str | Path, split: str) -> list[Spread]:
     return [
         Spread(f"mfish/{d.stem[:-1]}", read_image(d), read_mfish_k(k)) for d, k in mfish_files(root, split)
     ]
+
+
+def gband_files(root: str | Path, split: str) -> list[Path]:
+    """The spreads of gband_icbr in the split, in cell-number order."""
+    files = sorted(Path(root, GBAND, "spreads").glob("*.png"), key=lambda p: int(p.stem))
+    return [f for f in files if _in_split(is_val_case(GBAND, f.stem), split)]
+
+
+def load_gband_import(root: str | Path, truth: str | Path, split: str) -> list[Spread]:
+    """The split's gband_icbr cells that the karyogram import turned into result folders `truth/<N>/`: the spread,
+    the placed chromosomes (its unnamed "not in the karyogram" objects are no truth) and the karyogram's counts per
+    class. Cells without a folder (the import refused them) are left out."""
+    out = []
+    for f in gband_files(root, split):
+        folder = Path(truth, f.stem)
+        if not folder.is_dir():
+            continue
+        doc = json.loads((folder / KARYOTYPE).read_text())
+        if "karyogram_import" not in doc:
+            raise ImageReadError(
+                f"{folder / KARYOTYPE}: no karyogram_import section; pass the folder of `napari-karyo "
+                "import-karyogram` results"
+            )
+        named = [c for c in read_result(folder).chromosomes if c.class_id]
+        counts = {str(k): int(v) for k, v in doc["karyogram_import"]["karyogram_classes"].items()}
+        out.append(Spread(f"{GBAND}/{f.stem}", read_image(f), named, counts))
+    return out

@@ -1,0 +1,70 @@
+"""The G-band cells of gband_icbr: split by cell, truth from the karyogram import's result folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from napari_karyo.core.errors import ImageReadError
+from napari_karyo.core.karyotype.training import datasets
+from napari_karyo.core.results import Chromosome, SpreadResult
+from napari_karyo.core.storage.result_files import KARYOTYPE, write_result
+
+SHAPE = (40, 60)
+VAL, TRAIN = ("7", "20"), ("1", "2", "3")  # is_val_case("gband_icbr", N) for N = 7, 20: True; 1, 2, 3: False
+
+
+def _rod(r0, c0, class_id, review=""):
+    m = np.zeros(SHAPE, bool)
+    m[r0 : r0 + 20, c0 : c0 + 5] = True
+    return Chromosome.from_full_mask(m, class_id=class_id, score=0.9, review=review)
+
+
+def _imported(truth, stem, karyogram_classes):
+    """A result folder as `import-karyogram` writes it: placed chromosomes, one unexplained object (class 0)."""
+    chromosomes = [_rod(5, 5, 1), _rod(5, 15, 1, review="low karyogram match (0.70)"), _rod(5, 40, 0)]
+
+    def extras(folder):
+        doc = json.loads((folder / KARYOTYPE).read_text())
+        doc["karyogram_import"] = {"karyogram_classes": karyogram_classes}
+        (folder / KARYOTYPE).write_text(json.dumps(doc))
+
+    write_result(SpreadResult(SHAPE, chromosomes, source_path=f"{stem}.png"), truth, stem, extras=extras)
+
+
+@pytest.fixture
+def data(tmp_path):
+    spreads = tmp_path / "data" / "gband_icbr" / "spreads"
+    spreads.mkdir(parents=True)
+    for stem in VAL + TRAIN:
+        Image.fromarray(np.full((*SHAPE, 3), 230, np.uint8)).save(spreads / f"{stem}.png")
+    return tmp_path / "data"
+
+
+def test_split_is_by_cell_and_matches_the_crop_rule(data):
+    from napari_karyo.core.karyotype.training import crop_sets
+
+    assert [f.stem for f in datasets.gband_files(data, "val")] == list(VAL)
+    assert [f.stem for f in datasets.gband_files(data, "train")] == list(TRAIN)
+    assert all(crop_sets.is_val_case("gband_icbr", s) for s in VAL)
+
+
+def test_imported_cells_give_masks_classes_and_karyogram_counts(data, tmp_path):
+    truth = tmp_path / "imported"
+    _imported(truth, "7", {"1": 2, "X": 1})  # the karyogram has an X the import could not place
+    _imported(truth, "2", {"1": 2})  # a training cell
+    (cell,) = datasets.load_gband_import(data, truth, "val")  # cell 20 has no folder: the import refused it
+    assert cell.key == "gband_icbr/7" and cell.image.shape == (*SHAPE, 3)
+    assert [c.class_id for c in cell.chromosomes] == [1, 1]  # the unexplained object is no truth
+    assert cell.karyogram == {"1": 2, "X": 1}
+    assert [s.key for s in datasets.load_gband_import(data, truth, "train")] == ["gband_icbr/2"]
+
+
+def test_a_folder_that_is_not_an_import_is_refused_by_name(data, tmp_path):
+    truth = tmp_path / "analysed"
+    write_result(SpreadResult(SHAPE, [_rod(5, 5, 1)]), truth, "7")
+    with pytest.raises(ImageReadError, match=r"7/karyotype.json: no karyogram_import"):
+        datasets.load_gband_import(data, truth, "val")

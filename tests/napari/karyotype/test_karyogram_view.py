@@ -111,7 +111,10 @@ def test_renaming_updates_colours_text_karyogram_and_iscn(analysed):
     widget.panel.rename_button.click()
     assert labels.features.loc[row, "class"] == "21" and bool(labels.features.loc[row, "edited"])
     assert np.allclose(labels.colormap.map(label_id), classes.colour(21))
-    assert np.allclose(shapes.edge_color[row], classes.colour(21))
+    from napari_karyo.core.karyotype.report.class_labels import instance_colours
+
+    # the class colour, or its shade for a second 21 (two of one class are told apart)
+    assert np.allclose(shapes.edge_color[row], instance_colours(view.result, dark_image=True)[row])
     assert viewer.layers[f"{IMAGE} class numbers"].text.values[row] == "21"
     # the karyogram moved it among the 21s and the ISCN counts it there
     assert view.result.chromosomes[label_id - 1].class_id == 21
@@ -168,6 +171,30 @@ def test_exports(analysed, tmp_path):
     assert Path(pdf).read_bytes()[:5] == b"%PDF-"
     lines = Path(csv).read_text().splitlines()
     assert lines[0].startswith("id,class") and len(lines) == 1 + len(widget.last_result.chromosomes)
+
+
+def test_the_analyst_field_is_a_setting_the_report_header_uses(analysed, tmp_path, monkeypatch):
+    from napari_karyo._napari.karyotype import result_panel
+    from napari_karyo.core.storage.settings import setting
+
+    _, widget, _ = analysed
+    written = {}
+    real = result_panel.write_report
+    monkeypatch.setattr(
+        result_panel, "write_report", lambda *a, **kw: (written.update(kw), real(*a, **kw))[1]
+    )
+    widget.panel.analyst_edit.setText("  A. Cytogeneticist ")  # typed, not confirmed: Export still takes it
+    assert widget.panel.analyst_edit.isEnabled() and widget.panel.analyst_edit.isVisible()
+    widget.panel.export("report", str(tmp_path / "r.png"))
+    assert written["analyst"] == "A. Cytogeneticist" == setting("analyst")  # kept for the next session
+    from napari_karyo.core.karyotype.report.report import header_lines
+
+    assert any(
+        "analyst: A. Cytogeneticist" in line for line in header_lines(widget.last_result, "A. Cytogeneticist")
+    )
+    widget.panel.analyst_edit.setText("B")
+    widget.panel.analyst_edit.editingFinished.emit()
+    assert setting("analyst") == "B"
 
 
 def test_summary_follows_edits_and_the_panel_goes_with_its_layers(analysed, tmp_path):

@@ -87,6 +87,7 @@ class KaryotypeWidget(QWidget):
         form.addRow("image", self.image_combo)
         form.addRow("model", model_row)
         form.addRow("device", self.device_combo)
+        form.addRow("analyst", self.panel.analyst_edit)
         layout = scrolled_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.job)

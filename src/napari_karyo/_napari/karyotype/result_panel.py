@@ -14,6 +14,7 @@ from qtpy.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QLabel,
+    QLineEdit,
     QPushButton,
     QVBoxLayout,
 )
@@ -27,7 +28,7 @@ from napari_karyo.core.karyotype.report.report import (
     write_measurements_csv,
     write_report,
 )
-from napari_karyo.core.storage.settings import setting
+from napari_karyo.core.storage.settings import change_setting, setting
 
 UNNAMED = "? (unnamed)"
 
@@ -68,6 +69,12 @@ class ResultPanel(QGroupBox):
         self.rename_button = QPushButton("Set class of selected")
         self.rename_button.setToolTip("Or type the class on the keyboard: Alt+digits, Alt+X, Alt+Y")
         self.rename_button.clicked.connect(self.rename_selected)
+        self.analyst_edit = QLineEdit(setting("analyst"))  # placed in the dock's form by the dock
+        self.analyst_edit.setPlaceholderText("your name, for the report header")
+        self.analyst_edit.setToolTip(
+            "Printed in the report's header; kept in your settings file for next time"
+        )
+        self.analyst_edit.editingFinished.connect(self._store_analyst)
         self.karyogram_button = QPushButton("Karyogram PNG…")
         self.report_button = QPushButton("Report PDF/PNG…")
         self.csv_button = QPushButton("Measurements CSV…")
@@ -176,6 +183,12 @@ class ResultPanel(QGroupBox):
         """The picked class for the selected (or Alt+clicked) objects, as an undoable edit."""
         self.editor.relabel(self.picked_class())
 
+    def _store_analyst(self) -> str:
+        analyst = self.analyst_edit.text().strip()
+        if analyst != setting("analyst"):
+            change_setting("analyst", analyst)
+        return analyst
+
     def export(self, what: str, path: str | None = None) -> str | None:
         """Write the karyogram PNG, the report or the measurements CSV of the current state; returns the path."""
 
@@ -192,7 +205,8 @@ class ResultPanel(QGroupBox):
             write_karyogram_png(path, view.karyogram, title=iscn)
         elif what == "report":
             rows = measurements_table(result, view.measurements)
-            write_report(path, view.image, result, view.karyogram, rows, iscn, analyst=setting("analyst"))
+            analyst = self._store_analyst()  # what the field says now, typed but not yet confirmed included
+            write_report(path, view.image, result, view.karyogram, rows, iscn, analyst=analyst)
         else:
             write_measurements_csv(path, measurements_table(result, view.measurements))
         self.review_label.setText(f"saved {path}")

@@ -205,7 +205,7 @@ def test_training_starts_from_a_preset_not_raw_epochs(lesion_viewer):
     assert (widget.epochs_spin.value(), widget.patience_spin.value()) == (
         30,
         4,
-    ) and widget.epochs_spin.isHidden()
+    ) and not widget.epochs_spin.isVisibleTo(widget)
     widget.epochs_spin.setValue(3)  # set by hand: a custom run, and the fields show
     assert widget.preset_combo.currentText().startswith("custom") and widget.epochs_spin.isVisibleTo(widget)
     assert widget.epochs_spin.value() == 3

@@ -10,6 +10,8 @@ No Qt here; the docks and the report draw with these.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from napari_karyo.core import classes
@@ -20,25 +22,37 @@ MAX_CANDIDATES = 300  # per object: enough choice for a dense cluster, cheap eno
 
 def _candidates(labels: np.ndarray, label_id: int, bbox, reach: float) -> np.ndarray:
     """(row, col) places for an object's number, best first: its own visible pixels, near the centroid and well
-    inside; then background pixels within `reach` of it, nearest first (a crowded cluster at whole-cell zoom)."""
-    from scipy import ndimage as ndi
-
+    inside; then background pixels within `reach` of it, nearest first (a crowded cluster at whole-cell zoom).
+    Cached on what the object's neighbourhood looks like: an edit re-plans only the objects it touched."""
     pad = int(np.ceil(reach))
     r0, c0 = max(bbox[0] - pad, 0), max(bbox[1] - pad, 0)
     r1, c1 = min(bbox[2] + pad, labels.shape[0]), min(bbox[3] + pad, labels.shape[1])
     crop = labels[r0:r1, c0:c1]
-    own = crop == label_id
+    own, free = crop == label_id, crop == 0
     if not own.any():  # wholly under another object: its box centre is all there is
         return np.array([[(bbox[0] + bbox[2] - 1) / 2, (bbox[1] + bbox[3] - 1) / 2]])
+    packed = (np.packbits(own).tobytes(), np.packbits(free).tobytes())
+    return _cached_candidates(*packed, own.shape, (r0, c0), float(reach))
+
+
+@lru_cache(maxsize=4096)
+def _cached_candidates(own_bits: bytes, free_bits: bytes, shape, origin, reach: float) -> np.ndarray:
+    from scipy import ndimage as ndi
+
+    size = shape[0] * shape[1]
+    own = np.unpackbits(np.frombuffer(own_bits, np.uint8), count=size).reshape(shape).astype(bool)
+    free = np.unpackbits(np.frombuffer(free_bits, np.uint8), count=size).reshape(shape).astype(bool)
     depth = ndi.distance_transform_edt(np.pad(own, 1))[1:-1, 1:-1]
     rr, cc = np.nonzero(own)
     cost = np.hypot(rr - rr.mean(), cc - cc.mean()) - 1.5 * depth[rr, cc]  # the centre, not on a thin edge
     away = ndi.distance_transform_edt(~own)
-    br, bc = np.nonzero((crop == 0) & (away <= reach))
-    rows = np.concatenate([rr[np.argsort(cost, kind="stable")], br[np.argsort(away[br, bc], kind="stable")]])
-    cols = np.concatenate([cc[np.argsort(cost, kind="stable")], bc[np.argsort(away[br, bc], kind="stable")]])
+    br, bc = np.nonzero(free & (away <= reach))
+    inside, beside = np.argsort(cost, kind="stable"), np.argsort(away[br, bc], kind="stable")
+    rows, cols = np.concatenate([rr[inside], br[beside]]), np.concatenate([cc[inside], bc[beside]])
     step = max(1, len(rows) // MAX_CANDIDATES)
-    return np.stack([rows[::step] + r0, cols[::step] + c0], axis=1).astype(float)
+    out = np.stack([rows[::step] + origin[0], cols[::step] + origin[1]], axis=1).astype(float)
+    out.flags.writeable = False  # shared by the cache
+    return out
 
 
 def label_places(result: SpreadResult, spacing: float, labels: np.ndarray | None = None) -> np.ndarray:
@@ -52,18 +66,33 @@ def label_places(result: SpreadResult, spacing: float, labels: np.ndarray | None
     if n == 0:
         return places
     cands = [_candidates(labels, i + 1, ch.bbox, spacing) for i, ch in enumerate(result.chromosomes)]
-    placed: list[np.ndarray] = []
-    for i in sorted(range(n), key=lambda k: (result.chromosomes[k].area, k)):
-        c = cands[i]
-        if placed:
-            gap = np.min(np.linalg.norm(c[:, None, :] - np.asarray(placed)[None, :, :], axis=2), axis=1)
-            ok = np.flatnonzero(gap >= spacing)
-            best = c[ok[0]] if ok.size else c[int(np.argmax(gap))]
-        else:
+    done = np.empty((n, 2), dtype=float)
+    for k, i in enumerate(sorted(range(n), key=lambda j: (result.chromosomes[j].area, j))):
+        c, placed = cands[i], done[:k]
+        first_gap = np.hypot(*(placed - c[0]).T).min() if k else np.inf
+        if first_gap >= spacing:  # the usual case: its best place is free
             best = c[0]
-        places[i] = best
-        placed.append(best)
+        else:
+            best = _first_free(c, placed, spacing)
+        places[i] = done[k] = best
     return places
+
+
+def _first_free(cands: np.ndarray, placed: np.ndarray, spacing: float, chunk: int = 32) -> np.ndarray:
+    """The first candidate at least `spacing` from every placed number (searched a chunk at a time: it is
+    usually near the front), else the one farthest from them."""
+    best, best_gap = cands[0], -1.0
+    for s in range(0, len(cands), chunk):
+        part = cands[s : s + chunk]
+        d = part[:, None, :] - placed[None, :, :]
+        gap = np.sqrt(np.einsum("ijk,ijk->ij", d, d).min(axis=1))
+        ok = np.flatnonzero(gap >= spacing)
+        if ok.size:
+            return part[ok[0]]
+        j = int(np.argmax(gap))
+        if gap[j] > best_gap:
+            best, best_gap = part[j], float(gap[j])
+    return best
 
 
 def instance_numbers(result: SpreadResult) -> list[int]:

@@ -42,7 +42,7 @@ def test_karyogram_layers_follow_the_spread(analysed, screenshot_dir):
     assert shot.std() > 5
 
 
-def test_class_numbers_sit_on_their_chromosomes_readable_and_apart(analysed, screenshot_dir):
+def test_class_numbers_sit_on_their_chromosomes_readable_and_apart(analysed, screenshot_dir, qtbot):
     from napari_karyo._napari.karyotype.layers import DISC_PX
 
     viewer, _, view = analysed
@@ -81,6 +81,17 @@ def test_class_numbers_sit_on_their_chromosomes_readable_and_apart(analysed, scr
         a, b = np.flatnonzero(np.asarray(labels.features["class"]) == name)[:2]
         assert np.abs(outlines.edge_color[a] - outlines.edge_color[b]).max() > 0.2
     assert sorted(numbers.features["instance"][np.asarray(labels.features["class"]) == "1"]) == [0, 1]
+
+    # a smaller window: the numbers are spaced again for the smaller whole-cell view
+    viewer.window.resize(1100, 750)
+    qtbot.waitUntil(lambda: viewer.canvas.size[1] < 520, timeout=5000)
+    viewer.reset_view()
+    places = np.asarray(numbers.data)
+    gaps = (
+        np.linalg.norm(places[:, None] - places[None], axis=2) * viewer.camera.zoom * float(labels.scale[-1])
+    )
+    gaps[np.diag_indices_from(gaps)] = np.inf
+    assert gaps.min() >= DISC_PX
 
 
 def test_selection_is_linked(analysed):

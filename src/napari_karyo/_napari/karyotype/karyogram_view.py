@@ -52,6 +52,7 @@ class KaryogramView:
         self._add_centromeres()
         self._layers["centromeres"].events.data.connect(self._on_centromere_moved)
         labels_layer.events.selected_label.connect(self._on_spread_selected)
+        viewer.canvas.events.size.connect(self._on_canvas_resized)  # the numbers' spacing follows the canvas
 
     @property
     def measurements(self) -> list[Measurement]:
@@ -146,6 +147,10 @@ class KaryogramView:
         )  # fmt: skip
         layer.editable = False  # they follow the chromosomes; dragging one would mean nothing
 
+    def _on_canvas_resized(self, _event=None) -> None:
+        if self._layers.get("numbers") in self.viewer.layers:
+            self._put_numbers()
+
     def _add_centromeres(self) -> None:
         pts = np.array([m.centromere_rc for m in self.measurements]).reshape(-1, 2)
         was, self._syncing = self._syncing, True  # an update of the points is not the user moving one
@@ -173,6 +178,7 @@ class KaryogramView:
     def close(self) -> None:
         """Remove the karyogram's layers and stop following the spread layer (its result was replaced)."""
         self.labels.events.selected_label.disconnect(self._on_spread_selected)
+        self.viewer.canvas.events.size.disconnect(self._on_canvas_resized)
         for layer in self._layers.values():
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)

@@ -300,6 +300,8 @@ DISC_PX = 13  # screen pixels: the halo disc behind a class number (text of size
 def whole_cell_spacing(canvas_size, world_size) -> float:
     """World pixels between two class numbers so their discs do not overlap when everything is in view (napari's
     reset_view: 95 % of the canvas on the fuller axis)."""
+    if min(canvas_size) < 100:  # not shown yet: napari's default canvas
+        canvas_size = (800, 600)
     zoom = 0.95 * min(float(c) / max(float(w), 1.0) for c, w in zip(canvas_size, world_size, strict=True))
     return (DISC_PX + 1) / max(zoom, 1e-6)
 

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
+from napari_karyo._napari.common.form import WrappedLabel
 from napari_karyo.core import classes
 from napari_karyo.core.karyotype.infer.review import review_order
 from napari_karyo.core.karyotype.report.headline import headline
@@ -42,20 +43,16 @@ class ResultPanel(QGroupBox):
         self.labels = self.shapes = self.view = self.editor = None
         self._review_pos = -1
 
-        self.iscn_label = QLabel("")
+        self.iscn_label = WrappedLabel("", lines=2)
         font = self.iscn_label.font()
         font.setPointSize(font.pointSize() + 4)
         font.setBold(True)
         self.iscn_label.setFont(font)
-        self.iscn_label.setWordWrap(True)
         self.iscn_label.setToolTip(
             "Karyotype (ISCN) from the current classes. It stays a proposal until you accept the cell; "
             "unnamed objects and unplaced ones (too small or unsure to be chromosomes) are not counted."
         )
-        # wrapped labels report too small a height in a scroll area (Qt's height-for-width): give them their lines
-        self.iscn_label.setMinimumHeight(2 * self.iscn_label.fontMetrics().lineSpacing() + 4)
-        self.summary_label = QLabel("")  # one line; the classes in its tooltip
-        self.summary_label.setMinimumHeight(self.summary_label.fontMetrics().lineSpacing() + 4)
+        self.summary_label = WrappedLabel("", lines=1)  # the counts; the classes in its tooltip too
         self.review_button = QPushButton("Next to review")
         self.review_button.setToolTip(
             "Step through the objects the model is least sure of (clusters, low scores, "

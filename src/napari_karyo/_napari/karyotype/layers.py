@@ -294,7 +294,7 @@ def is_dark(image: np.ndarray | None) -> bool:
     return float(np.median(img)) <= (lo + hi) / 2
 
 
-DISC_PX = 13  # screen pixels: the halo disc behind a class number (text of size 7 fits in it)
+DISC_PX = 12  # screen pixels: the halo disc behind a class number (text of size 7 fits in it)
 
 
 def whole_cell_spacing(canvas_size, world_size) -> float:
@@ -313,7 +313,7 @@ def class_numbers_data(
     (`label_places`) on a translucent disc of the opposite colour (a halo: readable on bands of any grey), the
     number's `instance` (0, 1, … within its class) beside it. `spacing` in image pixels (`whole_cell_spacing`).
     The disc has no ring: napari paints a marker's border colour over its whole face at a fixed canvas size."""
-    halo, ink = ((0.0, 0.0, 0.0, 0.55), "white") if dark_image else ((1.0, 1.0, 1.0, 0.65), "black")
+    halo, ink = ((0.0, 0.0, 0.0, 0.3), "white") if dark_image else ((1.0, 1.0, 1.0, 0.4), "black")
     places = label_places(result, spacing, labels)
     kwargs = {
         "name": f"{name} class numbers",

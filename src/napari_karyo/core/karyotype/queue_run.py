@@ -62,10 +62,10 @@ def propose_not_started(
     for k, path in enumerate(paths):
         where = f"{k + 1}/{len(paths)} {path.name}"
         yield (where, k * STEPS, total)
-        if read_status(path) != "not started":
-            run.skipped.append(path)
-            continue
         try:
+            if read_status(path) != "not started":  # opened in the dock since the list was made
+                run.skipped.append(path)
+                continue
             steps = _steps(path, model, device)
             while True:
                 try:
@@ -73,18 +73,14 @@ def propose_not_started(
                 except StopIteration as stop:
                     result = stop.value
                     break
-                yield (f"{where}: {stage}", k * STEPS + int(STEPS * done / of) if of else k * STEPS, total)
+                yield (f"{where}: {stage}", k * STEPS + (int(STEPS * done / of) if of else 0), total)
+            if read_status(path) != "not started":  # opened and run in the dock while this one was analysed
+                run.skipped.append(path)
+                continue
+            Project.start(path, result)
         except ModelFileError:  # nothing else would work either
             raise
-        except KaryoError as exc:
-            run.failed[path] = str(exc)
-            continue
-        if read_status(path) != "not started":  # opened and run in the dock while this one was analysed
-            run.skipped.append(path)
-            continue
-        try:
-            Project.start(path, result)
-        except KaryoError as exc:
+        except KaryoError as exc:  # an unreadable image or state file, a folder that cannot be written
             run.failed[path] = str(exc)
             continue
         run.proposed.append(path)

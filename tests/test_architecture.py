@@ -25,8 +25,9 @@ ALLOWED = {
     | {"core.karyotype.infer", "core.karyotype.edit", "core.karyotype.report"},
     "core.karyotype.mfish": BASE | {"core.karyotype.infer"},
     "core.karyotype.karyogram_import": BASE | {"core.karyotype.infer", "core.karyotype.report"},
-    # modules directly in core/karyotype (batch): whole jobs over the stages
-    "core.karyotype": BASE | {"core.karyotype.infer", "core.karyotype.report", "core.karyotype.mfish"},
+    # modules directly in core/karyotype (batch, queue_run): whole jobs over the stages
+    "core.karyotype": BASE
+    | {"core.karyotype.infer", "core.karyotype.edit", "core.karyotype.report", "core.karyotype.mfish"},
     "core.karyotype.training": BASE
     | {"core.training", "core.karyotype.infer", "core.karyotype.edit", "core.karyotype.evaluate"},
     "core.pathology": BASE,

@@ -96,7 +96,7 @@ def test_reads_mfish_k_map_with_dapi_beside(tmp_path):
     shutil.copy(KMAP, tmp_path / "V260254K.tif")
     shutil.copy(DAPI, tmp_path / "V260254D.tif")
     layers = read(tmp_path / "V260254K.tif")
-    assert kinds(layers) == ["image", "labels", "shapes"]
+    assert kinds(layers) == ["image", "labels", "shapes", "points"]
     labels_data, labels_kw, _ = layers[1]
     expected = read_mfish_k(KMAP)
     assert len(labels_kw["features"]) == len(expected) == len(layers[2][0])
@@ -107,7 +107,7 @@ def test_reads_mfish_k_map_with_dapi_beside(tmp_path):
 
 
 def test_bundled_k_map_alone(tmp_path):
-    assert kinds(read(KMAP)) == ["labels", "shapes"]
+    assert kinds(read(KMAP)) == ["labels", "shapes", "points"]
 
 
 def test_image_named_like_k_map_is_an_image(tmp_path):
@@ -156,11 +156,12 @@ def test_reads_labelme(tmp_path):
     path = tmp_path / "spread.json"
     path.write_text(json.dumps(doc))
     layers = read(path)
-    assert kinds(layers) == ["image", "labels", "shapes"]
+    assert kinds(layers) == ["image", "labels", "shapes", "points"]
     assert [kw["name"] for _, kw, _ in layers] == [
         "spread",
         "spread chromosomes (labelme)",
         "spread outlines (labelme)",
+        "spread class numbers (labelme)",
     ]
     features = layers[1][1]["features"]
     assert list(features["class"]) == ["3", "X"] and list(features["source"]) == ["user", "user"]
@@ -179,7 +180,7 @@ def test_reads_coco_with_image_beside(tmp_path):
     path = tmp_path / "coco.json"
     path.write_text(json.dumps(doc))
     layers = read(path)
-    assert kinds(layers) == ["image", "labels", "shapes"]
+    assert kinds(layers) == ["image", "labels", "shapes", "points"]
     assert layers[1][1]["name"] == "cell7 chromosomes (COCO)"  # an import, named as such
     back = layers_to_result(layers[1])
     assert [c.class_id for c in back.chromosomes] == [3, 23]
@@ -205,7 +206,10 @@ def test_writer_round_trip_through_npe2(tmp_path):
 
     Image.fromarray(spread_image()).save(tmp_path / "cell7.png")
     layers = read(folder / "annotations.json")
-    assert kinds(layers) == ["image", "labels", "shapes"] and layers[1][1]["name"] == "cell7 chromosomes"
+    assert (
+        kinds(layers) == ["image", "labels", "shapes", "points"]
+        and layers[1][1]["name"] == "cell7 chromosomes"
+    )
 
 
 def test_writer_keeps_corrections_from_model_output(tmp_path):
@@ -229,7 +233,7 @@ def test_viewer_open_builds_layers(tmp_path):
     shutil.copy(DAPI, tmp_path / "V260254D.tif")
     viewer = ViewerModel()
     layers = viewer.open(str(tmp_path / "V260254K.tif"), plugin=PLUGIN)
-    assert [type(layer).__name__ for layer in layers] == ["Image", "Labels", "Shapes"]
+    assert [type(layer).__name__ for layer in layers] == ["Image", "Labels", "Shapes", "Points"]
     labels = viewer.layers["V260254K chromosomes"]
     assert labels.colormap.__class__.__name__ == "DirectLabelColormap"
     assert len(layers_to_result(labels).chromosomes) == len(read_mfish_k(KMAP))

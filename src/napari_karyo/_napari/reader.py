@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_karyo._napari.karyotype.layers import result_to_layer_data
+from napari_karyo._napari.karyotype.layers import spread_layer_data
 from napari_karyo._napari.karyotype.mfish_layers import cell_layer_data
 from napari_karyo.core.errors import ImageReadError
 from napari_karyo.core.results import SpreadResult
@@ -95,7 +95,7 @@ def read_kmap(path):
     dapi = p.with_name(p.stem[:-1] + "D" + p.suffix)
     if dapi.is_file():
         layers += read_spread(dapi)
-    return layers + result_to_layer_data(result, p.stem)
+    return layers + spread_layer_data(result, p.stem, layers[0][0] if layers else None)
 
 
 # ---- annotation JSON ------------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ def read_labelme_file(path):
     p = single_path(path)
     image, chromosomes = read_labelme(p)
     result = SpreadResult(tuple(image.shape[:2]), chromosomes, source_path=str(p))
-    layers = _imported(result_to_layer_data(result, p.stem), "labelme")
+    layers = _imported(spread_layer_data(result, p.stem, image), "labelme")
     return [(image, {"name": p.stem, "rgb": image.ndim == 3}, "image"), *layers]
 
 
@@ -148,7 +148,7 @@ def read_coco_file(path):
         stem = Path(file_name).stem
         if p.name == "annotations.json" and doc_meta:  # a result folder: name layers after the folder
             stem = p.parent.name
-        image_path = _find_image(p, file_name, doc_meta.get("source_path", ""))
+        image_path, image = _find_image(p, file_name, doc_meta.get("source_path", "")), None
         if image_path is not None:
             image = read_image(image_path)
             layers.append((image, {"name": stem, "rgb": image.ndim == 3}, "image"))
@@ -161,7 +161,7 @@ def read_coco_file(path):
             seconds=float(doc_meta.get("seconds", 0.0) or 0.0),
         )
         own = p.name == "annotations.json" and doc_meta  # a napari-karyo result folder, not an import
-        data = result_to_layer_data(result, stem)
+        data = spread_layer_data(result, stem, image)
         layers += data if own else _imported(data, "COCO")
     return layers
 

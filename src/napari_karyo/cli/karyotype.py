@@ -13,6 +13,7 @@ from napari_karyo.core.classes import IDS_BY_NAME
 from napari_karyo.core.errors import ImageReadError
 from napari_karyo.core.karyotype.batch import Options, run_batch
 from napari_karyo.core.karyotype.edit.project import Project, read_any_result
+from napari_karyo.core.karyotype.edit.training_export import export_corrections
 from napari_karyo.core.karyotype.infer.assign import assign_spread
 from napari_karyo.core.karyotype.infer.classifier import classify_files, load_classifier
 from napari_karyo.core.karyotype.infer.predict import analyze_steps
@@ -22,7 +23,6 @@ from napari_karyo.core.storage.images import IMAGE_SUFFIXES, read_image
 from napari_karyo.core.storage.inputs import check_out_dir, check_out_file
 from napari_karyo.core.storage.project_files import is_project
 from napari_karyo.core.storage.result_files import ANNOTATIONS
-from napari_karyo.core.storage.training_set import export_training_set, import_training_set
 
 
 def cmd_analyze(args) -> int:
@@ -165,23 +165,12 @@ def cmd_case(args) -> int:
 def cmd_export_training(args) -> int:
     """The image's parent folder names its case (one folder per case), so a case never straddles the split."""
     check_out_dir(args.out)
-    folders = [f for f in _case_inputs(args.folders) if _is_result(f)]
-    out = export_training_set(
-        folders,
-        args.out,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
+    _, summary = export_corrections(
+        args.folders, args.out, val_fraction=args.val_fraction, seed=args.seed, case_by=args.case_by,
         include_model_only=args.include_model_only,
         named_only=args.named_only,
-        read_folder=read_any_result,
-        case_of=(lambda image: image.stem) if args.case_by == "stem" else None,
-    )
-    items = import_training_set(out)
-    n_val = sum(split == "val" for _, _, split in items)
-    print(
-        f"{len(items)} images ({len(items) - n_val} train, {n_val} val, split by case), "
-        f"{sum(r.count for _, r, _ in items)} objects -> {out}"
-    )
+    )  # fmt: skip
+    print(summary)
     return 0
 
 
@@ -270,7 +259,13 @@ def add_commands(sub) -> None:
     e = sub.add_parser(
         "export-training", help="export corrected results as a training set (COCO, TIFFs, CSV, splits)"
     )
-    e.add_argument("folders", nargs="+", help="result folders of `analyze` holding corrections")
+    e.add_argument(
+        "folders",
+        nargs="*",
+        help="spread images or folders of them (their projects are found in the per-user projects folder or "
+        "beside them), result folders of `analyze`, or project folders; none: every project in the per-user "
+        "projects folder",
+    )
     e.add_argument("--out", required=True, help="training set folder")
     e.add_argument("--val-fraction", type=float, default=0.2, help="share of cases for validation (0.2)")
     e.add_argument("--seed", type=int, default=0, help="seed of the split by case")

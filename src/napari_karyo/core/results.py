@@ -86,6 +86,8 @@ class Chromosome:
 
 
 MIN_CELL_OBJECTS = 23  # fewer counted chromosomes than a haploid set is not a whole metaphase
+MIN_AREA_FRACTION = 0.2  # an object under this fraction of the spread's median object area is debris
+MIN_SCORE = 0.5  # a detection below this confidence is too unsure to place in a pair
 
 
 @dataclass
@@ -126,11 +128,32 @@ class SpreadResult:
             region[self.chromosomes[i].mask[: region.shape[0], : region.shape[1]]] = i + 1
         return labels
 
+    def unplaced_indices(self) -> set[int]:
+        """Indices of objects too small (under MIN_AREA_FRACTION of the median object's area) or too unsure
+        (detection score under MIN_SCORE) to be chromosomes: not put in a karyogram pair, not counted in the
+        karyotype. A person's own objects (drawn, split, named) are always placed."""
+        if not self.count:
+            return set()
+        median = float(np.median([c.area for c in self.chromosomes]))
+        return {
+            i
+            for i, c in enumerate(self.chromosomes)
+            if c.source == "model"
+            and not c.edited
+            and (c.area < MIN_AREA_FRACTION * median or c.score < MIN_SCORE)
+        }
+
+    def placed(self) -> list[Chromosome]:
+        """The objects counted as chromosomes (all but `unplaced_indices`)."""
+        unplaced = self.unplaced_indices()
+        return [c for i, c in enumerate(self.chromosomes) if i not in unplaced]
+
     @property
     def iscn(self) -> str:
-        """ISCN karyotype from the current classes; unnamed objects (class 0) are not counted. Empty below
+        """ISCN karyotype of the placed, named objects: unnamed (class 0) and unplaced objects (debris, unsure
+        detections) are not counted, the same rule as the headline and karyotype.json. Empty below
         MIN_CELL_OBJECTS counted objects: that is debris, noise or part of a cell, not a karyotype."""
-        ids = [c.class_id for c in self.chromosomes if c.class_id]
+        ids = [c.class_id for c in self.placed() if c.class_id]
         return iscn(ids) if len(ids) >= MIN_CELL_OBJECTS else ""
 
     @classmethod
@@ -152,7 +175,9 @@ class SpreadResult:
         return {
             "image": self.source_path,
             "iscn": self.iscn,
-            "count": self.count,
+            "count": self.count,  # every object (as in annotations.json), placed or not: unchanged meaning
+            "counted": sum(bool(c.class_id) for c in self.placed()),  # the objects `iscn` counts
+            "unplaced": len(self.unplaced_indices()),
             "classes": self.class_counts(),
             "model": self.model,
             "device": self.device,

@@ -212,3 +212,33 @@ def test_only_readable_images_of_the_recorded_shape_are_copied(tmp_path):
     with pytest.raises(KaryoError, match="result was made on a 96x64 image"):
         export_training_set([(small, result)], tmp_path / "set")
     assert not (tmp_path / "set").exists()
+
+
+def test_images_and_no_inputs_find_their_projects_in_the_per_user_folder(tmp_path, capsys):
+    """Projects live in the per-user projects folder, not beside the images: export-training finds them from the
+    images, from their folder, and (no input at all) every project there."""
+    from napari_karyo.core.karyotype.edit.project import Project
+    from napari_karyo.core.storage.project_files import projects_root
+
+    images = []
+    for k in range(3):
+        path, result = spread(tmp_path, f"case{k % 2}", f"cell{k}", seed=k)
+        project = Project.start(path, result)
+        project.session.accept()
+        project.save()
+        assert project.folder.parent == projects_root() and not (path.parent / f"{path.stem}.karyo").exists()
+        images.append(path)
+    untouched, _ = spread(tmp_path, "case0", "never-opened")  # no project: nothing to learn from
+    for args, n in (
+        ([str(images[0]), str(images[2]), str(untouched)], 2),  # images
+        ([str(tmp_path / "spreads" / "case0")], 2),  # a folder of images: cell0, cell2
+        ([], 3),  # no input: every project in the per-user folder
+    ):
+        out = tmp_path / f"set{len(args)}-{n}"
+        assert main(["-q", "export-training", *args, "--out", str(out)]) == 0
+        assert f"{n} images" in capsys.readouterr().out
+        assert (
+            sorted(p.stem for p, _, _ in import_training_set(out))[:n]
+            == sorted(p.stem for p in images if (not args or str(p) in args or p.parent.name == "case0"))[:n]
+        )
+    assert main(["-q", "export-training", str(tmp_path / "spreads" / "nothing-here"), "--out", str(out)]) == 2

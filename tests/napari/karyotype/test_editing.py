@@ -17,6 +17,10 @@ def _layers(viewer):
     return viewer.layers[f"{IMAGE} chromosomes"], viewer.layers[f"{IMAGE} outlines"]
 
 
+def _numbers(viewer):
+    return viewer.layers[f"{IMAGE} class numbers"]
+
+
 def _mask(labels, label_id):
     """An object's full mask, hidden pixels under crossing objects included (the session's view of it)."""
     from napari_karyo._napari.karyotype.layers import layers_to_result
@@ -85,7 +89,7 @@ def test_relabel_by_keys_updates_colour_text_karyogram_and_iscn(analysed, qtbot)
     _key(viewer, qtbot, Qt.Key.Key_1)
     assert labels.features.loc[row, "class"] == "21"
     assert np.allclose(labels.colormap.map(label_id), classes.colour(21))
-    assert shapes.text.values[row] == "21"
+    assert _numbers(viewer).text.values[row] == "21"
     assert view.class_names_in_order().count("21") == 3
     assert "+21" in widget.panel.iscn_label.text()
     _key(viewer, qtbot, Qt.Key.Key_X)
@@ -104,8 +108,12 @@ def test_delete_swap_accept_and_undo_redo_restore_exactly(analysed):
     widget.edit_panel.swap_button.click()
     assert (labels.features.loc[a - 1, "class"], labels.features.loc[b - 1, "class"]) == ("7", "3")
     labels.selected_label = a
+    centromeres = viewer.layers[f"{IMAGE} centromeres"]
+    assert not centromeres.visible  # off by default: a hidden Points layer must still follow a removal
     widget.edit_panel.delete_button.click()
     assert len(labels.features) == len(start[1]) - 1 and len(shapes.data) == len(start[1]) - 1
+    centromeres.visible = True
+    assert len(centromeres.data) == len(start[1]) - 1 == len(_numbers(viewer).data)
     widget.edit_panel.accept_button.click()
     assert editor.session.result.status == "accepted"
     after = (np.asarray(labels.data).copy(), labels.features.copy())
@@ -227,7 +235,7 @@ def _consistent(widget) -> bool:
     return (
         shown.count == result.count == len(labels.features) == len(widget.editor.shapes.data)
         and set(widget.karyogram_view.karyogram.boxes) == set(range(1, result.count + 1))
-        and list(widget.editor.shapes.text.values) == names
+        and list(widget.viewer.layers[f"{IMAGE} class numbers"].text.values) == names
         and all(
             np.array_equal(a.full_mask(shape), b.full_mask(shape))
             for a, b in zip(shown.chromosomes, result.chromosomes, strict=True)

@@ -36,15 +36,71 @@ def test_karyogram_layers_follow_the_spread(analysed, screenshot_dir):
     )
     centromeres = viewer.layers[f"{IMAGE} centromeres"]
     assert len(centromeres.data) == len(labels.features)
-    assert centromeres.size.max() <= 3  # small markers that do not hide the bands
-    outlines = viewer.layers[f"{IMAGE} outlines"]
-    assert (
-        outlines.text.anchor == "center"
-    )  # on the object, in a colour that contrasts (DAPI: dark, so white)
-    assert np.allclose(outlines.text.color.constant, [1, 1, 1, 1])
+    assert not centromeres.visible and centromeres.size.max() <= 3  # off until wanted: they hide the bands
     viewer.reset_view()
     shot = viewer.screenshot(str(screenshot_dir / "karyogram_widget.png"), canvas_only=False)
     assert shot.std() > 5
+
+
+def test_class_numbers_sit_on_their_chromosomes_readable_and_apart(analysed, screenshot_dir, qtbot):
+    from napari_karyo._napari.karyotype.layers import DISC_PX
+
+    viewer, _, view = analysed
+    labels = viewer.layers[f"{IMAGE} chromosomes"]
+    numbers = viewer.layers[f"{IMAGE} class numbers"]
+    ids = np.asarray(labels.features["index"])
+    assert list(numbers.text.values) == list(labels.features["class"])
+    places = np.asarray(numbers.data)
+    data = np.asarray(labels.data)
+    visible = [i for i in ids if (data == i).any()]
+    on_own = [data[int(round(places[i - 1][0])), int(round(places[i - 1][1]))] == i for i in visible]
+    assert np.mean(on_own) >= 0.6  # on the chromosome itself; in a crowded cluster just beside it
+    viewer.reset_view()  # the whole cell (spread and karyogram) in view: no two numbers' discs overlap
+    zoom = viewer.camera.zoom * float(labels.scale[-1])
+    gaps = np.linalg.norm(places[:, None] - places[None], axis=2) * zoom
+    gaps[np.diag_indices_from(gaps)] = np.inf
+    assert gaps.min() >= DISC_PX
+    for i in visible:  # ...and never far from it: within one disc
+        rr, cc = np.nonzero(data == i)
+        assert np.hypot(rr - places[i - 1][0], cc - places[i - 1][1]).min() * zoom <= DISC_PX + 1
+    # readable: white text on a dark halo (DAPI; black on a light one for G-band, see test_layers)
+    assert np.allclose(numbers.text.color.constant, [1, 1, 1, 1]) and 0.2 <= numbers.face_color[0][3] <= 0.4
+    shot = viewer.screenshot(str(screenshot_dir / "class_numbers.png"), canvas_only=True)
+    grey = shot[..., :3].mean(axis=2)
+    centre = np.asarray(viewer.camera.center[-2:])
+    half = np.asarray(grey.shape) / 2
+    contrasted = 0
+    for rc in places:
+        r, c = np.round(half + (rc * labels.scale[-2:] + labels.translate[-2:] - centre) * viewer.camera.zoom)
+        patch = grey[int(r) - 4 : int(r) + 5, int(c) - 6 : int(c) + 7]
+        contrasted += patch.size > 0 and patch.max() > 200 and patch.min() < 60
+    assert contrasted >= 0.9 * len(places)  # ink and halo both there under (nearly) every number
+    numbers.visible = False  # ...and the halos leave the chromosomes' class colours to be seen
+    without = viewer.screenshot(canvas_only=True)
+    numbers.visible = True
+
+    def colourful(img):
+        rgb = img[..., :3].astype(int)
+        return ((rgb.max(-1) - rgb.min(-1)) > 40).mean()
+
+    assert colourful(shot) >= 0.5 * colourful(without)
+    # two chromosomes of one class are told apart: their outlines differ
+    outlines = viewer.layers[f"{IMAGE} outlines"]
+    for name in ("1", "2", "X"):
+        a, b = np.flatnonzero(np.asarray(labels.features["class"]) == name)[:2]
+        assert np.abs(outlines.edge_color[a] - outlines.edge_color[b]).max() > 0.2
+    assert sorted(numbers.features["instance"][np.asarray(labels.features["class"]) == "1"]) == [0, 1]
+
+    # a smaller window: the numbers are spaced again for the smaller whole-cell view
+    viewer.window.resize(1100, 750)
+    qtbot.waitUntil(lambda: viewer.canvas.size[1] < 520, timeout=5000)
+    viewer.reset_view()
+    places = np.asarray(numbers.data)
+    gaps = (
+        np.linalg.norm(places[:, None] - places[None], axis=2) * viewer.camera.zoom * float(labels.scale[-1])
+    )
+    gaps[np.diag_indices_from(gaps)] = np.inf
+    assert gaps.min() >= DISC_PX
 
 
 def test_selection_is_linked(analysed):
@@ -75,8 +131,11 @@ def test_renaming_updates_colours_text_karyogram_and_iscn(analysed):
     widget.panel.rename_button.click()
     assert labels.features.loc[row, "class"] == "21" and bool(labels.features.loc[row, "edited"])
     assert np.allclose(labels.colormap.map(label_id), classes.colour(21))
-    assert np.allclose(shapes.edge_color[row], classes.colour(21))
-    assert shapes.text.values[row] == "21"
+    from napari_karyo.core.karyotype.report.class_labels import instance_colours
+
+    # the class colour, or its shade for a second 21 (two of one class are told apart)
+    assert np.allclose(shapes.edge_color[row], instance_colours(view.result, dark_image=True)[row])
+    assert viewer.layers[f"{IMAGE} class numbers"].text.values[row] == "21"
     # the karyogram moved it among the 21s and the ISCN counts it there
     assert view.result.chromosomes[label_id - 1].class_id == 21
     assert view.class_names_in_order().count("21") == list(labels.features["class"]).count("21")
@@ -132,6 +191,30 @@ def test_exports(analysed, tmp_path):
     assert Path(pdf).read_bytes()[:5] == b"%PDF-"
     lines = Path(csv).read_text().splitlines()
     assert lines[0].startswith("id,class") and len(lines) == 1 + len(widget.last_result.chromosomes)
+
+
+def test_the_analyst_field_is_a_setting_the_report_header_uses(analysed, tmp_path, monkeypatch):
+    from napari_karyo._napari.karyotype import result_panel
+    from napari_karyo.core.storage.settings import setting
+
+    _, widget, _ = analysed
+    written = {}
+    real = result_panel.write_report
+    monkeypatch.setattr(
+        result_panel, "write_report", lambda *a, **kw: (written.update(kw), real(*a, **kw))[1]
+    )
+    widget.panel.analyst_edit.setText("  A. Cytogeneticist ")  # typed, not confirmed: Export still takes it
+    assert widget.panel.analyst_edit.isEnabled() and widget.panel.analyst_edit.isVisible()
+    widget.panel.export("report", str(tmp_path / "r.png"))
+    assert written["analyst"] == "A. Cytogeneticist" == setting("analyst")  # kept for the next session
+    from napari_karyo.core.karyotype.report.report import header_lines
+
+    assert any(
+        "analyst: A. Cytogeneticist" in line for line in header_lines(widget.last_result, "A. Cytogeneticist")
+    )
+    widget.panel.analyst_edit.setText("B")
+    widget.panel.analyst_edit.editingFinished.emit()
+    assert setting("analyst") == "B"
 
 
 def test_summary_follows_edits_and_the_panel_goes_with_its_layers(analysed, tmp_path):

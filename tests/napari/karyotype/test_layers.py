@@ -92,7 +92,6 @@ def test_features_and_colours_follow_classes():
     for i, ch in enumerate(result.chromosomes, 1):
         assert np.allclose(labels.colormap.map(np.array([i]))[0], classes.colour(ch.class_id), atol=1e-3)
         assert np.allclose(shapes.edge_color[i - 1], classes.colour(ch.class_id), atol=1e-3)
-    assert list(shapes.text.values) == ["1", "Y", "?"]
     assert labels.get_status((30, 32))["coordinates"].find("class: Y") >= 0
 
 
@@ -140,3 +139,23 @@ def test_text_contrasts_with_the_image():
     dapi = 255 - gband
     assert text_colour_for(gband) == "black" and text_colour_for(dapi) == "white"
     assert text_colour_for(dapi.astype(np.uint16) * 200) == "white"
+
+
+def test_class_numbers_on_g_band_are_black_on_a_light_halo_and_two_crossing_homologues_differ():
+    from napari_karyo._napari.karyotype.layers import class_numbers_data
+
+    shape = (64, 64)
+    a, b = np.zeros(shape, bool), np.zeros(shape, bool)
+    a[5:60, 30:36] = True
+    b[28:34, 5:60] = True  # crosses a: both class 1
+    result = SpreadResult(shape, [Chromosome.from_full_mask(m, class_id=1) for m in (a, b)])
+    places, kw, kind = class_numbers_data(result, "g", spacing=12, dark_image=False)
+    layer = napari.layers.Points(places, **kw)
+    assert kind == "points" and layer.name == "g class numbers" and list(layer.text.values) == ["1", "1"]
+    assert np.allclose(layer.text.color.constant, [0, 0, 0, 1]) and np.allclose(layer.face_color[0][:3], 1)
+    labels = result.label_image()
+    assert [labels[int(r), int(c)] for r, c in places] == [1, 2]  # each on its own arm, not on the crossing
+    assert np.linalg.norm(places[0] - places[1]) >= 12
+    _, shapes = as_layers(result)
+    assert np.abs(shapes.edge_color[0] - shapes.edge_color[1]).max() > 0.2  # one class, two outline shades
+    assert sorted(layer.features["instance"]) == [0, 1]

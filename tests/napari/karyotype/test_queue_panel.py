@@ -162,3 +162,47 @@ def test_errors_are_shown_in_the_panel(qtbot, tmp_path):
     widget.refresh()
     assert widget.list.count() == 0 and "holds no spread images" in widget.message_label.text()
     assert not widget.next_button.isEnabled()
+
+
+def test_propose_all_not_started_runs_in_the_background_with_progress_and_cancel(
+    qtbot, tmp_path, monkeypatch
+):
+    import shutil
+
+    from widget_helpers import fake_steps
+
+    from napari_karyo._napari.sample_data import DAPI
+    from napari_karyo.core.karyotype import queue_run
+    from napari_karyo.core.karyotype.edit.project import Project
+
+    for name in ("a.tif", "b.tif", "c.tif"):
+        shutil.copy(DAPI, tmp_path / name)
+    set_status(tmp_path / "c.tif", "accepted", 1)
+    monkeypatch.setattr(queue_run, "analyze_steps", fake_steps(delay=0.01))
+    widget = QueuePanel(lambda path: None, tmp_path)
+    qtbot.addWidget(widget)
+    widget.show()
+    seen = []
+    widget.job.progress.valueChanged.connect(seen.append)
+    qtbot.mouseClick(widget.job.run_button, Qt.MouseButton.LeftButton)
+    assert widget.job.running and not widget.job.run_button.isEnabled()  # a worker: the panel stays usable
+    qtbot.waitUntil(lambda: not widget.job.running, timeout=60_000)
+    assert rows(widget) == ["a.tif  ·  proposed", "b.tif  ·  proposed", "c.tif  ·  accepted"]
+    assert max(seen) > 0 and widget.job.progress.format() == "2 proposed"
+    assert Project.open(tmp_path / "a.tif").session.result.count == 46  # a real project: opens at once
+
+    # Cancel stops it between two reports: what was proposed stays, the rest is still not started
+    for name in ("d.tif", "e.tif"):
+        shutil.copy(DAPI, tmp_path / name)
+    widget.refresh()
+    monkeypatch.setattr(queue_run, "analyze_steps", fake_steps(delay=0.1))
+    qtbot.mouseClick(widget.job.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.job.progress.value() > 0, timeout=30_000)
+    widget.job.cancel_button.click()
+    qtbot.waitUntil(lambda: not widget.job.running, timeout=30_000)
+    statuses = [row.split("  ·  ")[1] for row in rows(widget)[3:]]
+    assert "not started" in statuses and "cancelled" in widget.message_label.text()
+    widget.propose_not_started()  # and nothing left to do says so
+    qtbot.waitUntil(lambda: not widget.job.running, timeout=60_000)
+    widget.propose_not_started()
+    assert widget.message_label.text() == "Every spread of the queue is started already."

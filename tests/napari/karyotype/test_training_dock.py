@@ -132,3 +132,32 @@ def test_training_dock_fits_a_small_screen(training):
 
     _, widget = training
     assert widget.findChildren(QScrollArea) and widget.minimumSizeHint().height() < 700  # 1280x800 screens
+
+
+def test_the_dock_exports_the_corrected_spreads_itself(training, qtbot, tmp_path, messages):
+    """No CLI step first: the projects of a folder's spreads (in the per-user projects folder), or every project,
+    become the training set to train on."""
+    from napari_karyo.core.karyotype.edit.project import Project
+
+    _, widget = training
+    images = []
+    for k in range(3):
+        path, result = bar_spread(tmp_path / "spreads", f"case{k % 2}", f"cell{k}", k)
+        project = Project.start(path, result)
+        project.session.accept()
+        project.save()
+        images.append(path)
+    widget.spreads_edit.setText(str(tmp_path / "spreads" / "case0"))
+    widget.folder_edit.setText(str(tmp_path / "set"))
+    qtbot.mouseClick(widget.export_button, Qt.MouseButton.LeftButton)
+    assert not messages["error"], messages["error"]
+    assert widget.result_label.text().startswith("exported 2 images")
+    assert (tmp_path / "set" / "coco.json").is_file() and "images" in widget.set_label.text()
+    widget.spreads_edit.setText("")  # every project
+    widget.folder_edit.setText(str(tmp_path / "all"))
+    widget.export_button.click()
+    assert widget.result_label.text().startswith("exported 3 images")
+    assert widget.folder_edit.text() == str(tmp_path / "all")  # the set to train on now
+    widget.spreads_edit.setText(str(tmp_path / "nowhere"))
+    widget.export_button.click()
+    assert "nowhere" in messages["error"][-1]

@@ -189,3 +189,23 @@ def test_training_plan_says_how_it_splits():
     assert [pid for pid, _, _ in items] == ["p2", "p1"] and items[0][2].max() == 2  # ids follow the names
     assert plan == "training on 2 stack(s), patients p1, p2: split by patient"
     assert ll.plan(layers[:1], ["a"])[1].endswith("one patient, so the split is by painted region")
+
+
+@pytest.mark.gui
+def test_training_starts_from_a_preset_not_raw_epochs(lesion_viewer):
+    from napari_karyo.core.pathology.lesions.jobs import TRAINING_PRESETS
+
+    _, widget, _ = lesion_viewer
+    assert widget.preset_combo.currentText().startswith("fast")  # a first run: a quick look
+    assert not widget.epochs_spin.isVisibleTo(widget) and widget.preset_combo.isVisibleTo(widget)
+    assert (widget.epochs_spin.value(), widget.patience_spin.value()) == tuple(
+        TRAINING_PRESETS["fast"].values()
+    )
+    widget.preset_combo.setCurrentText("standard")
+    assert (widget.epochs_spin.value(), widget.patience_spin.value()) == (
+        30,
+        4,
+    ) and not widget.epochs_spin.isVisibleTo(widget)
+    widget.epochs_spin.setValue(3)  # set by hand: a custom run, and the fields show
+    assert widget.preset_combo.currentText().startswith("custom") and widget.epochs_spin.isVisibleTo(widget)
+    assert widget.epochs_spin.value() == 3

@@ -71,6 +71,18 @@ def test_register_check_and_fix(stack_viewer, qtbot, screenshot_dir):
         )
         assert err.max() < 4.0, (name, err)
         assert np.allclose(viewer.layers[name].affine.affine_matrix, stack.transform(name).affine)
+    # a verdict per stain with the number behind it, and the blend of the stain most worth a look shown at once
+    lines = widget.status_label.text().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["IHC", "VG"]
+    assert all(widget.verdicts[n].word in ("good", "check") for n in ("IHC", "VG"))
+    assert all(f"{widget.verdicts[n].word}: detail {widget.verdicts[n].detail:.3f}" in line
+               for n, line in zip(("IHC", "VG"), lines, strict=True))  # fmt: skip
+    shown = widget.pair_combo.currentText()
+    other = "VG" if shown == "IHC" else "IHC"
+    assert (
+        viewer.layers["HE"].visible and viewer.layers[shown].visible and viewer.layers[shown].opacity == 0.5
+    )
+    assert not viewer.layers[other].visible
 
     widget.pair_combo.setCurrentText("VG")
     widget.blend()
@@ -155,3 +167,19 @@ def test_non_rigid_transforms_resample_images_and_annotations():
     pl.apply_transforms(viewer.layers, stack)
     assert np.allclose(points.data, CORNERS) and np.allclose(points.affine.affine_matrix, truth["VG"].affine)
     assert not viewer.layers["VG registered"].visible and viewer.layers["VG"].visible
+
+
+@pytest.mark.gui
+def test_the_normalisation_chosen_in_one_pathology_dock_is_used_by_the_other(stack_viewer):
+    from napari_karyo.core.storage.settings import setting
+
+    viewer, widget = stack_viewer
+    _, lesions = viewer.window.add_plugin_dock_widget(PLUGIN, "Lesion classifier")
+    widget.method_combo.setCurrentText("vahadane")
+    assert lesions.norm_combo.currentText() == "vahadane" == setting("stain_normalisation")
+    lesions.norm_combo.setCurrentText("macenko")
+    assert widget.method_combo.currentText() == "macenko"
+    lesions.norm_combo.setCurrentText("none")  # no method in the Multi-stain dock: it keeps its own
+    assert widget.method_combo.currentText() == "macenko" and setting("stain_normalisation") == "none"
+    _, again = viewer.window.add_plugin_dock_widget(PLUGIN, "Lesion classifier", tabify=True)
+    assert again.norm_combo.currentText() == "none"  # a dock opened later starts from the choice

@@ -2,7 +2,31 @@
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QComboBox, QHBoxLayout, QScrollArea, QSpinBox, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QVBoxLayout, QWidget
+
+
+class WrappedLabel(QLabel):
+    """A word-wrapped label that is never clipped: in a scroll area Qt gives a wrapped label its minimum height,
+    not the height its text needs at its width, so that minimum follows the width (`lines` is the floor)."""
+
+    def __init__(self, text: str = "", lines: int = 1) -> None:
+        super().__init__(text)
+        self.setWordWrap(True)
+        self._lines = lines
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        floor = self._lines * self.fontMetrics().lineSpacing() + 4
+        need = max(floor, self.heightForWidth(max(self.width(), 1)))
+        if self.minimumHeight() != need:
+            self.setMinimumHeight(need)
 
 
 def spin(lo: int, hi: int, value: int) -> QSpinBox:

@@ -27,7 +27,7 @@ from napari_karyo._napari.common.torch_guard import import_backends
 from napari_karyo._napari.karyotype.edit_controller import EditController
 from napari_karyo._napari.karyotype.edit_panel import EditPanel
 from napari_karyo._napari.karyotype.karyogram_view import KaryogramView
-from napari_karyo._napari.karyotype.layers import has_user_edits, result_to_layer_data, text_colour_for
+from napari_karyo._napari.karyotype.layers import has_user_edits, is_dark, result_to_layer_data
 from napari_karyo._napari.karyotype.mfish_layers import add_class_map, analyze_cell, cell_of
 from napari_karyo._napari.karyotype.prompt_tool import PromptTool
 from napari_karyo._napari.karyotype.result_panel import ResultPanel
@@ -87,6 +87,7 @@ class KaryotypeWidget(QWidget):
         form.addRow("image", self.image_combo)
         form.addRow("model", model_row)
         form.addRow("device", self.device_combo)
+        form.addRow("analyst", self.panel.analyst_edit)
         layout = scrolled_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.job)
@@ -317,7 +318,7 @@ class KaryotypeWidget(QWidget):
         if k > 1:
             show_info(f"'{base} chromosomes' holds your corrections: the new result went to '{names[0]}'.")
 
-        data = result_to_layer_data(result, base)
+        data = result_to_layer_data(result, base, is_dark(self._picture()))
         added = []
         try:
             for (layer_data, kwargs, kind), new_name in zip(data, names, strict=True):
@@ -338,8 +339,6 @@ class KaryotypeWidget(QWidget):
                     self.viewer.layers.remove(layer)
             raise
         labels_layer, shapes_layer = added
-        if image is not None:
-            shapes_layer.text.color = text_colour_for(self._picture())
         self._add_proposal(project.session.proposal if project else result, f"{base}{suffix}", image)
         if self.editor is not None:
             self.editor.close()

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from napari_karyo._napari.karyotype.layers import result_to_layer_data
+from napari_karyo._napari.karyotype.layers import is_dark, result_to_layer_data
 from napari_karyo.core import classes
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.edit.mask_edits import parts_touch
@@ -223,7 +223,7 @@ class EditController:
     def render(self) -> None:
         """Every layer from the session's working result; what did not change is not sent to the canvas again."""
         result = self.session.result
-        (data, lkw, _), (paths, skw, _) = result_to_layer_data(result, self.base)
+        (data, lkw, _), (paths, skw, _) = result_to_layer_data(result, self.base, is_dark(self.view.image))
         labels, shapes = self.labels, self.shapes
         self._rendering = True
         try:
@@ -245,7 +245,6 @@ class EditController:
                 shapes.data = [(p, "path") for p in paths]
             shapes.features = skw["features"]
             shapes.edge_color = skw["edge_color"]
-            shapes.refresh_text()
         finally:
             self._rendering = False
         if self.on_change:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from qtpy.QtWidgets import QCheckBox, QGridLayout, QGroupBox, QLabel, QPushButton, QVBoxLayout
 
+from napari_karyo._napari.common.form import WrappedLabel
 from napari_karyo._napari.karyotype.prompt_tool import HINT
 from napari_karyo.core.storage.project_files import projects_root
 from napari_karyo.core.storage.settings import change_setting, setting
@@ -43,9 +44,7 @@ class EditPanel(QGroupBox):
         self.prompt_box.setToolTip(HINT)
         self.prompt_box.toggled.connect(lambda on: self.prompts and self.prompts.set_enabled(on))
         grid.addWidget(self.prompt_box, (len(BUTTONS) + 1) // 2, 0, 1, 2)
-        self.status_label = QLabel("")
-        self.status_label.setWordWrap(True)
-        self.status_label.setMinimumHeight(2 * self.status_label.fontMetrics().lineSpacing() + 4)
+        self.status_label = WrappedLabel("", lines=2)
         self.beside_box = QCheckBox("keep projects beside the images")
         self.beside_box.setChecked(setting("projects_beside_images"))
         self.beside_box.setToolTip(

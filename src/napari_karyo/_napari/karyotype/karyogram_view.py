@@ -3,7 +3,9 @@
 Layers (placed to the right of the spread in world coordinates, same scale):
 '<base> karyogram' (straightened chromosomes, original polarity), '<base> karyogram ids' (the same Labels ids as
 the spread, class colours), '<base> karyogram names' (class and group text) and, on the spread,
-'<base> centromeres' (Points the user may drag; the centromeric index and the karyogram follow).
+'<base> class numbers' (each chromosome's class on it, spaced so none overlap when the whole cell is in view) and
+'<base> centromeres' (Points the user may drag, hidden until ticked; the centromeric index and the karyogram
+follow).
 Selecting a chromosome in either Labels layer selects it in the other and outlines it in both.
 The view only renders: the editing session owns the result and its measurements, and `show` is called with
 each new state. A dragged centromere is handed to `on_centromere` (a journalled edit), never written here.
@@ -14,7 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_karyo._napari.karyotype.layers import LABEL_DTYPE, label_colormap, text_colour_for
+from napari_karyo._napari.karyotype.layers import (
+    LABEL_DTYPE,
+    class_numbers_data,
+    is_dark,
+    label_colormap,
+    text_colour_for,
+    whole_cell_spacing,
+)
 from napari_karyo.core import classes
 from napari_karyo.core.karyotype.infer.measure import Measurement, set_centromere
 from napari_karyo.core.karyotype.report.karyogram import Karyogram, build_karyogram, median_background
@@ -39,9 +48,11 @@ class KaryogramView:
         self._tiles: dict = {}  # straightened cut-outs kept between rebuilds (build_karyogram's cache)
         self._rects: list = []  # the selection rectangles last drawn
         self.rebuild()
+        self._put_numbers()
         self._add_centromeres()
         self._layers["centromeres"].events.data.connect(self._on_centromere_moved)
         labels_layer.events.selected_label.connect(self._on_spread_selected)
+        viewer.canvas.events.size.connect(self._on_canvas_resized)  # the numbers' spacing follows the canvas
 
     @property
     def measurements(self) -> list[Measurement]:
@@ -65,6 +76,10 @@ class KaryogramView:
             )
             if not same:  # re-sending unchanged data still re-uploads the texture
                 layer.data = data
+                if (
+                    not layer.visible
+                ):  # napari slices only visible layers, but its canvas node reads the slice
+                    layer.set_view_slice()  # on the next colour or features event: stale indices crash it
             for name, value in kwargs.items():
                 if name not in (
                     "name",
@@ -118,16 +133,38 @@ class KaryogramView:
             text={"string": "{text}", "color": text_colour_for(kg.image), "size": 9}, **place,
         )  # fmt: skip
 
+    def _put_numbers(self) -> None:
+        """The class numbers on the spread, spaced for the whole view (spread and karyogram) on this canvas."""
+        h, w = self.labels.data.shape[-2:]
+        kh, kw = self.karyogram.image.shape[:2] if self.karyogram is not None else (0, 0)
+        spacing = whole_cell_spacing(self.viewer.canvas.size, (max(h, kh), w + GAP + kw))
+        places, kwargs, _ = class_numbers_data(
+            self.result, self.base, spacing, is_dark(self.image), np.asarray(self.labels.data)
+        )
+        layer = self._put(
+            "numbers", "points", places, translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
+            **kwargs,
+        )  # fmt: skip
+        layer.editable = False  # they follow the chromosomes; dragging one would mean nothing
+
+    def _on_canvas_resized(self, _event=None) -> None:
+        if self._layers.get("numbers") in self.viewer.layers:
+            self._put_numbers()
+
     def _add_centromeres(self) -> None:
         pts = np.array([m.centromere_rc for m in self.measurements]).reshape(-1, 2)
         was, self._syncing = self._syncing, True  # an update of the points is not the user moving one
-        try:  # small markers: they must not hide the bands (a hidden Points layer is not re-sliced by napari on
-            # a data change, so hiding it by default breaks the next edit that removes an object)
-            self._put(
+        first = "centromeres" not in self._layers
+        try:
+            layer = self._put(
                 "centromeres", "points", pts, name=f"{self.base} centromeres", size=3, face_color="yellow",
                 border_color="black", features={"id": [m.index + 1 for m in self.measurements]},
                 translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
             )  # fmt: skip
+            if (
+                first
+            ):  # off until wanted: markers on every chromosome hide the bands; the user's choice then stays
+                layer.visible = False
         finally:
             self._syncing = was
 
@@ -136,10 +173,12 @@ class KaryogramView:
         self.result = result
         self._add_centromeres()
         self.rebuild()
+        self._put_numbers()
 
     def close(self) -> None:
         """Remove the karyogram's layers and stop following the spread layer (its result was replaced)."""
         self.labels.events.selected_label.disconnect(self._on_spread_selected)
+        self.viewer.canvas.events.size.disconnect(self._on_canvas_resized)
         for layer in self._layers.values():
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)

@@ -16,6 +16,7 @@ import numpy as np
 
 from napari_karyo.core import classes
 from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.karyotype.report.class_labels import instance_colours, instance_numbers, label_places
 from napari_karyo.core.results import SOURCES, Chromosome, SpreadResult
 
 CLASS_NAMES: list[str] = [classes.name(i) for i in classes.CLASS_IDS] + ["?"]
@@ -118,9 +119,10 @@ def _outline(packed: bytes, shape: tuple[int, int], offset: tuple[int, int], tol
     return poly + np.asarray(offset, dtype=float) - 1.0
 
 
-def result_to_layer_data(result: SpreadResult, name: str) -> list[tuple]:
+def result_to_layer_data(result: SpreadResult, name: str, dark_image: bool = True) -> list[tuple]:
     """[(labels, kwargs, 'labels'), (polygons, kwargs, 'shapes')] for a result; layer names
-    '<name> chromosomes' and '<name> outlines'."""
+    '<name> chromosomes' and '<name> outlines'. Outlines take the class colour, every second object of a class
+    a shade of it (`instance_colours`); the class numbers are a layer of their own (`class_numbers_data`)."""
     labels = result.label_image().astype(LABEL_DTYPE)
     ids = list(range(1, result.count + 1))
     hidden: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -162,7 +164,7 @@ def result_to_layer_data(result: SpreadResult, name: str) -> list[tuple]:
     }
     # closed paths, not polygons: napari triangulates polygon faces, which makes every re-render after an edit slow
     polygons = [np.vstack([p, p[:1]]) for p in (outline(ch.mask, ch.offset) for ch in result.chromosomes)]
-    edge = np.array([classes.colour(c.class_id) for c in result.chromosomes]).reshape(-1, 4)
+    edge = instance_colours(result, dark_image)
     shapes_kw = {
         "name": f"{name} outlines",
         "shape_type": "path",
@@ -170,7 +172,6 @@ def result_to_layer_data(result: SpreadResult, name: str) -> list[tuple]:
         "edge_color": edge,
         "face_color": "transparent",
         "edge_width": 1.5,
-        "text": {"string": "{class}", "size": 9, "color": "white", "anchor": "center"},  # at the object
         "metadata": {RESULT_KEY: dict(metadata[RESULT_KEY])},
     }
     return [(labels, labels_kw, "labels"), (polygons, shapes_kw, "shapes")]
@@ -281,6 +282,58 @@ def has_user_edits(layer) -> bool:
 def text_colour_for(image: np.ndarray) -> str:
     """Black text on a light background (G-band), white on a dark one (DAPI, fluorescence): white labels vanish
     on G-band. Judged by the median against the image's own range, so any bit depth works."""
+    return "white" if is_dark(image) else "black"
+
+
+def is_dark(image: np.ndarray | None) -> bool:
+    """A dark background (DAPI, fluorescence) rather than a light one (G-band); no image counts as dark."""
+    if image is None:
+        return True
     img = np.asarray(image, dtype=np.float32)
     lo, hi = float(img.min()), float(img.max())
-    return "black" if float(np.median(img)) > (lo + hi) / 2 else "white"
+    return float(np.median(img)) <= (lo + hi) / 2
+
+
+DISC_PX = 12  # screen pixels: the halo disc behind a class number (text of size 7 fits in it)
+
+
+def whole_cell_spacing(canvas_size, world_size) -> float:
+    """World pixels between two class numbers so their discs do not overlap when everything is in view (napari's
+    reset_view: 95 % of the canvas on the fuller axis)."""
+    if min(canvas_size) < 100:  # not shown yet: napari's default canvas
+        canvas_size = (800, 600)
+    zoom = 0.95 * min(float(c) / max(float(w), 1.0) for c, w in zip(canvas_size, world_size, strict=True))
+    return (DISC_PX + 1) / max(zoom, 1e-6)
+
+
+def class_numbers_data(
+    result: SpreadResult, name: str, spacing: float, dark_image: bool, labels: np.ndarray | None = None
+) -> tuple:
+    """(points, kwargs, 'points'): '<name> class numbers', the class of every chromosome written on it
+    (`label_places`) on a translucent disc of the opposite colour (a halo: readable on bands of any grey), the
+    number's `instance` (0, 1, … within its class) beside it. `spacing` in image pixels (`whole_cell_spacing`).
+    The disc has no ring: napari paints a marker's border colour over its whole face at a fixed canvas size."""
+    halo, ink = ((0.0, 0.0, 0.0, 0.3), "white") if dark_image else ((1.0, 1.0, 1.0, 0.4), "black")
+    places = label_places(result, spacing, labels)
+    kwargs = {
+        "name": f"{name} class numbers",
+        "features": {
+            "text": [c.name for c in result.chromosomes],
+            "instance": np.asarray(instance_numbers(result), dtype=np.int64),
+        },
+        "size": DISC_PX,
+        "canvas_size_limits": (DISC_PX, DISC_PX),  # the same on screen at every zoom, like the text
+        "face_color": np.tile(halo, (len(places), 1)),
+        "border_color": np.tile(halo, (len(places), 1)),
+        "border_width": 0.0,
+        "text": {"string": "{text}", "color": ink, "size": 7, "anchor": "center"},
+    }
+    return places.reshape(-1, 2), kwargs, "points"
+
+
+def spread_layer_data(result: SpreadResult, name: str, image: np.ndarray | None = None) -> list[tuple]:
+    """Chromosomes, outlines and class numbers of a result opened from a file (no dock, no karyogram): the
+    numbers spaced for the spread alone fitted to a typical canvas."""
+    dark = is_dark(image)
+    spacing = whole_cell_spacing((800, 1000), result.image_shape)
+    return [*result_to_layer_data(result, name, dark), class_numbers_data(result, name, spacing, dark)]

@@ -3,7 +3,8 @@
 Thin: `core.io.queue.SpreadQueue` lists the images and reads their statuses from the project folders; opening
 an image is the caller's job (`on_open(path)`, wired to the Karyotype widget, which opens it and restores its
 project). The folder is watched, so a project saved by any tool, or a new image, shows up without pressing
-anything.
+anything. **Propose all not started** runs the model on the rest of the queue in a worker thread (progress bar,
+Cancel) through `core.karyotype.queue_run`, so the next spreads are ready when the user gets to them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_karyo._napari.common.job import JobControls
 from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.karyotype.queue_run import not_started, propose_not_started
 from napari_karyo.core.storage.project_files import projects_root
 from napari_karyo.core.storage.queue import UNREADABLE, QueueProgress, SpreadQueue
 
@@ -70,6 +73,13 @@ class QueuePanel(QWidget):
         self.next_button = QPushButton("Next")
         self.next_button.setToolTip("Open the next image that is not accepted yet")
         self.next_button.clicked.connect(self.open_next)
+        self.job = JobControls("Propose all not started")
+        self.job.run_button.setToolTip(
+            "Run the model on every spread of the queue not started yet, in the background: each gets a "
+            "project (proposed) that opens at once later. Spreads you opened meanwhile are left alone."
+        )
+        self.job.run_button.clicked.connect(self.propose_not_started)
+        self.job.device_label.hide()
 
         header = QHBoxLayout()
         header.addWidget(self.folder_button)
@@ -82,6 +92,7 @@ class QueuePanel(QWidget):
         layout.addWidget(self.list, 1)
         layout.addWidget(self.progress_label)
         layout.addLayout(steps)
+        layout.addWidget(self.job)
         layout.addWidget(self.message_label)
 
         self.watcher = QFileSystemWatcher(self)
@@ -179,6 +190,7 @@ class QueuePanel(QWidget):
         has_items = self.list.count() > 0
         self.previous_button.setEnabled(has_items)
         self.next_button.setEnabled(has_items)
+        self.job.run_button.setEnabled(has_items and not self.job.running)
 
     def _say(self, text: str) -> None:
         self.message_label.setText(text)
@@ -216,6 +228,37 @@ class QueuePanel(QWidget):
         else:
             self.open(path)
 
+    # ---- the rest of the queue in the background -----------------------------------------------------------
+
+    def model_and_device(self) -> tuple[str | None, str | None]:
+        """The model and device the background run uses: the bundled model, the best device (the dock's own
+        choice where there is a Karyotype dock, see QueueWidget)."""
+        return None, None
+
+    def propose_not_started(self) -> None:
+        if self.queue is None or self.job.running:
+            return
+        paths = not_started(self.queue)
+        if not paths:
+            self._say("Every spread of the queue is started already.")
+            return
+        from napari_karyo._napari.common.torch_guard import import_backends
+
+        import_backends()  # on this (main) thread: see its docstring
+        model, device = self.model_and_device()
+        self._say(f"proposing {len(paths)} spreads in the background; go on working meanwhile")
+        self.job.start(
+            propose_not_started, paths, model, device, on_done=self._on_proposed, device_text=device or "auto",
+            on_cancel=lambda: (self._say("cancelled: the spreads proposed so far keep their projects"),
+                               self.refresh()),
+        )  # fmt: skip
+
+    def _on_proposed(self, run) -> None:
+        self.job.done(str(run))
+        why = [f"{path.name}: {reason}" for path, reason in run.failed.items()]
+        self._say("\n".join([f"background run: {run}", *why]))
+        self.refresh()
+
     def open_previous(self) -> None:
         if self.queue is None:
             return
@@ -233,6 +276,14 @@ class QueueWidget(QueuePanel):
     def __init__(self, napari_viewer) -> None:
         super().__init__(self._open_in_karyotype)
         self.viewer = napari_viewer
+
+    def model_and_device(self) -> tuple[str | None, str | None]:
+        """The Karyotype dock's model and device, when it is open."""
+        for widget in self.viewer.window.dock_widgets.values():
+            if hasattr(widget, "model_combo") and hasattr(widget, "device_combo"):
+                device = widget.device_combo.currentText()
+                return widget._model(), None if device == "auto" else device
+        return super().model_and_device()
 
     def _open_in_karyotype(self, path: Path) -> None:
         _, karyotype = self.viewer.window.add_plugin_dock_widget("napari-karyo", "Karyotype")

@@ -14,10 +14,12 @@ from qtpy.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QLabel,
+    QLineEdit,
     QPushButton,
     QVBoxLayout,
 )
 
+from napari_karyo._napari.common.form import WrappedLabel
 from napari_karyo.core import classes
 from napari_karyo.core.karyotype.infer.review import review_order
 from napari_karyo.core.karyotype.report.headline import headline
@@ -27,7 +29,7 @@ from napari_karyo.core.karyotype.report.report import (
     write_measurements_csv,
     write_report,
 )
-from napari_karyo.core.storage.settings import setting
+from napari_karyo.core.storage.settings import change_setting, setting
 
 UNNAMED = "? (unnamed)"
 
@@ -41,20 +43,16 @@ class ResultPanel(QGroupBox):
         self.labels = self.shapes = self.view = self.editor = None
         self._review_pos = -1
 
-        self.iscn_label = QLabel("")
+        self.iscn_label = WrappedLabel("", lines=2)
         font = self.iscn_label.font()
         font.setPointSize(font.pointSize() + 4)
         font.setBold(True)
         self.iscn_label.setFont(font)
-        self.iscn_label.setWordWrap(True)
         self.iscn_label.setToolTip(
             "Karyotype (ISCN) from the current classes. It stays a proposal until you accept the cell; "
             "unnamed objects and unplaced ones (too small or unsure to be chromosomes) are not counted."
         )
-        # wrapped labels report too small a height in a scroll area (Qt's height-for-width): give them their lines
-        self.iscn_label.setMinimumHeight(2 * self.iscn_label.fontMetrics().lineSpacing() + 4)
-        self.summary_label = QLabel("")  # one line; the classes in its tooltip
-        self.summary_label.setMinimumHeight(self.summary_label.fontMetrics().lineSpacing() + 4)
+        self.summary_label = WrappedLabel("", lines=1)  # the counts; the classes in its tooltip too
         self.review_button = QPushButton("Next to review")
         self.review_button.setToolTip(
             "Step through the objects the model is least sure of (clusters, low scores, "
@@ -68,6 +66,12 @@ class ResultPanel(QGroupBox):
         self.rename_button = QPushButton("Set class of selected")
         self.rename_button.setToolTip("Or type the class on the keyboard: Alt+digits, Alt+X, Alt+Y")
         self.rename_button.clicked.connect(self.rename_selected)
+        self.analyst_edit = QLineEdit(setting("analyst"))  # placed in the dock's form by the dock
+        self.analyst_edit.setPlaceholderText("your name, for the report header")
+        self.analyst_edit.setToolTip(
+            "Printed in the report's header; kept in your settings file for next time"
+        )
+        self.analyst_edit.editingFinished.connect(self._store_analyst)
         self.karyogram_button = QPushButton("Karyogram PNG…")
         self.report_button = QPushButton("Report PDF/PNG…")
         self.csv_button = QPushButton("Measurements CSV…")
@@ -176,6 +180,12 @@ class ResultPanel(QGroupBox):
         """The picked class for the selected (or Alt+clicked) objects, as an undoable edit."""
         self.editor.relabel(self.picked_class())
 
+    def _store_analyst(self) -> str:
+        analyst = self.analyst_edit.text().strip()
+        if analyst != setting("analyst"):
+            change_setting("analyst", analyst)
+        return analyst
+
     def export(self, what: str, path: str | None = None) -> str | None:
         """Write the karyogram PNG, the report or the measurements CSV of the current state; returns the path."""
 
@@ -192,7 +202,8 @@ class ResultPanel(QGroupBox):
             write_karyogram_png(path, view.karyogram, title=iscn)
         elif what == "report":
             rows = measurements_table(result, view.measurements)
-            write_report(path, view.image, result, view.karyogram, rows, iscn, analyst=setting("analyst"))
+            analyst = self._store_analyst()  # what the field says now, typed but not yet confirmed included
+            write_report(path, view.image, result, view.karyogram, rows, iscn, analyst=analyst)
         else:
             write_measurements_csv(path, measurements_table(result, view.measurements))
         self.review_label.setText(f"saved {path}")

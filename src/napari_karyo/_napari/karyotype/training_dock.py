@@ -1,4 +1,9 @@
-"""Training dock widget: fine-tune the segmentation model on a corrected training set (`export-training`).
+"""Training dock widget: export the corrected spreads as a training set, then fine-tune the segmentation model
+on it.
+
+**Export corrected spreads** calls the core function `export-training` uses (`edit.training_export`): the
+projects of a folder's spreads (wherever they are kept), or with no folder every project in the per-user
+projects folder; the new set becomes the training set below.
 
 The same core job as `napari-karyo train --from-corrections FOLDER` (`finetune_config` + `train_steps`) runs in a
 worker through `JobControls` (progress, Cancel, device). With "validate every" N, the figures on the set's val split
@@ -37,10 +42,12 @@ from napari_karyo._napari.common.torch_guard import import_backends
 from napari_karyo._napari.karyotype.dock import KaryotypeWidget
 from napari_karyo.core.device import DEVICE_CHOICES, describe, pick_device
 from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.karyotype.edit.training_export import export_corrections
 from napari_karyo.core.karyotype.training.segmenter import FINETUNE_DEFAULTS, finetune_config, train_steps
 from napari_karyo.core.storage.model_files import load_card
 from napari_karyo.core.storage.training_set import SPLITS
 from napari_karyo.core.training.harness import figures_of
+from napari_karyo.core.user_folders import data_dir
 
 if TYPE_CHECKING:
     import napari
@@ -112,6 +119,17 @@ class TrainingWidget(QWidget):
         self.model_path: Path | None = None
         self.run_folder: Path | None = None
 
+        self.spreads_edit = QLineEdit()
+        self.spreads_edit.setPlaceholderText("empty: every project in your projects folder")
+        self.spreads_edit.setToolTip(
+            "A folder of spread images: the projects of those you corrected or accepted"
+        )
+        self.export_button = QPushButton("Export corrected spreads")
+        self.export_button.setToolTip(
+            "Write the corrected and accepted spreads as a training set (as `napari-karyo export-training`) into "
+            "the training set folder below (empty: a new folder in your napari-karyo data folder)"
+        )
+        self.export_button.clicked.connect(self.export)
         self.folder_edit = QLineEdit()
         self.folder_edit.setPlaceholderText("folder written by export-training")
         self.folder_edit.editingFinished.connect(self._describe_set)
@@ -154,6 +172,8 @@ class TrainingWidget(QWidget):
         self.use_button.clicked.connect(self.use_in_karyotype)
 
         form = QFormLayout()
+        form.addRow("spreads", _browse_row(self.spreads_edit, self._browse_spreads))
+        form.addRow("", self.export_button)
         form.addRow("training set", _browse_row(self.folder_edit, self._browse_folder))
         form.addRow("", self.set_label)
         form.addRow("start model", _browse_row(self.model_combo, self._browse_model))
@@ -178,6 +198,30 @@ class TrainingWidget(QWidget):
         if path:
             self.folder_edit.setText(path)
             self._describe_set()
+
+    def _browse_spreads(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder of corrected spreads")
+        if path:
+            self.spreads_edit.setText(path)
+
+    def export(self) -> Path | None:
+        """The corrected spreads -> a training set (the training set folder, or a new one); it becomes the set
+        to train on."""
+        from napari.utils.notifications import show_error
+
+        spreads = self.spreads_edit.text().strip()
+        out = self.folder_edit.text().strip() or str(
+            data_dir("training-sets") / f"trainset-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
+        try:
+            path, summary = export_corrections([spreads] if spreads else [], out)
+        except KaryoError as exc:
+            show_error(str(exc))
+            return None
+        self.folder_edit.setText(str(path))
+        self._describe_set()
+        self.result_label.setText(f"exported {summary}")
+        return path
 
     def _browse_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Start model", "", "Model (*.safetensors)")

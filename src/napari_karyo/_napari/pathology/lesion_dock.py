@@ -4,7 +4,9 @@ Thin on purpose: layers are in `lesion_layers.py`, the jobs and what is shown of
 `lesions/report.py`), the
 lesion-type list and the SE-weight view in `lesion_panels.py`; Train and Predict run the job generators through
 `JobControls` (progress, Cancel, device). The lesion list is one for all open stacks: every '<stack> lesions' layer
-is named from it, and a layer painted under other names is matched by name when training.
+is named from it, and a layer painted under other names is matched by name when training. Training starts from a
+preset (fast: a first look; standard), epochs and patience only shown for "custom"; the colour normalisation is
+the one chosen in either pathology dock (`normalisation_choice`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from napari_karyo._napari.common.job import JobControls
 from napari_karyo._napari.common.torch_guard import import_backends
 from napari_karyo._napari.pathology import lesion_layers as ll
 from napari_karyo._napari.pathology.lesion_panels import LesionTypes, SEWeights
+from napari_karyo._napari.pathology.normalisation_choice import choose_normalisation, chosen_normalisation
 from napari_karyo.core.device import DEVICE_CHOICES, describe, pick_device
 from napari_karyo.core.errors import KaryoError, LesionError
 from napari_karyo.core.pathology.lesions import jobs
@@ -42,6 +45,8 @@ if TYPE_CHECKING:
     import napari
 
 DEFAULT_LESIONS = ("normal", "lesion")
+PRESET_NAMES = {"fast": "fast (a first look)", "standard": "standard"}
+CUSTOM = "custom (epochs, patience)"
 
 
 class LesionWidget(QWidget):
@@ -63,7 +68,18 @@ class LesionWidget(QWidget):
         self.fusion_combo.addItems(["se", "concat", "mean"])
         self.norm_combo = QComboBox()
         self.norm_combo.addItems(list(NORMALISATIONS))
+        self.follow_normalisation(chosen_normalisation())
+        self.norm_combo.currentTextChanged.connect(lambda method: choose_normalisation(self.viewer, method))
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItems([*PRESET_NAMES.values(), CUSTOM])
+        self.preset_combo.setToolTip(
+            "fast: a few epochs, to see whether the annotations teach anything; standard: a full run; "
+            "custom: set epochs and patience yourself"
+        )
         self.epochs_spin, self.patience_spin = spin(1, 500, 30), spin(1, 100, 4)
+        self.preset_combo.currentTextChanged.connect(self._apply_preset)
+        for box in (self.epochs_spin, self.patience_spin):  # editing them by hand is a custom run
+            box.valueChanged.connect(self._spins_edited)
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICE_CHOICES)
         self.out_edit = QLineEdit()
@@ -101,6 +117,28 @@ class LesionWidget(QWidget):
         self.viewer.layers.events.inserted.connect(self._refresh)
         self.viewer.layers.events.removed.connect(self._refresh)
         self._refresh()
+        self._apply_preset(self.preset_combo.currentText())
+
+    def _apply_preset(self, text: str) -> None:
+        """A preset sets epochs and patience (hidden); "custom" shows them to set by hand."""
+        preset = next((jobs.TRAINING_PRESETS[k] for k, v in PRESET_NAMES.items() if v == text), None)
+        if preset is not None:
+            self._setting_preset = True
+            self.epochs_spin.setValue(preset["epochs"])
+            self.patience_spin.setValue(preset["patience"])
+            self._setting_preset = False
+        for widget in (self._custom_row, self._custom_label):
+            widget.setVisible(preset is None)
+
+    def _spins_edited(self, _value) -> None:
+        if not getattr(self, "_setting_preset", False) and self.preset_combo.currentText() != CUSTOM:
+            self.preset_combo.setCurrentText(CUSTOM)
+
+    def follow_normalisation(self, method: str) -> None:
+        """The normalisation chosen here or in the Multi-stain dock."""
+        self.norm_combo.blockSignals(True)
+        self.norm_combo.setCurrentText(method)
+        self.norm_combo.blockSignals(False)
 
     def _lay_out(self) -> None:
         """The dock's forms in a scroll area: it stays usable on small screens."""
@@ -112,7 +150,10 @@ class LesionWidget(QWidget):
         train.addRow("patch size / stride", row(self.size_spin, self.stride_spin))
         train.addRow("fusion", self.fusion_combo)
         train.addRow("colour normalisation", self.norm_combo)
-        train.addRow("epochs / patience", row(self.epochs_spin, self.patience_spin))
+        train.addRow("training", self.preset_combo)
+        self._custom_row = row(self.epochs_spin, self.patience_spin)
+        train.addRow("epochs / patience", self._custom_row)
+        self._custom_label = train.labelForField(self._custom_row)
         train.addRow("device", self.device_combo)
         train.addRow("save to", self.out_edit)
         train.addRow(self.train_job)

@@ -2,7 +2,10 @@
 
 Thin on purpose: the stack travels in its layers' metadata; Register runs the core generator
 `register_stack_steps` in a thread_worker (progress bar, Cancel, device shown); the other buttons call one core
-or `pathology_layers` function each and add or update layers.
+or `pathology_layers` function each and add or update layers. After registering, every stain gets a verdict
+(good / check / failed, with the detail correlation and tissue overlap behind it: `registration.register.verdict`)
+and the blend of the reference with the first stain to look at is shown. The normalisation method is shared with
+the Lesion classifier dock (`normalisation_choice`).
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from qtpy.QtWidgets import (
 from napari_karyo._napari.common.form import replace_items, row
 from napari_karyo._napari.common.job import JobControls
 from napari_karyo._napari.pathology import stack_layers as pl
+from napari_karyo._napari.pathology.normalisation_choice import choose_normalisation, chosen_normalisation
 from napari_karyo.core.device import DEVICE_CHOICES
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.pathology.reference_frame import refit_from_landmarks
-from napari_karyo.core.pathology.registration.register import register_stack_steps
+from napari_karyo.core.pathology.registration.register import register_stack_steps, verdict
 from napari_karyo.core.pathology.stack import save_stack_transforms
 from napari_karyo.core.pathology.stain import REFERENCES
 
@@ -68,6 +72,7 @@ class MultiStainWidget(QWidget):
         self.job.buttons.addWidget(self.save_button)
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
+        self.verdicts: dict = {}  # stain -> Verdict of the last registration
 
         self.pair_combo = QComboBox()
         self.blend_button = QPushButton("Blend")
@@ -81,6 +86,8 @@ class MultiStainWidget(QWidget):
 
         self.method_combo = QComboBox()
         self.method_combo.addItems(["macenko", "vahadane"])
+        self.follow_normalisation(chosen_normalisation())
+        self.method_combo.currentTextChanged.connect(lambda method: choose_normalisation(self.viewer, method))
         self.target_combo = QComboBox()
         self.normalise_button = QPushButton("Normalise stain")
         self.channels_button = QPushButton("OD / stain channels")
@@ -209,17 +216,20 @@ class MultiStainWidget(QWidget):
 
         stack = self._running_stack
         self.last_results = outcome
-        lines = []
+        self.verdicts = {n: verdict(r) for n, r in outcome.items() if n != stack.reference}
         for name, res in outcome.items():
-            if name == stack.reference:
-                continue
-            if res.ok:
+            if name != stack.reference and res.ok:
                 stack.transforms[name] = res.transform
-            lines.append(f"{name}: {res.message} ({res.seconds:.1f} s)")
         self._show(stack)
-        failed = [n for n, r in outcome.items() if not r.ok]
+        failed = [n for n, v in self.verdicts.items() if v.word == "failed"]
         self.job.done("done" if not failed else f"done; {len(failed)} failed")
-        self.status_label.setText("\n".join(lines))
+        self.status_label.setText(
+            "\n".join(f"{n}: {v} ({outcome[n].seconds:.1f} s)" for n, v in self.verdicts.items())
+        )
+        worst = sorted(self.verdicts, key=lambda n: ("failed", "check", "good").index(self.verdicts[n].word))
+        if worst and stack is self.stack:  # the stain most worth a look, blended over the reference
+            self.pair_combo.setCurrentText(worst[0])
+            self.blend()
         if failed:
             show_error(f"Could not register {', '.join(failed)}: use 'Add landmarks' to fix by hand.")
 
@@ -319,6 +329,13 @@ class MultiStainWidget(QWidget):
         )
 
     # ---- stain normalisation --------------------------------------------------------------------------------
+
+    def follow_normalisation(self, method: str) -> None:
+        """The method chosen here or in the Lesion classifier dock ("none" leaves this one as it is)."""
+        if method in [self.method_combo.itemText(i) for i in range(self.method_combo.count())]:
+            self.method_combo.blockSignals(True)
+            self.method_combo.setCurrentText(method)
+            self.method_combo.blockSignals(False)
 
     def normalise(self) -> None:
         self._derive(

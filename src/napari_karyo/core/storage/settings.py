@@ -12,6 +12,7 @@ from napari_karyo.core.user_folders import data_dir
 DEFAULTS = {
     "projects_beside_images": False,  # autosaved projects in the per-user projects folder, not beside the images
     "analyst": "",  # printed in the report header
+    "stain_normalisation": "none",  # none | macenko | vahadane: chosen in either pathology dock, used by both
 }
 
 

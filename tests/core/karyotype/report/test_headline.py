@@ -33,8 +33,32 @@ def test_debris_is_unplaced_and_not_counted():
     unsure = Chromosome(mask=np.ones((12, 4), bool), offset=(20, 0), class_id=22, score=0.3)
     result.chromosomes += [speck, unsure]
     assert unplaced_indices(result) == {46, 47}
-    assert result.iscn.startswith("48,")  # the stored karyotype counts everything...
-    assert str(headline(result)) == "proposed: 46,XX · 2 unplaced"  # ...the proposal does not
+    assert str(headline(result)) == "proposed: 46,XX · 2 unplaced"
+    # karyotype.json says the same: its iscn counts the placed objects (`counted`), `count` stays every object
+    doc = result.summary()
+    assert result.iscn == doc["iscn"] == "46,XX" and (doc["counted"], doc["unplaced"], doc["count"]) == (
+        46,
+        2,
+        48,
+    )
+
+
+def test_the_written_karyotype_json_agrees_with_the_headline(tmp_path):
+    import json
+
+    from napari_karyo.core.storage.result_files import KARYOTYPE, write_result
+
+    result = spread(NORMAL_XX)
+    result.chromosomes.append(Chromosome(mask=np.ones((2, 2), bool), offset=(30, 0), class_id=2, score=0.9))
+    doc = json.loads((write_result(result, tmp_path, "cell") / KARYOTYPE).read_text())
+    assert str(headline(result)) == f"proposed: {doc['iscn']} · {doc['unplaced']} unplaced"
+    assert doc["count"] == doc["counted"] + doc["unplaced"] == 47
+
+
+def test_too_few_chromosomes_is_no_karyotype():
+    assert (
+        str(headline(spread([1, 1, 2]))) == "proposed: no karyotype (too few chromosomes) · nothing flagged"
+    )
 
 
 def test_a_persons_objects_are_always_placed():

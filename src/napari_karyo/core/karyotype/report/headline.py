@@ -2,41 +2,27 @@
 
 Until a person accepts the cell, the karyotype is a proposal and the line says what is unresolved
 (`proposed: 46,XX · 41 to review · 9 unnamed · 3 unplaced`). Objects too small or too unsure to be chromosomes are
-"unplaced": they are not put into a karyogram pair and not counted in the proposed karyotype.
+"unplaced" (`SpreadResult.unplaced_indices`): they are not put into a karyogram pair and not counted in the
+karyotype. The karyotype is `SpreadResult.iscn`, so the line, karyotype.json's `iscn` (with `counted`, the objects
+it counts, and `unplaced`) and the manifests agree; karyotype.json's `count` stays every object, placed or not.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from napari_karyo.core.iscn import iscn
 from napari_karyo.core.results import SpreadResult
-
-MIN_AREA_FRACTION = 0.2  # an object under this fraction of the spread's median object area is debris
-MIN_SCORE = 0.5  # a detection below this confidence is too unsure to place in a pair
 
 
 def unplaced_indices(result: SpreadResult) -> set[int]:
-    """Indices of objects too small or too unsure to be chromosomes. A person's own objects (drawn, split,
-    named) are always placed: the check is on what the model proposed alone."""
-    if not result.count:
-        return set()
-    median = float(np.median([c.area for c in result.chromosomes]))
-    return {
-        i
-        for i, c in enumerate(result.chromosomes)
-        if c.source == "model"
-        and not c.edited
-        and (c.area < MIN_AREA_FRACTION * median or c.score < MIN_SCORE)
-    }
+    """Indices of objects too small or too unsure to be chromosomes (`SpreadResult.unplaced_indices`)."""
+    return result.unplaced_indices()
 
 
 @dataclass(frozen=True)
 class Headline:
     status: str  # proposed | corrected | accepted
-    karyotype: str  # ISCN of the placed, named objects
+    karyotype: str  # ISCN of the placed, named objects (`SpreadResult.iscn`; "" when under MIN_CELL_OBJECTS)
     to_review: int
     unnamed: int
     unplaced: int
@@ -51,19 +37,19 @@ class Headline:
         return [f"{n} {what}" for n, what in counts if n]
 
     def __str__(self) -> str:
+        karyotype = self.karyotype or "no karyotype (too few chromosomes)"
         if self.accepted:
-            return f"accepted: {self.karyotype}"
-        return " · ".join([f"proposed: {self.karyotype}", *(self.open_points() or ["nothing flagged"])])
+            return f"accepted: {karyotype}"
+        return " · ".join([f"proposed: {karyotype}", *(self.open_points() or ["nothing flagged"])])
 
 
 def headline(result: SpreadResult) -> Headline:
     """The one-line status of `result`: its karyotype without unplaced objects, and what is still open."""
-    unplaced = unplaced_indices(result)
-    placed = [c for i, c in enumerate(result.chromosomes) if i not in unplaced]
+    placed = result.placed()
     return Headline(
         status=result.status,
-        karyotype=iscn(c.class_id for c in placed),
+        karyotype=result.iscn,
         to_review=sum(bool(c.review) for c in placed),
         unnamed=sum(c.class_id == 0 for c in placed),
-        unplaced=len(unplaced),
+        unplaced=result.count - len(placed),
     )

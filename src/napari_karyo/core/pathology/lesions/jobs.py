@@ -26,6 +26,9 @@ from napari_karyo.core.pathology.stack import StainStack
 from napari_karyo.core.user_folders import data_dir
 
 MODELS_DIR = data_dir("lesion-models")  # where Train saves when no folder is given
+# Training presets for a first run, instead of raw epochs and patience: "fast" is a first look whether the
+# annotations teach anything (a few epochs, stops early), "standard" the FusionTrainConfig defaults.
+TRAINING_PRESETS = {"fast": {"epochs": 8, "patience": 2}, "standard": {"epochs": 30, "patience": 4}}
 
 Annotated = tuple[str, StainStack, np.ndarray]  # (patient id, stack, lesion labels on its working grid)
 

@@ -187,6 +187,39 @@ def _verdict(quality: dict, final: float) -> tuple[bool, str]:
     )
 
 
+GOOD_DETAIL = 0.04  # the benchmark's 14 real pairs start at 0.031 after mid, unrelated slides end at 0.017:
+#   between MIN_DETAIL and this a registration is accepted but worth a look
+GOOD_OVERLAP = 0.8  # tissue overlap (Dice) below this: part of one slide lies off the other
+
+
+@dataclass(frozen=True)
+class Verdict:
+    word: str  # good | check | failed
+    detail: float  # the detail correlation after registration: the number the verdict rests on
+    overlap: float  # tissue overlap (Dice)
+
+    def __str__(self) -> str:
+        why = {
+            "good": f"detail {self.detail:.3f} (>= {GOOD_DETAIL}), tissue overlap {self.overlap:.2f}",
+            "check": f"detail {self.detail:.3f} (good from {GOOD_DETAIL}), tissue overlap {self.overlap:.2f} "
+            f"(good from {GOOD_OVERLAP}): look at the blend",
+            "failed": f"detail {self.detail:.3f} (needs {MIN_DETAIL}): fix with landmarks",
+        }[self.word]
+        return f"{self.word}: {why}"
+
+
+def verdict(result: PairResult) -> Verdict:
+    """good / check / failed for one registered stain, with the numbers behind it."""
+    detail_, overlap = float(result.quality.get("detail", 0.0)), float(result.quality.get("dice", 0.0))
+    if not result.ok:
+        word = "failed"
+    elif detail_ < GOOD_DETAIL or overlap < GOOD_OVERLAP:
+        word = "check"
+    else:
+        word = "good"
+    return Verdict(word, detail_, overlap)
+
+
 def register_pair(fixed: np.ndarray, moving: np.ndarray, **kw) -> PairResult:
     return run_to_end(register_pair_steps(fixed, moving, **kw))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_karyo._napari.karyotype.layer_updates import same_value, write_image, write_labels
+from napari_karyo._napari.karyotype.layer_updates import same_value, write_image, write_labels, write_points
 from napari_karyo._napari.karyotype.layers import LABEL_DTYPE, label_colormap, text_colour_for
 from napari_karyo.core import classes
 from napari_karyo.core.karyotype.infer.measure import Measurement, set_centromere
@@ -67,8 +67,11 @@ class KaryogramView:
                 write_labels(layer, data)
             elif kind == "image":
                 write_image(layer, data)
-            elif not same_value(layer.data, data):
-                layer.data = data
+            elif kind == "points":
+                write_points(layer, data)
+            elif kind == "shapes":
+                with layer.block_thumbnail_update():  # napari would draw every shape into it again
+                    layer.data = data
             applied = self._applied[key]
             for name, value in kwargs.items():
                 # shape types travel with the data; the place is set once
@@ -100,9 +103,22 @@ class KaryogramView:
             self._syncing = was
         self._outline_selection()
 
+    def _on_canvas(self, kg: Karyogram) -> tuple[np.ndarray, np.ndarray]:
+        """The karyogram's picture and ids padded with background to the size shown so far (it only grows): an
+        edit that narrows a row then rewrites the changed pixels instead of resizing both layers."""
+        h, w = kg.labels.shape
+        layer = self._layers.get("image")
+        if layer is not None and layer in self.viewer.layers:
+            h, w = max(h, layer.data.shape[0]), max(w, layer.data.shape[1])
+        pad = ((0, h - kg.labels.shape[0]), (0, w - kg.labels.shape[1]))
+        # the last rows and columns are margin: repeating them pads with the background
+        image = np.pad(kg.image, pad + ((0, 0),) * (kg.image.ndim - 2), mode="edge")
+        return image, np.pad(kg.labels.astype(LABEL_DTYPE), pad)
+
     def _put_karyogram(self, kg: Karyogram, result: SpreadResult) -> None:
         place = {"translate": self._offset(), "scale": self.labels.scale[-2:]}
-        self._put("image", "image", kg.image, name=f"{self.base} karyogram", rgb=kg.image.ndim == 3, **place)
+        image, ids_image = self._on_canvas(kg)
+        self._put("image", "image", image, name=f"{self.base} karyogram", rgb=kg.image.ndim == 3, **place)
         ids = sorted(kg.boxes)
         first = self._layers.get("labels") not in self.viewer.layers
         colours = tuple((i, result.chromosomes[i - 1].class_id) for i in ids)
@@ -111,7 +127,7 @@ class KaryogramView:
         self._colours = colours
         recolour = {"colormap": self._pending_colormap} if first else {}
         kg_labels = self._put(
-            "labels", "labels", kg.labels.astype(LABEL_DTYPE), name=f"{self.base} karyogram ids", **recolour,
+            "labels", "labels", ids_image, name=f"{self.base} karyogram ids", **recolour,
             **place,
         )  # fmt: skip
         if first:  # grey cut-outs, as a karyogram looks; raise this layer's opacity for the class tint

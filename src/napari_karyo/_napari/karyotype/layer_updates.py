@@ -47,6 +47,20 @@ def write_image(layer, data: np.ndarray) -> bool:
     return True
 
 
+def write_points(layer, data: np.ndarray) -> bool:
+    """Make a Points layer show `data` (N, 2): moved in place while the count is kept, else replaced."""
+    current = layer.data
+    data = np.asarray(data, dtype=current.dtype if isinstance(current, np.ndarray) else None)
+    if isinstance(current, np.ndarray) and current.shape == data.shape:
+        if np.array_equal(current, data):
+            return False
+        current[...] = data
+        layer.refresh()
+        return True
+    layer.data = data
+    return True
+
+
 def same_value(a, b) -> bool:
     """Equality for layer property values: arrays, tables, dicts and lists of them, scalars."""
     if a is b:

@@ -40,7 +40,7 @@ def _proposals():
         if shape == CELL_1[0]:
             a, b, c, d, e = masks
             left = np.zeros(shape, bool)
-            left[:, :150] = True
+            left[:, :165] = True
             found = [(a, 1), (b | c, 2), (d, 9), (e & left, 5), (e & ~left, 0)]  # merged, misnamed, broken
         else:
             yy, xx = np.mgrid[: shape[0], : shape[1]]
@@ -79,6 +79,7 @@ def session(make_napari_viewer, monkeypatch):
 def _open_and_run(qtbot, viewer, widget, name, image):
     for layer in list(viewer.layers):
         viewer.layers.remove(layer)
+    qtbot.wait(50)
     viewer.add_image(image, name=name)
     widget.image_combo.setCurrentText(name)
     press(qtbot, widget.job.run_button)
@@ -133,7 +134,7 @@ def test_correcting_two_cells_with_the_mouse(session, qtbot, screenshot_dir):
         lambda: panel.class_combo.setCurrentText("3"),
         lambda: press(qtbot, panel.rename_button),
     )
-    e_left, e_right = _at(masks[4] & (np.arange(220) < 150)), _at(masks[4] & (np.arange(220) >= 150))
+    e_left, e_right = _at(masks[4] & (np.arange(220) < 165)), _at(masks[4] & (np.arange(220) >= 165))
     timed(
         "pick two + join",
         lambda: click(qtbot, viewer, labels, e_left, alt=True),

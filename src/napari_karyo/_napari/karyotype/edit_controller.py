@@ -1,8 +1,8 @@
 """Hand corrections of one analysed spread: EditSession actions applied to its napari layers, with keys.
 
 The core `EditSession` owns the working result, undo/redo and the journal (autosave); this controller turns
-clicks, keys and paint strokes into its actions and re-renders every layer from its result, so Labels, Shapes,
-features, karyogram, centromeres and ISCN agree after each action. No Qt widgets here (the buttons are in
+clicks, keys and paint strokes into its actions and brings every layer to its result, so Labels, Shapes,
+features, karyogram, centromeres and ISCN agree after each action (writing only what changed: layer_updates.py). No Qt widgets here (the buttons are in
 `edit_panel.py`).
 
 Keys are on the viewer with Alt, because napari's own layer keys use the plain digits and letters:

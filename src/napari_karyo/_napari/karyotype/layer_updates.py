@@ -6,6 +6,7 @@ whole: 10-30 ms a layer on the 2-core CPU, and an edit touched five of them. An 
   is uploaded, nothing else);
 - Shapes: the shapes of removed objects leave, and only the shapes from the first changed one on are built
   again (napari has no public call to edit one shape in place; its private ones are closed to plugins);
+- Image and Points data: rewritten in place while the size is kept (no dims update);
 - other properties are set only when their value changed (`set_changed`).
 No Qt here.
 """

@@ -1,8 +1,8 @@
 """Hand corrections of one analysed spread: EditSession actions applied to its napari layers, with keys.
 
 The core `EditSession` owns the working result, undo/redo and the journal (autosave); this controller turns
-clicks, keys and paint strokes into its actions and re-renders every layer from its result, so Labels, Shapes,
-features, karyogram, centromeres and ISCN agree after each action. No Qt widgets here (the buttons are in
+clicks, keys and paint strokes into its actions and brings every layer to its result, so Labels, Shapes,
+features, karyogram, centromeres and ISCN agree after each action (writing only what changed: layer_updates.py). No Qt widgets here (the buttons are in
 `edit_panel.py`).
 
 Keys are on the viewer with Alt, because napari's own layer keys use the plain digits and letters:
@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from napari_karyo._napari.karyotype.layer_updates import set_changed, update_paths, write_labels
 from napari_karyo._napari.karyotype.layers import is_dark, result_to_layer_data
 from napari_karyo.core import classes
 from napari_karyo.core.errors import KaryoError
@@ -221,30 +222,25 @@ class EditController:
     # ---- rendering -----------------------------------------------------------------------------------------
 
     def render(self) -> None:
-        """Every layer from the session's working result; what did not change is not sent to the canvas again."""
+        """Every layer from the session's working result, object by object: only the pixels, outlines, colours
+        and rows that changed are written, so an edit costs what it changed (layer_updates.py)."""
         result = self.session.result
         (data, lkw, _), (paths, skw, _) = result_to_layer_data(result, self.base, is_dark(self.view.image))
         labels, shapes = self.labels, self.shapes
         self._rendering = True
         try:
             labels.metadata = {**labels.metadata, **lkw["metadata"]}
-            if not np.array_equal(labels.data, data):
-                labels.data = data
             colours = tuple(zip(lkw["features"]["index"], lkw["features"]["class_id"], strict=True))
-            if colours != self._colours:
+            recolour = colours != self._colours
+            write_labels(labels, data, refresh=not recolour)  # a new colormap redraws the whole layer anyway
+            if recolour:
                 labels.colormap = lkw["colormap"]
                 self._colours = colours
-            labels.features = lkw["features"]
+            set_changed(labels, features=lkw["features"])
             self.view.show(result)
             self._rendered = np.asarray(data).copy()
-            old = shapes.data
-            if len(old) != len(paths) or any(
-                not np.array_equal(a, b) for a, b in zip(old, paths, strict=True)
-            ):
-                shapes.selected_data = set()
-                shapes.data = [(p, "path") for p in paths]
-            shapes.features = skw["features"]
-            shapes.edge_color = skw["edge_color"]
+            update_paths(shapes, paths, skw["edge_color"])
+            set_changed(shapes, features=skw["features"])  # also renews the text; rows follow the shapes
         finally:
             self._rendering = False
         if self.on_change:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_karyo._napari.karyotype.layer_updates import same_value, write_image, write_labels, write_points
 from napari_karyo._napari.karyotype.layers import (
     LABEL_DTYPE,
     class_numbers_data,
@@ -47,6 +48,8 @@ class KaryogramView:
         self._background: tuple | None = None
         self._tiles: dict = {}  # straightened cut-outs kept between rebuilds (build_karyogram's cache)
         self._rects: list = []  # the selection rectangles last drawn
+        self._applied: dict[str, dict] = {}  # per layer: the properties last given to it
+        self._pending_colormap = None  # karyogram ids colours not yet sent: the layer is not shown
         self.rebuild()
         self._put_numbers()
         self._add_centromeres()
@@ -66,31 +69,37 @@ class KaryogramView:
         return origin + np.array([0.0, (self.labels.data.shape[1] + GAP) * scale[1]])
 
     def _put(self, key: str, kind: str, data, **kwargs):
-        """Create the layer once, then update its data in place (keeps the user's view settings)."""
+        """Create the layer once, then write only what changed (keeps the user's view settings): the differing
+        pixels of a Labels layer, an image in place while its size is kept, other data and properties when they
+        differ from what was last given."""
         layer = self._layers.get(key)
         if layer is not None and layer in self.viewer.layers:
-            same = (
-                isinstance(data, np.ndarray)
-                and isinstance(layer.data, np.ndarray)
-                and np.array_equal(layer.data, data)
-            )
-            if not same:  # re-sending unchanged data still re-uploads the texture
-                layer.data = data
-                if (
-                    not layer.visible
-                ):  # napari slices only visible layers, but its canvas node reads the slice
-                    layer.set_view_slice()  # on the next colour or features event: stale indices crash it
+            if kind == "labels":
+                write_labels(layer, data)
+            elif kind == "image":
+                write_image(layer, data)
+            elif kind == "points":
+                write_points(layer, data)
+                # napari slices only visible layers, but its canvas node reads the slice on the next colour
+                # or features event: stale indices crash it
+                if not layer.visible:
+                    layer.set_view_slice()
+            elif kind == "shapes":
+                with layer.block_thumbnail_update():  # napari would draw every shape into it again
+                    layer.data = data
+            applied = self._applied[key]
             for name, value in kwargs.items():
-                if name not in (
-                    "name",
-                    "translate",
-                    "scale",
-                    "shape_type",
-                ):  # shape types travel with the data
-                    setattr(layer, name, value)
+                # shape types travel with the data; the place is set once
+                if name in ("name", "translate", "scale", "shape_type") or same_value(
+                    applied.get(name), value
+                ):
+                    continue
+                setattr(layer, name, value)
+                applied[name] = value
             return layer
         layer = getattr(self.viewer, f"add_{kind}")(data, **kwargs)
         self._layers[key] = layer
+        self._applied[key] = dict(kwargs)
         return layer
 
     def rebuild(self) -> None:
@@ -109,23 +118,40 @@ class KaryogramView:
             self._syncing = was
         self._outline_selection()
 
+    def _on_canvas(self, kg: Karyogram) -> tuple[np.ndarray, np.ndarray]:
+        """The karyogram's picture and ids padded with background to the size shown so far (it only grows): an
+        edit that narrows a row then rewrites the changed pixels instead of resizing both layers."""
+        h, w = kg.labels.shape
+        layer = self._layers.get("image")
+        if layer is not None and layer in self.viewer.layers:
+            h, w = max(h, layer.data.shape[0]), max(w, layer.data.shape[1])
+        pad = ((0, h - kg.labels.shape[0]), (0, w - kg.labels.shape[1]))
+        # the last rows and columns are margin: repeating them pads with the background
+        image = np.pad(kg.image, pad + ((0, 0),) * (kg.image.ndim - 2), mode="edge")
+        return image, np.pad(kg.labels.astype(LABEL_DTYPE), pad)
+
     def _put_karyogram(self, kg: Karyogram, result: SpreadResult) -> None:
         place = {"translate": self._offset(), "scale": self.labels.scale[-2:]}
-        self._put("image", "image", kg.image, name=f"{self.base} karyogram", rgb=kg.image.ndim == 3, **place)
+        image, ids_image = self._on_canvas(kg)
+        self._put("image", "image", image, name=f"{self.base} karyogram", rgb=kg.image.ndim == 3, **place)
         ids = sorted(kg.boxes)
-        first = "labels" not in self._layers
+        first = self._layers.get("labels") not in self.viewer.layers
         colours = tuple((i, result.chromosomes[i - 1].class_id) for i in ids)
-        recolour = (
-            {} if colours == self._colours else {"colormap": label_colormap(*zip(*colours, strict=True))}
-        )
+        if colours != self._colours or first:
+            self._pending_colormap = label_colormap([i for i, _ in colours], [c for _, c in colours])
         self._colours = colours
+        recolour = {"colormap": self._pending_colormap} if first else {}
         kg_labels = self._put(
-            "labels", "labels", kg.labels.astype(LABEL_DTYPE), name=f"{self.base} karyogram ids", **recolour,
+            "labels", "labels", ids_image, name=f"{self.base} karyogram ids", **recolour,
             **place,
         )  # fmt: skip
         if first:  # grey cut-outs, as a karyogram looks; raise this layer's opacity for the class tint
+            self._pending_colormap = None
             kg_labels.opacity = 0.0
             kg_labels.events.selected_label.connect(self._on_karyogram_selected)
+            kg_labels.events.opacity.connect(self._send_colours)
+            kg_labels.events.visible.connect(self._send_colours)
+        self._send_colours()
         texts = [*kg.texts, *kg.groups]
         self._put(
             "names", "points", np.array([pos for _, pos in texts]).reshape(-1, 2),
@@ -150,6 +176,13 @@ class KaryogramView:
     def _on_canvas_resized(self, _event=None) -> None:
         if self._layers.get("numbers") in self.viewer.layers:
             self._put_numbers()
+
+    def _send_colours(self, _event=None) -> None:
+        """New class colours of the karyogram ids, once the layer is seen: a recolour redraws the whole layer,
+        and at opacity 0 (the default) nobody sees it."""
+        layer = self._layers.get("labels")
+        if self._pending_colormap is not None and layer is not None and layer.visible and layer.opacity > 0:
+            layer.colormap, self._pending_colormap = self._pending_colormap, None
 
     def _add_centromeres(self) -> None:
         pts = np.array([m.centromere_rc for m in self.measurements]).reshape(-1, 2)

@@ -1,0 +1,168 @@
+"""Per-object layer updates (layer_updates.py) on napari layers without a window: the layer ends up showing exactly
+what a rebuild would, through the same data object, writing only what changed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+from napari.layers import Image, Labels, Points, Shapes
+
+from napari_karyo._napari.karyotype.layer_updates import (
+    same_value,
+    set_changed,
+    update_paths,
+    write_image,
+    write_labels,
+    write_points,
+)
+
+
+def _path(rng) -> np.ndarray:
+    p = rng.uniform(0, 300, (int(rng.integers(5, 30)), 2)).round(1)
+    return np.vstack([p, p[:1]])
+
+
+def _colour(rng) -> np.ndarray:
+    return np.r_[rng.uniform(0, 1, 3), 1.0].astype(np.float32)
+
+
+def _data_events(layer) -> list[str]:
+    actions: list[str] = []
+    layer.events.data.connect(lambda e: actions.append(str(getattr(e, "action", "replaced"))))
+    return actions
+
+
+def test_labels_are_written_where_they_differ_in_the_same_array():
+    data = np.zeros((60, 80), np.int32)
+    data[10:20, 10:30] = 1
+    data[30:50, 40:60] = 2
+    layer = Labels(data.copy())
+    shown = layer.data
+    replaced, painted = _data_events(layer), []
+    layer.events.paint.connect(lambda e: painted.append(sum(len(atom[0][0]) for atom in e.value)))
+    new = data.copy()
+    new[30:50, 40:60] = 0  # object 2 deleted
+    new[12:15, 30:33] = 1  # object 1 grew
+    assert write_labels(layer, new)
+    assert layer.data is shown and np.array_equal(layer.data, new)
+    assert replaced == []  # no whole-layer replacement
+    assert painted == [int((new != data).sum())]  # exactly the changed pixels went to napari
+    assert not write_labels(layer, new.copy())  # nothing differs: nothing written
+    bigger = np.zeros((70, 80), np.int32)
+    assert write_labels(layer, bigger) and layer.data.shape == (70, 80)  # another size: replaced
+
+
+def test_image_and_points_are_updated_in_place_while_their_size_is_kept():
+    image = Image(np.zeros((20, 30), np.float32))
+    shown = image.data
+    new = np.zeros((20, 30), np.float32)
+    new[5, 5] = 1
+    assert write_image(image, new) and image.data is shown and image.data[5, 5] == 1
+    assert not write_image(image, new.copy())
+    assert write_image(image, np.zeros((25, 30), np.float32)) and image.data.shape == (25, 30)
+
+    points = Points(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    shown, replaced = points.data, _data_events(points)
+    assert write_points(points, np.array([[1.0, 2.0], [5.0, 6.0]]))
+    assert points.data is shown and np.array_equal(points.data[1], [5, 6]) and replaced == []
+    assert not write_points(points, np.array([[1.0, 2.0], [5.0, 6.0]]))
+    assert write_points(points, np.zeros((3, 2))) and len(points.data) == 3
+
+
+def test_paths_follow_every_kind_of_edit_and_rebuild_only_what_changed():
+    rng = np.random.default_rng(0)
+    paths = [_path(rng) for _ in range(30)]
+    colours = [_colour(rng) for _ in range(30)]
+    layer = Shapes([(p, "path") for p in paths], edge_color=np.array(colours), edge_width=1.5)
+    actions = _data_events(layer)
+
+    def check(expected_actions):
+        actions.clear()
+        update_paths(layer, paths, np.array(colours))
+        assert len(layer.data) == len(paths)
+        for shown, want in zip(layer.data, paths, strict=True):
+            assert np.allclose(shown, want)
+        assert np.allclose(layer.edge_color, np.array(colours))
+        assert set(layer.edge_width) == {1.5} and set(layer.shape_type) == {"path"}
+        assert sorted(set(actions)) == sorted(expected_actions)  # never a whole-layer 'changing'
+
+    colours[3] = _colour(rng)  # relabel: a colour, no shape rebuilt
+    check([])
+    del paths[1], colours[1]  # delete: shapes removed, none rebuilt
+    check(["removing", "removed"])
+    paths.append(_path(rng))  # a new object
+    colours.append(_colour(rng))
+    check(["adding", "added"])
+    paths[-3] = _path(rng)  # a split near the end: the tail from the changed one is rebuilt
+    paths.append(_path(rng))
+    colours.append(_colour(rng))
+    check(["removing", "removed", "adding", "added"])
+    paths.insert(2, _path(rng))  # undoing a delete: the later shapes come back in order
+    colours.insert(2, _colour(rng))
+    check(["removing", "removed", "adding", "added"])
+    paths, colours = paths[:5], colours[:5]
+    check(["removing", "removed"])
+    assert not update_paths(layer, paths, np.array(colours))  # nothing changed: nothing done
+
+
+def test_same_value_compares_arrays_tables_and_dicts():
+    import pandas as pd
+
+    table = pd.DataFrame({"a": [1, 2]})
+    assert same_value(table, table.copy()) and not same_value(table, pd.DataFrame({"a": [1, 3]}))
+    assert same_value({"x": np.arange(3)}, {"x": np.arange(3)}) and not same_value(np.arange(3), np.arange(4))
+    assert same_value([1, "a"], (1, "a")) and not same_value(None, np.zeros(1))
+    layer = Points(np.zeros((2, 2)), opacity=0.5)
+    assert set_changed(layer, opacity=0.5) == [] and set_changed(layer, opacity=0.7) == ["opacity"]
+
+
+@pytest.mark.gui
+def test_dock_edits_write_only_the_changed_objects_into_the_same_layers(analysed):
+    """Relabel, delete, undo and redo through the dock's editor: the layers show what a rebuild from the
+    session's result would, their arrays are kept, and only changed pixels and outlines are written."""
+    from widget_helpers import IMAGE
+
+    from napari_karyo._napari.karyotype.layers import result_to_layer_data
+
+    viewer, widget, view = analysed
+    editor = widget.editor
+    labels, shapes = editor.labels, editor.shapes
+    kg_image, kg_ids = viewer.layers[f"{IMAGE} karyogram"], viewer.layers[f"{IMAGE} karyogram ids"]
+    shown = labels.data
+    labels_replaced, shape_actions, painted = _data_events(labels), _data_events(shapes), []
+    labels.events.paint.connect(lambda e: painted.append(sum(len(atom[0][0]) for atom in e.value)))
+
+    def same_as_rebuild():
+        (data, _, _), (paths, skw, _) = result_to_layer_data(editor.session.result, "rebuilt")
+        assert labels.data is shown and np.array_equal(labels.data, data)
+        assert len(shapes.data) == len(paths)
+        assert all(np.allclose(a, b) for a, b in zip(shapes.data, paths, strict=True))
+        assert np.allclose(shapes.edge_color, skw["edge_color"])
+        assert list(shapes.text.values) == list(skw["features"]["class"].astype(str))
+        assert labels_replaced == []
+
+    labels.selected_label = 5
+    editor.type_key("7")  # relabel: colours and rows change, no pixel and no outline shape
+    assert editor.session.result.chromosomes[4].class_id == 7
+    assert painted == [] and shape_actions == []
+    same_as_rebuild()
+    karyogram_arrays = kg_image.data, kg_ids.data
+
+    before = labels.data.copy()
+    editor.picked = [3]
+    editor.delete()  # the pixels of object 3 and of the renumbered ones above it, nothing else
+    assert sum(painted) == int((before != labels.data).sum()) > 0
+    assert sum(painted) < (labels.data > 0).sum()  # never the whole image
+    assert set(shape_actions) == {"removing", "removed"}  # outlines removed, none rebuilt
+    same_as_rebuild()
+
+    for step in (editor.undo, editor.redo, editor.undo):
+        shape_actions.clear()
+        step()
+        same_as_rebuild()
+    # the karyogram canvas only grows: going back and forth rewrites its pixels in the same arrays
+    assert kg_image.data is karyogram_arrays[0] and kg_ids.data is karyogram_arrays[1]
+    kg_ids.opacity = 0.5  # the class tint, asked for: the ids get their colours now
+    assert np.allclose(kg_ids.colormap.map(5), labels.colormap.map(5))

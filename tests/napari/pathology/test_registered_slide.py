@@ -79,3 +79,43 @@ def test_registered_stain_is_a_full_resolution_multiscale_layer(make_napari_view
     r0, r1, c0, c1 = region = (0, SIDE // 2, SIDE // 2, SIDE)
     tile = shown_tile(viewer, layer, qtbot, (600, 1500), region)
     assert np.abs(tile.astype(int) - expected(stack, "IHC", t2)[r0:r1, c0:c1]).max() <= 1
+
+
+def test_reader_shows_a_slide_prediction_as_multiscale_layers(tmp_path):
+    """A `lesions predict --tiles` folder opens as a multiscale class map (named by lesion type) and hidden
+    probability layers, placed over the reference's full-resolution pixels."""
+    from napari.components import ViewerModel
+
+    from napari_karyo._napari.pathology.stack_reader import get_stack_reader
+    from napari_karyo.core.pathology.lesions.slide import SlidePlan, save_tile
+    from napari_karyo.core.pathology.lesions.slide_outputs import assemble
+
+    plan = SlidePlan("case", None, "m", "0", str(tmp_path / "case"), 0.25, (300, 200), 128, 4, None)
+    rng = np.random.default_rng(0)
+    for r in range(plan.tile_rows):
+        for c in range(plan.tile_cols):
+            h, w = min(128, 300 - 128 * r), min(128, 200 - 128 * c)
+            labels = rng.integers(0, 3, (h, w)).astype(np.uint8)
+            tile = {"labels": labels, "probs": rng.integers(0, 256, (2, h, w)).astype(np.uint8)}
+            tile |= {"counts": np.bincount(labels.ravel(), minlength=3)[1:], "weight_sums": np.ones((2, 2))}
+            save_tile(plan.tile_path(r, c), None if (r, c) == (0, 1) else tile)
+    assemble(plan, ["normal", "tumour"], ["HE", "IHC"])
+    reader = get_stack_reader(str(tmp_path / "case"))
+    assert reader is not None
+    viewer = ViewerModel()
+    for data, kwargs, kind in reader(str(tmp_path / "case")):
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    assert [ly.name for ly in viewer.layers] == ["case class map", "case p(normal)", "case p(tumour)"]
+    classes = viewer.layers["case class map"]
+    assert classes.multiscale and [tuple(s) for s in classes.level_shapes] == [
+        (300, 200),
+        (150, 100),
+        (75, 50),
+    ]
+    assert np.allclose(classes.scale, 4) and classes.features["lesion"].tolist() == [
+        "none",
+        "normal",
+        "tumour",
+    ]
+    assert np.asarray(classes.data[0])[:128, 128:].max() == 0  # the empty tile
+    assert not viewer.layers["case p(tumour)"].visible and viewer.layers["case p(tumour)"].multiscale

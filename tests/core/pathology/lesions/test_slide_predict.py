@@ -136,3 +136,18 @@ def test_cli_and_a_dask_cluster_give_the_same_maps(slide_stack, tmp_path, capsys
         == 2
     )
     assert "outside" in capsys.readouterr().err
+
+
+def test_a_stack_the_model_cannot_read_fails_alone(slide_stack, tmp_path):
+    folder, _ = slide_stack
+    net = build_fusion_net(2, 3, 2, "se", size=14, width=4, features=8)
+    other = save_fusion_model(
+        net, {"stains": ["CD31", "Ki67"], "classes": ["a", "b"]}, tmp_path / "o.safetensors"
+    )
+    items = [(str(folder), str(folder / "transforms.json"), "case")]
+    manifest = slide_batch.predict_slides(
+        items, other, tmp_path / "out", workers=0, progress=lambda _: None, **FAST
+    )
+    entry = manifest["stacks"][str(folder)]
+    assert entry["status"] == "failed" and "knows stains ['CD31', 'Ki67']" in entry["message"]
+    assert not (tmp_path / "out" / "case" / "lesions.json").exists()

@@ -10,7 +10,7 @@ import resource
 import time
 from pathlib import Path
 
-from napari_karyo.core.errors import LesionError
+from napari_karyo.core.errors import KaryoError, LesionError
 from napari_karyo.core.pathology.lesions.slide import SlidePlan, bands, check_tiles, classify_band, make_plan
 from napari_karyo.core.pathology.lesions.slide_outputs import assemble
 from napari_karyo.core.pathology.registration.batch import run_jobs
@@ -26,7 +26,10 @@ def _peak_mb() -> float:
 
 def band_job(plan: SlidePlan, first: int, last: int) -> dict:
     """Classify one band of a stack's tiles; a dict for the manifest. Runs on any worker."""
-    entry = classify_band(plan, first, last)
+    try:
+        entry = classify_band(plan, first, last)
+    except KaryoError as exc:  # e.g. stains the model does not know: this stack fails, the batch goes on
+        return {"status": "failed", "message": str(exc), "tiles_classified": 0, "seconds": 0.0}
     return dict(entry, status="done", peak_rss_mb=_peak_mb())
 
 
@@ -110,6 +113,8 @@ def predict_slides(
     def record_band(job, entry):
         plan, first, last = job
         manifest["stacks"][plan.stack]["bands"][f"{first}-{last}"] = entry
+        if entry["status"] == "failed":
+            manifest["stacks"][plan.stack].update(status="failed", message=entry["message"])
         write_json(mpath, manifest)
         progress(
             f"{plan.stack} tile rows {first}-{last}: {entry['tiles_classified']} tiles ({entry['seconds']:.0f} s)"
@@ -123,5 +128,6 @@ def predict_slides(
     run_jobs(band_job, jobs, record_band, scheduler=scheduler, workers=workers)
     # assembly reads every tile of a stack: on a remote cluster a worker near the files does it, else this process
     local = 0 if scheduler is None else workers
-    run_jobs(assemble_job, [(p,) for p in plans.values()], record_stack, scheduler=scheduler, workers=local)
+    ready = [(p,) for k, p in plans.items() if manifest["stacks"][k]["status"] != "failed"]
+    run_jobs(assemble_job, ready, record_stack, scheduler=scheduler, workers=local)
     return manifest

@@ -129,7 +129,7 @@ class TileSource:
             stain = self.stack[n]
             if stain.rgb and method != "none":
                 small = stain.at_factor(min(1.0, MASK_SIDE / max(stain.shape)))
-                rgb = np.clip(small, 0, 255).astype(np.uint8)
+                rgb = np.clip(small * (255.0 / white(stain.levels[0].dtype)), 0, 255).astype(np.uint8)
                 self.normalisers[n] = fitted_normaliser(
                     rgb, "H&E", method, what=f"stain {n!r} of {plan.stack}"
                 )

@@ -66,3 +66,25 @@ def rods_image(shape, segments, seed: int = 0):
         image = np.maximum(image, np.clip(6.5 - dist, 0, 1) * (0.7 + 0.3 * np.cos(t * 12)))
     image = ndi.gaussian_filter(image, 1) * 200 + rng.normal(10, 3, shape)
     return np.clip(image, 0, 255).astype(np.uint8), masks
+
+
+def slide_pyramids(folder: Path, side: int, stains=("HE", "IHC")) -> Path:
+    """Stains of the bundled multi-stain sample upsampled to `side` px and written as tiled OME-TIFF pyramids
+    (2 levels) by scripts/make_test_pyramids.py's own functions; returns the stack folder."""
+    import importlib.util
+
+    from PIL import Image
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(
+        "make_test_pyramids", root / "scripts/make_test_pyramids.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stain in stains:
+        src = Image.open(script.SAMPLE / f"{stain}.jpg").convert("RGB")
+        k = side / max(src.height, src.width)
+        shapes = script.level_shapes((round(src.height * k), round(src.width * k)), smallest=side // 4)
+        script.write_ome(folder / f"{stain}.ome.tif", src, shapes, stain)
+    return folder

@@ -189,6 +189,8 @@ def cmd_lesions_predict(args) -> int:
     if len(set(labels)) != len(labels):
         raise LesionError(f"two stacks are both named {labels}: their outputs would collide; rename one")
     print(f"model {model}: lesion types {', '.join(card['classes'])}; stains {', '.join(card['stains'])}")
+    if args.tiles:
+        return _predict_slides(args, model, stacks, labels)
     for label, (stack, tfile) in zip(labels, stacks, strict=True):
         steps = prediction_steps(model, stack, stride=args.stride, device=args.device)
         class_map, rows = run_with_progress(steps, f"predict {label}", args.quiet)
@@ -206,6 +208,35 @@ def cmd_lesions_predict(args) -> int:
         for c, weights in summary["mean_se_weights"].items():
             print(f"  SE weights of {c}: " + ", ".join(f"{s} {w:.2f}" for s, w in weights.items()))
     return 0
+
+
+def _predict_slides(args, model, stacks, labels) -> int:
+    """Whole slides tile by tile into pyramids, as jobs (here or on a dask.distributed cluster), resumable."""
+    from napari_karyo.core.pathology.lesions.slide_batch import predict_slides
+
+    if args.reference:
+        raise KaryoError("--tiles takes the reference of each stack's transforms; drop --reference")
+    items = [(str(s.path), tfile, label) for (s, tfile), label in zip(stacks, labels, strict=True)]
+    manifest = predict_slides(
+        items,
+        model,
+        args.out,
+        scale=args.scale,
+        tile=args.tile,
+        stride=args.stride,
+        region=args.region,
+        device=args.device,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        progress=(lambda _: None) if args.quiet else print,
+    )
+    for path, entry in manifest["stacks"].items():
+        total = max(sum(entry.get("pixels", {}).values()), 1)
+        shares = ", ".join(f"{c} {n / total:.0%}" for c, n in entry.get("pixels", {}).items())
+        print(f"{path}: {entry['status']}, predicted pixels {shares} -> {entry.get('outputs')}")
+    states = [e["status"] for e in manifest["stacks"].values()]
+    print(f"{states.count('done')} of {len(states)} stacks predicted -> {Path(args.out) / 'manifest.json'}")
+    return 0 if states.count("done") == len(states) else 2
 
 
 def _positive(text: str) -> int:
@@ -276,6 +307,25 @@ def _add_lesion_commands(sub) -> None:
     p.add_argument("--model", required=True, help="lesion model (.safetensors with its .json card)")
     p.add_argument("--out", required=True, help="output folder: one <stack name>/ folder per stack")
     p.add_argument("--stride", type=_positive, default=8, help="classify every stride-th pixel (1: all)")
+    p.add_argument(
+        "--tiles",
+        action="store_true",
+        help="whole slides tile by tile into multiscale pyramids (class map, one probability per type), "
+        "as resumable jobs with a manifest",
+    )
+    p.add_argument("--scale", type=float, help="with --tiles: grid = this factor of full resolution")
+    p.add_argument("--tile", type=_positive, default=512, help="with --tiles: tile side (grid px)")
+    p.add_argument(
+        "--region",
+        type=int,
+        nargs=4,
+        metavar=("ROW0", "ROW1", "COL0", "COL1"),
+        help="with --tiles: only this box (full-resolution reference pixels)",
+    )
+    p.add_argument("--scheduler", help="with --tiles: a dask.distributed scheduler address")
+    p.add_argument(
+        "--workers", type=int, default=2, help="with --tiles and no --scheduler: local workers (0: here)"
+    )
     p.set_defaults(func=cmd_lesions_predict)
 
 

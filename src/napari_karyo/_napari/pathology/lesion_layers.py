@@ -218,3 +218,39 @@ def show_class_map(viewer, stack: StainStack, class_map) -> object:
                 **placement(stack),
             )
     return layer
+
+
+def slide_prediction_layer_data(prediction: dict, label: str) -> list[tuple]:
+    """A whole-slide prediction (`slide_outputs.read_slide_prediction`) as multiscale layers over the reference's
+    full-resolution pixels: '<label> class map' (Labels named by lesion type) and hidden '<label> p(<class>)'."""
+    classes = prediction["classes"]
+    where = pl._small_to_full(prediction["grid"]["factor"])
+    levels = prediction["class_map"]
+    kwargs = {
+        "name": f"{label} class map",
+        "opacity": 0.5,
+        "multiscale": len(levels) > 1,
+        **lesion_look(classes),
+        **where,
+        "metadata": {LESIONS_KEY: list(classes), ROLE_KEY: "class map", "slide": prediction["stack"]},
+    }
+    out = [(levels if len(levels) > 1 else levels[0], kwargs, "labels")]
+    for c in classes:
+        lv = prediction["probabilities"][c]
+        out.append(
+            (
+                lv if len(lv) > 1 else lv[0],
+                {
+                    "name": f"{label} p({c})",
+                    "multiscale": len(lv) > 1,
+                    "colormap": "magma",
+                    "contrast_limits": (0, 255),  # stored as p x 255
+                    "blending": "additive",
+                    "visible": False,
+                    "metadata": {ROLE_KEY: "probability"},
+                    **where,
+                },
+                "image",
+            )
+        )
+    return out

@@ -2,7 +2,7 @@
 
 Every stain layer carries `metadata = {"stain": name, "karyo_stack": stack}`. A rigid/affine transform is shown
 through `layer.affine` (no resampling; the pyramid stays lazy). A non-rigid one is shown as a resampled layer
-'<stain> registered' (at most `VIEW_SIDE` px) beside the hidden raw layer. Annotation layers (Labels, Shapes,
+'<stain> registered' beside the hidden raw layer: multiscale at full resolution, tiles warped on demand. Annotation layers (Labels, Shapes,
 Points) of a stain are those with `metadata["stain"]` set, or named '<stain> …'; their data stay in the stain's
 own pixels and follow its transform the same way. No Qt here.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_karyo.core.pathology.reference_frame import stain_rgb, warped_to_reference, white
+from napari_karyo.core.pathology.registration.lazy import warped_pyramid
 from napari_karyo.core.pathology.stack import StainStack
 from napari_karyo.core.pathology.stain import fit_reference, normalise, stain_channels
 from napari_karyo.core.pathology.transform import Transform
@@ -19,7 +20,7 @@ from napari_karyo.core.pathology.transform import Transform
 STAIN_KEY = "stain"
 STACK_KEY = "karyo_stack"
 ORIGINAL_KEY = "karyo_unregistered"  # data of an annotation layer in its stain's own pixels (non-rigid case)
-VIEW_SIDE = 2048  # resampled (non-rigid) views and checkerboards are made at most this large
+VIEW_SIDE = 2048  # checkerboards are made at most this large
 REGISTERED = " registered"
 
 
@@ -65,22 +66,26 @@ def _small_to_full(factor: float) -> dict:
     return {"scale": (1 / factor, 1 / factor), "translate": ((1 - factor) / (2 * factor),) * 2}
 
 
-def _as_display(img: np.ndarray, dtype) -> np.ndarray:
-    return np.clip(np.rint(img), 0, white(dtype)).astype(dtype) if np.issubdtype(dtype, np.integer) else img
-
-
-def resampled_layer_data(stack: StainStack, name: str, max_side: int = VIEW_SIDE) -> tuple:
-    """(data, kwargs, "image"): stain `name` resampled into the reference frame (the non-rigid view)."""
-    f = view_factor(stack, max_side)
+def resampled_layer_data(stack: StainStack, name: str) -> tuple:
+    """(data, kwargs, "image"): stain `name` in the reference frame (the non-rigid view) at full resolution, on
+    every level of the reference's pyramid: lazy arrays whose tiles are warped when napari first shows them
+    (`registration.lazy`). A one-level (small) stack is warped at once."""
     stain = stack[name]
+    ref = stack[stack.reference]
+    dtype = stain.levels[0].dtype
+    fill = white(dtype) if stain.rgb else 0.0  # outside the moving section: glass, not black
+    levels = warped_pyramid(stain.levels, stack.transform(name), ref.levels, fill=fill)
+    data = levels if len(levels) > 1 else levels[0].compute(scheduler="synchronous")
     kwargs = {
         "name": name + REGISTERED,
         "rgb": stain.rgb,
+        "multiscale": len(levels) > 1,
         "metadata": {STAIN_KEY: name, STACK_KEY: stack, "resampled": True},
         "blending": "translucent",
-        **_small_to_full(f),
     }
-    return _as_display(warped_to_reference(stack, name, f), stain.levels[0].dtype), kwargs, "image"
+    if not stain.rgb:
+        kwargs["colormap"] = "gray"
+    return data, kwargs, "image"
 
 
 def checkerboard(stack: StainStack, a: str, b: str, tiles: int = 8, max_side: int = VIEW_SIDE) -> tuple:

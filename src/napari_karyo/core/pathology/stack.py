@@ -215,6 +215,14 @@ def _level_array(tif, path: Path, series: int, level: int, page: int | None):
     return da.from_array(view, chunks=chunks, asarray=False, fancy=False, name=key)
 
 
+def tiff_levels(path: Path) -> list:
+    """Every level of a TIFF's first image (numpy when small, else read tile by tile): a written pyramid."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        return [_level_array(tif, Path(path), 0, k, None) for k in range(len(tif.series[0].levels))]
+
+
 def _with_coarse_levels(levels: list) -> list:
     """Add 2x-coarsened (lazy when the base is lazy) levels until the smallest is near MIN_LEVEL_SIDE."""
     while max(levels[-1].shape[:2]) > 2 * MIN_LEVEL_SIDE:

@@ -192,11 +192,18 @@ def normalise(
     rgb: np.ndarray, reference: StainReference | str = "H&E", method: str = "macenko", *, what: str = "image"
 ) -> np.ndarray:
     """`rgb` re-rendered with the reference's stain colours and concentration range (uint8 RGB)."""
+    return fitted_normaliser(rgb, reference, method, what=what)(rgb)
+
+
+def fitted_normaliser(
+    rgb: np.ndarray, reference: StainReference | str = "H&E", method: str = "macenko", *, what: str = "image"
+):
+    """`normalise` in two steps: fitted on `rgb` (a whole slide's low level), applied to any image of the same
+    slide (its tiles), so every tile gets the same colour mapping."""
     ref = bundled_reference(reference) if isinstance(reference, str) else reference
-    od = optical_density(rgb)
-    matrix, max_conc = _fit(od, method, what)
+    matrix, max_conc = _fit(optical_density(rgb), method, what)
     scale = (ref.max_conc / np.maximum(max_conc, 1e-6)).astype(np.float32)
-    return render(_concentrations(od, matrix) * scale, ref.matrix)
+    return lambda image: render(_concentrations(optical_density(image), matrix) * scale, ref.matrix)
 
 
 def stain_channels(

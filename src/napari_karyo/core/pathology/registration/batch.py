@@ -126,10 +126,18 @@ def run_batch(
     if not args:
         write_json(mpath, manifest)
         return manifest
+    run_jobs(register_job, args, record, scheduler=scheduler, workers=workers)
+    return manifest
+
+
+def run_jobs(fn, args: list[tuple], record, *, scheduler=None, workers: int = 2) -> None:
+    """fn(*a) for every a in `args`, `record(a, result)` as each finishes (in this process, so the caller's
+    manifest is the one place that is written). `scheduler`: a dask.distributed address; else `workers` local
+    worker processes (0: here, one after another). The registration and lesion batches share it."""
     if scheduler is None and workers == 0:
         for a in args:
-            record(a, register_job(*a))
-        return manifest
+            record(a, fn(*a))
+        return
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = (
@@ -138,9 +146,8 @@ def run_batch(
         else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     )
     with Client(scheduler or cluster) as client:
-        futures = {client.submit(register_job, *a, pure=False): a for a in args}
+        futures = {client.submit(fn, *a, pure=False): a for a in args}
         for fut in as_completed(futures):
             record(futures[fut], fut.result())
     if cluster is not None:
         cluster.close()
-    return manifest

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_karyo.core.jobs import run_to_end
+from napari_karyo.core.pathology.reference_frame import white
 from napari_karyo.core.pathology.registration.align import detail, fine_affine, nonrigid, similarity
 from napari_karyo.core.pathology.registration.lazy import warp_chunk
 from napari_karyo.core.pathology.registration.register import PairResult, register_pair_steps
@@ -58,10 +59,11 @@ def warped_tiles(moving: Stain, transform: Transform, fixed_full, level_shape):
     ds = moving.downsamples()
     k = max((i for i, d in enumerate(ds) if d <= scale * 1.01), default=0)
     level = moving.levels[k]
+    fill = white(level.dtype) if moving.rgb else 0.0  # outside the moving section: glass, as in napari's view
     for r0 in range(0, level_shape[0], TILE):
         for c0 in range(0, level_shape[1], TILE):
             rows, cols = (r0, min(r0 + TILE, level_shape[0])), (c0, min(c0 + TILE, level_shape[1]))
-            part = warp_chunk(level, transform, moving.shape, fixed_full, level_shape, rows, cols)
+            part = warp_chunk(level, transform, moving.shape, fixed_full, level_shape, rows, cols, fill=fill)
             tile = np.zeros((TILE, TILE, *part.shape[2:]), part.dtype)
             tile[: part.shape[0], : part.shape[1]] = part
             yield tile

@@ -140,7 +140,7 @@ def test_dock_edits_write_only_the_changed_objects_into_the_same_layers(analysed
         assert len(shapes.data) == len(paths)
         assert all(np.allclose(a, b) for a, b in zip(shapes.data, paths, strict=True))
         assert np.allclose(shapes.edge_color, skw["edge_color"])
-        assert list(shapes.text.values) == list(skw["features"]["class"].astype(str))
+        assert list(shapes.features["class"]) == list(skw["features"]["class"])  # numbers: their own layer
         assert labels_replaced == []
 
     labels.selected_label = 5

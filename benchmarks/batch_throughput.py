@@ -1,7 +1,8 @@
 """Batch throughput of `analyze` (the whole command's work: read, analyse, write every output folder and the
 manifest; no karyogram/report, which are rendered only with --report): one process, a local pool of 2 workers
 and a dask.distributed cluster of 2 workers on 127.0.0.1, in spreads per hour, with peak memory per worker
-(RSS sampled every 0.2 s) and its growth from the first quarter of the batch to the end.
+(RSS sampled every 0.2 s; USS, the memory only that worker holds (its RSS without the shared libraries' pages that
+all workers share), every second) and its growth from the first quarter of the batch to the end.
 
 Spreads: the real clinical G-banded spreads of gband_icbr (752x572 RGB), copied as distinct files and cycled up to
 --spreads (speed only: no accuracy is measured, so no split applies).
@@ -27,22 +28,28 @@ from napari_karyo.core.loopback_cluster import loopback_cluster
 
 
 class Sampler:
-    """Peak RSS per process of `pids()` and the summed RSS over time, sampled in a thread."""
+    """Peak RSS and USS per process of `pids()` and the RSS over time, sampled in a thread."""
 
     def __init__(self, pids) -> None:
-        self.pids, self.peak, self.trace = pids, {}, []
+        self.pids, self.peak, self.peak_uss, self.trace = pids, {}, {}, []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
+        tick = 0
         while not self._stop.is_set():
             for pid in self.pids():
                 try:
-                    rss = psutil.Process(pid).memory_info().rss
+                    process = psutil.Process(pid)
+                    rss = process.memory_info().rss
+                    if tick % 5 == 0:  # reading the page maps costs CPU the workers need
+                        uss = process.memory_full_info().uss
+                        self.peak_uss[pid] = max(self.peak_uss.get(pid, 0), uss)
                 except psutil.Error:
                     continue
                 self.peak[pid] = max(self.peak.get(pid, 0), rss)
                 self.trace.append((time.monotonic(), pid, rss))
+            tick += 1
             time.sleep(0.2)
 
     def __enter__(self):
@@ -91,6 +98,7 @@ def _measure(name: str, items, out: Path, pids, **kw) -> dict:
         "spreads_per_hour": round(len(rows) / wall * 3600),
         "steady_spreads_per_hour": round(steady),
         "peak_mb_per_worker": round(max(sampler.peak.values(), default=0) / 2**20),
+        "peak_uss_mb_per_worker": round(max(sampler.peak_uss.values(), default=0) / 2**20),
         "growth_mb_after_first_quarter": round(max(growth.values(), default=0.0), 1),
     }
 
@@ -126,12 +134,12 @@ def run(data: str, n: int, configs: list[str]) -> dict:
 
 
 def table(result: dict) -> str:
-    head = f"{'config':<36} {'spreads':>7} {'wall s':>7} {'spreads/h':>9} {'steady/h':>9} {'peak MB':>8} {'growth MB':>9}"
+    head = f"{'config':<36} {'spreads':>7} {'wall s':>7} {'spreads/h':>9} {'steady/h':>9} {'peak MB':>8} {'USS MB':>7} {'growth MB':>9}"
     lines = [head, "-" * len(head)]
     for r in result["results"]:
         lines.append(
             f"{r['config']:<36} {r['spreads']:>7} {r['wall_s']:>7} {r['spreads_per_hour']:>9} "
-            f"{r['steady_spreads_per_hour']:>9} {r['peak_mb_per_worker']:>8} "
+            f"{r['steady_spreads_per_hour']:>9} {r['peak_mb_per_worker']:>8} {r['peak_uss_mb_per_worker']:>7} "
             f"{r['growth_mb_after_first_quarter']:>9}"
         )
     return "\n".join(lines)

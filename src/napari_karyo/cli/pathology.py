@@ -10,7 +10,12 @@ from napari_karyo.cli.training import add_run_flags
 from napari_karyo.core.errors import KaryoError, LesionError
 from napari_karyo.core.pathology.lesions.annotations import lesion_classes, read_annotation
 from napari_karyo.core.pathology.lesions.grid import NORMALISATIONS, stack_label
-from napari_karyo.core.pathology.lesions.jobs import prediction_steps, training_plan, training_steps
+from napari_karyo.core.pathology.lesions.jobs import (
+    TRAINING_PRESETS,
+    prediction_steps,
+    training_plan,
+    training_steps,
+)
 from napari_karyo.core.pathology.lesions.outputs import write_prediction
 from napari_karyo.core.pathology.lesions.report import model_note
 from napari_karyo.core.pathology.lesions.train import FusionTrainConfig, train_fusion_steps
@@ -154,6 +159,8 @@ def cmd_lesions_train(args) -> int:
     """Train the lesion classifier on annotated stacks; model + card, split and config -> --out."""
     items, classes, inputs = _annotated(args)
     print(training_plan(items))
+    preset = TRAINING_PRESETS[args.preset]  # sets what --epochs / --patience leave unset
+    args.epochs, args.patience = args.epochs or preset["epochs"], args.patience or preset["patience"]
     settings = (
         "fusion",
         "size",
@@ -292,9 +299,21 @@ def _add_lesion_commands(sub) -> None:
     )
     t.add_argument("--size", type=_positive, default=28, help="patch side (px, working grid)")
     t.add_argument("--stride", type=_positive, default=14, help="step between training patches (px)")
-    t.add_argument("--epochs", type=_positive, default=30, help="passes over the training patches at most")
     t.add_argument(
-        "--patience", type=_positive, default=4, help="stop after this many epochs without improvement"
+        "--preset",
+        choices=sorted(TRAINING_PRESETS),
+        default="standard",
+        help="training length: fast (a first look whether the annotations teach anything: "
+        f"{TRAINING_PRESETS['fast']['epochs']} epochs at most) or standard "
+        f"({TRAINING_PRESETS['standard']['epochs']}); --epochs / --patience override it",
+    )
+    t.add_argument(
+        "--epochs", type=_positive, help="passes over the training patches at most (sets the preset's)"
+    )
+    t.add_argument(
+        "--patience",
+        type=_positive,
+        help="stop after this many epochs without improvement (sets the preset's)",
     )
     t.add_argument("--batch", type=_positive, default=64, help="patches per training step")
     t.add_argument("--lr", type=float, default=1e-3, help="learning rate")

@@ -58,13 +58,15 @@ def trained(tmp_path_factory):
     anns = [str(root / "case1.tif"), str(root / "case2.geojson"), str(root / "case3.tif")]
     args = ["-q", "lesions", "train", *stacks, "--annotations", *anns, "--classes", *CLASSES]
     args += ["--patients", "p1", "p2", "p3", "--normalise", "macenko", "--out", str(root / "run")]
-    assert main([*args, *FAST]) == 0
+    assert main([*args, "--preset", "fast", *FAST]) == 0
     return root
 
 
 def test_train_writes_a_model_trained_on_both_patients(trained, capsys):
     card = json.loads((trained / "run" / "model.json").read_text())
     assert card["classes"] == CLASSES and card["stains"] == ["HE", "IHC", "Masson", "VG"]
+    config = card["training"]["config"]
+    assert (config["epochs"], config["patience"]) == (1, 2)  # --epochs set; patience from the fast preset
     extra = card["training"]["config"]["extra"]
     assert extra["normalisation"] == "macenko" and extra["split_note"] == "split by patient: p1, p2"
     assert [i["patient"] for i in extra["inputs"]] == ["p1", "p2"]  # p3 painted nothing: left out

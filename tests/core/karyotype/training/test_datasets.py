@@ -68,3 +68,22 @@ def test_a_folder_that_is_not_an_import_is_refused_by_name(data, tmp_path):
     write_result(SpreadResult(SHAPE, [_rod(5, 5, 1)]), truth, "7")
     with pytest.raises(ImageReadError, match=r"7/karyotype.json: no karyogram_import"):
         datasets.load_gband_import(data, truth, "val")
+
+
+def test_imported_cells_give_classifier_crops_split_by_cell(data, tmp_path):
+    from napari_karyo.core.errors import KaryoError
+    from napari_karyo.core.karyotype.training import crop_sets
+
+    truth = tmp_path / "imported"
+    for stem in ("7", "2"):
+        _imported(truth, stem, {"1": 2})
+        image = np.full((*SHAPE, 3), 230, np.uint8)
+        image[5:25, 5:10] = image[5:25, 15:20] = image[5:25, 40:45] = 60  # the three rods, dark on white
+        Image.fromarray(image).save(data / "gband_icbr" / "spreads" / f"{stem}.png")
+    crops = crop_sets.build(data, ("gband_icbr",), cache=tmp_path / "cache", gband_imports=truth)
+    assert list(crops.labels) == [1, 1, 1, 1]  # the named ones only, in both cells
+    assert list(crops.val) == [False, False, True, True] and set(crops.cell) == {"gband_icbr/2", "gband_icbr/7"}
+    assert crops.canvases.shape[0] == 4 and crops.canvases.max() > 0
+    assert len(list((tmp_path / "cache").glob("crops_gband_icbr_*.npz"))) == 1
+    with pytest.raises(KaryoError, match="import-karyogram"):
+        crop_sets.build(data, ("gband_icbr",), cache=None)

@@ -1,4 +1,4 @@
-"""Train the chromosome crop classifier on pki3 + bioimlab_crops (+ M-FISH train slides).
+"""Train the chromosome crop classifier on pki3 + bioimlab_crops (+ M-FISH train slides, + imported G-band cells).
 
     napari-karyo train-classifier --data ../shared/data --out my-classifier
 
@@ -48,6 +48,10 @@ class ClassifierTrainConfig(Settings):
     max_minutes: float | None = setting(None, help="time budget: the epochs are cut to what fits")
     device: str | None = None
     cache: str | None = setting(str(DEFAULT_CACHE), help="folder for prepared crops ('' = none)")
+    gband_imports: str | None = setting(
+        None,
+        help="with gband_icbr: the OUT folder of import-karyogram on gband_icbr's spreads and karyograms",
+    )
 
 
 def augment(x, feats, gen):
@@ -118,11 +122,12 @@ class _Data:
 def _prepare(cfg: ClassifierTrainConfig) -> _Data:
     import torch
 
-    data = crops.build(cfg.data, tuple(cfg.datasets), cfg.cache or None)
+    data = crops.build(cfg.data, tuple(cfg.datasets), cfg.cache or None, cfg.gband_imports)
     feats = relative_features(data.sizes, list(data.cell))
     train_set, val_set = data.subset(~data.val), data.subset(data.val)
-    # bioimlab_crops is 5x smaller than pki3 and harder (Q-band, blurrier): sample it twice per epoch
-    weight = np.where(train_set.dataset == "bioimlab_crops", 2, 1)
+    # bioimlab_crops (Q-band, blurrier) and gband_icbr (the clinical G-band users have) are 5x smaller than pki3
+    # and harder: sample them twice per epoch
+    weight = np.where(np.isin(train_set.dataset, ["bioimlab_crops", "gband_icbr"]), 2, 1)
     x = torch.from_numpy(train_set.canvases)[:, None]
     f, y = torch.from_numpy(feats[~data.val]), torch.from_numpy(train_set.labels - 1)
     index = np.repeat(np.arange(len(weight)), weight)

@@ -6,6 +6,9 @@
   no patient ids are published, so the case is the karyotype (one cell).
 - mfish: instances of the train slides of `datasets.load_mfish` (DAPI + K map); the validation slides are
   `datasets.VAL_MFISH_SLIDES`, as for segmentation.
+- gband_icbr: the named chromosomes of real clinical G-band spreads that `napari-karyo import-karyogram` placed
+  from the lab's karyograms (`gband_imports`: its OUT folder); validation cells by `is_val_case("gband_icbr", N)`,
+  the split the segmenter and benchmarks/gband_spreads.py use.
 
 Validation rule for pki3 and bioimlab_crops: md5("<dataset>/<case>") as an integer, mod 5 == 0 (about 20% of
 cases, every crop of a case on the same side).
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.infer.classifier import (
     measure,
     otsu_mask,
@@ -27,14 +31,14 @@ from napari_karyo.core.karyotype.infer.classifier import (
     spread_crop,
 )
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
-from napari_karyo.core.karyotype.training.datasets import is_val_case, load_mfish
+from napari_karyo.core.karyotype.training.datasets import is_val_case, load_gband_import, load_mfish
 
 SPLIT_RULE = (
     "pki3 and bioimlab_crops: validation iff int(md5('<dataset>/<case>').hexdigest(), 16) % 5 == 0, where the "
     "pki3 case is the folder name before the first '.' and the bioimlab_crops case is the karyotype folder; "
-    "mfish: validation slides datasets.VAL_MFISH_SLIDES"
+    "mfish: validation slides datasets.VAL_MFISH_SLIDES; gband_icbr: validation cells is_val_case('gband_icbr', N)"
 )
-DATASETS = ("pki3", "bioimlab_crops", "mfish")
+DATASETS = ("pki3", "bioimlab_crops", "mfish", "gband_icbr")
 # Bump when crop preprocessing or instance derivation (e.g. io.annotations.instances_from_kmap) changes, so no
 # training run reads crops cut by older code from the cache.
 CACHE_VERSION = 2
@@ -100,22 +104,41 @@ def _from_files(items: list[CropItem]):
         )
 
 
-def _from_mfish(root: str | Path, split: str):
-
-    for spread in load_mfish(root, split):
+def _from_spreads(spreads, dataset: str, val: bool):
+    """Crops of whole spreads' chromosomes, cut from the normalised spread as at inference."""
+    for spread in spreads:
         norm, _ = normalise_intensity(spread.image)
         for c in spread.chromosomes:
             crop, mask = spread_crop(norm, c)
-            yield prepare_crop(crop, mask), measure(mask), c.class_id, "mfish", spread.key, split == "val"
+            yield prepare_crop(crop, mask), measure(mask), c.class_id, dataset, spread.key, val
+
+
+def _cache_name(ds: str, gband_imports: str | Path | None) -> str:
+    if ds != "gband_icbr":
+        return f"crops_{ds}_v{CACHE_VERSION}.npz"
+    import hashlib
+
+    # the crops depend on which import they come from: one cache per imports folder
+    key = hashlib.md5(str(Path(gband_imports).resolve()).encode()).hexdigest()[:10]
+    return f"crops_{ds}_{key}_v{CACHE_VERSION}.npz"
 
 
 def build(
-    root: str | Path, datasets: tuple[str, ...] = DATASETS, cache: str | Path | None = None
+    root: str | Path,
+    datasets: tuple[str, ...] = DATASETS,
+    cache: str | Path | None = None,
+    gband_imports: str | Path | None = None,
 ) -> CropArrays:
     """Prepare every crop of `datasets` (both splits; mfish: train and val slides). Cached per data set as
     .npz because preparing ~27,000 crops takes minutes."""
+    if "gband_icbr" in datasets and not gband_imports:
+        raise KaryoError(
+            "gband_icbr crops come from karyogram imports: pass the OUT folder of `napari-karyo "
+            "import-karyogram --spreads .../gband_icbr/spreads --karyograms .../gband_icbr/karyograms` "
+            "as gband_imports (--gband-imports)"
+        )
     parts = [
-        _build_one(root, ds, Path(cache) / f"crops_{ds}_v{CACHE_VERSION}.npz" if cache else None)
+        _build_one(root, ds, Path(cache) / _cache_name(ds, gband_imports) if cache else None, gband_imports)
         for ds in datasets
     ]
     return CropArrays(
@@ -123,7 +146,7 @@ def build(
     )
 
 
-def _build_one(root: str | Path, ds: str, cache: Path | None) -> CropArrays:
+def _build_one(root: str | Path, ds: str, cache: Path | None, gband_imports=None) -> CropArrays:
     if cache and cache.exists():
         with np.load(cache) as z:
             return CropArrays(**{k: z[k] for k in z.files})
@@ -132,7 +155,17 @@ def _build_one(root: str | Path, ds: str, cache: Path | None) -> CropArrays:
     elif ds == "bioimlab_crops":
         rows = list(_from_files(bioimlab_items(root)))
     elif ds == "mfish":
-        rows = list(_from_mfish(root, "train")) + list(_from_mfish(root, "val"))
+        rows = [
+            row
+            for split in ("train", "val")
+            for row in _from_spreads(load_mfish(root, split), ds, split == "val")
+        ]
+    elif ds == "gband_icbr":
+        rows = [
+            row
+            for split in ("train", "val")
+            for row in _from_spreads(load_gband_import(root, gband_imports, split), ds, split == "val")
+        ]
     else:
         raise ValueError(f"unknown crop data set {ds!r}; use {DATASETS}")
     canv, sizes, labels, dsets, cells, val = zip(*rows, strict=True)

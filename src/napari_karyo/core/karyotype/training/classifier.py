@@ -243,6 +243,7 @@ def _card(cfg: ClassifierTrainConfig, net, d: _Data, history: list, minutes: flo
         f"--epochs {cfg.epochs} --batch {cfg.batch} --lr {cfg.lr} --width {cfg.width} --seed {cfg.seed} "
         f"--threads {cfg.threads} --out {Path(cfg.out).with_suffix('.safetensors').name}"
         + (f" --max-minutes {cfg.max_minutes}" if cfg.max_minutes else "")
+        + (" --gband-imports IMPORTS (import-karyogram results of gband_icbr)" if cfg.gband_imports else "")
         + (
             f"  (the time budget cut the run to {len(history)} epochs here)"
             if len(history) < cfg.epochs

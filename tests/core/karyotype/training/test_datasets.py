@@ -86,5 +86,12 @@ def test_imported_cells_give_classifier_crops_split_by_cell(data, tmp_path):
     assert set(crops.cell) == {"gband_icbr/2", "gband_icbr/7"}
     assert crops.canvases.shape[0] == 4 and crops.canvases.max() > 0
     assert len(list((tmp_path / "cache").glob("crops_gband_icbr_*.npz"))) == 1
+    _imported(truth, "2", {"1": 2})  # the import run again into the same folder: its crops are cut again
+    crop_sets.build(data, ("gband_icbr",), cache=tmp_path / "cache", gband_imports=truth)
+    assert len(list((tmp_path / "cache").glob("crops_gband_icbr_*.npz"))) == 2
     with pytest.raises(KaryoError, match="import-karyogram"):
         crop_sets.build(data, ("gband_icbr",), cache=None)
+    with pytest.raises(KaryoError, match="missing: not a folder"):
+        crop_sets.build(data, ("gband_icbr",), cache=None, gband_imports=tmp_path / "missing")
+    with pytest.raises(KaryoError, match="no chromosome crops found"):
+        crop_sets.build(data, ("gband_icbr",), cache=None, gband_imports=tmp_path)  # no import folders in it

@@ -16,6 +16,7 @@ cases, every crop of a case on the same side).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,22 +105,25 @@ def _from_files(items: list[CropItem]):
         )
 
 
-def _from_spreads(spreads, dataset: str, val: bool):
-    """Crops of whole spreads' chromosomes, cut from the normalised spread as at inference."""
-    for spread in spreads:
-        norm, _ = normalise_intensity(spread.image)
-        for c in spread.chromosomes:
-            crop, mask = spread_crop(norm, c)
-            yield prepare_crop(crop, mask), measure(mask), c.class_id, dataset, spread.key, val
+def _from_spreads(load, dataset: str):
+    """Crops of the chromosomes of whole spreads (`load(split)`, both splits), cut from the normalised spread
+    as at inference."""
+    for split in ("train", "val"):
+        for spread in load(split):
+            norm, _ = normalise_intensity(spread.image)
+            for c in spread.chromosomes:
+                crop, mask = spread_crop(norm, c)
+                yield prepare_crop(crop, mask), measure(mask), c.class_id, dataset, spread.key, split == "val"
 
 
 def _cache_name(ds: str, gband_imports: str | Path | None) -> str:
     if ds != "gband_icbr":
         return f"crops_{ds}_v{CACHE_VERSION}.npz"
-    import hashlib
-
-    # the crops depend on which import they come from: one cache per imports folder
-    key = hashlib.md5(str(Path(gband_imports).resolve()).encode()).hexdigest()[:10]
+    # the crops depend on the import they come from: keyed by its folder and when its cells were written, so an
+    # import run again into the same folder is not read from a stale cache
+    folder = Path(gband_imports).resolve()
+    stamps = sorted((f.parent.name, f.stat().st_mtime_ns) for f in folder.glob("*/karyotype.json"))
+    key = hashlib.md5(repr((str(folder), stamps)).encode()).hexdigest()[:10]
     return f"crops_{ds}_{key}_v{CACHE_VERSION}.npz"
 
 
@@ -131,8 +135,9 @@ def build(
 ) -> CropArrays:
     """Prepare every crop of `datasets` (both splits; mfish: train and val slides). Cached per data set as
     .npz because preparing ~27,000 crops takes minutes."""
-    if "gband_icbr" in datasets and not gband_imports:
+    if "gband_icbr" in datasets and not (gband_imports and Path(gband_imports).is_dir()):
         raise KaryoError(
+            f"{gband_imports or '--gband-imports'}: not a folder. "
             "gband_icbr crops come from karyogram imports: pass the OUT folder of `napari-karyo "
             "import-karyogram --spreads .../gband_icbr/spreads --karyograms .../gband_icbr/karyograms` "
             "as gband_imports (--gband-imports)"
@@ -155,19 +160,13 @@ def _build_one(root: str | Path, ds: str, cache: Path | None, gband_imports=None
     elif ds == "bioimlab_crops":
         rows = list(_from_files(bioimlab_items(root)))
     elif ds == "mfish":
-        rows = [
-            row
-            for split in ("train", "val")
-            for row in _from_spreads(load_mfish(root, split), ds, split == "val")
-        ]
+        rows = list(_from_spreads(lambda split: load_mfish(root, split), ds))
     elif ds == "gband_icbr":
-        rows = [
-            row
-            for split in ("train", "val")
-            for row in _from_spreads(load_gband_import(root, gband_imports, split), ds, split == "val")
-        ]
+        rows = list(_from_spreads(lambda split: load_gband_import(root, gband_imports, split), ds))
     else:
         raise ValueError(f"unknown crop data set {ds!r}; use {DATASETS}")
+    if not rows:
+        raise KaryoError(f"{ds}: no chromosome crops found under {root} (is --data the shared data folder?)")
     canv, sizes, labels, dsets, cells, val = zip(*rows, strict=True)
     arrays = CropArrays(
         np.round(np.array(canv) * 255).astype(np.uint8),

@@ -2,7 +2,9 @@
 manifest; no karyogram/report, which are rendered only with --report): one process, a local pool of 2 workers
 and a dask.distributed cluster of 2 workers on 127.0.0.1, in spreads per hour, with peak memory per worker
 (RSS sampled every 0.2 s; USS, the memory only that worker holds (its RSS without the shared libraries' pages that
-all workers share), every second) and its growth from the first quarter of the batch to the end.
+all workers share), and PSS (its USS plus its share of the shared pages: the workers' PSS add up to what they use
+together), every second), its growth from the first quarter of the batch to the end, and its peak RSS in each
+tenth of the batch (flat memory over a long batch).
 
 Spreads: the real clinical G-banded spreads of gband_icbr (752x572 RGB), copied as distinct files and cycled up to
 --spreads (speed only: no accuracy is measured, so no split applies).
@@ -31,7 +33,7 @@ class Sampler:
     """Peak RSS and USS per process of `pids()` and the RSS over time, sampled in a thread."""
 
     def __init__(self, pids) -> None:
-        self.pids, self.peak, self.peak_uss, self.trace = pids, {}, {}, []
+        self.pids, self.peak, self.peak_uss, self.peak_pss, self.trace = pids, {}, {}, {}, []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -43,8 +45,9 @@ class Sampler:
                     process = psutil.Process(pid)
                     rss = process.memory_info().rss
                     if tick % 5 == 0:  # reading the page maps costs CPU the workers need
-                        uss = process.memory_full_info().uss
-                        self.peak_uss[pid] = max(self.peak_uss.get(pid, 0), uss)
+                        full = process.memory_full_info()
+                        self.peak_uss[pid] = max(self.peak_uss.get(pid, 0), full.uss)
+                        self.peak_pss[pid] = max(self.peak_pss.get(pid, 0), getattr(full, "pss", 0))
                 except psutil.Error:
                     continue
                 self.peak[pid] = max(self.peak.get(pid, 0), rss)
@@ -89,6 +92,11 @@ def _measure(name: str, items, out: Path, pids, **kw) -> dict:
     for pid in sampler.peak:
         early = [rss for t, p, rss in sampler.trace if p == pid and t <= quarter]
         growth[pid] = (sampler.peak[pid] - max(early)) / 2**20 if early else 0.0
+    tenths = []  # peak RSS of any worker while each tenth of the spreads finished
+    for k in range(10 if len(done) >= 10 else 0):
+        lo = done[len(done) * k // 10 - 1] if k else t0
+        hi = done[len(done) * (k + 1) // 10 - 1]
+        tenths.append(round(max((rss for t, _, rss in sampler.trace if lo <= t <= hi), default=0) / 2**20))
     steady = (len(done) - 1) / (done[-1] - done[0]) * 3600 if len(done) > 1 else 0.0
     return {
         "config": name,
@@ -99,6 +107,8 @@ def _measure(name: str, items, out: Path, pids, **kw) -> dict:
         "steady_spreads_per_hour": round(steady),
         "peak_mb_per_worker": round(max(sampler.peak.values(), default=0) / 2**20),
         "peak_uss_mb_per_worker": round(max(sampler.peak_uss.values(), default=0) / 2**20),
+        "peak_pss_mb_per_worker": round(max(sampler.peak_pss.values(), default=0) / 2**20),
+        "peak_rss_mb_by_tenth": tenths,
         "growth_mb_after_first_quarter": round(max(growth.values(), default=0.0), 1),
     }
 
@@ -134,14 +144,18 @@ def run(data: str, n: int, configs: list[str]) -> dict:
 
 
 def table(result: dict) -> str:
-    head = f"{'config':<36} {'spreads':>7} {'wall s':>7} {'spreads/h':>9} {'steady/h':>9} {'peak MB':>8} {'USS MB':>7} {'growth MB':>9}"
+    head = (
+        f"{'config':<36} {'spreads':>7} {'wall s':>7} {'spreads/h':>9} {'steady/h':>9} {'peak MB':>8} "
+        f"{'USS MB':>7} {'PSS MB':>7} {'growth MB':>9}"
+    )
     lines = [head, "-" * len(head)]
     for r in result["results"]:
         lines.append(
             f"{r['config']:<36} {r['spreads']:>7} {r['wall_s']:>7} {r['spreads_per_hour']:>9} "
             f"{r['steady_spreads_per_hour']:>9} {r['peak_mb_per_worker']:>8} {r['peak_uss_mb_per_worker']:>7} "
-            f"{r['growth_mb_after_first_quarter']:>9}"
+            f"{r['peak_pss_mb_per_worker']:>7} {r['growth_mb_after_first_quarter']:>9}"
         )
+        lines.append(f"{'':<4}peak RSS MB by tenth of the batch: {r['peak_rss_mb_by_tenth']}")
     return "\n".join(lines)
 
 

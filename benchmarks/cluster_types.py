@@ -8,9 +8,11 @@
 - Real `clusters` crops (G-band clinical objects, single chromosome vs cluster; never used for training): the
   object mask is found by threshold, the prediction counts as a cluster when its type is not single; accuracy per
   case and overall.
+- Real G-band validation cells of gband_icbr (with --truth, the karyogram import's OUT folder): every object of
+  the placed chromosomes, typed from them (annotation masks); the same 4-type measures.
 - Speed: find_objects + predict_object_types per BioImLab spread, models loaded.
 
-    python benchmarks/cluster_types.py --data ../shared/data --json bench_results/cluster_types.json
+    python benchmarks/cluster_types.py --data ../shared/data --json bench_results/cluster_types.json [--truth IMPORTS]
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ from napari_karyo.core.karyotype.infer.classifier import bright_on_dark, read_cr
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
 from napari_karyo.core.karyotype.training import crop_sets as crops
 from napari_karyo.core.karyotype.training import datasets
-from napari_karyo.core.karyotype.training.cluster_objects import bioimlab_objects, synthetic_objects
+from napari_karyo.core.karyotype.training.cluster_objects import (
+    bioimlab_objects,
+    gband_objects,
+    synthetic_objects,
+)
 from napari_karyo.core.karyotype.training.cluster_types import predict_set, type_metrics
 
 
@@ -80,13 +86,16 @@ def pki3_val(model: clusters.ClusterModel, root: str, seed: int, n_crops: int, s
             "synthetic": type_metrics(syn.y, predict_set(model.net, syn).argmax(1))}  # fmt: skip
 
 
-def run(data: str, model_name: str | None, val_spreads: int, seed: int) -> dict:
+def run(data: str, model_name: str | None, val_spreads: int, seed: int, truth: str | None = None) -> dict:
     torch.set_num_threads(1)
     model = clusters.load_cluster_model(model_name, device="cpu")
     bio = bioimlab_objects(data, "val", seed, p_threshold=0.0)
     syn = run_to_end(synthetic_objects(data, "val", val_spreads, seed + 1, 500, p_threshold=0.0))
     out = {}
-    for name, objs in (("bioimlab_val", bio), ("synthetic_val", syn)):
+    sets = [("bioimlab_val", bio), ("synthetic_val", syn)]
+    if truth:
+        sets.append(("gband_val", gband_objects(data, truth, "val", seed, p_threshold=0.0)))
+    for name, objs in sets:
         out[name] = type_metrics(objs.y, predict_set(model.net, objs).argmax(1))
     out["pki3_val"] = pki3_val(model, data, seed, n_crops=1000, spreads=max(val_spreads // 3, 1))
     out["clusters_crops"] = cluster_crops(model, Path(data))
@@ -103,7 +112,8 @@ def run(data: str, model_name: str | None, val_spreads: int, seed: int) -> dict:
                     "threads": 1}  # fmt: skip
     out["split"] = ("bioimlab_seg images numbered 5k (annotation masks); synthetic spreads from crop-bank "
                     "validation cases; pki3_val: pki3 validation cases (crops.is_val_case), real crops + "
-                    "pki3-only synthetic spreads; clusters crops: all 5 cases, external (never trained on)")  # fmt: skip
+                    "pki3-only synthetic spreads; clusters crops: all 5 cases, external (never trained on); gband_val: "
+                    "gband_icbr validation cells (is_val_case), import-derived masks")  # fmt: skip
     out["model"] = model.card.get("weights_file")
     out["device"] = describe(model.device)
     out["machine"] = f"{platform.machine()} {os.cpu_count()} cores"
@@ -113,7 +123,9 @@ def run(data: str, model_name: str | None, val_spreads: int, seed: int) -> dict:
 def table(res: dict) -> str:
     out = []
     out.append(f"{'set':<16}{'objects':>8}{'4-type acc':>12}{'sens':>8}{'spec':>8}{'single/cluster':>16}")
-    for name in ("bioimlab_val", "synthetic_val"):
+    for name in ("bioimlab_val", "synthetic_val", "gband_val"):
+        if name not in res:
+            continue
         m = res[name]
         out.append(f"{name:<16}{m['n']:>8}{m['accuracy']:>12.3f}{m['sensitivity_macro']:>8.3f}"
               f"{m['specificity_macro']:>8.3f}{m['single_vs_cluster_accuracy']:>16.3f}")  # fmt: skip
@@ -147,10 +159,13 @@ def main() -> int:
     p.add_argument("--model", default=None, help="cluster-type model (default: the bundled one)")
     p.add_argument("--val-spreads", type=int, default=150)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--truth", default=None, help="import-karyogram OUT folder of gband_icbr: adds its validation cells"
+    )
     a = p.parse_args()
     if data_missing(a.data):
         return 2
-    res = run(a.data, a.model, a.val_spreads, a.seed)
+    res = run(a.data, a.model, a.val_spreads, a.seed, a.truth)
     return report(res, table(res), a.json)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_karyo.core.karyotype import batch
 from napari_karyo.core.karyotype.batch import MANIFEST, Options, run_batch
 from napari_karyo.core.loopback_cluster import loopback_cluster
 
@@ -141,11 +142,31 @@ def _cells(first):
     return [r["path"] for r in cells], out, [r["output"] for r in cells]
 
 
-def test_a_local_pool_gives_the_single_process_results(first, tmp_path):
+def test_a_local_pool_gives_the_single_process_results(first, tmp_path, monkeypatch):
     paths, out, names = _cells(first)
+    monkeypatch.setattr(batch, "SPREADS_PER_WORKER", 1)  # each worker replaced after one spread: nothing lost
     pooled, _ = run_batch(paths, Options(out=str(tmp_path), threads=1), workers=2)
     assert [r["status"] for r in pooled] == ["ok", "ok"]
     _same_outputs(out, tmp_path, names)
+
+
+def test_spreads_in_one_detector_pass_give_the_one_at_a_time_results(first, tmp_path, monkeypatch):
+    """A GPU's batch, run on the CPU: the two spreads of one size go through the detector together (one pass),
+    the unreadable file is still its own failed row, the rest is unchanged."""
+    from napari_karyo.core.karyotype.infer import predict
+
+    items, out, rows, _ = first
+    passes = []
+    segment_many = predict.segment_many
+    monkeypatch.setattr(
+        predict, "segment_many", lambda seg, xs, s: passes.append(len(xs)) or segment_many(seg, xs, s)
+    )
+    batched, _ = run_batch(items, Options(out=str(tmp_path), threads=1, spreads_per_pass=4))
+    assert [(r["path"], r["status"], r["error"]) for r in batched] == [
+        (r["path"], r["status"], r["error"]) for r in rows
+    ]
+    assert 2 in passes  # the two spreads of the sample's size, in one pass
+    _same_outputs(out, tmp_path, _cells(first)[2])
 
 
 @pytest.fixture

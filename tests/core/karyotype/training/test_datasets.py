@@ -95,3 +95,29 @@ def test_imported_cells_give_classifier_crops_split_by_cell(data, tmp_path):
         crop_sets.build(data, ("gband_icbr",), cache=None, gband_imports=tmp_path / "missing")
     with pytest.raises(KaryoError, match="no chromosome crops found"):
         crop_sets.build(data, ("gband_icbr",), cache=None, gband_imports=tmp_path)  # no import folders in it
+
+
+def test_imported_cells_give_cluster_type_objects_split_by_cell(data, tmp_path):
+    """Real G-band objects for the cluster-type network: typed from the placed masks (two rods side by side are
+    one touching object), training cells for training, validation cells for validation only."""
+    from napari_karyo.core.karyotype.infer import clusters
+    from napari_karyo.core.karyotype.training.cluster_objects import gband_objects
+
+    truth = tmp_path / "imported"
+    _imported(truth, "7", {"1": 2})
+    _imported(truth, "2", {"1": 2})
+    touching = [_rod(5, 5, 3), _rod(5, 10, 3)]  # adjacent columns: one connected object
+    write_result(SpreadResult(SHAPE, touching, source_path="3.png"), truth, "3",
+                 extras=lambda f: f.joinpath(KARYOTYPE).write_text(json.dumps(
+                     {**json.loads(f.joinpath(KARYOTYPE).read_text()),
+                      "karyogram_import": {"karyogram_classes": {"3": 2}}})))  # fmt: skip
+    for stem in ("7", "2", "3"):
+        image = np.full((*SHAPE, 3), 230, np.uint8)
+        image[5:25, 5:20] = image[5:25, 40:45] = 60
+        Image.fromarray(image).save(data / "gband_icbr" / "spreads" / f"{stem}.png")
+    train = gband_objects(data, truth, "train", seed=0, p_threshold=0.0)
+    # cell 2: two singles; cell 3: one touching pair
+    assert sorted(train.y.tolist()) == [clusters.SINGLE, clusters.SINGLE, clusters.TOUCHING]
+    assert set(train.source) == {"gband"} and train.x.shape[1:] == (2, clusters.INPUT, clusters.INPUT)
+    val = gband_objects(data, truth, "val", seed=0, p_threshold=0.0)
+    assert val.y.tolist() == [clusters.SINGLE, clusters.SINGLE]  # cell 7 only; its unnamed object is no truth

@@ -10,6 +10,7 @@ import tifffile
 import torch
 from safetensors.torch import load_file
 
+from napari_karyo.core.errors import ModelFileError
 from napari_karyo.core.karyotype.infer import clusters
 from napari_karyo.core.karyotype.training import crop_sets as crops
 from napari_karyo.core.karyotype.training.classifier import ClassifierTrainConfig
@@ -23,6 +24,7 @@ from napari_karyo.core.karyotype.training.cluster_types import (
     fit,
 )
 from napari_karyo.core.karyotype.training.segmenter import TrainConfig, train_steps
+from napari_karyo.core.storage.model_files import sha256
 from napari_karyo.core.training.harness import start_run
 
 
@@ -99,6 +101,28 @@ def test_classifier_training_resumes_exactly(tmp_path):
     resumed, _ = drive(train_classifier(cfg(tmp_path / "b" / "m"), resume=True))
     a, b = load_file(str(straight)), load_file(str(resumed))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_classifier_training_continues_from_a_model_file(tmp_path):
+    """--init starts from the given weights (with that model's width) and the card says which model it was."""
+    crop_tree(tmp_path)
+    base = dict(data=str(tmp_path), datasets=["pki3"], batch=8, cache=None, device="cpu")
+    first, _ = drive(
+        train_classifier(ClassifierTrainConfig(out=str(tmp_path / "a" / "m"), epochs=2, width=4, **base))
+    )
+    cfg = ClassifierTrainConfig(
+        out=str(tmp_path / "b" / "m"), epochs=1, lr=1e-9, width=8, init=str(first), **base
+    )
+    second, _ = drive(train_classifier(cfg))
+    card = json.loads(second.with_suffix(".json").read_text())
+    assert card["config"]["width"] == 4 and card["fine_tuned_from"]["sha256"] == sha256(first)
+    assert "--init" in card["reproduce"]
+    a, b = load_file(str(first)), load_file(str(second))
+    convs = [k for k in a if k.endswith("weight") and a[k].ndim == 4]
+    assert convs and all(torch.allclose(a[k], b[k], atol=1e-6) for k in convs)  # lr ~0: the weights are kept
+    first.write_bytes(first.read_bytes()[:-8] + bytes(8))  # tampered: refused before any training
+    with pytest.raises(ModelFileError):
+        drive(train_classifier(ClassifierTrainConfig(out=str(tmp_path / "c" / "m"), init=str(first), **base)))
 
 
 def test_cluster_stages_shrink_alike_to_the_budget(tmp_path, monkeypatch):

@@ -90,22 +90,53 @@ def segment(
 ) -> tuple[list[np.ndarray], np.ndarray, list[tuple[int, int]]]:
     """Run Mask R-CNN on a normalised image: (cropped bool masks, scores >= `min_score`, offsets) at that
     image's scale."""
+    return segment_many(seg, [norm], min_score)[0]
+
+
+def segment_many(
+    seg: Segmenter, norms: list[np.ndarray], min_score: float = SCORE_THRESHOLD
+) -> list[tuple[list[np.ndarray], np.ndarray, list[tuple[int, int]]]]:
+    """`segment` for several images in one forward pass (a GPU's batch). The steps of torchvision's
+    GeneralizedRCNN.forward, except that each mask is pasted into its own box rather than into a full-image
+    array per detection (the same pixels; 200 detections on a large spread would take ~0.5 GB)."""
     import torch
 
-    seg.model.roi_heads.score_thresh = min_score
-    x = torch.from_numpy(norm)[None].expand(3, -1, -1).contiguous().to(seg.device)
+    model = seg.model
+    model.roi_heads.score_thresh = min_score
+    xs = [torch.from_numpy(n)[None].expand(3, -1, -1).contiguous().to(seg.device) for n in norms]
     with torch.inference_mode():
-        out = seg.model([x])[0]
-    if not (bool(torch.isfinite(out["scores"]).all()) and bool(torch.isfinite(out["boxes"]).all())):
-        raise KaryoError(
-            f"{seg.name}: the segmentation model gave NaN or infinite outputs; the model file is "
-            "broken: use the bundled model or re-train"
-        )
-    probs = out["masks"][:, 0].cpu().numpy()
-    scores = out["scores"].cpu().numpy()
+        images, _ = model.transform(xs)  # normalised and padded; no resizing (model.py)
+        features = model.backbone(images.tensors)
+        proposals, _ = model.rpn(images, features)
+        detections, _ = model.roi_heads(features, proposals, images.image_sizes)
+    out = []
+    for det, n in zip(detections, norms, strict=True):
+        if not (bool(torch.isfinite(det["scores"]).all()) and bool(torch.isfinite(det["boxes"]).all())):
+            raise KaryoError(
+                f"{seg.name}: the segmentation model gave NaN or infinite outputs; the model file is "
+                "broken: use the bundled model or re-train"
+            )
+        masks, offsets = _paste_in_boxes(det["masks"], det["boxes"], n.shape)
+        out.append((masks, det["scores"].cpu().numpy(), offsets))
+    return out
+
+
+def _paste_in_boxes(probs, boxes, shape) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """Each 28x28 mask probability resized into its box as torchvision's paste_masks_in_image does, thresholded at
+    0.5 and cut to its pixels: (bool masks, their offsets in the image)."""
+    import torch
+    import torch.nn.functional as F
+    from torchvision.models.detection.roi_heads import expand_boxes, expand_masks
+
+    probs, scale = expand_masks(probs, padding=1)
+    boxes = expand_boxes(boxes, scale).to(dtype=torch.int64).tolist()
+    h, w = shape
     masks, offsets = [], []
-    for p in probs:
-        m = p > 0.5
+    for p, (x0, y0, x1, y1) in zip(probs, boxes, strict=True):
+        size = (max(y1 - y0 + 1, 1), max(x1 - x0 + 1, 1))
+        p = F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0, 0]
+        top, left = max(y0, 0), max(x0, 0)
+        m = (p[top - y0 : min(y1 + 1, h) - y0, left - x0 : min(x1 + 1, w) - x0] > 0.5).cpu().numpy()
         rows, cols = np.nonzero(m)
         if rows.size == 0:
             masks.append(np.zeros((1, 1), bool))
@@ -113,8 +144,8 @@ def segment(
             continue
         r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
         masks.append(m[r0:r1, c0:c1])
-        offsets.append((int(r0), int(c0)))
-    return masks, scores, offsets
+        offsets.append((int(top + r0), int(left + c0)))
+    return masks, offsets
 
 
 def suppress(masks, scores, offsets) -> list[int]:
@@ -171,6 +202,40 @@ def _to_image_scale(mask: np.ndarray, offset, factor: float, shape) -> tuple[np.
     return out[0, 0].numpy() > 0.5, (r0, c0)
 
 
+@dataclass
+class Detected:
+    """A spread normalised and its detections, made ahead by `detect_many`: what analyze_steps would compute."""
+
+    norm: np.ndarray
+    factor: float
+    masks: list
+    scores: np.ndarray
+    offsets: list
+    warnings: list
+
+
+def detect_many(
+    images: list[np.ndarray], model: str | None = None, device: str | None = None, rescue=RESCUE
+) -> list[Detected]:
+    """Normalise several spreads and detect their chromosomes, one forward pass per group of spreads of the same
+    working size (a GPU's batch; unequal sizes would be padded, which changes the detections slightly, so they are
+    not mixed): each gets exactly what it gets alone. `analyze_steps(image, detected=...)` finishes each."""
+    seg = load_segmenter(model, device)
+    norms = [normalise_intensity(im)[0] for im in images]
+    factors = [scale_factor(n) for n in norms]
+    scaled = [rescale(n, f) for n, f in zip(norms, factors, strict=True)]
+    groups: dict[tuple, list[int]] = {}
+    for i, x in enumerate(scaled):
+        groups.setdefault(x.shape, []).append(i)
+    found: dict[int, tuple] = {}
+    for idx in groups.values():
+        found.update(zip(idx, segment_many(seg, [scaled[i] for i in idx], _min_score(rescue)), strict=True))
+    return [
+        Detected(norms[i], factors[i], *found[i], _limit_warnings(seg, found[i][1]))
+        for i in range(len(images))
+    ]
+
+
 def analyze_steps(
     image: np.ndarray,
     model: str | None = None,
@@ -181,12 +246,14 @@ def analyze_steps(
     colour=None,
     split: SplitSettings | None = SPLIT,
     rescue: RescueSettings | None = RESCUE,
+    detected: Detected | None = None,
 ) -> Generator[tuple[str, int, int], None, SpreadResult]:
     """Yield (stage, done, total); return the SpreadResult. Stop iterating to cancel.
 
     `colour` (M-FISH, karyotype/mfish/colour.ColourNamer) names the objects instead of the crop classifier and may
     split or add objects by their colour code first (`refine`). `split`: settings of the split stage (merged
-    chromosomes cut at their waist), `rescue`: of the rescue of faint detections; None turns a stage off."""
+    chromosomes cut at their waist), `rescue`: of the rescue of faint detections; None turns a stage off.
+    `detected`: this image's `detect_many` output (made with the same model and rescue settings)."""
 
     total = 7
     t0 = time.perf_counter()
@@ -196,10 +263,20 @@ def analyze_steps(
     namer = colour or _classifier(classifier, str(seg.device))
     typer = load_cluster_model(cluster_model, device=seg.device)
     yield ("normalising polarity and scale", 1, total)
-    norm, _ = normalise_intensity(image)
-    factor = scale_factor(norm)
-    yield (f"segmenting on {describe(seg.device)}", 2, total)
-    masks, scores, offsets, warnings = _detect(seg, norm, factor, rescue)
+    if detected is None:
+        norm, _ = normalise_intensity(image)
+        factor = scale_factor(norm)
+        yield (f"segmenting on {describe(seg.device)}", 2, total)
+        masks, scores, offsets = segment(seg, rescale(norm, factor), _min_score(rescue))
+        warnings = _limit_warnings(seg, scores)
+    else:
+        norm, factor = detected.norm, detected.factor
+        masks, scores, offsets, warnings = (
+            detected.masks,
+            detected.scores,
+            detected.offsets,
+            list(detected.warnings),
+        )
     capped = bool(warnings)
     yield ("separating objects", 3, total)
     chromosomes = []
@@ -242,19 +319,20 @@ def analyze_steps(
     return result
 
 
-def _detect(seg: Segmenter, norm: np.ndarray, factor: float, rescue: RescueSettings | None):
-    """(masks, scores, offsets, warnings): detections down to the rescue stage's score floor; a warning when the
-    detector's limit was reached."""
-    min_score = min(SCORE_THRESHOLD, rescue.min_score) if rescue is not None else SCORE_THRESHOLD
-    masks, scores, offsets = segment(seg, rescale(norm, factor), min_score)
+def _min_score(rescue: RescueSettings | None) -> float:
+    """Detections are kept down to the rescue stage's score floor."""
+    return min(SCORE_THRESHOLD, rescue.min_score) if rescue is not None else SCORE_THRESHOLD
+
+
+def _limit_warnings(seg: Segmenter, scores: np.ndarray) -> list[str]:
+    """A warning when the detector's limit was reached."""
     cap = seg.model.roi_heads.detections_per_img
-    warnings = []
-    if len(scores) >= cap:
-        warnings.append(
-            f"the detector's limit of {cap} objects was reached: objects may be missing and the count "
-            "is unreliable (not a single metaphase spread?); check the image"
-        )
-    return masks, scores, offsets, warnings
+    if len(scores) < cap:
+        return []
+    return [
+        f"the detector's limit of {cap} objects was reached: objects may be missing and the count "
+        "is unreliable (not a single metaphase spread?); check the image"
+    ]
 
 
 def _name_cell(result: SpreadResult, namer, norm: np.ndarray, type_probs: np.ndarray) -> np.ndarray:

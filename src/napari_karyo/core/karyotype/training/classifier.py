@@ -26,7 +26,7 @@ from napari_karyo.core.karyotype.infer.classifier import (
     tta_logits,
 )
 from napari_karyo.core.karyotype.training import crop_sets as crops
-from napari_karyo.core.storage.model_files import save_model
+from napari_karyo.core.storage.model_files import load_model, save_model
 from napari_karyo.core.training.config import Settings, setting
 from napari_karyo.core.training.harness import CosineSchedule, Run, Validated, start_run
 from napari_karyo.core.user_folders import cache_dir
@@ -51,6 +51,9 @@ class ClassifierTrainConfig(Settings):
     gband_imports: str | None = setting(
         None,
         help="with gband_icbr: the OUT folder of import-karyogram on gband_icbr's spreads and karyograms",
+    )
+    init: str | None = setting(
+        None, help="classifier model file to continue from (e.g. the shipped one); its width is used"
     )
 
 
@@ -168,7 +171,8 @@ def train(cfg: ClassifierTrainConfig, resume: bool = False) -> Generator[tuple[s
     yield "preparing crops", 0, 1
     d = _prepare(cfg)
     yield "preparing crops", 1, 1
-    net = build_network(width=cfg.width).to(run.device)
+    net, base = _network(cfg)
+    net = net.to(run.device)
     per_epoch = len(d.epoch_index) // cfg.batch
     schedule = CosineSchedule(cfg.epochs * per_epoch, warmup=min(300, per_epoch))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=5e-4)
@@ -194,8 +198,22 @@ def train(cfg: ClassifierTrainConfig, resume: bool = False) -> Generator[tuple[s
     minutes = run.budget.seconds() / 60
     yield "evaluating", 0, 1
     card = _card(cfg, net, d, history, minutes, run)
+    if base is not None:
+        card["fine_tuned_from"] = {"model": cfg.init, "sha256": base.get("sha256"),
+                                   "reproduce": base.get("reproduce"), "made": base.get("made")}  # fmt: skip
     yield "evaluating", 1, 1
     return run.save_model(net.state_dict(), card, out)
+
+
+def _network(cfg: ClassifierTrainConfig):
+    """A fresh network, or the `init` model's weights (its own width wins over `cfg.width`) and card."""
+    if not cfg.init:
+        return build_network(width=cfg.width), None
+    state, base = load_model(cfg.init, ARCH)
+    cfg.width = int(base.get("config", {}).get("width", cfg.width))
+    net = build_network(width=cfg.width)
+    net.load_state_dict(state)
+    return net, base
 
 
 def _card(cfg: ClassifierTrainConfig, net, d: _Data, history: list, minutes: float, run: Run) -> dict:
@@ -244,6 +262,7 @@ def _card(cfg: ClassifierTrainConfig, net, d: _Data, history: list, minutes: flo
         f"--threads {cfg.threads} --out {Path(cfg.out).with_suffix('.safetensors').name}"
         + (f" --max-minutes {cfg.max_minutes}" if cfg.max_minutes else "")
         + (" --gband-imports IMPORTS (import-karyogram results of gband_icbr)" if cfg.gband_imports else "")
+        + (f" --init {cfg.init} (see fine_tuned_from)" if cfg.init else "")
         + (
             f"  (the time budget cut the run to {len(history)} epochs here)"
             if len(history) < cfg.epochs

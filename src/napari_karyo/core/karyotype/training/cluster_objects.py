@@ -1,6 +1,7 @@
 """The objects the cluster-type network trains and is validated on (`build_objects`, cached): every connected
-object of synthetic "touching" spreads (crops of the crop bank's cases; exact types) and of BioImLab images (types
-derived from the polygons), prepared by `clusters.prepare_object`; a share of them get the mask a threshold finds.
+object of synthetic "touching" spreads (crops of the crop bank's cases; exact types), of BioImLab images (types
+derived from the polygons) and, given karyogram imports, of real G-band spreads (types from the placed masks),
+prepared by `clusters.prepare_object`; a share of them get the mask a threshold finds.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from napari_karyo.core.karyotype.infer import clusters
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
 from napari_karyo.core.karyotype.training.crop_bank import CropBank
-from napari_karyo.core.karyotype.training.datasets import bioimlab_files
+from napari_karyo.core.karyotype.training.datasets import bioimlab_files, import_stamp, load_gband_import
 from napari_karyo.core.karyotype.training.synth import synthesize
 from napari_karyo.core.storage.annotations import read_labelme
 from napari_karyo.core.storage.atomic import write_with
@@ -29,7 +30,7 @@ CACHE_VERSION = 1
 class ObjectSet:
     x: np.ndarray  # (N, 2, INPUT, INPUT) uint8: grey * 255, mask * 255
     y: np.ndarray  # (N,) type ids
-    source: np.ndarray  # (N,) "synth" | "bioimlab"
+    source: np.ndarray  # (N,) "synth" | "bioimlab" | "gband"
 
     def subset(self, keep: np.ndarray) -> ObjectSet:
         return ObjectSet(self.x[keep], self.y[keep], self.source[keep])
@@ -90,13 +91,27 @@ def bioimlab_objects(root, split: str, seed: int, p_threshold: float = 0.25) -> 
     return ObjectSet(np.stack(xs), np.array(ys), np.array(["bioimlab"] * len(ys)))
 
 
+def gband_objects(root, imports, split: str, seed: int, p_threshold: float = 0.25) -> ObjectSet:
+    """Objects of the real G-band spreads of `split` whose karyograms `import-karyogram` placed (`imports`: its
+    OUT folder); an object holding a karyogram chromosome the import could not place is typed by the others."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for s in load_gband_import(root, imports, split):
+        x, y = spread_objects(normalise_intensity(s.image)[0], s.chromosomes, rng, p_threshold)
+        xs += x
+        ys += y
+    return ObjectSet(np.stack(xs), np.array(ys), np.array(["gband"] * len(ys)))
+
+
 def build_objects(root, split: str, spreads: int, seed: int = 0, per_source: int = 2000, cache=DEFAULT_CACHE,
-                  keep_single: float = 1.0):  # fmt: skip
-    """Synthetic + BioImLab objects of one split (generator), cached by its arguments. `keep_single` thins the
-    synthetic single and touching objects (the spreads make many of those and few overlaps)."""
+                  keep_single: float = 1.0, gband_imports=None):  # fmt: skip
+    """Synthetic + BioImLab (+ G-band, given `gband_imports`) objects of one split (generator), cached by its
+    arguments. `keep_single` thins the synthetic single and touching objects (the spreads make many of those and
+    few overlaps)."""
     key = json.dumps(
-        [CACHE_VERSION, str(Path(root).resolve()), split, spreads, seed, per_source, keep_single]
-    )
+        [CACHE_VERSION, str(Path(root).resolve()), split, spreads, seed, per_source, keep_single,
+         import_stamp(gband_imports) if gband_imports else None]
+    )  # fmt: skip
     path = Path(cache, f"{split}-{hashlib.md5(key.encode()).hexdigest()[:12]}.npz") if cache else None
     if path is not None and path.exists():
         with np.load(path) as z:
@@ -107,7 +122,11 @@ def build_objects(root, split: str, spreads: int, seed: int = 0, per_source: int
         keep = (syn.y >= clusters.OVERLAPPING) | (rng.random(len(syn.y)) < keep_single)
         syn = syn.subset(keep)
     yield f"BioImLab {split} objects", 0, 1
-    data = ObjectSet.concat([syn, bioimlab_objects(root, split, seed)])
+    sets = [syn, bioimlab_objects(root, split, seed)]
+    if gband_imports:
+        yield f"G-band {split} objects", 0, 1
+        sets.append(gband_objects(root, gband_imports, split, seed))
+    data = ObjectSet.concat(sets)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
 

@@ -157,6 +157,11 @@ class ClusterTrainConfig(Settings):
     cache: str | None = setting(str(DEFAULT_CACHE), help="folder for prepared objects ('' = none)")
     device: str | None = None
     checkpoint_every: int = setting(500, help="steps between exact-resume checkpoints (a multiple of 50)")
+    gband_imports: str | None = setting(
+        None,
+        help="also train on real G-band objects: the OUT folder of import-karyogram on gband_icbr's spreads and "
+        "karyograms (validation cells is_val_case('gband_icbr', N) are kept for validation)",
+    )
 
 
 @dataclass
@@ -274,7 +279,7 @@ def train(cfg: ClusterTrainConfig, resume: bool = False):
     out = Path(cfg.out).with_suffix(".safetensors")
     run = start_run(out.parent / "checkpoints" / out.stem, cfg.seed, cfg.device, cfg.threads, cfg.max_minutes)
     data = yield from build_objects(cfg.data, "train", cfg.synth_spreads, cfg.seed, cfg.per_source, cfg.cache,
-                                    cfg.keep_single)  # fmt: skip
+                                    cfg.keep_single, cfg.gband_imports)  # fmt: skip
     config = {"backbone": cfg.backbone, "grey_blur": cfg.grey_blur}
     if cfg.backbone == "resnext-mini":
         config.update(widths=list(MINI_WIDTHS), groups=MINI_GROUPS)
@@ -284,15 +289,25 @@ def train(cfg: ClusterTrainConfig, resume: bool = False):
 
     yield "evaluating on validation objects", 0, 1
     val = yield from build_objects(
-        cfg.data, "val", cfg.val_spreads, cfg.seed + 1, cfg.per_source // 4, cfg.cache
+        cfg.data,
+        "val",
+        cfg.val_spreads,
+        cfg.seed + 1,
+        cfg.per_source // 4,
+        cfg.cache,
+        gband_imports=cfg.gband_imports,
     )
     pred = predict_set(net, val).argmax(1)
     validation = {
-        src: type_metrics(val.y[val.source == src], pred[val.source == src]) for src in ("bioimlab", "synth")
+        src: type_metrics(val.y[val.source == src], pred[val.source == src]) for src in _sources(cfg)
     }
     card = _card(cfg, config, net, data, validation, prog, train_minutes, run)
     yield Validated("evaluating on validation objects", 1, 1, validation)
     return run.save_model(net.state_dict(), card, out)
+
+
+def _sources(cfg: ClusterTrainConfig) -> tuple[str, ...]:
+    return ("bioimlab", "synth", "gband") if cfg.gband_imports else ("bioimlab", "synth")
 
 
 def _card(cfg: ClusterTrainConfig, config: dict, net, data: ObjectSet, validation: dict, prog: _Progress,
@@ -316,19 +331,27 @@ def _card(cfg: ClusterTrainConfig, config: dict, net, data: ObjectSet, validatio
         "params": int(sum(p.numel() for p in net.parameters())),
         "data": {
             "train_objects": {
-                src: np.bincount(data.y[data.source == src], minlength=4).tolist()
-                for src in ("synth", "bioimlab")
+                src: np.bincount(data.y[data.source == src], minlength=4).tolist() for src in _sources(cfg)
             },
             "synthetic": f"{cfg.synth_spreads} 'touching' spreads (synth.synthesize, 512x512, 40-60 chromosomes) "
             f"from crop-bank training cases ({cfg.per_source} crops per source), single/touching objects kept "
             f"with p={cfg.keep_single}",
             "bioimlab": "bioimlab_seg images whose number is not a multiple of 5; types from the polygons",
+            **(
+                {
+                    "gband": "real gband_icbr training cells (not is_val_case): objects of the chromosomes "
+                    "import-karyogram placed from the lab's karyograms; types from those masks"
+                }
+                if cfg.gband_imports
+                else {}
+            ),  # fmt: skip
             "threshold_masks": "25% of objects use a threshold mask of their crop instead of the annotation",
             "never_used": "the real clusters crops (external test only)",
         },
         "validation": {
             "split": "bioimlab_seg images numbered 5k; synthetic spreads from crop-bank validation cases "
-            f"({cfg.val_spreads} spreads, natural type rates)",
+            f"({cfg.val_spreads} spreads, natural type rates)"
+            + ("; gband: gband_icbr validation cells (is_val_case)" if cfg.gband_imports else ""),
             **validation,
         },
         "training": {
@@ -346,6 +369,7 @@ def _card(cfg: ClusterTrainConfig, config: dict, net, data: ObjectSet, validatio
         "reproduce": f"napari-karyo train-clusters --data ../shared/data --synth-spreads {cfg.synth_spreads} "
         f"--keep-single {cfg.keep_single} --seed {cfg.seed} --threads {cfg.threads} --out {out.name} "
         + " ".join(f"--{s['name']}-steps {s['steps']}" for s in prog.stages)
+        + (" --gband-imports IMPORTS (import-karyogram results of gband_icbr)" if cfg.gband_imports else "")
         + (
             f"  (asked: --max-minutes {cfg.max_minutes}, which cut the steps to these)"
             if cfg.max_minutes

@@ -16,7 +16,6 @@ cases, every crop of a case on the same side).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,12 @@ from napari_karyo.core.karyotype.infer.classifier import (
     spread_crop,
 )
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
-from napari_karyo.core.karyotype.training.datasets import is_val_case, load_gband_import, load_mfish
+from napari_karyo.core.karyotype.training.datasets import (
+    import_stamp,
+    is_val_case,
+    load_gband_import,
+    load_mfish,
+)
 
 SPLIT_RULE = (
     "pki3 and bioimlab_crops: validation iff int(md5('<dataset>/<case>').hexdigest(), 16) % 5 == 0, where the "
@@ -119,12 +123,7 @@ def _from_spreads(load, dataset: str):
 def _cache_name(ds: str, gband_imports: str | Path | None) -> str:
     if ds != "gband_icbr":
         return f"crops_{ds}_v{CACHE_VERSION}.npz"
-    # the crops depend on the import they come from: keyed by its folder and when its cells were written, so an
-    # import run again into the same folder is not read from a stale cache
-    folder = Path(gband_imports).resolve()
-    stamps = sorted((f.parent.name, f.stat().st_mtime_ns) for f in folder.glob("*/karyotype.json"))
-    key = hashlib.md5(repr((str(folder), stamps)).encode()).hexdigest()[:10]
-    return f"crops_{ds}_{key}_v{CACHE_VERSION}.npz"
+    return f"crops_{ds}_{import_stamp(gband_imports)}_v{CACHE_VERSION}.npz"
 
 
 def build(

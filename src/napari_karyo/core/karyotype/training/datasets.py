@@ -91,6 +91,14 @@ def gband_files(root: str | Path, split: str) -> list[Path]:
     return [f for f in files if _in_split(is_val_case(GBAND, f.stem), split)]
 
 
+def import_stamp(imports: str | Path) -> str:
+    """A short key of a karyogram-import folder: its path and when each cell was written, so caches built from it
+    are not read stale after the import is run again into the same folder."""
+    folder = Path(imports).resolve()
+    stamps = sorted((f.parent.name, f.stat().st_mtime_ns) for f in folder.glob(f"*/{KARYOTYPE}"))
+    return hashlib.md5(repr((str(folder), stamps)).encode()).hexdigest()[:10]
+
+
 def load_gband_import(root: str | Path, truth: str | Path, split: str) -> list[Spread]:
     """The split's gband_icbr cells that the karyogram import turned into result folders `truth/<N>/`: the spread,
     the placed chromosomes (its unnamed "not in the karyogram" objects are no truth) and the karyogram's counts per

@@ -6,14 +6,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from napari_karyo.core.jobs import run_to_end
+from napari_karyo.core.karyotype.infer.predict import analyze
+from napari_karyo.core.karyotype.mfish.analyze import CellJob
 from napari_karyo.core.karyotype.training import datasets
+from napari_karyo.core.storage.annotations import read_mfish_k
+from napari_karyo.core.storage.images import read_image
+from napari_karyo.core.storage.multichannel import is_multichannel, read_cell
 
 MFISH_SPLIT = (
     "validation: mfish slides "
     + ", ".join(datasets.VAL_MFISH_SLIDES)
     + " (DAPI plane; K-map instances as truth)"
+)
+MFISH_COLOUR_SPLIT = (
+    "validation: mfish slides "
+    + ", ".join(s for s in datasets.VAL_MFISH_SLIDES if s[0] in "AP")
+    + " (the cells with fluor planes: the whole M-FISH pipeline, DAPI + colour; K-map instances as truth)"
 )
 GBAND_SPLIT = (
     "validation: gband_icbr cells with is_val_case('gband_icbr', '<N>') (real clinical G-band spreads, never trained "
@@ -32,8 +44,9 @@ def parser(doc: str, name: str) -> argparse.ArgumentParser:
 
 def add_cells(p: argparse.ArgumentParser) -> None:
     """`--cells mfish|gband`, `--truth` (the G-band truth) and `--limit`."""
-    p.add_argument("--cells", choices=("mfish", "gband"), default="mfish",
-                   help="validation cells: M-FISH (DAPI plane) or the real G-band spreads of gband_icbr")  # fmt: skip
+    p.add_argument("--cells", choices=("mfish", "mfish-colour", "gband"), default="mfish",
+                   help="validation cells: M-FISH (DAPI plane), M-FISH cells with their fluor planes analysed as "
+                   "a user analyses them (DAPI + colour), or the real G-band spreads of gband_icbr")  # fmt: skip
     p.add_argument(
         "--truth", help="with --cells gband: the folder of `napari-karyo import-karyogram` results <N>/"
     )
@@ -48,12 +61,32 @@ def truth_missing(truth: str | None) -> bool:
     return True
 
 
+@dataclass
+class ColourCell(datasets.Spread):
+    """An M-FISH validation cell with its fluor planes: `image` is its DAPI plane (what prompts see)."""
+
+    path: Path | None = None
+
+
 def val_cells(data: str, cells: str, truth: str | None = None, limit: int | None = None):
     """(what the split is, the validation cells with truth) of `add_cells`' choices; G-band cells the import
     refused have no masks and are left out."""
     if cells == "gband":
         return GBAND_SPLIT, datasets.load_gband_import(data, truth, "val")[:limit]
+    if cells == "mfish-colour":
+        pairs = [(d, k) for d, k in datasets.mfish_files(data, "val") if is_multichannel(d)][:limit]
+        return MFISH_COLOUR_SPLIT, [
+            ColourCell(f"mfish/{d.stem[:-1]}", read_image(d), read_mfish_k(k), path=d) for d, k in pairs
+        ]
     return MFISH_SPLIT, datasets.load_mfish(data, "val")[:limit]
+
+
+def proposal(s: datasets.Spread, model: str | None = None):
+    """The chromosomes the product proposes for cell `s`, as a user runs it: `analyze` on a grey spread, the
+    M-FISH pipeline (`napari-karyo analyze CELL`) on a cell with fluor planes."""
+    if isinstance(s, ColourCell):
+        return run_to_end(CellJob(read_cell(s.path)).steps(model=model, device="cpu")).chromosomes
+    return analyze(s.image, model=model, device="cpu").chromosomes
 
 
 def data_missing(path: str) -> bool:

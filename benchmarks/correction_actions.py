@@ -5,6 +5,8 @@ joins, deletes, draws and relabels a user needs (its docstring states the rules)
 actions is the sanity check. Besides, the found share / precision / named share / exact count of the same cells, so
 fine-tuned models compare on one table (benchmarks/finetune_corrections.py). Cells:
 - `--cells mfish` (default): slides A02, P10, V16, V26; DAPI plane only; the K map's instances are the truth.
+- `--cells mfish-colour`: the cells of those slides with fluor planes (A02, P10), analysed as a user analyses an
+  M-FISH cell (`napari-karyo analyze CELL`: DAPI segmentation, colour naming, colour split/add); same truth.
   Target: median <= 3 actions per cell.
 - `--cells gband --truth FOLDER`: the G-band validation cells of gband_icbr; the truth is the karyogram import's
   placed chromosomes (FOLDER/<N>/, cells the import refused are left out). Target (issue 13): median <= 6.
@@ -21,12 +23,11 @@ import time
 
 import numpy as np
 
-from bench_common import add_cells, data_missing, parser, report, truth_missing, val_cells
+from bench_common import add_cells, data_missing, parser, proposal, report, truth_missing, val_cells
 from napari_karyo.core.karyotype.evaluate import metrics
 from napari_karyo.core.karyotype.evaluate.actions import ACTION_TYPES, correction_actions, summarise
-from napari_karyo.core.karyotype.infer.predict import analyze
 
-TARGET = {"mfish": "<= 3", "gband": "<= 6 (issue 13)"}
+TARGET = {"mfish": "<= 3", "mfish-colour": "<= 3", "gband": "<= 6 (issue 13)"}
 
 
 def evaluate(split: str, spreads: list, model: str | None = None, target: str = TARGET["mfish"]) -> dict:
@@ -34,17 +35,17 @@ def evaluate(split: str, spreads: list, model: str | None = None, target: str = 
     cells, acts, with_swaps, truth_acts = [], [], [], []
     t0 = time.perf_counter()
     for s in spreads:
-        res = analyze(s.image, model=model, device="cpu")
-        a = correction_actions(res.chromosomes, s.chromosomes)
+        found = proposal(s, model)
+        a = correction_actions(found, s.chromosomes)
         acts.append(a)
-        with_swaps.append(correction_actions(res.chromosomes, s.chromosomes, swaps=True))
+        with_swaps.append(correction_actions(found, s.chromosomes, swaps=True))
         truth_acts.append(correction_actions(s.chromosomes, s.chromosomes))
         cells.append(
             {
                 "cell": s.key,
                 "actions": a.total,
                 **a.counts(),
-                **metrics.spread_scores(res.chromosomes, s.chromosomes),
+                **metrics.spread_scores(found, s.chromosomes),
             }
         )
     true = sum(c["true"] for c in cells)

@@ -1,7 +1,8 @@
 """Correction effort with the prompt tools: actions per cell before (the rules of `evaluate/actions.py` alone) and
 after (a simulated user prompts first, see `evaluate/prompt_actions.py` for its rules), on validation cells never
-trained on: `--cells mfish` (default; slides A02, P10, V16, V26; DAPI plane; K-map instances as truth) or `--cells
-gband --truth FOLDER` (the G-band validation cells of gband_icbr; the karyogram import's placed chromosomes as truth).
+trained on: `--cells mfish` (default; slides A02, P10, V16, V26; DAPI plane; K-map instances as truth), `--cells
+mfish-colour` (the cells of A02 and P10 with fluor planes, analysed with colour as `napari-karyo analyze CELL` does;
+prompts on the DAPI plane) or `--cells gband --truth FOLDER` (the G-band validation cells of gband_icbr; the karyogram import's placed chromosomes as truth).
 
 Two users: "greedy" tries click, click again, box (badly cut ones: box, click) and pays for every gesture, failed ones
 too; "oracle" makes only the gesture that works (the lower bound). Reported: actions per cell (median, mean),
@@ -19,13 +20,16 @@ from __future__ import annotations
 import sys
 import time
 
-from bench_common import add_cells, data_missing, parser, report, truth_missing, val_cells
+from bench_common import add_cells, data_missing, parser, proposal, report, truth_missing, val_cells
 from napari_karyo.core.karyotype.evaluate.prompt_actions import prompted_correction, summarise
-from napari_karyo.core.karyotype.infer.predict import analyze
 from napari_karyo.prompt import Prompter
 
 USERS = ("greedy", "oracle")
-TARGET = {"mfish": "median <= 4 actions per M-FISH cell", "gband": "median <= 8 actions per G-band cell"}
+TARGET = {
+    "mfish": "median <= 4 actions per M-FISH cell",
+    "mfish-colour": "median <= 4 actions per M-FISH cell",
+    "gband": "median <= 8 actions per G-band cell",
+}
 
 
 def evaluate(split: str, spreads: list, model: str | None = None, target: str = TARGET["mfish"]) -> dict:
@@ -34,11 +38,11 @@ def evaluate(split: str, spreads: list, model: str | None = None, target: str = 
     cells = []
     t0 = time.perf_counter()
     for s in spreads:
-        proposal = analyze(s.image, model=model, device="cpu").chromosomes
+        found = proposal(s, model)
         prompter = Prompter(s.image, model=model, device="cpu")
         row = {"cell": s.key}
         for user in USERS:
-            run = prompted_correction(proposal, s.chromosomes, prompter, oracle=user == "oracle")
+            run = prompted_correction(found, s.chromosomes, prompter, oracle=user == "oracle")
             runs[user].append(run)
             row[user] = {
                 "before": run.before,

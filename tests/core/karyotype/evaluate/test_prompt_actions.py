@@ -34,6 +34,32 @@ def test_prompts_replace_drawing_and_joining():
     assert summary["hand_drawn_after"]["median"] == 0 and summary["first_gesture_iou_0_5"] == 1.0
 
 
+def test_a_prompt_that_leaves_more_to_do_is_undone(monkeypatch):
+    """A prompt that makes its chromosome right but leaves the rest of the cell costlier is not kept: the oracle
+    does not make it, the greedy user undoes it (one more action)."""
+    from napari_karyo.core.karyotype.evaluate import prompt_actions
+
+    image, masks = rods_image(SHAPE, RODS)
+    truth = [Chromosome.from_full_mask(m, class_id=k + 1) for k, m in enumerate(masks)]
+    proposal = [Chromosome.from_full_mask(m, class_id=k + 1) for k, m in enumerate(masks[:3])]  # rod 4 missed
+    real = prompt_actions.correction_actions
+
+    def costlier_after_prompts(chromosomes, gt, **kw):  # as if every prompt added two relabels elsewhere
+        acts = real(chromosomes, gt, **kw)
+        if any(c.source == "user-prompt" for c in chromosomes):
+            acts.steps += [("relabel", (0,), (0,))] * 2
+        return acts
+
+    monkeypatch.setattr(prompt_actions, "correction_actions", costlier_after_prompts)
+    prompter = Prompter(image, device="cpu")
+    oracle = prompted_correction(proposal, truth, prompter, oracle=True)
+    assert oracle.before == 1 and oracle.applied == 0 and oracle.after == 1  # drawn by hand, as before
+    greedy = prompted_correction(proposal, truth, prompter)
+    assert (
+        greedy.applied == 0 and greedy.after == 1 + greedy.gestures and greedy.gestures >= 2
+    )  # tried, undone
+
+
 def test_the_click_lands_deep_inside_the_chromosome_away_from_shared_pixels():
     a, b = np.zeros((40, 40), bool), np.zeros((40, 40), bool)
     a[5:35, 10:20], b[15:25, 5:35] = True, True

@@ -9,8 +9,9 @@ The user (greedy, gestures counted one action each, failed ones too):
    person drags it. The first mask with IoU >= 0.5 against the truth (the rules' "right") is applied through
    `EditSession.prompt`: it replaces the objects lying mostly inside it and keeps the class of the largest; when it
    replaces nothing, its class was picked first (as a drawing's is). A mask that swallows a neighbour already right
-   (a true chromosome found before is not found after) is undone, one more action. When no gesture gives
-   one, nothing is applied and the rules draw it by hand later. The oracle user (the lower bound) makes only the
+   (a true chromosome found before is not found after), or that leaves more to do than it saves (the gesture plus
+   the rules' count after it exceed the rules' count before, e.g. it took a wrong class), is undone, one more
+   action. When no gesture gives one, nothing is applied and the rules draw it by hand later. The oracle user (the lower bound) makes only the
    one gesture that works, and none where none does.
 2. The rules (`correction_actions`) then count the remaining splits, joins, deletes, draws and relabels.
 Splits stay splits (k - 1 cuts for k chromosomes; separating clicks would cost k).
@@ -135,7 +136,7 @@ def _prompt_one(
             first = iou
         if iou < MATCH_IOU:
             continue
-        found = _found(session, gt)
+        found, left = _found(session, gt), correction_actions(session.result.chromosomes, gt).total
         fresh = not covered_ids(
             session.result.chromosomes, [mask]
         )  # nothing replaced: the class is picked first
@@ -143,9 +144,13 @@ def _prompt_one(
             [mask], class_id=gt[j].class_id if fresh else None, prompt={"kind": kind, "at": list(where)}
         )
         now = _found(session, gt)
-        if j in now and found - {j} <= now:
+        if (
+            j in now
+            and found - {j} <= now
+            and 1 + correction_actions(session.result.chromosomes, gt).total <= left
+        ):
             return 1 if oracle else spent, first, True
-        session.undo()  # it swallowed a right neighbour: undone, one more action
+        session.undo()  # it swallowed a right neighbour or costs more than it saves: undone, one more action
         spent += 1
     return 0 if oracle else spent, first, False
 

@@ -92,13 +92,16 @@ class PromptTool:
             and np.hypot(r - self._positive[0][0], c - self._positive[0][1]) <= CLICK_MOVE
         )
         self._cycle = self._cycle + 1 if again else 0
-        self._positive, self._negative = [(float(r), float(c))], []
+        anchor = (
+            self._positive[0] if again else (float(r), float(c))
+        )  # a hand never clicks the same pixel twice
+        self._positive, self._negative = [anchor], []
 
         def ask(p):
-            alternatives = p.alternatives(r, c)
+            alternatives = p.alternatives(*anchor)
             return alternatives[self._cycle % len(alternatives)]
 
-        self._apply(ask, {"kind": "point", "at": [float(r), float(c)], "alternative": self._cycle}, again)
+        self._apply(ask, {"kind": "point", "at": list(anchor), "alternative": self._cycle}, again)
 
     def box(self, r0: float, c0: float, r1: float, c1: float) -> None:
         h, w = self.controller.labels.data.shape[-2:]

@@ -264,19 +264,15 @@ def analyze_steps(
     typer = load_cluster_model(cluster_model, device=seg.device)
     yield ("normalising polarity and scale", 1, total)
     if detected is None:
-        norm, _ = normalise_intensity(image)
-        factor = scale_factor(norm)
         yield (f"segmenting on {describe(seg.device)}", 2, total)
-        masks, scores, offsets = segment(seg, rescale(norm, factor), _min_score(rescue))
-        warnings = _limit_warnings(seg, scores)
-    else:
-        norm, factor = detected.norm, detected.factor
-        masks, scores, offsets, warnings = (
-            detected.masks,
-            detected.scores,
-            detected.offsets,
-            list(detected.warnings),
-        )
+        detected = detect_many([image], model, device, rescue)[0]
+    norm, factor = detected.norm, detected.factor
+    masks, scores, offsets, warnings = (
+        detected.masks,
+        detected.scores,
+        detected.offsets,
+        list(detected.warnings),
+    )
     capped = bool(warnings)
     yield ("separating objects", 3, total)
     chromosomes = []

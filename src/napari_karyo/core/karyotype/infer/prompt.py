@@ -39,6 +39,7 @@ GROWN_SIZES = (16, 32, 64, 128)  # px at model scale: boxes grown around a click
 GROWN_ASPECTS = (1 / 3, 1.0, 3.0)
 GROWN_MASKS = 4  # the best-scoring grown boxes that get a mask
 SPILL = 0.15  # share of a candidate on another clicked chromosome's trace (not its own) that disqualifies it
+HALF_ARM = 0.5  # a separating candidate covering less of its traced arm than this is a piece of it
 
 
 class PromptError(KaryoError):
@@ -71,7 +72,8 @@ class Prompter:
             self._features = model_.backbone(self._images.tensors)
             proposals, _ = model_.rpn(self._images, self._features)
             self._cands = self._candidates(proposals[0])
-        self._last: tuple[float, float, int] | None = None  # last click and the alternative it showed
+        # the first click of a cycle, its alternatives, and which of them the last click showed
+        self._last: tuple[float, float, list, int] | None = None
 
     # ---- public prompts ------------------------------------------------------------------------------------
     def box(self, r0: float, c0: float, r1: float, c1: float) -> np.ndarray:
@@ -98,11 +100,14 @@ class Prompter:
     def point(self, r: float, c: float) -> np.ndarray:
         """The mask of the chromosome under a click; clicking the same place again (within CYCLE_RADIUS px)
         gives the next alternative (e.g. the single chromosome, then the pair it touches), round and round."""
-        alts = self._alternatives(r, c)
-        k = 0
         if self._last is not None and np.hypot(r - self._last[0], c - self._last[1]) <= CYCLE_RADIUS:
-            k = (self._last[2] + 1) % len(alts)
-        self._last = (float(r), float(c), k)
+            r0, c0, alts, k = (
+                self._last
+            )  # the same list as the first click: a hand never clicks the same pixel
+            k = (k + 1) % len(alts)
+        else:
+            r0, c0, alts, k = float(r), float(c), self._alternatives(r, c), 0
+        self._last = (r0, c0, alts, k)
         return self._full(alts[k])
 
     def alternatives(self, r: float, c: float) -> list[np.ndarray]:
@@ -125,10 +130,11 @@ class Prompter:
         """One mask per chromosome of a crossing or touching group: `points` holds one click per chromosome, or one
         list of clicks per chromosome (e.g. both ends). Each mask holds its own clicks and none of the others'.
         Each chromosome is also traced along its clicks straight through the cluster (two chromosomes crossing in
-        an X share one box, so no candidate tells them apart); the best candidate is taken unless there is none or
-        it spills onto another chromosome's trace, then the trace is. A crossing's pixels go to both masks."""
+        an X share one box, so no candidate tells them apart); the best candidate is taken unless there is none, it
+        spills onto another chromosome's trace or it covers less than half of its own, then the trace is. A crossing's pixels go to both masks."""
         groups = self._groups(points)
-        cluster = union([self._alternatives(*p)[0] for g in groups for p in g])
+        # the cluster: everything a candidate through any click covers (the best one alone may be half an arm)
+        cluster = union([a for g in groups for p in g for a in self._alternatives(*p)])
         traces = []
         for k, group in enumerate(groups):
             others = [q for j, g in enumerate(groups) if j != k for q in g]
@@ -140,7 +146,9 @@ class Prompter:
             crop = self._best(group, others)
             mask = traces[k] if crop is None else self._full(crop)
             theirs = np.logical_or.reduce([t for j, t in enumerate(traces) if j != k]) & ~traces[k]
-            if (mask & theirs).sum() > SPILL * mask.sum():  # the candidate runs into another chromosome's arm
+            spills = (mask & theirs).sum() > SPILL * mask.sum()  # it runs into another chromosome's arm
+            piece = (mask & traces[k]).sum() < HALF_ARM * traces[k].sum()  # it is only a piece of its own arm
+            if spills or piece:
                 mask = traces[k]
             if not mask.any():
                 raise PromptError(

@@ -144,9 +144,10 @@ def _cells(first):
 
 def test_a_local_pool_gives_the_single_process_results(first, tmp_path, monkeypatch):
     paths, out, names = _cells(first)
-    monkeypatch.setattr(batch, "SPREADS_PER_WORKER", 1)  # each worker replaced after one spread: nothing lost
-    pooled, _ = run_batch(paths, Options(out=str(tmp_path), threads=1), workers=2)
-    assert [r["status"] for r in pooled] == ["ok", "ok"]
+    monkeypatch.setattr(batch, "SPREADS_PER_WORKER", 1)  # fresh workers after every 2 spreads: nothing lost
+    noise = str(Path(paths[0]).parent / "noise.tif")
+    pooled, _ = run_batch([*paths, noise], Options(out=str(tmp_path), threads=1), workers=2)
+    assert [r["status"] for r in pooled] == ["ok", "ok", "ok"] and pooled[2]["path"] == noise
     _same_outputs(out, tmp_path, names)
 
 

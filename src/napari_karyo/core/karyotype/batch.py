@@ -43,7 +43,7 @@ from napari_karyo.core.storage.result_files import ANNOTATIONS, KARYOTYPE, write
 MANIFEST = "manifest.csv"
 COLUMNS = ("path", "output", "status", "count", "iscn", "review", "warnings", "seconds", "error")
 MANIFEST_EVERY = 20.0  # seconds between rewrites of the manifest while a batch runs
-SPREADS_PER_WORKER = 200  # a pool worker is replaced after this many: its memory cannot creep over an archive
+SPREADS_PER_WORKER = 200  # pool workers are replaced by fresh processes after this many spreads each
 
 
 @dataclass(frozen=True)
@@ -277,17 +277,23 @@ def run(
 
 
 def _gather_pool(jobs: list[Job], opts: Options, workers: int, on_row) -> list[dict]:
+    """Rounds of SPREADS_PER_WORKER spreads per worker, each round in fresh worker processes, so a worker's memory
+    cannot creep over an archive. (Not max_tasks_per_child: on Python 3.11-3.13 the pool then stops replacing
+    its workers and hangs, CPython gh-115634.)"""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     rows: list[dict | None] = [None] * len(jobs)
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold torch threads
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, max_tasks_per_child=SPREADS_PER_WORKER
-    ) as pool:
-        futures = {pool.submit(analyze_one, job, opts): i for i, job in enumerate(jobs)}
-        for fut in as_completed(futures):
-            rows[futures[fut]] = _settle(fut, jobs[futures[fut]], on_row)
+    per_round = SPREADS_PER_WORKER * workers
+    for start in range(0, len(jobs), per_round):
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {
+                pool.submit(analyze_one, jobs[i], opts): i
+                for i in range(start, min(start + per_round, len(jobs)))
+            }
+            for fut in as_completed(futures):
+                rows[futures[fut]] = _settle(fut, jobs[futures[fut]], on_row)
     return rows
 
 

@@ -92,9 +92,8 @@ class PromptTool:
             and np.hypot(r - self._positive[0][0], c - self._positive[0][1]) <= CLICK_MOVE
         )
         self._cycle = self._cycle + 1 if again else 0
-        anchor = (
-            self._positive[0] if again else (float(r), float(c))
-        )  # a hand never clicks the same pixel twice
+        # clicking again cycles the first click's alternatives: a hand never clicks the same pixel twice
+        anchor = self._positive[0] if again else (float(r), float(c))
         self._positive, self._negative = [anchor], []
 
         def ask(p):

@@ -211,19 +211,20 @@ def analyze_group(jobs: list[Job], opts: Options) -> list[dict]:
     reports the error as that input's row."""
     t0 = time.perf_counter()
     _use_threads(opts)
-    images = {}
+    images = {}  # job: (the image as read, for reports; as analysed)
     for job in jobs:
         if not is_multichannel(job.path):
             with suppress(KaryoError):
-                images[job] = check_spread(read_image(job.path), job.path)
+                image = read_image(job.path)
+                images[job] = image, check_spread(image, job.path)
     ahead: dict[Job, tuple] = {}
     if len(images) > 1:
         try:
-            found = detect_many(list(images.values()), opts.model, opts.device)
+            found = detect_many([checked for _, checked in images.values()], opts.model, opts.device)
         except (KaryoError, RuntimeError):  # e.g. out of GPU memory: each spread alone then
             pass
         else:
-            ahead = {job: (images[job], d) for job, d in zip(images, found, strict=True)}
+            ahead = {job: (images[job][0], d) for job, d in zip(images, found, strict=True)}
     share = (time.perf_counter() - t0) / max(len(ahead), 1)
     return [analyze_one(job, opts, ahead.get(job), share if job in ahead else 0.0) for job in jobs]
 

@@ -121,3 +121,9 @@ def test_imported_cells_give_cluster_type_objects_split_by_cell(data, tmp_path):
     assert set(train.source) == {"gband"} and train.x.shape[1:] == (2, clusters.INPUT, clusters.INPUT)
     val = gband_objects(data, truth, "val", seed=0, p_threshold=0.0)
     assert val.y.tolist() == [clusters.SINGLE, clusters.SINGLE]  # cell 7 only; its unnamed object is no truth
+    from napari_karyo.core.errors import KaryoError
+
+    with pytest.raises(KaryoError, match="missing: not a folder"):
+        gband_objects(data, tmp_path / "missing", "train", seed=0)
+    with pytest.raises(KaryoError, match="no imported train cell"):
+        gband_objects(data, tmp_path, "train", seed=0)  # a folder with no import in it

@@ -11,8 +11,8 @@ The user (greedy, gestures counted one action each, failed ones too):
    replaces nothing, its class was picked first (as a drawing's is). A mask that swallows a neighbour already right
    (a true chromosome found before is not found after), or that leaves more to do than it saves (the gesture plus
    the rules' count after it exceed the rules' count before, e.g. it took a wrong class), is undone, one more
-   action. When no gesture gives one, nothing is applied and the rules draw it by hand later. The oracle user (the lower bound) makes only the
-   one gesture that works, and none where none does.
+   action. When no gesture gives one, nothing is applied and the rules draw it by hand later. The oracle user
+   (the lower bound) makes only the one gesture that works, and none where none does.
 2. The rules (`correction_actions`) then count the remaining splits, joins, deletes, draws and relabels.
 Splits stay splits (k - 1 cuts for k chromosomes; separating clicks would cost k).
 """

@@ -267,12 +267,8 @@ def analyze_steps(
         yield (f"segmenting on {describe(seg.device)}", 2, total)
         detected = detect_many([image], model, device, rescue)[0]
     norm, factor = detected.norm, detected.factor
-    masks, scores, offsets, warnings = (
-        detected.masks,
-        detected.scores,
-        detected.offsets,
-        list(detected.warnings),
-    )
+    masks, scores, offsets = detected.masks, detected.scores, detected.offsets
+    warnings = list(detected.warnings)
     capped = bool(warnings)
     yield ("separating objects", 3, total)
     chromosomes = []

@@ -101,9 +101,8 @@ class Prompter:
         """The mask of the chromosome under a click; clicking the same place again (within CYCLE_RADIUS px)
         gives the next alternative (e.g. the single chromosome, then the pair it touches), round and round."""
         if self._last is not None and np.hypot(r - self._last[0], c - self._last[1]) <= CYCLE_RADIUS:
-            r0, c0, alts, k = (
-                self._last
-            )  # the same list as the first click: a hand never clicks the same pixel
+            # the first click's list again: a hand never clicks the same pixel twice
+            r0, c0, alts, k = self._last
             k = (k + 1) % len(alts)
         else:
             r0, c0, alts, k = float(r), float(c), self._alternatives(r, c), 0
@@ -131,7 +130,8 @@ class Prompter:
         list of clicks per chromosome (e.g. both ends). Each mask holds its own clicks and none of the others'.
         Each chromosome is also traced along its clicks straight through the cluster (two chromosomes crossing in
         an X share one box, so no candidate tells them apart); the best candidate is taken unless there is none, it
-        spills onto another chromosome's trace or it covers less than half of its own, then the trace is. A crossing's pixels go to both masks."""
+        spills onto another chromosome's trace or it covers less than half of its own, then the trace is. A
+        crossing's pixels go to both masks."""
         groups = self._groups(points)
         # the cluster: everything a candidate through any click covers (the best one alone may be half an arm)
         cluster = union([a for g in groups for p in g for a in self._alternatives(*p)])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.infer import clusters
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
 from napari_karyo.core.karyotype.training.crop_bank import CropBank
@@ -94,12 +95,19 @@ def bioimlab_objects(root, split: str, seed: int, p_threshold: float = 0.25) -> 
 def gband_objects(root, imports, split: str, seed: int, p_threshold: float = 0.25) -> ObjectSet:
     """Objects of the real G-band spreads of `split` whose karyograms `import-karyogram` placed (`imports`: its
     OUT folder); an object holding a karyogram chromosome the import could not place is typed by the others."""
+    if not Path(imports).is_dir():
+        raise KaryoError(
+            f"{imports}: not a folder; pass the OUT folder of `napari-karyo import-karyogram` on gband_icbr's "
+            "spreads and karyograms (--gband-imports)"
+        )
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for s in load_gband_import(root, imports, split):
         x, y = spread_objects(normalise_intensity(s.image)[0], s.chromosomes, rng, p_threshold)
         xs += x
         ys += y
+    if not xs:
+        raise KaryoError(f"{imports}: no imported {split} cell of gband_icbr under {root} (is --data right?)")
     return ObjectSet(np.stack(xs), np.array(ys), np.array(["gband"] * len(ys)))
 
 

@@ -337,14 +337,10 @@ def _card(cfg: ClusterTrainConfig, config: dict, net, data: ObjectSet, validatio
             f"from crop-bank training cases ({cfg.per_source} crops per source), single/touching objects kept "
             f"with p={cfg.keep_single}",
             "bioimlab": "bioimlab_seg images whose number is not a multiple of 5; types from the polygons",
-            **(
-                {
-                    "gband": "real gband_icbr training cells (not is_val_case): objects of the chromosomes "
-                    "import-karyogram placed from the lab's karyograms; types from those masks"
-                }
-                if cfg.gband_imports
-                else {}
-            ),  # fmt: skip
+            "gband": "real gband_icbr training cells (not is_val_case): objects of the chromosomes import-karyogram "
+            "placed from the lab's karyograms; types from those masks"
+            if cfg.gband_imports
+            else "not used",
             "threshold_masks": "25% of objects use a threshold mask of their crop instead of the annotation",
             "never_used": "the real clusters crops (external test only)",
         },

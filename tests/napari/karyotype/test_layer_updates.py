@@ -16,6 +16,7 @@ from napari_karyo._napari.karyotype.layer_updates import (
     write_image,
     write_labels,
     write_points,
+    write_shapes,
 )
 
 
@@ -105,6 +106,20 @@ def test_paths_follow_every_kind_of_edit_and_rebuild_only_what_changed():
     paths, colours = paths[:5], colours[:5]
     check(["removing", "removed"])
     assert not update_paths(layer, paths, np.array(colours))  # nothing changed: nothing done
+
+
+def test_shapes_are_replaced_in_their_style_without_a_data_replacement():
+    style = {"shape_type": "rectangle", "edge_color": "white", "face_color": "transparent", "edge_width": 1.5}
+    layer = Shapes([np.array([[0.0, 0.0], [5.0, 5.0]])], **style)
+    actions = _data_events(layer)
+    rects = [np.array([[10.0, 10.0], [20.0, 30.0]]), np.array([[40.0, 0.0], [45.0, 8.0]])]
+    write_shapes(layer, rects, **style)
+    assert len(layer.data) == 2 and "changed" not in actions  # no whole-data replacement
+    assert np.allclose(layer.data[1][[0, 2]], rects[1])
+    assert list(layer.shape_type) == ["rectangle"] * 2 and np.allclose(layer.edge_width, 1.5)
+    assert np.allclose(layer.edge_color, 1.0) and np.allclose(layer.face_color[:, 3], 0.0)
+    write_shapes(layer, [], **style)
+    assert len(layer.data) == 0
 
 
 def test_same_value_compares_arrays_tables_and_dicts():

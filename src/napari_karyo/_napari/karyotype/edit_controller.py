@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from napari_karyo._napari.karyotype.layer_updates import set_changed, update_paths, write_labels
-from napari_karyo._napari.karyotype.layers import is_dark, result_to_layer_data
+from napari_karyo._napari.karyotype.layers import result_to_layer_data
 from napari_karyo.core import classes
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.edit.mask_edits import parts_touch
@@ -225,7 +225,7 @@ class EditController:
         """Every layer from the session's working result, object by object: only the pixels, outlines, colours
         and rows that changed are written, so an edit costs what it changed (layer_updates.py)."""
         result = self.session.result
-        (data, lkw, _), (paths, skw, _) = result_to_layer_data(result, self.base, is_dark(self.view.image))
+        (data, lkw, _), (paths, skw, _) = result_to_layer_data(result, self.base, self.view.dark)
         labels, shapes = self.labels, self.shapes
         self._rendering = True
         try:

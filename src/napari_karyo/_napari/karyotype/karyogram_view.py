@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_karyo._napari.karyotype.layer_updates import same_value, write_image, write_labels, write_points
+from napari_karyo._napari.karyotype.layer_updates import (
+    same_value,
+    write_image,
+    write_labels,
+    write_points,
+    write_shapes,
+)
 from napari_karyo._napari.karyotype.layers import (
     LABEL_DTYPE,
     class_numbers_data,
     is_dark,
     label_colormap,
-    text_colour_for,
     whole_cell_spacing,
 )
 from napari_karyo.core import classes
@@ -38,6 +43,7 @@ class KaryogramView:
         self.viewer = viewer
         self.labels = labels_layer
         self.image = image
+        self.dark = is_dark(image)  # once: a median over the whole spread costs ~15 ms, too much per edit
         self.result = result  # the session's working result, measured (`result.measurements`)
         self.base = base
         self.karyogram: Karyogram | None = None
@@ -85,8 +91,8 @@ class KaryogramView:
                 if not layer.visible:
                     layer.set_view_slice()
             elif kind == "shapes":
-                with layer.block_thumbnail_update():  # napari would draw every shape into it again
-                    layer.data = data
+                style = ("shape_type", "edge_color", "face_color", "edge_width")
+                write_shapes(layer, [d for d, _ in data], **{k: kwargs[k] for k in style})
             applied = self._applied[key]
             for name, value in kwargs.items():
                 # shape types travel with the data; the place is set once
@@ -156,16 +162,18 @@ class KaryogramView:
         self._put(
             "names", "points", np.array([pos for _, pos in texts]).reshape(-1, 2),
             name=f"{self.base} karyogram names", size=0, features={"text": [t for t, _ in texts]},
-            text={"string": "{text}", "color": text_colour_for(kg.image), "size": 9}, **place,
+            text={"string": "{text}", "color": "white" if self.dark else "black", "size": 9}, **place,
         )  # fmt: skip
 
     def _put_numbers(self) -> None:
         """The class numbers on the spread, spaced for the whole view (spread and karyogram) on this canvas."""
         h, w = self.labels.data.shape[-2:]
-        kh, kw = self.karyogram.image.shape[:2] if self.karyogram is not None else (0, 0)
+        # the karyogram as shown: it only grows, so an edit keeps the spacing and the cached number places
+        shown = self._layers.get("image")
+        kh, kw = shown.data.shape[:2] if shown is not None else (0, 0)
         spacing = whole_cell_spacing(self.viewer.canvas.size, (max(h, kh), w + GAP + kw))
         places, kwargs, _ = class_numbers_data(
-            self.result, self.base, spacing, is_dark(self.image), np.asarray(self.labels.data)
+            self.result, self.base, spacing, self.dark, np.asarray(self.labels.data)
         )
         layer = self._put(
             "numbers", "points", places, translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],

@@ -62,6 +62,18 @@ def write_points(layer, data: np.ndarray) -> bool:
     return True
 
 
+def write_shapes(layer, data: list, **style) -> None:
+    """Make a Shapes layer hold `data` (vertex arrays) drawn in `style` (shape_type, edge_color, ...): the old
+    shapes removed and the new ones added, which spares napari's dims and extent update of a data replacement
+    (~20 ms); the thumbnail is left as it was."""
+    with layer.block_thumbnail_update():
+        if len(layer.data):
+            layer.selected_data = set()
+            layer.remove(list(range(len(layer.data))))
+        if data:
+            layer.add(data, **style)
+
+
 def same_value(a, b) -> bool:
     """Equality for layer property values: arrays, tables, dicts and lists of them, scalars."""
     if a is b:

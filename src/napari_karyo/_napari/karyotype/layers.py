@@ -299,11 +299,12 @@ DISC_PX = 12  # screen pixels: the halo disc behind a class number (text of size
 
 def whole_cell_spacing(canvas_size, world_size) -> float:
     """World pixels between two class numbers so their discs do not overlap when everything is in view (napari's
-    reset_view: 95 % of the canvas on the fuller axis)."""
+    reset_view: 95 % of the canvas on the fuller axis), rounded up to whole pixels: a karyogram a little wider
+    after an edit keeps the spacing, and the number places cached for it."""
     if min(canvas_size) < 100:  # not shown yet: napari's default canvas
         canvas_size = (800, 600)
     zoom = 0.95 * min(float(c) / max(float(w), 1.0) for c, w in zip(canvas_size, world_size, strict=True))
-    return (DISC_PX + 1) / max(zoom, 1e-6)
+    return float(np.ceil((DISC_PX + 1) / max(zoom, 1e-6)))
 
 
 def class_numbers_data(

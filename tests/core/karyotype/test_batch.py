@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -183,3 +184,16 @@ def test_a_dask_cluster_gives_the_single_process_results(first, cluster, tmp_pat
     remote, _ = run_batch(paths, Options(out=str(tmp_path), threads=1), scheduler=cluster)
     assert [r["status"] for r in remote] == ["ok", "ok"]
     _same_outputs(out, tmp_path, names)
+
+
+def test_batch_processes_run_without_the_onednn_primitive_cache_unless_the_user_set_one(first, monkeypatch):
+    """oneDNN's cache keeps each convolution per input shape: a worker grew ~15 MB per spread without this."""
+    items, _, _, _ = first
+    job = batch.Job(items[2], "cell")
+    monkeypatch.delenv(batch.PRIMITIVE_CACHE, raising=False)
+    monkeypatch.setattr(batch, "_analyze", lambda *a: (_ for _ in ()).throw(batch.KaryoError("stop")))
+    assert batch.analyze_one(job, Options(out="unused"))["status"] == "failed"
+    assert os.environ[batch.PRIMITIVE_CACHE] == "0"
+    monkeypatch.setenv(batch.PRIMITIVE_CACHE, "64")
+    batch.analyze_one(job, Options(out="unused"))
+    assert os.environ[batch.PRIMITIVE_CACHE] == "64"

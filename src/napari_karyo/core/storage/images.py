@@ -149,10 +149,14 @@ def to_grey(data: np.ndarray) -> np.ndarray:
 SPREAD_MAX_SIDE = 8192  # larger single images are slides (pathology), read as pyramids by the stack reader
 
 
+THUMBNAIL_LIKENESS = 0.7  # correlation of an unflagged small page with the first page shrunk to its size
+
+
 def is_spread_with_thumbnails(tif) -> bool:
     """A TIFF (an open `tifffile.TiffFile`) whose first page is one spread-sized image and whose other pages are
-    only reduced-resolution copies (NewSubfileType bit 0, or at most half its size each way): thumbnails that
-    scanners and viewers add. Such a file is one spread, not a stack of stains."""
+    only reduced-resolution copies (NewSubfileType bit 0, or at most half its size each way and the same picture):
+    thumbnails that scanners and viewers add. Such a file is one spread, not a stack of stains. A small page of
+    other content (a second series) is not a thumbnail: the file then holds two images."""
     pages = list(tif.pages)
     if len(pages) < 2:
         return False
@@ -161,5 +165,20 @@ def is_spread_with_thumbnails(tif) -> bool:
     if max(rows, cols) > SPREAD_MAX_SIDE:
         return False
     return all(
-        int(p.subfiletype) & 1 or (p.shape[0] <= rows // 2 and p.shape[1] <= cols // 2) for p in pages[1:]
+        int(p.subfiletype) & 1
+        or (p.shape[0] <= rows // 2 and p.shape[1] <= cols // 2 and _is_reduced_copy(first, p))
+        for p in pages[1:]
     )
+
+
+def _is_reduced_copy(first, page) -> bool:
+    """Whether a small TIFF page shows the first page's picture (grey levels correlate once the first is shrunk)."""
+    from skimage.transform import resize
+
+    small = to_grey(page.asarray())
+    if small.ndim != 2 or min(small.shape) < 2:
+        return False
+    shrunk = resize(to_grey(first.asarray()), small.shape, anti_aliasing=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        likeness = np.corrcoef(shrunk.ravel(), small.ravel())[0, 1]
+    return bool(likeness >= THUMBNAIL_LIKENESS)

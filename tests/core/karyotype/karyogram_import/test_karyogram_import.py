@@ -24,7 +24,7 @@ from napari_karyo.core.karyotype.karyogram_import.layout import (
     load_layout,
     read_labels,
 )
-from napari_karyo.core.karyotype.karyogram_import.match import Placement, coarse_ink, search
+from napari_karyo.core.karyotype.karyogram_import.match import Placement, coarse_ink, search, search_many
 from napari_karyo.core.karyotype.karyogram_import.rescue import fit, rescue
 from napari_karyo.core.storage.result_files import read_result
 from napari_karyo.core.storage.training_set import export_training_set, import_training_set
@@ -244,6 +244,24 @@ def test_crossing_neighbour_blanked_and_left_out_of_the_score_lets_the_cutout_fi
     blanked = best(~ndi.binary_dilation(ink > 0.85, iterations=1))
     assert blanked.score > 0.95 and blanked.score > plain.score + 0.1
     assert abs(blanked.cy - truth[0]) <= 2 and abs(blanked.cx - truth[1]) <= 2
+
+
+def test_cutouts_searched_in_parallel_give_the_one_by_one_places_in_order():
+    cuts = [_rod_cutout(n, seed) for seed, n in enumerate((60, 80, 40))]
+    ink = np.zeros((200, 260), np.float32)
+    for cut, col in zip(cuts, (20, 100, 190), strict=True):
+        h, w = cut.mask.shape
+        ink[30 : 30 + h, col : col + w][cut.mask] = cut.ink[cut.mask]
+    small = coarse_ink(ink)
+    jobs = list(enumerate(cuts))
+    one_by_one = [search(ink, cut, j, small) for j, cut in jobs]
+    together = list(search_many(ink, jobs, small))
+    assert [[(p.cutout, p.score, p.cy, p.cx) for p in found] for found in together] == [
+        [(p.cutout, p.score, p.cy, p.cx) for p in found] for found in one_by_one
+    ]
+    first = search_many(ink, jobs, small)  # a cancelled import stops after what is running
+    next(first)
+    first.close()
 
 
 def _bent(cut: Cutout, degrees: float) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ from napari_karyo.core.iscn import iscn
 from napari_karyo.core.karyotype.karyogram_import.assign import assign, cut_masks, spread_objects, unexplained
 from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout, cut_out
 from napari_karyo.core.karyotype.karyogram_import.layout import Layout, read_labels
-from napari_karyo.core.karyotype.karyogram_import.match import coarse_ink, search, spread_ink
+from napari_karyo.core.karyotype.karyogram_import.match import coarse_ink, search_many, spread_ink
 from napari_karyo.core.karyotype.karyogram_import.rescue import rescue, research
 from napari_karyo.core.karyotype.report.exports import write_karyotype_files
 from napari_karyo.core.results import Chromosome, SpreadResult
@@ -217,9 +217,9 @@ def import_steps(spread_path: str | Path, karyogram_path: str | Path, layout: La
     ink = spread_ink(read_rgb(spread_path))
     scale = _check_scale(cuts, ink, spread_path, karyogram_path)
     search_cuts = cuts if SCALE_OK[0] <= scale <= SCALE_OK[1] else _rescale(cuts, scale)
-    cands, small = [], coarse_ink(ink)
-    for j, cut in enumerate(search_cuts):
-        cands += search(ink, cut, j, small)
+    cands: list = []
+    for j, found in enumerate(search_many(ink, list(enumerate(search_cuts)), coarse_ink(ink))):
+        cands += found
         yield "matching", j + 1, len(cuts)
     placed = assign(cands, len(cuts))
     confident = sum(p.score >= CONFIDENT for p in placed.values())

@@ -25,7 +25,7 @@ from napari_karyo.core.karyotype.karyogram_import.match import (
     _templates,
     coarse_ink,
     masked_ncc,
-    search,
+    search_many,
 )
 
 WEAK = 0.8  # placements scoring lower may move to an unexplained object that fits better
@@ -92,8 +92,8 @@ def research(ink: np.ndarray, cuts: list[Cutout], placed: dict[int, Placement], 
     residual = ink * valid
     small = coarse_ink(residual)
     cands = [placed[j] for j in todo if j in placed]
-    for j in todo:
-        cands += search(residual, cuts[j], j, small, valid)
+    for found in search_many(residual, [(j, cuts[j]) for j in todo], small, valid):
+        cands += found
     again = assign(cands, len(cuts))
     return {j: p for j, p in placed.items() if j not in todo} | again
 

@@ -153,9 +153,8 @@ def test_a_second_image_in_a_tiff_is_not_silently_dropped(tmp_path):
     tifffile.imwrite(thumb, _spread())
     tifffile.imwrite(thumb, _spread()[::4, ::4], append=True)
     assert read_image(thumb).shape == _spread().shape
-    two = (
-        tmp_path / "two_series.tif"
-    )  # a small second image of other content is a second series, not a preview
+    # a small second image of other content is a second series, not a preview
+    two = tmp_path / "two_series.tif"
     tifffile.imwrite(two, _spread())
     tifffile.imwrite(two, _spread()[:40, :40], append=True)
     with pytest.raises(ImageReadError, match="holds 2 images"):

@@ -132,13 +132,12 @@ def test_model_only_layers_are_not_user_edits():
 
 
 def test_text_contrasts_with_the_image():
-    from napari_karyo._napari.karyotype.layers import text_colour_for
+    from napari_karyo._napari.karyotype.layers import is_dark
 
-    gband = np.full((40, 40), 230, np.uint8)  # light background, dark chromosomes
+    gband = np.full((40, 40), 230, np.uint8)  # light background, dark chromosomes: black text
     gband[10:30, 18:22] = 40
-    dapi = 255 - gband
-    assert text_colour_for(gband) == "black" and text_colour_for(dapi) == "white"
-    assert text_colour_for(dapi.astype(np.uint16) * 200) == "white"
+    dapi = 255 - gband  # white text
+    assert not is_dark(gband) and is_dark(dapi) and is_dark(dapi.astype(np.uint16) * 200) and is_dark(None)
 
 
 def test_class_numbers_on_g_band_are_black_on_a_light_halo_and_two_crossing_homologues_differ():

@@ -279,14 +279,10 @@ def has_user_edits(layer) -> bool:
     return user or edited
 
 
-def text_colour_for(image: np.ndarray) -> str:
-    """Black text on a light background (G-band), white on a dark one (DAPI, fluorescence): white labels vanish
-    on G-band. Judged by the median against the image's own range, so any bit depth works."""
-    return "white" if is_dark(image) else "black"
-
-
 def is_dark(image: np.ndarray | None) -> bool:
-    """A dark background (DAPI, fluorescence) rather than a light one (G-band); no image counts as dark."""
+    """A dark background (DAPI, fluorescence) rather than a light one (G-band); no image counts as dark. Text on
+    the layers is white on a dark image, black on a light one (white labels vanish on G-band). Judged by the
+    median against the image's own range, so any bit depth works."""
     if image is None:
         return True
     img = np.asarray(image, dtype=np.float32)

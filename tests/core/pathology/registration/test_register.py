@@ -76,6 +76,23 @@ def test_rotation_and_translation_recovered(fixed):
     assert np.median(coarse_err) < 4
 
 
+def test_half_resolution_flow_matches_the_full_one(fixed):
+    """The first mid-stage flow runs on every 2nd pixel: brought back to the working grid it must say the same
+    as the full-resolution flow where the tissue is (a known shift: moving -> fixed by (3, -2), so the fixed pixel
+    x is found in the moving slide at x - (3, -2))."""
+    from napari_karyo.core.pathology.registration.align import _flow
+    from napari_karyo.core.pathology.tissue import slide_view
+
+    moving = make_moving(fixed, rigid(0, (3, -2), centre=(0, 0)), fixed.shape[:2])
+    fv, mv = slide_view(fixed, 1.0), slide_view(moving, 1.0)
+    full, half = _flow(fv, mv, Transform.identity()), _flow(fv, mv, Transform.identity(), step=2)
+    assert half.shape == full.shape == (2, *fixed.shape[:2])
+    inner = fv.mask & np.roll(fv.mask, (3, -2), (0, 1))
+    for flow in (full, half):
+        assert np.allclose(np.median(flow[:, inner], axis=1), (-3, 2), atol=0.5)
+    assert np.median(np.abs(half - full)[:, inner]) < 0.5
+
+
 def test_different_sizes_and_scale(fixed):
     truth = rigid(-20, (20, 15), centre=(0, 0))
     moving = make_moving(fixed, truth, (260, 300))  # a bigger slide, tissue elsewhere on it

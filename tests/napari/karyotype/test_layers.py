@@ -158,3 +158,15 @@ def test_class_numbers_on_g_band_are_black_on_a_light_halo_and_two_crossing_homo
     _, shapes = as_layers(result)
     assert np.abs(shapes.edge_color[0] - shapes.edge_color[1]).max() > 0.2  # one class, two outline shades
     assert sorted(layer.features["instance"]) == [0, 1]
+
+
+def test_number_spacing_clears_the_discs_and_survives_a_slightly_wider_karyogram():
+    """The spacing keeps two number discs apart at whole-cell zoom, and a karyogram a few pixels wider after an
+    edit (the case that made every edit place all numbers again) gives the same spacing."""
+    from napari_karyo._napari.karyotype.layers import DISC_PX, SPACING_STEP, whole_cell_spacing
+
+    canvas, world = (581, 416), (687, 1290)  # the Xvfb window and a BioImLab spread beside its karyogram
+    spacing = whole_cell_spacing(canvas, world)
+    zoom = 0.95 * min(c / w for c, w in zip(canvas, world, strict=True))
+    assert spacing * zoom >= DISC_PX + 1 and spacing % SPACING_STEP == 0
+    assert whole_cell_spacing(canvas, (708, 1317)) == spacing

@@ -265,7 +265,11 @@ class KaryotypeWidget(QWidget):
         key = project_image_path(image_layer)
         picture = np.asarray(image_layer.data[0] if image_layer.multiscale else image_layer.data)
         try:
-            project = Project.open(key, measurer=SpreadMeasurer(picture)) if key is not None else None
+            project = (
+                Project.open(key, measurer=self._prepared(SpreadMeasurer(picture)))
+                if key is not None
+                else None
+            )
         except KaryoError as exc:
             show_error(str(exc))
             return False
@@ -291,7 +295,12 @@ class KaryotypeWidget(QWidget):
 
     def _measurer(self, result) -> SpreadMeasurer | None:
         picture = self._picture()
-        return None if picture is None else SpreadMeasurer(picture, known=result.measurements)
+        return None if picture is None else self._prepared(SpreadMeasurer(picture, known=result.measurements))
+
+    @staticmethod
+    def _prepared(measurer: SpreadMeasurer) -> SpreadMeasurer:
+        measurer.prepare_in_background()  # while the layers are drawn, not in the user's first split
+        return measurer
 
     def _add_layers(self, result, project=None) -> None:
         self._adding = True

@@ -109,3 +109,18 @@ def test_spread_table_and_relative_length():
     result.chromosomes[2].class_id = 5  # the user renames the X an autosome: three autosomes make the set now
     relabelled = measure.fill_relative_lengths(ms, result)
     assert abs(sum(m.relative_length for m in relabelled) - 200) < 0.1
+
+
+def test_spread_normalised_in_the_background_once_and_measured_the_same(monkeypatch):
+    """The dock normalises the spread on a thread when a result arrives; a split right away waits for that one
+    normalisation instead of starting a second, and measures exactly as without it."""
+    img, mask, _, _ = bent_chromosome()
+    result = SpreadResult(img.shape, [Chromosome.from_full_mask(mask, class_id=1)])
+    plain = [m.length_px for m in measure.SpreadMeasurer(img).measure(result)]
+    calls = []
+    real = measure.normalise_intensity
+    monkeypatch.setattr(measure, "normalise_intensity", lambda im: calls.append(1) or real(im))
+    measurer = measure.SpreadMeasurer(img)
+    measurer.prepare_in_background()
+    assert [m.length_px for m in measurer.measure(result)] == plain
+    assert len(calls) == 1

@@ -110,8 +110,13 @@ def test_delete_swap_accept_and_undo_redo_restore_exactly(analysed):
     labels.selected_label = a
     centromeres = viewer.layers[f"{IMAGE} centromeres"]
     assert not centromeres.visible  # off by default: a hidden Points layer must still follow a removal
+    selection = viewer.layers[f"{IMAGE} selected"]
+    writes = []
+    selection.events.data.connect(lambda e: writes.append(e.action))
     widget.edit_panel.delete_button.click()
     assert len(labels.features) == len(start[1]) - 1 and len(shapes.data) == len(start[1]) - 1
+    # the selection moved twice (the render, then nothing selected) but its rectangles were rewritten once
+    assert len(selection.data) == 0 and writes.count("removed") == 1 and "added" not in writes
     centromeres.visible = True
     assert len(centromeres.data) == len(start[1]) - 1 == len(_numbers(viewer).data)
     widget.edit_panel.accept_button.click()

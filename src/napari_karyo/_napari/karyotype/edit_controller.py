@@ -72,16 +72,17 @@ class EditController:
     def act(self, action: Callable, *args):
         """Run one EditSession action (a bound method) and re-render; a refused action changes nothing and says
         why."""
-        try:
-            out = action(*args)
-        except KaryoError as exc:
-            self.on_message(str(exc))
-            self.render()  # a refused paint stroke is already on the layer: show the session's state again
-            return None
-        self.picked, self.typed = [], ""
-        self.on_message("")  # an earlier refusal or pick list no longer applies
-        self.render()
-        return out
+        with self.view.selection_held():
+            try:
+                out = action(*args)
+            except KaryoError as exc:
+                self.on_message(str(exc))
+                self.render()  # a refused paint stroke is already on the layer: show the session's state again
+                return None
+            self.picked, self.typed = [], ""
+            self.on_message("")  # an earlier refusal or pick list no longer applies
+            self.render()
+            return out
 
     def _reselect(self, removed: list[int], into: int = 0) -> None:
         """Keep the selection on the same chromosome after ids above removed ones moved down; a removed one
@@ -136,18 +137,20 @@ class EditController:
         ):
             self.on_message("join cancelled: the objects do not touch")
             return None
-        joined = self.act(self.session.join, ids)
-        if joined is not None:
-            self._reselect(sorted(ids)[1:], into=joined)  # the lowest id stays: it is the joined one
+        with self.view.selection_held():
+            joined = self.act(self.session.join, ids)
+            if joined is not None:
+                self._reselect(sorted(ids)[1:], into=joined)  # the lowest id stays: it is the joined one
         return joined
 
     def delete(self) -> None:
         ids = self.targets()
         if ids:
             done = len(self.session.history_names)
-            self.act(self.session.delete, ids)
-            if len(self.session.history_names) > done:
-                self._reselect(sorted(ids))
+            with self.view.selection_held():
+                self.act(self.session.delete, ids)
+                if len(self.session.history_names) > done:
+                    self._reselect(sorted(ids))
         else:
             self.on_message("delete: select or Alt+click an object first")
 
@@ -280,11 +283,12 @@ class EditController:
             masks[label_id] = mask
         removed = [k for k, m in masks.items() if k <= result.count and not m.any()]
         done = len(self.session.history_names)
-        new_ids = self.act(self.session.paint, masks, self._draw_class)
-        if new_ids:
-            self._draw_class = 0  # the picked class was for this drawing; later fresh ids start unnamed
-        if removed and len(self.session.history_names) > done:
-            self._reselect(removed)
+        with self.view.selection_held():
+            new_ids = self.act(self.session.paint, masks, self._draw_class)
+            if new_ids:
+                self._draw_class = 0  # the picked class was for this drawing; later fresh ids start unnamed
+            if removed and len(self.session.history_names) > done:
+                self._reselect(removed)
 
     def _on_click(self, layer, event):
         if "Alt" not in event.modifiers or event.type != "mouse_press":

@@ -14,6 +14,8 @@ No Qt here.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from napari_karyo._napari.karyotype.layer_updates import (
@@ -54,6 +56,7 @@ class KaryogramView:
         self._background: tuple | None = None
         self._tiles: dict = {}  # straightened cut-outs kept between rebuilds (build_karyogram's cache)
         self._rects: list = []  # the selection rectangles last drawn
+        self._held = 0  # > 0: selection rectangles wait for the end of `selection_held`
         self._applied: dict[str, dict] = {}  # per layer: the properties last given to it
         self._pending_colormap = None  # karyogram ids colours not yet sent: the layer is not shown
         self.rebuild()
@@ -244,8 +247,22 @@ class KaryogramView:
             self._syncing = False
         self._outline_selection()
 
+    @contextmanager
+    def selection_held(self):
+        """Draw the selection rectangles once, at the end: an edit moves the selection several times (render,
+        then the ids shift), and each rewrite of the Shapes layer costs ~35 ms."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if not self._held:
+                self._outline_selection()
+
     def _outline_selection(self) -> None:
         """A rectangle around the selected chromosome in the spread and in the karyogram."""
+        if self._held:
+            return
         label_id = int(self.labels.selected_label)
         rects = []
         if self.karyogram is not None and label_id in self.karyogram.boxes:

@@ -14,7 +14,7 @@ import karyogram_synth as synth
 from napari_karyo.cli import main
 from napari_karyo.core.errors import KaryoError, KaryogramImportError
 from napari_karyo.core.jobs import run_to_end
-from napari_karyo.core.karyotype.karyogram_import.assign import assign
+from napari_karyo.core.karyotype.karyogram_import.assign import _fill_holes_in_box, assign
 from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout, _split_in_two
 from napari_karyo.core.karyotype.karyogram_import.importer import import_steps, pair_files, write_import
 from napari_karyo.core.karyotype.karyogram_import.layout import (
@@ -300,3 +300,15 @@ def test_hidden_first_label_of_a_row_is_not_read_as_a_missing_last_one():
     row = [_Box(214.0, x, 12, 8, ()) for x in (237.0, 400.0, 533.0, 670.0)]
     idx, coef = _fit_row(row, ("1", "2", "3", "4", "5"), 744, ("Y",))
     assert idx == (1, 2, 3, 4) and 0 <= coef[0] < 237
+
+
+def test_holes_filled_in_the_box_as_on_the_whole_spread():
+    """Masks are hole-filled on their halo's box only (cut_masks, per chromosome): the same pixels as on the
+    whole image, also for boxes at the image border and holes open to the box's edge."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        within = np.zeros((60, 80), bool)
+        r0, c0 = rng.integers(0, 50), rng.integers(0, 70)
+        within[r0 : r0 + rng.integers(3, 30), c0 : c0 + rng.integers(3, 30)] = True
+        mask = ndi.binary_closing(within & (rng.random(within.shape) > rng.uniform(0.1, 0.6))) & within
+        assert np.array_equal(_fill_holes_in_box(mask, within), ndi.binary_fill_holes(mask))

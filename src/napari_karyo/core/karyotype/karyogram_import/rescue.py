@@ -13,6 +13,8 @@ cut-out moves only when the object fits it better than its place.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.optimize import linear_sum_assignment
@@ -21,6 +23,7 @@ from napari_karyo.core.karyotype.karyogram_import.assign import assign
 from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout
 from napari_karyo.core.karyotype.karyogram_import.match import (
     MARGIN,
+    SEARCH_THREADS,
     Placement,
     _templates,
     coarse_ink,
@@ -106,7 +109,10 @@ def rescue(
     todo = movable(placed, len(cuts))
     if not todo or not objects:
         return {}
-    score = np.array([[fit(ink, o, cuts[j]) for o in objects] for j in todo])
+    pairs = [(j, o) for j in todo for o in objects]
+    with ThreadPoolExecutor(max_workers=SEARCH_THREADS) as pool:  # as search_many: both cores, same scores
+        fits = list(pool.map(lambda pair: fit(ink, pair[1], cuts[pair[0]]), pairs))
+    score = np.array(fits).reshape(len(todo), len(objects))
     now = np.array([placed[j].score if j in placed else 0.0 for j in todo])
     # stay (or stay lost) unless an object fits better than the current place and well enough on its own
     cost = np.where((score >= MIN_PARTS) & (score > now[:, None]), -score, 0.0)

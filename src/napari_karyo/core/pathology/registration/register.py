@@ -4,10 +4,10 @@ All stages work in one frame: the fixed slide's pixels at a working size set by 
 (WORK_SIDE on its longest side; the moving slide at the same pixel size), so a moving slide on a larger, padded or
 cropped canvas is seen at the same resolution. Padding (uniform white/black fill at the border) is no data.
 coarse (~256 px): rotation search over 360 deg x FFT cross-correlation of the tissue images (robust first guess;
-    feature matching fails across stains), then an affine (scale, shear) fit of the tissue silhouettes.
+    feature matching fails across stains), then an affine (scale, shear) fit of the tissue silhouettes (~128 px).
 mid (~512 px): intensity-based: optical flow (TV-L1) between the two OD images ranked over the pixels where both
     slides have data (comparable contrast whatever the canvases), an affine fitted to it inside the tissue
-    (iterated), each correction kept only if it raises the similarity.
+    (twice: the first flow at half resolution), each correction kept only if it raises the similarity.
 fine: the smoothed residual flow of the mid stage as a non-rigid field, kept only if it raises both the similarity
     and the detail correlation, concentrated on `region_mask` (the annotated regions) when given.
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
@@ -164,21 +165,23 @@ def is_spread_with_thumbnails(tif) -> bool:
     rows, cols = first.shape[:2]
     if max(rows, cols) > SPREAD_MAX_SIDE:
         return False
+    first_grey = functools.cache(lambda: to_grey(first.asarray()))  # decoded once, for any number of pages
     return all(
         int(p.subfiletype) & 1
-        or (p.shape[0] <= rows // 2 and p.shape[1] <= cols // 2 and _is_reduced_copy(first, p))
+        or (p.shape[0] <= rows // 2 and p.shape[1] <= cols // 2 and _is_reduced_copy(first_grey, p))
         for p in pages[1:]
     )
 
 
-def _is_reduced_copy(first, page) -> bool:
-    """Whether a small TIFF page shows the first page's picture (grey levels correlate once the first is shrunk)."""
+def _is_reduced_copy(first_grey, page) -> bool:
+    """Whether a small TIFF page shows the first page's picture (`first_grey()`: grey levels correlate once the
+    first is shrunk)."""
     from skimage.transform import resize
 
     small = to_grey(page.asarray())
     if small.ndim != 2 or min(small.shape) < 2:
         return False
-    shrunk = resize(to_grey(first.asarray()), small.shape, anti_aliasing=True)
+    shrunk = resize(first_grey(), small.shape, anti_aliasing=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         likeness = np.corrcoef(shrunk.ravel(), small.ravel())[0, 1]
     return bool(likeness >= THUMBNAIL_LIKENESS)

@@ -10,6 +10,7 @@ pytest.importorskip("napari")
 from napari.layers import Image, Labels, Points, Shapes
 
 from napari_karyo._napari.karyotype.layer_updates import (
+    extent_checks_deferred,
     same_value,
     set_changed,
     update_paths,
@@ -122,6 +123,27 @@ def test_shapes_are_replaced_in_their_style_without_a_data_replacement():
     assert len(layer.data) == 0
 
 
+def test_extent_check_runs_once_per_batch_and_the_dims_follow_the_data(monkeypatch):
+    from napari.components import ViewerModel
+
+    viewer = ViewerModel()
+    labels = viewer.add_labels(np.zeros((8, 8), np.uint8))
+    points = viewer.add_points(np.zeros((2, 2)))
+    checks = []
+    check = ViewerModel._on_layers_change
+    monkeypatch.setattr(ViewerModel, "_on_layers_change", lambda self: checks.append(1) or check(self))
+    with extent_checks_deferred(viewer):
+        labels.data = np.zeros((8, 8), np.uint8)
+        with extent_checks_deferred(viewer):  # nested: still one check, at the outer end
+            points.data = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+        points.data = np.array([[0.0, 0.0], [120.0, 50.0]])  # beyond the labels: the extent grows
+        assert checks == []
+    assert checks == [1]
+    assert viewer.dims.range[0].stop >= 120 and viewer.dims.range[1].stop >= 50
+    labels.data = np.ones((8, 8), np.uint8)  # outside a batch napari checks after each data event again
+    assert checks == [1, 1]
+
+
 def test_same_value_compares_arrays_tables_and_dicts():
     import pandas as pd
 
@@ -134,9 +156,11 @@ def test_same_value_compares_arrays_tables_and_dicts():
 
 
 @pytest.mark.gui
-def test_dock_edits_write_only_the_changed_objects_into_the_same_layers(analysed):
+def test_dock_edits_write_only_the_changed_objects_into_the_same_layers(analysed, monkeypatch):
     """Relabel, delete, undo and redo through the dock's editor: the layers show what a rebuild from the
-    session's result would, their arrays are kept, and only changed pixels and outlines are written."""
+    session's result would, their arrays are kept, only changed pixels and outlines are written, and napari
+    checks the layers' extent once per edit."""
+    from napari.components import ViewerModel
     from widget_helpers import IMAGE
 
     from napari_karyo._napari.karyotype.layers import result_to_layer_data
@@ -148,6 +172,9 @@ def test_dock_edits_write_only_the_changed_objects_into_the_same_layers(analysed
     shown = labels.data
     labels_replaced, shape_actions, painted = _data_events(labels), _data_events(shapes), []
     labels.events.paint.connect(lambda e: painted.append(sum(len(atom[0][0]) for atom in e.value)))
+    checks = []
+    check = ViewerModel._on_layers_change
+    monkeypatch.setattr(ViewerModel, "_on_layers_change", lambda self: checks.append(1) or check(self))
 
     def same_as_rebuild():
         (data, _, _), (paths, skw, _) = result_to_layer_data(editor.session.result, "rebuilt")
@@ -158,7 +185,7 @@ def test_dock_edits_write_only_the_changed_objects_into_the_same_layers(analysed
         assert list(shapes.features["class"]) == list(skw["features"]["class"])  # numbers: their own layer
         assert labels_replaced == []
 
-    labels.selected_label = 5
+    labels.selected_label = 5  # the selection rectangles move: one check
     editor.type_key("7")  # relabel: colours and rows change, no pixel and no outline shape
     assert editor.session.result.chromosomes[4].class_id == 7
     assert painted == [] and shape_actions == []
@@ -177,6 +204,9 @@ def test_dock_edits_write_only_the_changed_objects_into_the_same_layers(analysed
         shape_actions.clear()
         step()
         same_as_rebuild()
+    assert (
+        checks == [1] * 6
+    )  # the selection, then relabel, delete (outlines, points, karyogram, selection), undo ×2, redo
     # the karyogram canvas only grows: going back and forth rewrites its pixels in the same arrays
     assert kg_image.data is karyogram_arrays[0] and kg_ids.data is karyogram_arrays[1]
     kg_ids.opacity = 0.5  # the class tint, asked for: the ids get their colours now

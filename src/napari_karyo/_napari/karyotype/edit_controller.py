@@ -17,10 +17,16 @@ Removing the chromosome layer from the viewer ends the editing (keys unbound): e
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 
-from napari_karyo._napari.karyotype.layer_updates import set_changed, update_paths, write_labels
+from napari_karyo._napari.karyotype.layer_updates import (
+    extent_checks_deferred,
+    set_changed,
+    update_paths,
+    write_labels,
+)
 from napari_karyo._napari.karyotype.layers import result_to_layer_data
 from napari_karyo.core import classes
 from napari_karyo.core.errors import KaryoError
@@ -72,7 +78,7 @@ class EditController:
     def act(self, action: Callable, *args):
         """Run one EditSession action (a bound method) and re-render; a refused action changes nothing and says
         why."""
-        with self.view.selection_held():
+        with self._batch():
             try:
                 out = action(*args)
             except KaryoError as exc:
@@ -83,6 +89,13 @@ class EditController:
             self.on_message("")  # an earlier refusal or pick list no longer applies
             self.render()
             return out
+
+    @contextmanager
+    def _batch(self):
+        """One edit's layer writes: the selection rectangles drawn and napari's extent check run once, at the
+        end (a join or delete wraps its action and the reselection: both nest)."""
+        with extent_checks_deferred(self.viewer), self.view.selection_held():
+            yield
 
     def _reselect(self, removed: list[int], into: int = 0) -> None:
         """Keep the selection on the same chromosome after ids above removed ones moved down; a removed one
@@ -137,7 +150,7 @@ class EditController:
         ):
             self.on_message("join cancelled: the objects do not touch")
             return None
-        with self.view.selection_held():
+        with self._batch():
             joined = self.act(self.session.join, ids)
             if joined is not None:
                 self._reselect(sorted(ids)[1:], into=joined)  # the lowest id stays: it is the joined one
@@ -147,7 +160,7 @@ class EditController:
         ids = self.targets()
         if ids:
             done = len(self.session.history_names)
-            with self.view.selection_held():
+            with self._batch():
                 self.act(self.session.delete, ids)
                 if len(self.session.history_names) > done:
                     self._reselect(sorted(ids))
@@ -185,7 +198,8 @@ class EditController:
         self.picked = []  # ids picked before may now name other objects
         done = names[-1] if which == "undo" else self.session.history_names[-1]
         self.on_message(f"{which}: {done.replace('_', ' ')}")
-        self.render()
+        with self._batch():
+            self.render()
 
     def draw_new(self, class_id: int = 0) -> int:
         """Paint mode with a fresh id; the stroke becomes a new user object of `class_id`."""
@@ -283,7 +297,7 @@ class EditController:
             masks[label_id] = mask
         removed = [k for k, m in masks.items() if k <= result.count and not m.any()]
         done = len(self.session.history_names)
-        with self.view.selection_held():
+        with self._batch():
             new_ids = self.act(self.session.paint, masks, self._draw_class)
             if new_ids:
                 self._draw_class = 0  # the picked class was for this drawing; later fresh ids start unnamed

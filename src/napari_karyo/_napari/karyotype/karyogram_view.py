@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from napari_karyo._napari.karyotype.layer_updates import (
+    extent_checks_deferred,
     same_value,
     write_image,
     write_labels,
@@ -283,11 +284,12 @@ class KaryogramView:
         ):
             return
         self._rects = rects
-        self._put(
-            "selected", "shapes", [(r - 0.5, "rectangle") for r in rects], shape_type="rectangle", name=f"{self.base} selected",
-            edge_color="white", face_color="transparent", edge_width=1.5,
-            translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
-        )  # fmt: skip
+        with extent_checks_deferred(self.viewer):  # the Shapes layer's remove and add: one check
+            self._put(
+                "selected", "shapes", [(r - 0.5, "rectangle") for r in rects], shape_type="rectangle",
+                name=f"{self.base} selected", edge_color="white", face_color="transparent", edge_width=1.5,
+                translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
+            )  # fmt: skip
 
     def _on_centromere_moved(self, event) -> None:
         """A dragged centromere point becomes an edit: `on_centromere(label_id, (row, col), index)`."""

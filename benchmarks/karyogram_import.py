@@ -25,7 +25,12 @@ import numpy as np
 from bench_common import data_missing, parser, report
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.jobs import run_to_end
-from napari_karyo.core.karyotype.karyogram_import.importer import import_steps, read_rgb, write_import
+from napari_karyo.core.karyotype.karyogram_import.importer import (
+    NORMAL_KARYOTYPES,
+    import_steps,
+    read_rgb,
+    write_import,
+)
 
 FOREIGN_PAIRS = 10
 
@@ -137,6 +142,10 @@ def main() -> int:
         "seconds_max": float(np.max([r["seconds"] for r in rows])),
         "cpu_seconds_median": float(np.median([r["cpu_seconds"] for r in ok])) if ok else 0.0,
         "foreign_refused": f"{sum(f['refused'] for f in foreign_rows)}/{len(foreign_rows)}",
+        # counts are compared with the karyogram as read: a misread label shows up here, not in counts_equal
+        "not_normal_readings": [
+            f"{r['cell']} {r['karyogram']}" for r in ok if r["karyogram"] not in NORMAL_KARYOTYPES
+        ],
         "per_cell": rows,
         "foreign": foreign_rows,
     }
@@ -147,7 +156,9 @@ def main() -> int:
         f"unexplained spread objects per cell: {result['unexplained_per_cell']:.1f}\n"
         f"seconds per cell: median {result['seconds_median']:.1f} wall ({result['cpu_seconds_median']:.1f} CPU), "
         f"max {result['seconds_max']:.1f}\n"
-        f"foreign karyograms refused: {result['foreign_refused']}"
+        f"foreign karyograms refused: {result['foreign_refused']}\n"
+        f"karyograms not read as 46,XX/XY (abnormal cells or misread labels; check by eye): "
+        f"{', '.join(result['not_normal_readings']) or 'none'}"
     )
     return report(result, table, args.json)
 

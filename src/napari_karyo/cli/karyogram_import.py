@@ -45,6 +45,8 @@ def cmd_import_karyogram(args) -> int:
             f"{f' (not found: {lost})' if lost else ''}, {imp.unexplained} spread objects unexplained, "
             f"{review} to review, {imp.result.seconds:.1f} s -> {folder}"
         )
+        if imp.reading_note:
+            print(f"{spread.name}: note: {imp.reading_note}")
     return 2 if failures else 0
 
 

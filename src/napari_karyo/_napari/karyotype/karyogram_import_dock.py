@@ -91,5 +91,6 @@ class KaryogramImportWidget(QWidget):
         self.summary_label.setText(
             f"karyogram {imp.karyogram_iscn}: {imp.placed} of {imp.cutouts} chromosomes placed; not found: {lost}; "
             f"{imp.unexplained} spread objects not in the karyogram; {review} to review -> {folder}"
+            + (f"\nNote: {imp.reading_note}" if imp.reading_note else "")
         )
         self.viewer.open(str(Path(folder) / "annotations.json"), plugin="napari-karyo")

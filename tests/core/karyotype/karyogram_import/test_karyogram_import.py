@@ -15,7 +15,7 @@ from napari_karyo.cli import main
 from napari_karyo.core.errors import KaryoError, KaryogramImportError
 from napari_karyo.core.jobs import run_to_end
 from napari_karyo.core.karyotype.karyogram_import.assign import _fill_holes_in_box, assign
-from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout, _split_in_two
+from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout, _row_members, _split_in_two
 from napari_karyo.core.karyotype.karyogram_import.importer import import_steps, pair_files, write_import
 from napari_karyo.core.karyotype.karyogram_import.layout import (
     Layout,
@@ -97,9 +97,19 @@ def test_layout_files_json_yaml_and_bad(tmp_path):
         load_layout(tmp_path / "none.json")
 
 
-def test_cli_writes_an_ordinary_result(cell, tmp_path):
+def test_a_karyogram_not_reading_46_xx_or_xy_gets_a_note_to_check_its_classes(cell):
+    import dataclasses
+
+    imp = cell[-1]  # the synthetic karyogram holds 13 chromosomes
+    assert "13,XX,-3,-3" in imp.reading_note and imp.summary()["reading_note"] == imp.reading_note
+    for normal in ("46,XX", "46,XY"):
+        assert dataclasses.replace(imp, karyogram_iscn=normal).reading_note == ""
+
+
+def test_cli_writes_an_ordinary_result(cell, tmp_path, capsys):
     s, k, _, names, _ = cell
     assert main(["-q", "import-karyogram", s, k, "--out", str(tmp_path)]) == 0
+    assert "note: the karyogram reads 13,XX" in capsys.readouterr().out
     folder = tmp_path / "7"
     doc = json.loads((folder / "annotations.json").read_text())
     named = [o for o in doc["objects"] if o["category_id"]]
@@ -203,6 +213,15 @@ def test_short_cutout_on_part_of_a_long_chromosome_yields_it_to_the_long_cutout(
     astride = _placement(2, 0.95, 12, 40, (0, 30))  # would sit on both the long one and the short one
     placed = assign([part, long_, elsewhere, astride], 3)
     assert placed == {0: long_, 2: elsewhere}
+
+
+def test_long_chromosome_reaching_up_past_the_row_above_stays_on_its_own_label_row():
+    rows = [100.0, 250.0, 400.0]  # label lines; row spacing 150
+    centres = np.array([60.0, 240.0, 235.0, 255.0])
+    bottoms = np.array([95.0, 390.0, 262.0, 258.0])
+    # a short one in row 0; a long one standing on row 2's labels whose centre is above row 1's; a short one
+    # whose foot covers row 1's label; a pale tip just below row 1's labels (the top of a row-2 chromosome)
+    assert _row_members(centres, bottoms, rows) == [[0], [2], [1, 3]]
 
 
 def test_touching_homologues_split_where_they_touch_not_across_a_bent_arm():

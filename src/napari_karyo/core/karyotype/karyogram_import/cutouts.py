@@ -25,6 +25,7 @@ JOIN_GAP = 6  # pixels: a small piece this close to a chromosome is part of it (
 STACK_GAP = 14  # pixels: two pieces of one class one above the other this close are one chromosome
 SCRAP = 0.3  # a piece this small next to its class's others, in a class with too many pieces, is dropped
 TWO_COPIES = 1.6  # a lone piece this many times its class's expected area is two touching homologues
+ROW_OVERLAP = 0.25  # a chromosome's lower end may lie this share of the row spacing below its own label row
 
 
 @dataclass
@@ -66,11 +67,15 @@ def _components(grey: np.ndarray, glyphs: np.ndarray) -> np.ndarray:
     return lab
 
 
-def _row_members(centres: np.ndarray, row_ys: list[float]) -> list[list[int]]:
-    """Indices of the pieces per label row: the first row whose labels lie below the piece's centre."""
+def _row_members(centres: np.ndarray, bottoms: np.ndarray, row_ys: list[float]) -> list[list[int]]:
+    """Indices of the pieces per label row: the first row whose labels lie below the piece's centre, or below
+    its lower end less ROW_OVERLAP of the row spacing when that is lower (a long chromosome standing on its label
+    reaches up past the labels of the row above)."""
+    spacing = float(np.median(np.diff(row_ys))) if len(row_ys) > 1 else 0.0
     members: list[list[int]] = [[] for _ in row_ys]
-    for j, cy in enumerate(centres):
-        below = [r for r, y in enumerate(row_ys) if y > cy]
+    for j, (centre, bottom) in enumerate(zip(centres, bottoms, strict=True)):
+        level = max(centre, bottom - ROW_OVERLAP * spacing)
+        below = [r for r, y in enumerate(row_ys) if y > level]
         members[below[0] if below else len(row_ys) - 1].append(j)
     return members
 
@@ -198,7 +203,7 @@ def cut_out(rgb: np.ndarray, labels: list[Label], layout: Layout) -> list[Cutout
     lab = _components(grey, label_boxes(rgb, layout))
     ids = [i for i in np.unique(lab) if i]
     slices = ndi.find_objects(lab)
-    pieces, centres, feet = [], [], []
+    pieces, centres, bottoms, feet = [], [], [], []
     for i in ids:
         sl = slices[i - 1]
         mask = lab[sl] == i
@@ -206,12 +211,13 @@ def cut_out(rgb: np.ndarray, labels: list[Label], layout: Layout) -> list[Cutout
         low = rr >= np.percentile(rr, 75)
         pieces.append((sl, mask))
         centres.append(rr.mean() + sl[0].start)
+        bottoms.append(float(sl[0].stop))
         feet.append(cc[low].mean() + sl[1].start)
     row_ys = [
         float(np.median([lb.y for lb in labels if lb.row == r])) for r in sorted({lb.row for lb in labels})
     ]
     out = []
-    for r, members in enumerate(_row_members(np.array(centres), row_ys)):
+    for r, members in enumerate(_row_members(np.array(centres), np.array(bottoms), row_ys)):
         row_labels = [lb for lb in labels if lb.row == r]
         if not members or not row_labels:
             continue

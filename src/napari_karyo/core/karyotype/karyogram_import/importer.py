@@ -37,6 +37,7 @@ CONFIDENT = 0.85  # a match this good is not chance: chance placements of a fore
 SCALE_OK = (0.9, 1.1)  # chromosome-size ratio treated as the same resolution
 SCALE_MAX = 1.6  # beyond this ratio (either way) the images are refused
 NUCLEUS = 2.5  # spread objects this many times thicker than the thickest cut-out are nuclei
+NORMAL_KARYOTYPES = ("46,XX", "46,XY")
 
 
 @dataclass
@@ -52,10 +53,23 @@ class ImportResult:
     layout: str = ""
     scale: float = 1.0
 
+    @property
+    def reading_note(self) -> str:
+        """A word of caution when the karyogram does not read as a normal karyotype: either the cell is abnormal
+        or a class label was misread (a hidden label placed wrongly, a piece taken for a chromosome), and the
+        classes of this cell should be checked before it becomes training data."""
+        if self.karyogram_iscn in NORMAL_KARYOTYPES:
+            return ""
+        return (
+            f"the karyogram reads {self.karyogram_iscn}, not a normal karyotype: check its classes against the "
+            "karyogram (an abnormal cell, or a misread label)"
+        )
+
     def summary(self) -> dict:
         """What karyotype.json records about the import (the karyogram's own counts among it)."""
         return {
             "karyogram_iscn": self.karyogram_iscn,
+            "reading_note": self.reading_note,
             "karyogram_classes": self.karyogram_counts,
             "cutouts": self.cutouts,
             "placed": self.placed,

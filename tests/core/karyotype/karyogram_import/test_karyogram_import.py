@@ -321,6 +321,14 @@ def test_hidden_first_label_of_a_row_is_not_read_as_a_missing_last_one():
     assert idx == (1, 2, 3, 4) and 0 <= coef[0] < 237
 
 
+def test_half_hidden_two_digit_label_does_not_outweigh_even_spacing():
+    # label boxes of cell 117's second row (6..12): "6" hidden, "10" shows only its "1" (narrow), evenly spaced
+    boxes = [(162.0, 12), (264.0, 12), (371.0, 12), (462.0, 11), (568.0, 17), (686.0, 18)]
+    row = [_Box(390.0, x, 14, w, ()) for x, w in boxes]
+    idx, coef = _fit_row(row, ("6", "7", "8", "9", "10", "11", "12"), 744, ("Y",))
+    assert idx == (1, 2, 3, 4, 5, 6) and 40 < coef[0] < 80  # the hidden 6 placed left of the 7
+
+
 def test_holes_filled_in_the_box_as_on_the_whole_spread():
     """Masks are hole-filled on their halo's box only (cut_masks, per chromosome): the same pixels as on the
     whole image, also for boxes at the image border and holes open to the box's edge."""

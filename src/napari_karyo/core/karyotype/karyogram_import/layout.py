@@ -28,6 +28,11 @@ from scipy import ndimage as ndi
 from napari_karyo.core.classes import IDS_BY_NAME
 from napari_karyo.core.errors import KaryogramImportError
 
+# Printed labels are evenly spaced along a row: a choice whose positions stray from a line by a fifth of the
+# spacing (squared and summed, in spacings) costs more than a glyph whose width disagrees with its name (1), which
+# a label half hidden under a chromosome can show ("1" of a "10" whose "0" is covered)
+SPACING_WEIGHT = 10.0
+
 STANDARD_ROWS = (
     ("1", "2", "3", "4", "5"),
     ("6", "7", "8", "9", "10", "11", "12"),
@@ -118,8 +123,8 @@ def _rows(boxes: list[_Box], n_rows: int) -> list[list[_Box]]:
 def _fit_row(
     row: list[_Box], names: tuple[str, ...], width: int, optional: tuple[str, ...] = ()
 ) -> tuple[tuple[int, ...], np.ndarray | None]:
-    """Which of the row's names the visible boxes are: the choice whose positions are most evenly spaced, with a
-    penalty for each glyph whose width (one or two characters) disagrees with the name, and for each hidden label
+    """Which of the row's names the visible boxes are: the choice whose positions are most evenly spaced
+    (SPACING_WEIGHT), with a penalty for each glyph whose width (one or two characters) disagrees with the name, and for each hidden label
     the choice would put off the image (a hidden first label is not a missing last one)."""
     xs = np.array([b.x for b in row])
     h_med = float(np.median([b.h for b in row]))
@@ -131,7 +136,7 @@ def _fit_row(
         if len(row) >= 2:
             a = np.c_[np.ones(len(row)), idx]
             coef = np.linalg.lstsq(a, xs, rcond=None)[0]
-            misfit += float(np.sum((a @ coef - xs) ** 2)) / max(coef[1] ** 2, 1e-6)
+            misfit += SPACING_WEIGHT * float(np.sum((a @ coef - xs) ** 2)) / max(coef[1] ** 2, 1e-6)
             hidden = [
                 coef[0] + coef[1] * i for i in range(len(names)) if i not in idx and names[i] not in optional
             ]

@@ -15,7 +15,12 @@ from napari_karyo.cli import main
 from napari_karyo.core.errors import KaryoError, KaryogramImportError
 from napari_karyo.core.jobs import run_to_end
 from napari_karyo.core.karyotype.karyogram_import.assign import _fill_holes_in_box, assign
-from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout, _row_members, _split_in_two
+from napari_karyo.core.karyotype.karyogram_import.cutouts import (
+    Cutout,
+    _join_broken,
+    _row_members,
+    _split_in_two,
+)
 from napari_karyo.core.karyotype.karyogram_import.importer import import_steps, pair_files, write_import
 from napari_karyo.core.karyotype.karyogram_import.layout import (
     Layout,
@@ -222,6 +227,22 @@ def test_long_chromosome_reaching_up_past_the_row_above_stays_on_its_own_label_r
     # a short one in row 0; a long one standing on row 2's labels whose centre is above row 1's; a short one
     # whose foot covers row 1's label; a pale tip just below row 1's labels (the top of a row-2 chromosome)
     assert _row_members(centres, bottoms, rows) == [[0], [2], [1, 3]]
+
+
+def _block(name: str, top: int, left: int, h: int, w: int) -> Cutout:
+    mask = np.ones((h, w), bool)
+    return Cutout(name, mask * 0.5, mask, (top, left))
+
+
+def test_tip_cut_off_beside_a_leaning_chromosome_joins_it_but_a_third_copy_stays():
+    # cell 142's 6: a tip split off at a pale band, up and to the right of its leaning body
+    pair = [_block("6", 30, 0, 110, 12), _block("6", 30, 40, 100, 12)]
+    tip = _block("6", 5, 50, 20, 12)
+    joined = _join_broken([*pair, tip])
+    assert sorted(c.area for c in joined) == [1320, 1440]  # the tip is part of the right chromosome now
+    assert any(c.offset == (5, 40) for c in joined)
+    trisomy = [_block("6", 30, x, 105, 12) for x in (0, 30, 60)]  # three copies side by side: all kept
+    assert len(_join_broken(trisomy)) == 3
 
 
 def test_touching_homologues_split_where_they_touch_not_across_a_bent_arm():

@@ -24,6 +24,7 @@ MIN_AREA = 40  # pixels: smaller specks are dust or glyph remnants
 JOIN_GAP = 6  # pixels: a small piece this close to a chromosome is part of it (pale band)
 STACK_GAP = 14  # pixels: two pieces of one class one above the other this close are one chromosome
 SCRAP = 0.3  # a piece this small next to its class's others, in a class with too many pieces, is dropped
+FRAGMENT = 0.5  # ... and one under this share of the largest, near another piece, is joined to it
 TWO_COPIES = 1.6  # a lone piece this many times its class's expected area is two touching homologues
 ROW_OVERLAP = 0.25  # a chromosome's lower end may lie this share of the row spacing below its own label row
 
@@ -120,14 +121,37 @@ def _stacked(a: Cutout, b: Cutout) -> bool:
     return x_overlap >= 0.5 * min(aw, bw) and gap <= STACK_GAP
 
 
+def _gap(a: Cutout, b: Cutout) -> float:
+    """Pixels between the nearest points of two cut-outs' masks."""
+    ra, ca = np.nonzero(a.mask)
+    rb, cb = np.nonzero(b.mask)
+    from scipy.spatial import cKDTree
+
+    pb = cKDTree(np.c_[rb + b.offset[0], cb + b.offset[1]])
+    return float(pb.query(np.c_[ra + a.offset[0], ca + a.offset[1]])[0].min())
+
+
+def _fragment_pair(group: list[Cutout]) -> tuple[Cutout, Cutout] | None:
+    """The smallest piece and its nearest neighbour, when the piece is too small for a copy of its class
+    (FRAGMENT of the largest) and lies within STACK_GAP of it: a tip cut off by a pale band, beside the body
+    rather than above it when the chromosome leans."""
+    small = min(group, key=lambda c: c.area)
+    if small.area >= FRAGMENT * max(c.area for c in group):
+        return None
+    near = min((c for c in group if c is not small), key=lambda c: _gap(small, c))
+    return (near, small) if _gap(small, near) <= STACK_GAP else None
+
+
 def _join_broken(cuts: list[Cutout]) -> list[Cutout]:
-    """More pieces than a class has places (2, Y 1): join pieces stacked one above the other, then drop scraps."""
+    """More pieces than a class has places (2, Y 1): join pieces stacked one above the other or a small fragment to
+    its nearest piece, then drop scraps."""
     out = []
     for name in dict.fromkeys(c.name for c in cuts):
         group = [c for c in cuts if c.name == name]
         cap = 1 if name == "Y" else 2
         while len(group) > cap:
             pair = next(((a, b) for a in group for b in group if a is not b and _stacked(a, b)), None)
+            pair = pair or _fragment_pair(group)
             if pair is None:
                 break
             group = [c for c in group if c is not pair[0] and c is not pair[1]] + [_merge(*pair)]

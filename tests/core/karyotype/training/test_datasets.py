@@ -39,8 +39,10 @@ def _imported(truth, stem, karyogram_classes):
 def data(tmp_path):
     spreads = tmp_path / "data" / "gband_icbr" / "spreads"
     spreads.mkdir(parents=True)
+    image = np.full((*SHAPE, 3), 230, np.uint8)
+    image[5:25, 5:10] = 60  # a chromosome: a blank image is refused as no spread
     for stem in VAL + TRAIN:
-        Image.fromarray(np.full((*SHAPE, 3), 230, np.uint8)).save(spreads / f"{stem}.png")
+        Image.fromarray(image).save(spreads / f"{stem}.png")
     return tmp_path / "data"
 
 

@@ -121,7 +121,7 @@ def run(args) -> dict:
     import torch
 
     dev = pick_device(args.device)
-    kwargs = {"model": args.model, "classifier": args.classifier, "cluster_model": args.clusters,
+    kwargs = {"model": args.model, "classifier": args.classifier, "cluster_model": args.clusters, "edges": args.edges == "on",
               "device": str(dev)}  # fmt: skip
     cells = datasets.load_gband_import(args.data, args.truth, "val")
     refused, unreadable = refused_cells(args.data, cells)
@@ -229,6 +229,9 @@ def main() -> int:
     p.add_argument("--device")
     p.add_argument("--results", help="also write each cell's predicted result folder here (to look at)")
     p.add_argument("--limit", type=int, help="only the first N cells (quick look)")
+    p.add_argument(
+        "--edges", choices=("on", "off"), default="on", help="outlines moved onto the edges (shipped: on)"
+    )
     p.add_argument(
         "--threads", type=int, default=1, help="torch threads (1; a user's analyze takes one per core)"
     )

@@ -6,6 +6,7 @@
 - Speed: `analyze` seconds per spread with the models loaded (first call excluded), peak resident memory.
 
     python benchmarks/spreads.py --data ../shared/data --json bench_results/spreads.json [--split on|off] [--rescue on|off]
+        [--edges on|off]
 """
 
 from __future__ import annotations
@@ -36,14 +37,17 @@ def run(
     limit: int | None,
     stages: dict[str, str] | None = None,
 ) -> dict:
-    """`stages`: "default", "on" or "off" for the optional stages ("split", "rescue"); default if not given."""
+    """`stages`: "default", "on" or "off" for the optional stages ("split", "rescue", "edges"); default if not
+    given."""
     dev = pick_device(device)
     stages = stages or {}
     split = {"default": SPLIT, "on": SPLIT or SplitSettings(), "off": None}[stages.get("split", "default")]
     rescue = {"default": RESCUE, "on": RESCUE or RescueSettings(), "off": None}[
         stages.get("rescue", "default")
     ]
-    kwargs = {"model": model, "classifier": classifier, "device": str(dev), "split": split, "rescue": rescue}
+    edges = stages.get("edges", "default") != "off"
+    kwargs = {"model": model, "classifier": classifier, "device": str(dev), "split": split, "rescue": rescue,
+              "edges": edges}  # fmt: skip
     times: list[float] = []
 
     def timed(image):
@@ -85,6 +89,7 @@ def run(
         "device": describe(dev),
         "split_stage": asdict(split) if split else None,
         "rescue_stage": asdict(rescue) if rescue else None,
+        "edges_stage": edges,
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
         "bioimlab": {"images": len(bio), **ap},
         "mfish": {
@@ -159,13 +164,14 @@ def main() -> int:
     for stage, what in (
         ("split", "merged chromosomes cut at their waist"),
         ("rescue", "faint detections kept"),
+        ("edges", "outlines moved onto the chromosomes' edges"),
     ):
         p.add_argument(f"--{stage}", choices=("default", "on", "off"), default="default",
                        help=f"the {stage} stage ({what}): as shipped, on or off")  # fmt: skip
     args = p.parse_args()
     if data_missing(args.data):
         return 2
-    stages = {"split": args.split, "rescue": args.rescue}
+    stages = {"split": args.split, "rescue": args.rescue, "edges": args.edges}
     result = run(args.data, args.model, args.classifier, args.device, args.limit, stages)
     return report(result, table(result), args.json)
 

@@ -21,6 +21,7 @@ from napari_karyo.core.device import describe, pick_device
 from napari_karyo.core.errors import KaryoError, ModelFileError
 from napari_karyo.core.jobs import run_to_end
 from napari_karyo.core.karyotype.infer.assign import assign_spread
+from napari_karyo.core.karyotype.infer.boundaries import snap_to_edges
 from napari_karyo.core.karyotype.infer.classifier import DEFAULT_MODEL as CLASSIFIER_MODEL
 from napari_karyo.core.karyotype.infer.classifier import load_classifier
 from napari_karyo.core.karyotype.infer.clusters import DEFAULT_MODEL as CLUSTER_MODEL
@@ -247,13 +248,15 @@ def analyze_steps(
     split: SplitSettings | None = SPLIT,
     rescue: RescueSettings | None = RESCUE,
     detected: Detected | None = None,
+    edges: bool = True,
 ) -> Generator[tuple[str, int, int], None, SpreadResult]:
     """Yield (stage, done, total); return the SpreadResult. Stop iterating to cancel.
 
     `colour` (M-FISH, karyotype/mfish/colour.ColourNamer) names the objects instead of the crop classifier and may
     split or add objects by their colour code first (`refine`). `split`: settings of the split stage (merged
     chromosomes cut at their waist), `rescue`: of the rescue of faint detections; None turns a stage off.
-    `detected`: this image's `detect_many` output (made with the same model and rescue settings)."""
+    `detected`: this image's `detect_many` output (made with the same model and rescue settings). `edges`: the
+    outlines are moved onto the chromosomes' own edges (boundaries.py)."""
 
     total = 7
     t0 = time.perf_counter()
@@ -276,8 +279,10 @@ def analyze_steps(
         mask, offset = _to_image_scale(masks[i], offsets[i], factor, norm.shape)
         if mask.any():
             chromosomes.append(Chromosome(mask=mask, offset=offset, score=float(scores[i])))
-    if colour is not None:
+    if colour is not None:  # its split and fill rules read the detector's own outlines
         chromosomes = colour.refine(chromosomes, norm.shape)
+    if edges:
+        snap_to_edges(norm, chromosomes)
     yield ("typing clusters", 4, total)
     objects = find_objects(chromosomes, norm.shape)
     types, type_probs = predict_object_types(typer, norm, objects)

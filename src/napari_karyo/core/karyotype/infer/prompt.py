@@ -4,6 +4,7 @@ The spread is normalised and scaled exactly as `predict.analyze` does (preproces
 once. Every RPN proposal is scored by the box head, and those above `CANDIDATE_SCORE` (far below the detection
 threshold, so missed chromosomes are among them) get their 28x28 mask from the mask head: these are the candidates
 a click chooses from. A box runs the mask head on that one box. Either way a prompt costs milliseconds on a CPU.
+The mask a prompt returns has its outline moved onto the chromosome's own edge, as `analyze` does (boundaries.py).
 
 Coordinates are image pixels (row, col); a box is inclusive-exclusive, like a slice. Pixel (r, c) covers
 [r, r + 1) x [c, c + 1); its centre maps to ((r + 0.5) * fr, (c + 0.5) * fc) at the model's scale.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.karyotype.infer.boundaries import edge_grey, snap_to_edges
 from napari_karyo.core.karyotype.infer.predict import load_segmenter
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
 from napari_karyo.core.karyotype.infer.prompt_geometry import (
@@ -26,6 +28,7 @@ from napari_karyo.core.karyotype.infer.prompt_geometry import (
     nearest_cut,
     union,
 )
+from napari_karyo.core.results import Chromosome
 from napari_karyo.core.storage.images import check_spread
 
 CANDIDATE_SCORE = 0.05  # box-head score of a proposal to be offered to clicks (detections need predict's 0.5)
@@ -63,6 +66,7 @@ class Prompter:
         self.shape: tuple[int, int] = tuple(int(n) for n in image.shape[:2])
         self._seg = load_segmenter(model, device)
         norm, _ = normalise_intensity(image)
+        self._grey, self._edges = norm, edge_grey(norm)  # the edges the returned outlines move onto
         scaled = rescale(norm, scale_factor(norm))
         self._fr, self._fc = scaled.shape[0] / self.shape[0], scaled.shape[1] / self.shape[1]
         x = torch.from_numpy(scaled)[None].expand(3, -1, -1).contiguous().to(self._seg.device)
@@ -95,7 +99,7 @@ class Prompter:
             raise PromptError(
                 f"no chromosome found in box rows {r0}:{r1}, columns {c0}:{c1}; draw it by hand"
             )
-        return self._full(crop)
+        return self._on_edges([self._full(crop)])[0]
 
     def point(self, r: float, c: float) -> np.ndarray:
         """The mask of the chromosome under a click; clicking the same place again (within CYCLE_RADIUS px)
@@ -107,11 +111,11 @@ class Prompter:
         else:
             r0, c0, alts, k = float(r), float(c), self._alternatives(r, c), 0
         self._last = (r0, c0, alts, k)
-        return self._full(alts[k])
+        return self._on_edges([self._full(alts[k])], [[(r, c)]])[0]
 
     def alternatives(self, r: float, c: float) -> list[np.ndarray]:
         """Different masks covering a click, most likely first (what repeated `point` calls cycle through)."""
-        return [self._full(a) for a in self._alternatives(r, c)]
+        return [self._on_edges([self._full(a)], [[(r, c)]])[0] for a in self._alternatives(r, c)]
 
     def refine(self, positive, negative=()) -> np.ndarray:
         """The mask holding every positive click and none of the negative ones: the best candidate that does,
@@ -123,7 +127,7 @@ class Prompter:
             crop = nearest_cut(union(masks), pos, neg)
             if not crop[0].any():
                 raise PromptError("the negative clicks remove the whole mask; click on the chromosome itself")
-        return self._full(crop)
+        return self._on_edges([self._full(crop)], [pos], [neg])[0]
 
     def separate(self, points) -> list[np.ndarray]:
         """One mask per chromosome of a crossing or touching group: `points` holds one click per chromosome, or one
@@ -155,7 +159,8 @@ class Prompter:
                     f"no chromosome found through the clicks {group}; click on the chromosome itself"
                 )
             out.append(mask)
-        return out
+        others = [[q for j, g in enumerate(groups) if j != k for q in g] for k in range(len(groups))]
+        return self._on_edges(out, groups, others)  # together: the crossing's pixels stay with both
 
     def _groups(self, points) -> list[list[tuple[float, float]]]:
         items = list(points) if isinstance(points, (list, tuple, np.ndarray)) else []
@@ -288,6 +293,19 @@ class Prompter:
         mask, (r0, c0) = crop
         out = np.zeros(self.shape, bool)
         out[r0 : r0 + mask.shape[0], c0 : c0 + mask.shape[1]] = mask
+        return out
+
+    def _on_edges(self, masks: list[np.ndarray], pos=None, neg=None) -> list[np.ndarray]:
+        """Full masks with their outlines on the image's edges (one call: pixels they share stay shared). A mask
+        whose moved outline would lose one of its `pos` clicks or take in one of its `neg` clicks stays as it was:
+        the clicks are the user's word."""
+        pos, neg = pos or [()] * len(masks), neg or [()] * len(masks)
+        moved = snap_to_edges(self._grey, [Chromosome.from_full_mask(m) for m in masks], self._edges)
+        out = []
+        for mask, ch, p, n in zip(masks, moved, pos, neg, strict=True):
+            new = ch.full_mask(self.shape)
+            kept = all(holds((new, (0, 0)), q) for q in p) and not any(holds((new, (0, 0)), q) for q in n)
+            out.append(new if kept else mask)
         return out
 
     def _clicks(self, points, what: str, at_least: int) -> list[tuple[float, float]]:

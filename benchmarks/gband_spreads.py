@@ -17,6 +17,7 @@ the models loaded (the first call, loading them, is not timed).
     OMP_NUM_THREADS=1 python benchmarks/gband_spreads.py --data ../shared/data --truth IMPORTED \\
         --json bench_results/gband_spreads.json [--model SEGMENTER] [--classifier C] [--clusters T] [--results OUT]
         [--threads 2]  (the seconds as a user's analyze takes them on a 2-core machine: torch's default)
+        [--cells train]  (training cells, to choose a setting on; --split / --edges on|off compare the stages)
 """
 
 from __future__ import annotations
@@ -34,10 +35,16 @@ from napari_karyo.core.device import describe, pick_device
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.evaluate import metrics
 from napari_karyo.core.karyotype.infer.predict import analyze, models_used
+from napari_karyo.core.karyotype.infer.split import SplitSettings
 from napari_karyo.core.karyotype.karyogram_import.importer import counts_of, read_karyogram
 from napari_karyo.core.karyotype.training import datasets
 from napari_karyo.core.storage.images import read_image
 from napari_karyo.core.storage.result_files import write_result
+
+TRAIN_SPLIT = (
+    "TRAINING cells of gband_icbr (the segmenter and classifier were trained on them): for choosing settings, "
+    "never for reporting"
+)
 
 TARGETS = {
     "count_exact": ">= 70%",
@@ -48,12 +55,14 @@ TARGETS = {
 }
 
 
-def refused_cells(data: str, with_masks: list[datasets.Spread]) -> tuple[list[datasets.Spread], list[str]]:
-    """Validation cells the import refused: their karyotype read from the karyogram alone (no masks); and the cells
+def refused_cells(
+    data: str, with_masks: list[datasets.Spread], split: str = "val"
+) -> tuple[list[datasets.Spread], list[str]]:
+    """The split's cells the import refused: their karyotype read from the karyogram alone (no masks); and the cells
     whose karyogram cannot be read either (no truth at all)."""
     done = {s.key for s in with_masks}
     out, unreadable = [], []
-    for f in datasets.gband_files(data, "val"):
+    for f in datasets.gband_files(data, split):
         key = f"{datasets.GBAND}/{f.stem}"
         if key in done:
             continue
@@ -122,9 +131,9 @@ def run(args) -> dict:
 
     dev = pick_device(args.device)
     kwargs = {"model": args.model, "classifier": args.classifier, "cluster_model": args.clusters, "edges": args.edges == "on",
-              "device": str(dev)}  # fmt: skip
-    cells = datasets.load_gband_import(args.data, args.truth, "val")
-    refused, unreadable = refused_cells(args.data, cells)
+              "split": {"off": None, "on": SplitSettings()}[args.split], "device": str(dev)}  # fmt: skip
+    cells = datasets.load_gband_import(args.data, args.truth, args.cells)
+    refused, unreadable = refused_cells(args.data, cells, args.cells)
     todo = [(s, True) for s in cells] + [(s, False) for s in refused]
     todo = todo[: args.limit]
     t0 = time.perf_counter()
@@ -132,7 +141,8 @@ def run(args) -> dict:
     rows = [one_cell(s, masks, kwargs, args.results) for s, masks in todo]
     sizes = sorted({r["size"] for r in rows})
     return {
-        "split": GBAND_SPLIT,
+        "split": GBAND_SPLIT if args.cells == "val" else TRAIN_SPLIT,
+        "split_stage": args.split,
         "truth": str(args.truth),
         "models": models_used(args.model, args.classifier, args.clusters),
         "device": describe(dev),
@@ -231,6 +241,18 @@ def main() -> int:
     p.add_argument("--limit", type=int, help="only the first N cells (quick look)")
     p.add_argument(
         "--edges", choices=("on", "off"), default="on", help="outlines moved onto the edges (shipped: on)"
+    )
+    p.add_argument(
+        "--split",
+        choices=("on", "off"),
+        default="off",
+        help="merged chromosomes cut at their waist (shipped: off)",
+    )
+    p.add_argument(
+        "--cells",
+        choices=("val", "train"),
+        default="val",
+        help="validation cells (the figures to report), or training cells (to choose settings on)",
     )
     p.add_argument(
         "--threads", type=int, default=1, help="torch threads (1; a user's analyze takes one per core)"

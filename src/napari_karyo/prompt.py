@@ -15,7 +15,9 @@ This module is the stable public API (names and signatures here change only with
 Every mask is a boolean array of the image's shape. Prompts outside the image, or on nothing like a chromosome,
 raise `PromptError` (a `napari_karyo.core.errors.KaryoError`). `Prompter(image, model=..., device=...)` takes
 another segmentation model file (default: the bundled Mask R-CNN) and a device ("cpu", "cuda", "mps"; default: the
-best available). A prompt runs only the model's heads: milliseconds on a CPU (benchmarks/prompt_speed.py).
+best available). A prompt runs only the model's heads: milliseconds on a CPU (benchmarks/prompt_speed.py). The
+mask's outline is then moved onto the chromosome's own edge, as `analyze` does (a click you made stays inside it,
+a negative click outside).
 
 To keep a prompted mask as a journalled, undoable edit of a result, pass it to
 `napari_karyo.core.karyotype.edit.session.EditSession.prompt`.

@@ -12,6 +12,7 @@ Each prompt is timed alone (heads + pasting the mask at image size) and its mask
 Target: <= 50 ms per prompt on the 2-core CPU once the features are computed.
 
     OMP_NUM_THREADS=1 python benchmarks/prompt_speed.py --data ../shared/data --json bench_results/prompt_speed.json
+        [--sam CHECKPOINT]  (your SAM / micro-sam checkpoint answers the prompts instead of the bundled model)
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import numpy as np
 from bench_common import data_missing, parser, report
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.evaluate.prompt_actions import click_point, loose_box, mask_iou
+from napari_karyo.core.karyotype.infer.sam_prompt import open_prompter
 from napari_karyo.core.karyotype.training import datasets
-from napari_karyo.prompt import Prompter
 
 SPLIT = (
     "validation: mfish slides " + ", ".join(datasets.VAL_MFISH_SLIDES) + " (DAPI; K-map instances); "
@@ -47,8 +48,8 @@ def _timed(func, *args):
     return out, (1000 * (time.perf_counter() - t0), 1000 * (time.process_time() - c0))
 
 
-def _spread(p: Prompter, truth: list, times: dict, ious: dict) -> None:
-    """Every prompt kind on every true chromosome of one spread."""
+def _spread(p, truth: list, times: dict, ious: dict) -> None:
+    """Every prompt kind on every true chromosome of one spread (`p`: a Prompter or SamPrompter)."""
     full = [g.full_mask(p.shape) for g in truth]
     clicks = [click_point(g, truth[:j] + truth[j + 1 :]) for j, g in enumerate(truth)]
     for j, g in enumerate(truth):
@@ -74,16 +75,17 @@ def _spread(p: Prompter, truth: list, times: dict, ious: dict) -> None:
                     ious["separate"].append(0.0 if m is None else mask_iou(m, t))
 
 
-def evaluate(data: str, limit: int | None = None) -> dict:
+def evaluate(data: str, limit: int | None = None, sam: str = "") -> dict:
+    """`sam`: a SAM / micro-sam checkpoint answers the prompts instead of the bundled model."""
     spreads = datasets.load_mfish(data, "val")[:limit] + datasets.load_bioimlab(data, "val")[:limit]
-    Prompter(spreads[0].image, device="cpu")  # model load and first-call warm-up, not counted
+    open_prompter(spreads[0].image, sam, "cpu")  # model load and first-call warm-up, not counted
     out = {}
     for source in ("mfish", "bioimlab"):
         times = {k: [] for k in KINDS}
         ious = {k: [] for k in KINDS if k != "click again"}
         features = []
         for s in (s for s in spreads if s.key.startswith(source)):
-            p, ms = _timed(Prompter, s.image, None, "cpu")
+            p, ms = _timed(open_prompter, s.image, sam, "cpu")
             features.append(ms)
             _spread(p, s.chromosomes, times, ious)
         out[source] = {
@@ -93,7 +95,8 @@ def evaluate(data: str, limit: int | None = None) -> dict:
             "ms": {k: _stats(v) for k, v in times.items()},
             "iou": {k: _quality(v) for k, v in ious.items()},
         }
-    return {"split": SPLIT, "machine": f"{platform.machine()} {os.cpu_count()} cores, 1 thread, CPU", **out}
+    machine = f"{platform.machine()} {os.cpu_count()} cores, 1 thread, CPU"
+    return {"split": SPLIT, "machine": machine, "prompts": sam or "bundled chromosome-maskrcnn", **out}
 
 
 def _stats(ms: list[tuple[float, float]]) -> dict:
@@ -158,13 +161,16 @@ def table(r: dict) -> str:
 def main() -> int:
     p = parser(__doc__, "prompt_speed")
     p.add_argument("--limit", type=int, help="only the first N spreads of each source (quick look)")
+    p.add_argument(
+        "--sam", default="", help="a SAM / micro-sam checkpoint to prompt instead of the bundled model"
+    )
     args = p.parse_args()
     if data_missing(args.data):
         return 2
     import torch
 
     torch.set_num_threads(1)
-    result = evaluate(args.data, args.limit)
+    result = evaluate(args.data, args.limit, args.sam)
     return report(result, table(result), args.json)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_karyo.core.karyotype.infer.sam_prompt import SamConfig
 from napari_karyo.core.storage.atomic import write_json
 
 
@@ -88,3 +89,35 @@ def slide_pyramids(folder: Path, side: int, stains=("HE", "IHC")) -> Path:
         shapes = script.level_shapes((round(src.height * k), round(src.width * k)), smallest=side // 4)
         script.write_ome(folder / f"{stain}.ome.tif", src, shapes, stain)
     return folder
+
+
+TINY_SAM = SamConfig(  # a SAM small enough for a test: 2 encoder blocks of width 32
+    embed_dim=32,
+    depth=2,
+    num_heads=2,
+    patch_size=16,
+    mlp_ratio=2.0,
+    window_size=14,
+    global_attn_indexes=(1,),
+    prompt_dim=32,
+    mask_in_chans=8,
+    decoder_depth=1,
+    decoder_mlp_dim=64,
+    iou_hidden_dim=32,
+    multimask_outputs=3,
+)
+
+
+def tiny_sam_checkpoint(path):
+    """A tiny randomly initialised SAM saved as segment-anything ships its checkpoints (a state dict); never
+    downloaded weights. A random decoder's masks are noise: this one's cover the image, so a prompt has a mask."""
+    import torch
+
+    from napari_karyo.core.karyotype.infer.sam_prompt import build_sam
+
+    torch.manual_seed(0)
+    sam = build_sam(TINY_SAM)
+    with torch.no_grad():
+        sam.mask_decoder.output_upscaling[-2].bias.fill_(5.0)
+    torch.save(sam.state_dict(), path)
+    return path

@@ -19,10 +19,15 @@ best available). A prompt runs only the model's heads: milliseconds on a CPU (be
 mask's outline is then moved onto the chromosome's own edge, as `analyze` does (a click you made stays inside it,
 a negative click outside).
 
+A SAM-family checkpoint you already have (segment-anything or micro-sam format, e.g. one fine-tuned on your own
+spreads) answers the same prompts: `SamPrompter(image, "vit_b_lm.pt")` (needs `pip install 'napari-karyo[sam]'`;
+nothing is downloaded; the file is read as tensors only).
+
 To keep a prompted mask as a journalled, undoable edit of a result, pass it to
 `napari_karyo.core.karyotype.edit.session.EditSession.prompt`.
 """
 
 from napari_karyo.core.karyotype.infer.prompt import Prompter, PromptError
+from napari_karyo.core.karyotype.infer.sam_prompt import SamPrompter
 
-__all__ = ["PromptError", "Prompter"]
+__all__ = ["PromptError", "Prompter", "SamPrompter"]

@@ -76,6 +76,45 @@ def test_prompt_mode_clicks_and_boxes_make_undoable_user_prompt_objects(analysed
     assert not tool.enabled and tool._on_mouse not in editor.labels.mouse_drag_callbacks
 
 
+def test_prompts_from_a_sam_checkpoint_chosen_in_the_dock(analysed, qtbot, tmp_path):
+    """The user's SAM checkpoint (a tiny random one here) answers the prompts once chosen; the choice is kept as
+    a setting; a bad file says so in the dock; going back to the bundled model works."""
+    pytest.importorskip("segment_anything")
+    from factories import tiny_sam_checkpoint
+    from napari_karyo.core.karyotype.infer.sam_prompt import SamPrompter
+    from napari_karyo.core.storage.settings import setting
+    from napari_karyo.prompt import Prompter
+
+    _, widget, _ = analysed
+    panel, editor = widget.edit_panel, widget.editor
+    assert panel.backend_box.currentText() == "prompts: bundled model"
+    _toggle(qtbot, panel.prompt_box)
+    tool = panel.prompts
+    qtbot.waitUntil(lambda: isinstance(tool.prompter, Prompter), timeout=120_000)
+
+    sam = tiny_sam_checkpoint(tmp_path / "my_sam.pth")
+    panel.use_sam_checkpoint(str(sam))
+    assert setting("sam_checkpoint") == str(sam) and panel.backend_box.currentText() == "prompts: my_sam.pth"
+    qtbot.waitUntil(lambda: isinstance(tool.prompter, SamPrompter), timeout=120_000)
+    count = editor.session.result.count
+    tool.box(5, 5, 60, 60)
+    assert editor.session.result.chromosomes[-1].source == "user-prompt"
+    assert editor.session.history_names[-1] == "prompt" and editor.session.result.count >= 1
+    editor.undo()
+    assert editor.session.result.count == count
+
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"not a checkpoint")
+    panel.use_sam_checkpoint(str(broken))
+    qtbot.waitUntil(lambda: "broken.pth" in panel.message_label.text(), timeout=60_000)
+    assert "prompts unavailable" in panel.message_label.text() and tool.prompter is None
+
+    panel.backend_box.setCurrentIndex(0)
+    panel.backend_box.activated.emit(0)  # as a user's pick in the list
+    assert setting("sam_checkpoint") == ""
+    qtbot.waitUntil(lambda: isinstance(tool.prompter, Prompter), timeout=120_000)
+
+
 def test_a_prompt_session_with_the_real_mouse(analysed, qtbot, screenshot_dir):
     """Two chromosomes the model 'missed' (deleted from its result) come back with one gesture each on the
     canvas: a plain click on one, a box dragged around the other; each outline appears on screen where there was

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qtpy.QtWidgets import QCheckBox, QGridLayout, QGroupBox, QLabel, QPushButton, QVBoxLayout
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+)
 
 from napari_karyo._napari.common.form import WrappedLabel
 from napari_karyo._napari.karyotype.prompt_tool import HINT
@@ -23,6 +32,8 @@ BUTTONS = (  # (attribute, text, controller method, key hint)
 )
 
 NOT_EDITING = "Run (or reopen) a spread first: the tools edit its chromosome layer"
+BUNDLED_PROMPTS = "prompts: bundled model"
+CHOOSE_SAM = "prompts: a SAM checkpoint…"
 
 
 class EditPanel(QGroupBox):
@@ -43,7 +54,14 @@ class EditPanel(QGroupBox):
         self.prompt_box = QCheckBox("Prompt mode")
         self.prompt_box.setToolTip(HINT)
         self.prompt_box.toggled.connect(lambda on: self.prompts and self.prompts.set_enabled(on))
-        grid.addWidget(self.prompt_box, (len(BUTTONS) + 1) // 2, 0, 1, 2)
+        grid.addWidget(self.prompt_box, (len(BUTTONS) + 1) // 2, 0)
+        self.backend_box = QComboBox()  # which model answers the prompts
+        self.backend_box.setToolTip(
+            "The bundled Mask R-CNN, or a segment-anything / micro-sam checkpoint (.pt/.pth) you have on disk"
+        )
+        self._fill_backends()
+        self.backend_box.activated.connect(self._backend_chosen)
+        grid.addWidget(self.backend_box, (len(BUTTONS) + 1) // 2, 1)
         self.status_label = WrappedLabel("", lines=2)
         self.beside_box = QCheckBox("keep projects beside the images")
         self.beside_box.setChecked(setting("projects_beside_images"))
@@ -84,6 +102,34 @@ class EditPanel(QGroupBox):
             self.prompts.set_enabled(False)
         self.prompts = tool
         tool.set_enabled(self.prompt_box.isChecked())
+
+    def _fill_backends(self) -> None:
+        sam = setting("sam_checkpoint")
+        self.backend_box.clear()
+        self.backend_box.addItems(
+            [BUNDLED_PROMPTS, *([f"prompts: {Path(sam).name}"] if sam else []), CHOOSE_SAM]
+        )
+        self.backend_box.setCurrentIndex(1 if sam else 0)
+
+    def _backend_chosen(self, index: int) -> None:
+        text = self.backend_box.itemText(index)
+        if text == CHOOSE_SAM:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "SAM or micro-sam checkpoint", "", "checkpoints (*.pt *.pth);;all files (*)"
+            )
+            if not path:  # cancelled: keep what was chosen before
+                self._fill_backends()
+                return
+            self.use_sam_checkpoint(path)
+        elif text == BUNDLED_PROMPTS:
+            self.use_sam_checkpoint("")
+
+    def use_sam_checkpoint(self, path: str) -> None:
+        """Prompts from this SAM checkpoint ("" = the bundled model), now and in later sessions."""
+        change_setting("sam_checkpoint", str(path))
+        self._fill_backends()
+        if self.prompts is not None:
+            self.prompts.restart()
 
     def _detach(self) -> None:
         """The controller stopped (its chromosome layer or the dock was closed): the buttons would edit nothing

@@ -4,7 +4,8 @@ In prompt mode, on the chromosome layer: a click takes the chromosome under it (
 the next alternative, e.g. the single chromosome, then the pair), a drag draws a box around one, Shift+click adds a
 region to the last prompt and Ctrl+click removes one. Every prompt is one `EditSession.prompt` action (undoable,
 journalled, source "user-prompt") through the `EditController`; a cycled or refined prompt replaces the one before.
-The image features are computed once, in the background, when prompt mode is first switched on for a spread.
+The image features are computed once, in the background, when prompt mode is first switched on for a spread, by
+the bundled Mask R-CNN or the SAM checkpoint chosen in the dock (setting `sam_checkpoint`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.storage.settings import setting
 
 CLICK_MOVE = 3.0  # px the mouse may move between press and release for a click (more: a box)
 HINT = "click: chromosome (again: next choice) · drag: box · Shift/Ctrl+click: add/remove a region"
@@ -33,17 +35,29 @@ class PromptTool:
         """Compute the image features in the background, once (the first time prompt mode is switched on)."""
         from napari.qt.threading import create_worker
 
-        from napari_karyo.prompt import Prompter
+        from napari_karyo.core.karyotype.infer.sam_prompt import open_prompter
 
-        self.worker = create_worker(Prompter, self.picture)
-        self.worker.returned.connect(self._ready)
-        self.worker.errored.connect(lambda exc: self.controller.on_message(f"prompts unavailable: {exc}"))
-        self.worker.start()
+        # errors given to `_connect` are the dock's message only (connected later, superqt would also re-raise)
+        self.worker = create_worker(
+            open_prompter,
+            self.picture,
+            setting("sam_checkpoint"),
+            _connect={"returned": self._ready, "errored": self._failed},
+        )  # started, as `_connect` is given
+
+    def _failed(self, exc: Exception) -> None:
+        self.controller.on_message(f"prompts unavailable: {exc}")
 
     def _ready(self, prompter) -> None:
         self.prompter = prompter
         if self.enabled:
             self.controller.on_message(f"prompt mode: {HINT}")
+
+    def restart(self) -> None:
+        """Another prompt backend was chosen: its features are computed again (now, if prompt mode is on)."""
+        self.prompter, self.worker = None, None
+        if self.enabled:
+            self.set_enabled(True)
 
     def set_enabled(self, on: bool) -> None:
         labels = self.controller.labels

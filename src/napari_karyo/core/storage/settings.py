@@ -13,6 +13,7 @@ DEFAULTS = {
     "projects_beside_images": False,  # autosaved projects in the per-user projects folder, not beside the images
     "analyst": "",  # printed in the report header
     "stain_normalisation": "none",  # none | macenko | vahadane: chosen in either pathology dock, used by both
+    "sam_checkpoint": "",  # prompts from this SAM / micro-sam checkpoint; "" = the bundled Mask R-CNN
 }
 
 

@@ -16,13 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.infer.boundaries import edge_grey, snap_to_edges
 from napari_karyo.core.karyotype.infer.predict import load_segmenter
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
 from napari_karyo.core.karyotype.infer.prompt_geometry import (
     Crop,
+    PromptError,
     along_axis,
+    checked_box,
+    checked_clicks,
+    click_groups,
     holds,
     iou,
     nearest_cut,
@@ -43,10 +46,6 @@ GROWN_ASPECTS = (1 / 3, 1.0, 3.0)
 GROWN_MASKS = 4  # the best-scoring grown boxes that get a mask
 SPILL = 0.15  # share of a candidate on another clicked chromosome's trace (not its own) that disqualifies it
 HALF_ARM = 0.5  # a separating candidate covering less of its traced arm than this is a piece of it
-
-
-class PromptError(KaryoError):
-    """A prompt that cannot give a mask: outside the image, empty, or on nothing like a chromosome."""
 
 
 @dataclass
@@ -84,12 +83,7 @@ class Prompter:
         """The mask of the chromosome in the box rows r0:r1, columns c0:c1 (image pixels)."""
         import torch
 
-        h, w = self.shape
-        if not (0 <= r0 < r1 <= h and 0 <= c0 < c1 <= w):
-            raise PromptError(
-                f"box rows {r0}:{r1}, columns {c0}:{c1} is empty or outside the {h}x{w} image; "
-                "drag the box inside the image, around one chromosome"
-            )
+        checked_box(r0, c0, r1, c1, self.shape)
         with torch.inference_mode():
             b = torch.tensor(
                 [[c0 * self._fc, r0 * self._fr, c1 * self._fc, r1 * self._fr]], dtype=torch.float32
@@ -136,7 +130,7 @@ class Prompter:
         an X share one box, so no candidate tells them apart); the best candidate is taken unless there is none, it
         spills onto another chromosome's trace or it covers less than half of its own, then the trace is. A
         crossing's pixels go to both masks."""
-        groups = self._groups(points)
+        groups = click_groups(points, self.shape)
         # the cluster: everything a candidate through any click covers (the best one alone may be half an arm)
         cluster = union([a for g in groups for p in g for a in self._alternatives(*p)])
         traces = []
@@ -161,13 +155,6 @@ class Prompter:
             out.append(mask)
         others = [[q for j, g in enumerate(groups) if j != k for q in g] for k in range(len(groups))]
         return self._on_edges(out, groups, others)  # together: the crossing's pixels stay with both
-
-    def _groups(self, points) -> list[list[tuple[float, float]]]:
-        items = list(points) if isinstance(points, (list, tuple, np.ndarray)) else []
-        groups = [self._clicks([p] if np.ndim(p) == 1 else p, "separating", 1) for p in items]
-        if len(groups) < 2:
-            raise PromptError(f"separating needs clicks on at least 2 chromosomes, got {len(groups)}")
-        return groups
 
     # ---- candidates ----------------------------------------------------------------------------------------
     def _candidates(self, proposals) -> _Candidates:
@@ -309,14 +296,4 @@ class Prompter:
         return out
 
     def _clicks(self, points, what: str, at_least: int) -> list[tuple[float, float]]:
-        try:
-            pts = np.asarray(points, dtype=float).reshape(-1, 2)
-        except (TypeError, ValueError):
-            raise PromptError(f"the {what} clicks are not (row, col) pairs: {points!r}") from None
-        h, w = self.shape
-        if len(pts) < at_least:
-            raise PromptError(f"{what} prompts need at least {at_least} click(s), got {len(pts)}")
-        for r, c in pts:
-            if not (np.isfinite(r) and np.isfinite(c) and 0 <= r < h and 0 <= c < w):
-                raise PromptError(f"{what} click at row {r}, column {c} is outside the {h}x{w} image")
-        return [(float(r), float(c)) for r, c in pts]
+        return checked_clicks(points, what, at_least, self.shape)

@@ -12,11 +12,50 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_karyo.core.errors import KaryoError
+
 Crop = tuple[np.ndarray, tuple[int, int]]
 Point = tuple[float, float]
 
 ARM_RADIUS = 2.5  # x the half-width: the neighbourhood of a click whose pixels give the arm's direction
 TRACE_ROUNDS = 2
+
+
+class PromptError(KaryoError):
+    """A prompt that cannot give a mask: outside the image, empty, or on nothing like a chromosome."""
+
+
+def checked_clicks(points, what: str, at_least: int, shape: tuple[int, int]) -> list[Point]:
+    """(row, col) clicks as floats, or a PromptError saying what is wrong with them."""
+    try:
+        pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    except (TypeError, ValueError):
+        raise PromptError(f"the {what} clicks are not (row, col) pairs: {points!r}") from None
+    h, w = shape
+    if len(pts) < at_least:
+        raise PromptError(f"{what} prompts need at least {at_least} click(s), got {len(pts)}")
+    for r, c in pts:
+        if not (np.isfinite(r) and np.isfinite(c) and 0 <= r < h and 0 <= c < w):
+            raise PromptError(f"{what} click at row {r}, column {c} is outside the {h}x{w} image")
+    return [(float(r), float(c)) for r, c in pts]
+
+
+def click_groups(points, shape: tuple[int, int]) -> list[list[Point]]:
+    """The clicks of `separate`: one click, or a list of clicks, per chromosome; at least two chromosomes."""
+    items = list(points) if isinstance(points, (list, tuple, np.ndarray)) else []
+    groups = [checked_clicks([p] if np.ndim(p) == 1 else p, "separating", 1, shape) for p in items]
+    if len(groups) < 2:
+        raise PromptError(f"separating needs clicks on at least 2 chromosomes, got {len(groups)}")
+    return groups
+
+
+def checked_box(r0: float, c0: float, r1: float, c1: float, shape: tuple[int, int]) -> None:
+    h, w = shape
+    if not (0 <= r0 < r1 <= h and 0 <= c0 < c1 <= w):
+        raise PromptError(
+            f"box rows {r0}:{r1}, columns {c0}:{c1} is empty or outside the {h}x{w} image; "
+            "drag the box inside the image, around one chromosome"
+        )
 
 
 def holds(crop: Crop, point: Point) -> bool:

@@ -20,6 +20,7 @@ from napari_karyo.core.karyotype.infer.boundaries import edge_grey, snap_to_edge
 from napari_karyo.core.karyotype.infer.predict import load_segmenter
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
 from napari_karyo.core.karyotype.infer.prompt_geometry import (
+    ClickCycle,
     Crop,
     PromptError,
     along_axis,
@@ -40,7 +41,6 @@ MAX_CANDIDATES = 300
 MASK_THRESHOLD = 0.5  # mask-head probability of a pixel in the mask, as in predict.segment
 SAME_MASK_IOU = 0.7  # alternatives for one click differ at least this much
 MAX_ALTERNATIVES = 5
-CYCLE_RADIUS = 3.0  # px: a click this close to the last one asks for the next alternative
 GROWN_SIZES = (16, 32, 64, 128)  # px at model scale: boxes grown around a click no candidate covers
 GROWN_ASPECTS = (1 / 3, 1.0, 3.0)
 GROWN_MASKS = 4  # the best-scoring grown boxes that get a mask
@@ -75,8 +75,7 @@ class Prompter:
             self._features = model_.backbone(self._images.tensors)
             proposals, _ = model_.rpn(self._images, self._features)
             self._cands = self._candidates(proposals[0])
-        # the first click of a cycle, its alternatives, and which of them the last click showed
-        self._last: tuple[float, float, list, int] | None = None
+        self._cycle = ClickCycle()
 
     # ---- public prompts ------------------------------------------------------------------------------------
     def box(self, r0: float, c0: float, r1: float, c1: float) -> np.ndarray:
@@ -98,14 +97,8 @@ class Prompter:
     def point(self, r: float, c: float) -> np.ndarray:
         """The mask of the chromosome under a click; clicking the same place again (within CYCLE_RADIUS px)
         gives the next alternative (e.g. the single chromosome, then the pair it touches), round and round."""
-        if self._last is not None and np.hypot(r - self._last[0], c - self._last[1]) <= CYCLE_RADIUS:
-            # the first click's list again: a hand never clicks the same pixel twice
-            r0, c0, alts, k = self._last
-            k = (k + 1) % len(alts)
-        else:
-            r0, c0, alts, k = float(r), float(c), self._alternatives(r, c), 0
-        self._last = (r0, c0, alts, k)
-        return self._on_edges([self._full(alts[k])], [[(r, c)]])[0]
+        crop = self._cycle.pick(r, c, self._alternatives)
+        return self._on_edges([self._full(crop)], [[(r, c)]])[0]
 
     def alternatives(self, r: float, c: float) -> list[np.ndarray]:
         """Different masks covering a click, most likely first (what repeated `point` calls cycle through)."""

@@ -21,6 +21,27 @@ ARM_RADIUS = 2.5  # x the half-width: the neighbourhood of a click whose pixels 
 TRACE_ROUNDS = 2
 
 
+CYCLE_RADIUS = 3.0  # px: a click this close to the first one of a cycle asks for the next alternative
+
+
+class ClickCycle:
+    """Which alternative a click shows: the same place again (a hand never clicks the same pixel twice) gives the
+    next one of the first click's list, round and round; a click elsewhere starts a new list."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, float, list, int] | None = None
+
+    def pick(self, r: float, c: float, alternatives):
+        """`alternatives(r, c)`: the list for a new click, most likely first."""
+        if self._last is not None and np.hypot(r - self._last[0], c - self._last[1]) <= CYCLE_RADIUS:
+            r0, c0, alts, k = self._last
+            k = (k + 1) % len(alts)
+        else:
+            r0, c0, alts, k = float(r), float(c), alternatives(r, c), 0
+        self._last = (r0, c0, alts, k)
+        return alts[k]
+
+
 class PromptError(KaryoError):
     """A prompt that cannot give a mask: outside the image, empty, or on nothing like a chromosome."""
 

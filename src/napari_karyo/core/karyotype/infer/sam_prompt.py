@@ -21,8 +21,8 @@ import numpy as np
 from napari_karyo.core.errors import KaryoError, ModelFileError
 from napari_karyo.core.karyotype.infer.boundaries import edge_grey, snap_to_edges
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, to_grey, without_drawings
-from napari_karyo.core.karyotype.infer.prompt import CYCLE_RADIUS
 from napari_karyo.core.karyotype.infer.prompt_geometry import (
+    ClickCycle,
     PromptError,
     checked_box,
     checked_clicks,
@@ -174,7 +174,7 @@ class SamPrompter:
         lo, hi = np.percentile(grey, (0.5, 99.5))
         shown = np.clip((grey - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
         self._predictor.set_image(np.repeat(shown[..., None], 3, axis=2))
-        self._last: tuple[float, float, list, int] | None = None
+        self._cycle = ClickCycle()
 
     def box(self, r0: float, c0: float, r1: float, c1: float) -> np.ndarray:
         checked_box(r0, c0, r1, c1, self.shape)
@@ -182,13 +182,7 @@ class SamPrompter:
         return self._found(self._on_edges([mask]), f"box rows {r0}:{r1}, columns {c0}:{c1}")[0]
 
     def point(self, r: float, c: float) -> np.ndarray:
-        if self._last is not None and np.hypot(r - self._last[0], c - self._last[1]) <= CYCLE_RADIUS:
-            r0, c0, alts, k = self._last
-            k = (k + 1) % len(alts)
-        else:
-            r0, c0, alts, k = float(r), float(c), self.alternatives(r, c), 0
-        self._last = (r0, c0, alts, k)
-        return alts[k]
+        return self._cycle.pick(r, c, self.alternatives)
 
     def alternatives(self, r: float, c: float) -> list[np.ndarray]:
         """SAM's masks for the click (it gives several: part, whole, group), best first, each holding the click."""

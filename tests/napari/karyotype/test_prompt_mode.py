@@ -87,14 +87,14 @@ def test_prompts_from_a_sam_checkpoint_chosen_in_the_dock(analysed, qtbot, tmp_p
 
     _, widget, _ = analysed
     panel, editor = widget.edit_panel, widget.editor
-    assert panel.backend_box.currentText() == "prompts: bundled model"
+    assert panel.backend_box.currentText() == "bundled model"
     _toggle(qtbot, panel.prompt_box)
     tool = panel.prompts
     qtbot.waitUntil(lambda: isinstance(tool.prompter, Prompter), timeout=120_000)
 
     sam = tiny_sam_checkpoint(tmp_path / "my_sam.pth")
     panel.use_sam_checkpoint(str(sam))
-    assert setting("sam_checkpoint") == str(sam) and panel.backend_box.currentText() == "prompts: my_sam.pth"
+    assert setting("sam_checkpoint") == str(sam) and panel.backend_box.currentText() == "my_sam.pth"
     qtbot.waitUntil(lambda: isinstance(tool.prompter, SamPrompter), timeout=120_000)
     count = editor.session.result.count
     tool.box(5, 5, 60, 60)

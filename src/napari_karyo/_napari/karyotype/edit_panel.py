@@ -32,8 +32,8 @@ BUTTONS = (  # (attribute, text, controller method, key hint)
 )
 
 NOT_EDITING = "Run (or reopen) a spread first: the tools edit its chromosome layer"
-BUNDLED_PROMPTS = "prompts: bundled model"
-CHOOSE_SAM = "prompts: a SAM checkpoint…"
+BUNDLED_PROMPTS = "bundled model"
+CHOOSE_SAM = "SAM checkpoint…"
 
 
 class EditPanel(QGroupBox):
@@ -56,8 +56,12 @@ class EditPanel(QGroupBox):
         self.prompt_box.toggled.connect(lambda on: self.prompts and self.prompts.set_enabled(on))
         grid.addWidget(self.prompt_box, (len(BUTTONS) + 1) // 2, 0)
         self.backend_box = QComboBox()  # which model answers the prompts
+        # a long checkpoint name must not widen the dock (and shrink the canvas)
+        self.backend_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.backend_box.setMinimumContentsLength(12)
         self.backend_box.setToolTip(
-            "The bundled Mask R-CNN, or a segment-anything / micro-sam checkpoint (.pt/.pth) you have on disk"
+            "Which model answers the prompts: the bundled Mask R-CNN, or a segment-anything / micro-sam "
+            "checkpoint (.pt/.pth) you have on disk"
         )
         self._fill_backends()
         self.backend_box.activated.connect(self._backend_chosen)
@@ -106,9 +110,7 @@ class EditPanel(QGroupBox):
     def _fill_backends(self) -> None:
         sam = setting("sam_checkpoint")
         self.backend_box.clear()
-        self.backend_box.addItems(
-            [BUNDLED_PROMPTS, *([f"prompts: {Path(sam).name}"] if sam else []), CHOOSE_SAM]
-        )
+        self.backend_box.addItems([BUNDLED_PROMPTS, *([Path(sam).name] if sam else []), CHOOSE_SAM])
         self.backend_box.setCurrentIndex(1 if sam else 0)
 
     def _backend_chosen(self, index: int) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 from bench_common import data_missing, parser, report
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.evaluate.prompt_actions import click_point, loose_box, mask_iou
-from napari_karyo.core.karyotype.infer.sam_prompt import open_prompter
+from napari_karyo.core.karyotype.infer.prompt import open_prompter
 from napari_karyo.core.karyotype.training import datasets
 
 SPLIT = (

@@ -20,6 +20,8 @@ from difflib import SequenceMatcher
 
 import numpy as np
 
+_DEFERRING: set[int] = set()  # ids of the viewers inside `extent_checks_deferred`
+
 
 @contextmanager
 def extent_checks_deferred(viewer):
@@ -44,9 +46,6 @@ def extent_checks_deferred(viewer):
         for emitter in emitters:
             emitter.unblock(check)
         check()
-
-
-_DEFERRING: set[int] = set()  # ids of the viewers inside `extent_checks_deferred`
 
 
 def write_labels(layer, data: np.ndarray, refresh: bool = True) -> bool:

@@ -35,7 +35,7 @@ class PromptTool:
         """Compute the image features in the background, once (the first time prompt mode is switched on)."""
         from napari.qt.threading import create_worker
 
-        from napari_karyo.core.karyotype.infer.sam_prompt import open_prompter
+        from napari_karyo.core.karyotype.infer.prompt import open_prompter
 
         # errors given to `_connect` are the dock's message only (connected later, superqt would also re-raise)
         self.worker = create_worker(

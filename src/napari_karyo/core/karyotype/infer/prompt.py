@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_karyo.core.karyotype.infer.boundaries import edge_grey, snap_to_edges
+from napari_karyo.core.karyotype.infer.boundaries import edge_grey
 from napari_karyo.core.karyotype.infer.predict import load_segmenter
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
 from napari_karyo.core.karyotype.infer.prompt_geometry import (
@@ -30,9 +30,9 @@ from napari_karyo.core.karyotype.infer.prompt_geometry import (
     holds,
     iou,
     nearest_cut,
+    on_edges,
     union,
 )
-from napari_karyo.core.results import Chromosome
 from napari_karyo.core.storage.images import check_spread
 
 CANDIDATE_SCORE = 0.05  # box-head score of a proposal to be offered to clicks (detections need predict's 0.5)
@@ -276,17 +276,16 @@ class Prompter:
         return out
 
     def _on_edges(self, masks: list[np.ndarray], pos=None, neg=None) -> list[np.ndarray]:
-        """Full masks with their outlines on the image's edges (one call: pixels they share stay shared). A mask
-        whose moved outline would lose one of its `pos` clicks or take in one of its `neg` clicks stays as it was:
-        the clicks are the user's word."""
-        pos, neg = pos or [()] * len(masks), neg or [()] * len(masks)
-        moved = snap_to_edges(self._grey, [Chromosome.from_full_mask(m) for m in masks], self._edges)
-        out = []
-        for mask, ch, p, n in zip(masks, moved, pos, neg, strict=True):
-            new = ch.full_mask(self.shape)
-            kept = all(holds((new, (0, 0)), q) for q in p) and not any(holds((new, (0, 0)), q) for q in n)
-            out.append(new if kept else mask)
-        return out
+        return on_edges(self._grey, self._edges, masks, pos, neg)
 
     def _clicks(self, points, what: str, at_least: int) -> list[tuple[float, float]]:
         return checked_clicks(points, what, at_least, self.shape)
+
+
+def open_prompter(image: np.ndarray, sam_checkpoint: str = "", device: str | None = None):
+    """The prompt backend for a spread: the bundled Mask R-CNN, or the user's SAM checkpoint when one is given."""
+    if sam_checkpoint:
+        from napari_karyo.core.karyotype.infer.sam_prompt import SamPrompter
+
+        return SamPrompter(image, sam_checkpoint, device)
+    return Prompter(image, device=device)

@@ -79,6 +79,29 @@ def checked_box(r0: float, c0: float, r1: float, c1: float, shape: tuple[int, in
         )
 
 
+def on_edges(
+    grey: np.ndarray, smoothed: np.ndarray, masks: list[np.ndarray], pos=None, neg=None
+) -> list[np.ndarray]:
+    """Full-image masks with their outlines moved onto the image's edges (`boundaries.snap_to_edges`, all in one
+    call: pixels they share stay shared). A mask whose moved outline would lose one of its `pos` clicks or take in
+    one of its `neg` clicks stays as it was (the clicks are the user's word); an empty mask stays empty."""
+    from napari_karyo.core.karyotype.infer.boundaries import snap_to_edges
+    from napari_karyo.core.results import Chromosome
+
+    pos, neg = pos or [()] * len(masks), neg or [()] * len(masks)
+    filled = [m for m in masks if m.any()]
+    moved = iter(snap_to_edges(grey, [Chromosome.from_full_mask(m) for m in filled], smoothed))
+    out = []
+    for mask, p, n in zip(masks, pos, neg, strict=True):
+        if not mask.any():
+            out.append(mask)
+            continue
+        new = next(moved).full_mask(mask.shape)
+        kept = all(holds((new, (0, 0)), q) for q in p) and not any(holds((new, (0, 0)), q) for q in n)
+        out.append(new if kept else mask)
+    return out
+
+
 def holds(crop: Crop, point: Point) -> bool:
     mask, (r0, c0) = crop
     r, c = int(point[0]) - r0, int(point[1]) - c0

@@ -19,16 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from napari_karyo.core.errors import KaryoError, ModelFileError
-from napari_karyo.core.karyotype.infer.boundaries import edge_grey, snap_to_edges
-from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, to_grey, without_drawings
+from napari_karyo.core.karyotype.infer.boundaries import edge_grey
+from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
 from napari_karyo.core.karyotype.infer.prompt_geometry import (
     ClickCycle,
     PromptError,
     checked_box,
     checked_clicks,
     click_groups,
+    on_edges,
 )
-from napari_karyo.core.results import Chromosome
 from napari_karyo.core.storage.images import check_spread
 
 IMAGE_SIZE = 1024  # every SAM encoder takes the longest side resized to this
@@ -167,12 +167,10 @@ class SamPrompter:
         image = check_spread(image, "prompt image")
         self.shape: tuple[int, int] = tuple(int(n) for n in image.shape[:2])
         self._predictor = load_sam(checkpoint, device)
-        self._grey, _ = normalise_intensity(image)
+        self._grey, inverted = normalise_intensity(image)
         self._edges = edge_grey(self._grey)
-        # SAM was trained on photographs: the spread as the user sees it (polarity kept), stretched to 8 bits, RGB
-        grey = to_grey(without_drawings(image))
-        lo, hi = np.percentile(grey, (0.5, 99.5))
-        shown = np.clip((grey - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
+        # SAM was trained on photographs: the spread as the user sees it (polarity kept), in 8 bits, as RGB
+        shown = np.round(255 * (1 - self._grey if inverted else self._grey)).astype(np.uint8)
         self._predictor.set_image(np.repeat(shown[..., None], 3, axis=2))
         self._cycle = ClickCycle()
 
@@ -192,24 +190,23 @@ class SamPrompter:
             raise PromptError(
                 f"nothing at row {r:.0f}, column {c:.0f} looks like a chromosome; drag a box around it"
             )
-        return [self._on_edges([m])[0] for m in masks]
+        return [self._on_edges([m], [[(r, c)]])[0] for m in masks]
 
     def refine(self, positive, negative=()) -> np.ndarray:
         pos = checked_clicks(positive, "positive", 1, self.shape)
         neg = checked_clicks(negative, "negative", 0, self.shape)
         (mask,) = self._ask(points=pos + neg, labels=[1] * len(pos) + [0] * len(neg), multimask=False)
-        return self._found(self._on_edges([mask]), "the clicks")[0]
+        return self._found(self._on_edges([mask], [pos], [neg]), "the clicks")[0]
 
     def separate(self, points) -> list[np.ndarray]:
         """One mask per chromosome: its own clicks positive, the others' negative. Snapped together, so the
         pixels where two of them cross belong to both."""
         groups = click_groups(points, self.shape)
-        out = []
-        for k, group in enumerate(groups):
-            others = [q for j, g in enumerate(groups) if j != k for q in g]
-            labels = [1] * len(group) + [0] * len(others)
-            out += self._ask(points=group + others, labels=labels, multimask=False)
-        return self._found(self._on_edges(out), "the separating clicks")
+        out, others = [], [[q for j, g in enumerate(groups) if j != k for q in g] for k in range(len(groups))]
+        for group, theirs in zip(groups, others, strict=True):
+            labels = [1] * len(group) + [0] * len(theirs)
+            out += self._ask(points=group + theirs, labels=labels, multimask=False)
+        return self._found(self._on_edges(out, groups, others), "the separating clicks")
 
     def _ask(self, points=None, labels=None, box=None, multimask: bool = True) -> list[np.ndarray]:
         """SAM's masks for one prompt, best score first (SAM takes x, y at pixel centres)."""
@@ -222,23 +219,11 @@ class SamPrompter:
         )
         return [np.asarray(masks[i], bool) for i in np.argsort(-scores)]
 
-    def _on_edges(self, masks: list[np.ndarray]) -> list[np.ndarray]:
-        """The masks with their outlines on the image's edges, snapped together; empty ones stay empty."""
-        filled = [m for m in masks if m.any()]
-        moved = iter(snap_to_edges(self._grey, [Chromosome.from_full_mask(m) for m in filled], self._edges))
-        return [next(moved).full_mask(self.shape) if m.any() else m for m in masks]
+    def _on_edges(self, masks: list[np.ndarray], pos=None, neg=None) -> list[np.ndarray]:
+        return on_edges(self._grey, self._edges, masks, pos, neg)
 
     @staticmethod
     def _found(masks: list[np.ndarray], what: str) -> list[np.ndarray]:
         if not all(m.any() for m in masks):
             raise PromptError(f"no chromosome found at {what}; draw it by hand")
         return masks
-
-
-def open_prompter(image: np.ndarray, sam_checkpoint: str = "", device: str | None = None):
-    """The prompt backend for a spread: the bundled Mask R-CNN, or a SAM checkpoint when one is given."""
-    if sam_checkpoint:
-        return SamPrompter(image, sam_checkpoint, device)
-    from napari_karyo.core.karyotype.infer.prompt import Prompter
-
-    return Prompter(image, device=device)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
 
 from napari_karyo.core.classes import IDS_BY_NAME, RELATIVE_LENGTH
 from napari_karyo.core.karyotype.karyogram_import.layout import Label, Layout, label_boxes
@@ -125,8 +126,6 @@ def _gap(a: Cutout, b: Cutout) -> float:
     """Pixels between the nearest points of two cut-outs' masks."""
     ra, ca = np.nonzero(a.mask)
     rb, cb = np.nonzero(b.mask)
-    from scipy.spatial import cKDTree
-
     pb = cKDTree(np.c_[rb + b.offset[0], cb + b.offset[1]])
     return float(pb.query(np.c_[ra + a.offset[0], ca + a.offset[1]])[0].min())
 
@@ -138,8 +137,8 @@ def _fragment_pair(group: list[Cutout]) -> tuple[Cutout, Cutout] | None:
     small = min(group, key=lambda c: c.area)
     if small.area >= FRAGMENT * max(c.area for c in group):
         return None
-    near = min((c for c in group if c is not small), key=lambda c: _gap(small, c))
-    return (near, small) if _gap(small, near) <= STACK_GAP else None
+    gap, near = min((_gap(small, c), k) for k, c in enumerate(group) if c is not small)
+    return (group[near], small) if gap <= STACK_GAP else None
 
 
 def _join_broken(cuts: list[Cutout]) -> list[Cutout]:

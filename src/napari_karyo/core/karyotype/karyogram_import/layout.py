@@ -124,8 +124,8 @@ def _fit_row(
     row: list[_Box], names: tuple[str, ...], width: int, optional: tuple[str, ...] = ()
 ) -> tuple[tuple[int, ...], np.ndarray | None]:
     """Which of the row's names the visible boxes are: the choice whose positions are most evenly spaced
-    (SPACING_WEIGHT), with a penalty for each glyph whose width (one or two characters) disagrees with the name, and for each hidden label
-    the choice would put off the image (a hidden first label is not a missing last one)."""
+    (SPACING_WEIGHT), with a penalty for each glyph whose width (one or two characters) disagrees with the name,
+    and for each hidden label the choice would put off the image (a hidden first label is not a missing last one)."""
     xs = np.array([b.x for b in row])
     h_med = float(np.median([b.h for b in row]))
     wide = [None if b.h < 0.85 * h_med else b.w / b.h > 1.1 for b in row]  # cut-off glyphs: width unknown

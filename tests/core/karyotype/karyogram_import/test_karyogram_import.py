@@ -12,17 +12,22 @@ from scipy import ndimage as ndi
 
 import karyogram_synth as synth
 from napari_karyo.cli import main
+from napari_karyo.core.classes import IDS_BY_NAME, RELATIVE_LENGTH
 from napari_karyo.core.errors import KaryoError, KaryogramImportError
 from napari_karyo.core.jobs import run_to_end
 from napari_karyo.core.karyotype.karyogram_import.assign import _fill_holes_in_box, assign
 from napari_karyo.core.karyotype.karyogram_import.cutouts import (
     Cutout,
+    _components,
     _join_broken,
+    _rebalance,
     _row_members,
     _split_in_two,
+    _split_touching,
 )
 from napari_karyo.core.karyotype.karyogram_import.importer import import_steps, pair_files, write_import
 from napari_karyo.core.karyotype.karyogram_import.layout import (
+    Label,
     Layout,
     _Box,
     _fit_row,
@@ -261,6 +266,58 @@ def test_touching_homologues_split_where_they_touch_not_across_a_bent_arm():
     assert abs(left.area - straight.sum()) < 0.1 * straight.sum()
     assert abs(right.area - bent.sum()) < 0.1 * bent.sum()
     assert all(isinstance(v, int) for c in parts for v in c.offset)  # numpy ints would break karyotype.json
+
+
+def _names(cuts: list[Cutout]) -> list[str]:
+    return sorted((c.name for c in cuts), key=IDS_BY_NAME.get)
+
+
+def test_third_copy_lying_across_the_gap_between_rows_goes_to_the_class_below_short_of_one():
+    # cell 117: a bent X lies flat across the gap under the 16s and was read as a third 16
+    labels = [Label("16", 2, 100.0, 40.0), Label("17", 2, 100.0, 120.0), Label("X", 3, 200.0, 110.0)]
+    cuts = [_block("16", 20, 20, 70, 12), _block("16", 20, 50, 70, 12), _block("X", 120, 100, 70, 12)]
+    lying = _block("16", 95, 70, 14, 60)  # reaches below the 16s' label line
+    assert _names(_rebalance([*cuts, lying], labels, Layout())) == ["16", "16", "X", "X"]
+    standing = _block("16", 20, 80, 70, 12)  # a third copy standing on the label: a trisomy, kept
+    assert _names(_rebalance([*cuts, standing], labels, Layout())) == ["16", "16", "16", "X"]
+
+
+def test_extra_piece_goes_to_the_neighbour_whose_two_pieces_are_one_broken_chromosome():
+    # cell 193: the right 7 broken in two at a pale band pushed the left 7 onto the 6s
+    labels = [Label("6", 1, 200.0, 60.0), Label("7", 1, 200.0, 150.0)]
+    sixes = [_block("6", 50, 0, 100, 12), _block("6", 50, 30, 100, 12), _block("6", 60, 110, 90, 12)]
+    broken = [_block("7", 60, 160, 45, 12), _block("7", 107, 160, 45, 12)]  # touching, one 7 together
+    out = _rebalance(sixes + broken, labels, Layout())
+    assert _names(out) == ["6", "6", "7", "7"]
+    assert sorted(c.area for c in out if c.name == "7") == [1080, 1080]
+    whole = [_block("7", 60, 160, 90, 12), _block("7", 60, 174, 90, 12)]  # two whole 7s: the 6s keep three
+    assert _names(_rebalance(sixes + whole, labels, Layout())) == ["6", "6", "6", "7", "7"]
+
+
+def test_lone_small_piece_of_two_touching_homologues_is_split():
+    # cell 155: two touching 21s, drawn wide, were one cut-out 1.41 times a 21's expected area (100 px per unit)
+    def rod(name: str, left: int) -> Cutout:
+        return _block(name, 0, left, int(10 * RELATIVE_LENGTH[IDS_BY_NAME[name]]), 10)
+
+    others = [rod(n, 30 * i) for i, n in enumerate(["19", "19", "20", "20", "22", "22"])]
+    h = int(1.45 * 100 * RELATIVE_LENGTH[IDS_BY_NAME["21"]] / 20)
+    pair = np.zeros((h, 24), bool)
+    pair[:, :10] = pair[:, 14:] = True
+    pair[h // 2 - 2 : h // 2 + 2, 10:14] = True  # they touch
+    twin = Cutout("21", pair * np.float32(0.5), pair, (0, 200))
+    assert _names(_split_touching([*others, twin])).count("21") == 2
+    assert _names(_split_touching([*others, rod("X", 300)])).count("X") == 1  # a male cell's X stays whole
+
+
+def test_speck_beyond_the_join_gap_joins_its_chromosome_or_is_dropped():
+    grey = np.full((200, 100), 255.0, np.float32)
+    for left in (20, 45, 70):
+        grey[40:140, left : left + 12] = 100  # chromosomes
+    grey[26:32, 21:31] = 100  # the first one's pale-band satellite 8 px above it: too small to be a chromosome
+    grey[180:186, 70:80] = 100  # dust far from anything
+    lab = _components(grey, np.zeros(grey.shape, bool))
+    assert len(np.unique(lab[lab > 0])) == 3
+    assert lab[30, 25] == lab[90, 25] and lab[182, 74] == 0
 
 
 def _rod_cutout(length: int, seed: int) -> Cutout:

@@ -1,16 +1,18 @@
 """Cut the chromosomes out of a karyogram and give each the class of the label it stands on.
 
 A cut-out is a connected group of non-white pixels (label glyphs removed). Small pieces split off by pale bands
-are joined to the chromosome they nearly touch, and a class with more pieces than places has its pieces stacked one
-above the other joined; a lone piece twice its class's size (touching homologues) is split in two. Each cut-out belongs to the row of labels just below its centre
-and, within the row, to the label nearest the middle of its lower end; the pairing is solved for the whole row
-(two places per label, one for Y, a penalised extra one) so a chromosome leaning over its neighbour's label
-still goes to its own.
+are joined to the chromosome they nearly touch, and specks far from any are dropped. Each cut-out belongs to the
+row of labels just below its centre and, within the row, to the label nearest the middle of its lower end; the
+pairing is solved for the whole row (two places per label, one for Y, a penalised extra one) so a chromosome
+leaning over its neighbour's label still goes to its own. Then the counts are balanced: a class with more pieces
+than places has its pieces stacked one above the other joined, gives its extra piece to a class of the row below
+that is short of one (a chromosome lying across the gap between rows) or to a neighbouring class whose two pieces
+are one broken chromosome; a lone piece well over its class's size (touching homologues) is split in two.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -26,7 +28,11 @@ JOIN_GAP = 6  # pixels: a small piece this close to a chromosome is part of it (
 STACK_GAP = 14  # pixels: two pieces of one class one above the other this close are one chromosome
 SCRAP = 0.3  # a piece this small next to its class's others, in a class with too many pieces, is dropped
 FRAGMENT = 0.5  # ... and one under this share of the largest, near another piece, is joined to it
-TWO_COPIES = 1.6  # a lone piece this many times its class's expected area is two touching homologues
+SPECK = 0.1  # a piece under this share of the median piece is a tip cut off by a pale band, dust or a glyph remnant
+# a lone piece this many times its class's expected area is two touching homologues (on the 84 ICBR karyograms a
+# lone single copy is 0.75-1.06 of it; small chromosomes are drawn wide, so a touching pair of 21s is only 1.41)
+TWO_COPIES = 1.3
+BROKEN = 1.4  # two pieces of a class together under this many of its expected areas are one broken chromosome
 ROW_OVERLAP = 0.25  # a chromosome's lower end may lie this share of the row spacing below its own label row
 
 
@@ -63,9 +69,13 @@ def _components(grey: np.ndarray, glyphs: np.ndarray) -> np.ndarray:
         piece = lab == k
         if not piece.any():
             continue
-        ring = ndi.binary_dilation(piece, iterations=JOIN_GAP) & (lab > 0) & ~piece
+        # a speck is too small to take a label's place: join it to a chromosome further away, or drop it
+        speck = areas[i] < SPECK * typical
+        ring = ndi.binary_dilation(piece, iterations=STACK_GAP if speck else JOIN_GAP) & (lab > 0) & ~piece
         if ring.any():
             lab[piece] = np.bincount(lab[ring]).argmax()
+        elif speck:
+            lab[piece] = 0
     return lab
 
 
@@ -163,6 +173,58 @@ def _join_broken(cuts: list[Cutout]) -> list[Cutout]:
     return out
 
 
+def _foot(c: Cutout) -> float:
+    """Column of the middle of the cut-out's lower end (where its label is printed)."""
+    rr, cc = np.nonzero(c.mask)
+    return float(cc[rr >= np.percentile(rr, 75)].mean() + c.offset[1])
+
+
+def _area_unit(cuts: list[Cutout]) -> float:
+    """The cell's cut-out area per unit of relative length."""
+    return sum(c.area for c in cuts) / max(sum(RELATIVE_LENGTH[c.class_id] for c in cuts), 1e-6)
+
+
+def _rebalance(cuts: list[Cutout], labels: list[Label], layout: Layout) -> list[Cutout]:
+    """A class left with a piece too many gives it to a class of the row below that is short of one, when the
+    piece reaches below its own row's labels (a chromosome lying across the gap between rows); else to a
+    neighbouring class of its row whose two pieces touch and together are no bigger than one chromosome of that
+    class (one chromosome broken at a pale band, which pushed a piece of it onto the next label)."""
+    label = {lb.name: lb for lb in labels}
+    male = any(c.name == "Y" for c in cuts)
+    unit = _area_unit(cuts)
+
+    def cap(name: str) -> int:
+        return 1 if name == "Y" or (male and name == "X") else 2
+
+    def of(name: str) -> list[Cutout]:
+        return [c for c in cuts if c.name == name]
+
+    for name in [n for n in dict.fromkeys(c.name for c in cuts) if len(of(n)) > cap(n)]:
+        row = label[name].row
+        short = [lb for lb in labels if lb.row == row + 1 and len(of(lb.name)) < cap(lb.name)]
+        low = [c for c in of(name) if c.offset[0] + c.mask.shape[0] > label[name].y]
+        if short and low:
+            c, lb = min(((c, lb) for c in low for lb in short), key=lambda p: abs(_foot(p[0]) - p[1].x))
+            cuts = [replace(c, name=lb.name) if d is c else d for d in cuts]
+            continue
+        names = layout.rows[row]
+        k = names.index(name)
+        for other in names[max(k - 1, 0) : k + 2]:
+            pair = of(other)
+            if other == name or len(pair) != 2 or cap(other) != 2 or _gap(*pair) > STACK_GAP:
+                continue
+            if sum(c.area for c in pair) >= BROKEN * RELATIVE_LENGTH[IDS_BY_NAME[other]] * unit:
+                continue
+            whole = _merge(*pair)
+            extra = min(of(name), key=lambda c: abs(_foot(c) - _foot(whole)))
+            cuts = [d for d in cuts if all(d is not e for e in (*pair, extra))] + [
+                whole,
+                replace(extra, name=other),
+            ]
+            break
+    return cuts
+
+
 def _part(c: Cutout, m: np.ndarray) -> Cutout | None:
     rr, cc = np.nonzero(m)
     if rr.size < MIN_AREA:
@@ -209,9 +271,9 @@ def _split_in_two(c: Cutout) -> list[Cutout]:
 
 
 def _split_touching(cuts: list[Cutout]) -> list[Cutout]:
-    """A class with one piece of about twice its expected area (from the cell's area per unit of relative length)
-    holds two homologues touching on the karyogram: split them."""
-    unit = sum(c.area for c in cuts) / max(sum(RELATIVE_LENGTH[c.class_id] for c in cuts), 1e-6)
+    """A class with one piece well over its expected area (TWO_COPIES; from the cell's area per unit of relative
+    length) holds two homologues touching on the karyogram: split them."""
+    unit = _area_unit(cuts)
     out = []
     for c in cuts:
         alone = sum(d.name == c.name for d in cuts) == 1 and c.name != "Y"
@@ -249,4 +311,5 @@ def cut_out(rgb: np.ndarray, labels: list[Label], layout: Layout) -> list[Cutout
             sl, mask = pieces[j]
             ink = ((255.0 - grey[sl]) / 255.0 * mask).astype(np.float32)
             out.append(Cutout(name, ink, mask, (sl[0].start, sl[1].start)))
-    return sorted(_split_touching(_join_broken(out)), key=lambda c: (c.class_id, c.offset[1]))
+    cuts = _split_touching(_rebalance(_join_broken(out), labels, layout))
+    return sorted(cuts, key=lambda c: (c.class_id, c.offset[1]))

@@ -17,7 +17,7 @@ the models loaded (the first call, loading them, is not timed).
     OMP_NUM_THREADS=1 python benchmarks/gband_spreads.py --data ../shared/data --truth IMPORTED \\
         --json bench_results/gband_spreads.json [--model SEGMENTER] [--classifier C] [--clusters T] [--results OUT]
         [--threads 2]  (the seconds as a user's analyze takes them on a 2-core machine: torch's default)
-        [--cells train]  (training cells, to choose a setting on; --split / --edges on|off compare the stages)
+        [--cells train]  (training cells, to choose a setting on; --split / --edges on|off, --ringed drop|keep compare the stages)
 """
 
 from __future__ import annotations
@@ -130,7 +130,8 @@ def run(args) -> dict:
     import torch
 
     dev = pick_device(args.device)
-    kwargs = {"model": args.model, "classifier": args.classifier, "cluster_model": args.clusters, "edges": args.edges == "on",
+    kwargs = {"model": args.model, "classifier": args.classifier, "cluster_model": args.clusters,
+              "edges": args.edges == "on", "keep_ringed": args.ringed == "keep",
               "split": {"off": None, "on": SplitSettings()}[args.split], "device": str(dev)}  # fmt: skip
     cells = datasets.load_gband_import(args.data, args.truth, args.cells)
     refused, unreadable = refused_cells(args.data, cells, args.cells)
@@ -241,6 +242,12 @@ def main() -> int:
     p.add_argument("--limit", type=int, help="only the first N cells (quick look)")
     p.add_argument(
         "--edges", choices=("on", "off"), default="on", help="outlines moved onto the edges (shipped: on)"
+    )
+    p.add_argument(
+        "--ringed",
+        choices=("drop", "keep"),
+        default="drop",
+        help="objects the lab ringed in red (shipped: drop)",
     )
     p.add_argument(
         "--split",

@@ -40,6 +40,7 @@ def cmd_analyze(args) -> int:
         kit_model=args.kit_model,
         dapi_only=args.dapi_only,
         colour_split=not args.no_colour_split,
+        keep_ringed=args.keep_ringed,
         spreads_per_pass=args.spreads_per_pass,
     )
     out = Path(args.out)
@@ -216,6 +217,12 @@ def add_commands(sub) -> None:
         metavar="N",
         help="grey spreads the detector takes in one forward pass (default: 4 on a GPU, 1 on the CPU, where "
         "batching gains nothing); results are the same as one at a time",
+    )
+    a.add_argument(
+        "--keep-ringed",
+        action="store_true",
+        help="keep objects inside red contours drawn on an exported spread (by default they are left out as the "
+        "lab's debris, with a warning)",
     )
     a.add_argument("--redo", action="store_true", help="analyse again inputs whose outputs are complete")
     a.add_argument("--model", help="segmentation model file (default: the bundled one)")

@@ -63,6 +63,7 @@ class Options:
     kit_model: str | None = None  # M-FISH cells: a kit model file (default: the bundled one of the kit)
     dapi_only: bool = False  # M-FISH cells: name from the DAPI plane alone
     colour_split: bool = True  # M-FISH cells: split and add objects by colour
+    keep_ringed: bool = False  # grey spreads: keep the objects the lab ringed in red (lab_marks.py)
     # grey spreads per forward pass of the detector, in-process batches only (None: 4 on a GPU, else 1)
     spreads_per_pass: int | None = None
 
@@ -158,7 +159,10 @@ def _analyze(job: Job, opts: Options, ahead: tuple | None = None):
         result = run_to_end(cell.steps(**kw))
         return cell.dapi, result, cell.class_map()
     image, detected = ahead or (read_image(job.path), None)
-    return image, run_to_end(analyze_steps(image, classifier=opts.classifier, detected=detected, **kw)), None
+    steps = analyze_steps(
+        image, classifier=opts.classifier, detected=detected, keep_ringed=opts.keep_ringed, **kw
+    )
+    return image, run_to_end(steps), None
 
 
 def _row(path, output: str, **fields) -> dict:

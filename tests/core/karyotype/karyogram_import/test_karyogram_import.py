@@ -313,7 +313,7 @@ def test_speck_beyond_the_join_gap_joins_its_chromosome_or_is_dropped():
     grey = np.full((200, 100), 255.0, np.float32)
     for left in (20, 45, 70):
         grey[40:140, left : left + 12] = 100  # chromosomes
-    grey[26:32, 21:31] = 100  # the first one's pale-band satellite 8 px above it: too small to be a chromosome
+    grey[26:32, 21:31] = 100  # the first one's satellite 8 px above it: too small to be a chromosome
     grey[180:186, 70:80] = 100  # dust far from anything
     lab = _components(grey, np.zeros(grey.shape, bool))
     assert len(np.unique(lab[lab > 0])) == 3

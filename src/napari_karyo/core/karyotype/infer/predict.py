@@ -26,6 +26,7 @@ from napari_karyo.core.karyotype.infer.classifier import DEFAULT_MODEL as CLASSI
 from napari_karyo.core.karyotype.infer.classifier import load_classifier
 from napari_karyo.core.karyotype.infer.clusters import DEFAULT_MODEL as CLUSTER_MODEL
 from napari_karyo.core.karyotype.infer.clusters import find_objects, load_cluster_model, predict_object_types
+from napari_karyo.core.karyotype.infer.lab_marks import without_ringed
 from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.karyotype.infer.model import ARCH, build_maskrcnn
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
@@ -249,6 +250,7 @@ def analyze_steps(
     rescue: RescueSettings | None = RESCUE,
     detected: Detected | None = None,
     edges: bool = True,
+    keep_ringed: bool = False,
 ) -> Generator[tuple[str, int, int], None, SpreadResult]:
     """Yield (stage, done, total); return the SpreadResult. Stop iterating to cancel.
 
@@ -256,7 +258,8 @@ def analyze_steps(
     split or add objects by their colour code first (`refine`). `split`: settings of the split stage (merged
     chromosomes cut at their waist), `rescue`: of the rescue of faint detections; None turns a stage off.
     `detected`: this image's `detect_many` output (made with the same model and rescue settings). `edges`: the
-    outlines are moved onto the chromosomes' own edges (boundaries.py)."""
+    outlines are moved onto the chromosomes' own edges (boundaries.py). `keep_ringed`: keep the objects the lab
+    ringed in red on an exported spread (lab_marks.py), which are otherwise left out with a warning."""
 
     total = 7
     t0 = time.perf_counter()
@@ -269,16 +272,14 @@ def analyze_steps(
     if detected is None:
         yield (f"segmenting on {describe(seg.device)}", 2, total)
         detected = detect_many([image], model, device, rescue)[0]
-    norm, factor = detected.norm, detected.factor
-    masks, scores, offsets = detected.masks, detected.scores, detected.offsets
+    norm = detected.norm
     warnings = list(detected.warnings)
     capped = bool(warnings)
     yield ("separating objects", 3, total)
-    chromosomes = []
-    for i in keep(masks, scores, offsets, rescue):
-        mask, offset = _to_image_scale(masks[i], offsets[i], factor, norm.shape)
-        if mask.any():
-            chromosomes.append(Chromosome(mask=mask, offset=offset, score=float(scores[i])))
+    chromosomes = _kept_chromosomes(detected, rescue)
+    if not keep_ringed:
+        chromosomes, left_out = without_ringed(image, chromosomes)
+        warnings += [left_out] if left_out else []
     if colour is not None:  # its split and fill rules read the detector's own outlines
         chromosomes = colour.refine(chromosomes, norm.shape)
     if edges:
@@ -314,6 +315,18 @@ def analyze_steps(
     result.model = " + ".join(_model_name(c) for c in (seg.card, namer.card, typer.card))
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _kept_chromosomes(detected: Detected, rescue: RescueSettings | None) -> list[Chromosome]:
+    """The detections that `keep` keeps, as chromosomes in image pixels."""
+    out = []
+    for i in keep(detected.masks, detected.scores, detected.offsets, rescue):
+        mask, offset = _to_image_scale(
+            detected.masks[i], detected.offsets[i], detected.factor, detected.norm.shape
+        )
+        if mask.any():
+            out.append(Chromosome(mask=mask, offset=offset, score=float(detected.scores[i])))
+    return out
 
 
 def _min_score(rescue: RescueSettings | None) -> float:

@@ -18,28 +18,34 @@ DRAWING_CHROMA = 24
 DRAWING_MAX_SHARE = 0.05
 
 
-def without_drawings(image: np.ndarray) -> np.ndarray:
-    """An RGB(A) spread whose genuine pixels are grey, with the coloured pixels (annotation boxes, contours and
-    text burnt in by a karyotyping station) replaced by their nearest grey pixel. Other images come back as they
-    are: grey ones, true-colour ones (too many coloured pixels) and pseudo-colour ones (the grey pixels are only
-    the background, not the chromosomes)."""
+def drawn_pixels(image: np.ndarray) -> np.ndarray | None:
+    """The coloured pixels of annotation drawings (boxes, contours, text) a karyotyping station burnt into a grey
+    spread; None for images without any: grey ones, true-colour ones (too many coloured pixels) and pseudo-colour
+    ones (the grey pixels are only the background, not the chromosomes)."""
     if image.ndim != 3 or image.shape[-1] < 3:
-        return image
-    from scipy import ndimage as ndi
-
+        return None
     rgb = image[..., :3]
     top = float(np.iinfo(rgb.dtype).max) if rgb.dtype.kind in "ui" else float(max(rgb.max(), 1.0))
     chroma = (rgb.max(-1).astype(np.float32) - rgb.min(-1)) * (255.0 / top)
     drawn = chroma > DRAWING_CHROMA
     if not drawn.any() or drawn.mean() > DRAWING_MAX_SHARE:
-        return image
+        return None
     genuine = rgb[..., 0][~drawn].astype(np.float32)
     lo, hi = np.percentile(genuine, (1, 99))
-    if hi - lo < 0.25 * top:
+    return drawn if hi - lo >= 0.25 * top else None
+
+
+def without_drawings(image: np.ndarray) -> np.ndarray:
+    """An RGB(A) spread whose genuine pixels are grey, with the drawn pixels (`drawn_pixels`) replaced by their
+    nearest grey pixel. Images without drawings come back as they are."""
+    drawn = drawn_pixels(image)
+    if drawn is None:
         return image
+    from scipy import ndimage as ndi
+
     drawn = ndi.binary_dilation(drawn)  # the anti-aliased rim of a line is tinted too
     nearest = ndi.distance_transform_edt(drawn, return_distances=False, return_indices=True)
-    return rgb[tuple(nearest)]
+    return image[..., :3][tuple(nearest)]
 
 
 def normalise_intensity(image: np.ndarray) -> tuple[np.ndarray, bool]:

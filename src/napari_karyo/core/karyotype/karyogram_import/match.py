@@ -17,6 +17,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage as ndi
 
+from napari_karyo.core.karyotype.infer.lab_marks import red_rings
 from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout
 
 COARSE = 4  # downsampling of the coarse search
@@ -52,8 +53,7 @@ def spread_ink(rgb: np.ndarray) -> np.ndarray:
     if coloured.any():
         idx = ndi.distance_transform_edt(coloured, return_distances=False, return_indices=True)
         grey = grey[idx[0], idx[1]]
-        red = (a[..., 0] > a[..., 1] + 60) & (a[..., 0] > a[..., 2] + 60)
-        grey[ndi.binary_fill_holes(ndi.binary_closing(red, iterations=2))] = 255.0
+        grey[red_rings(rgb)] = 255.0
     return ((255.0 - grey) / 255.0).astype(np.float32)
 
 

@@ -1,0 +1,46 @@
+"""Marks a karyotyping station burnt into an exported spread: red contours around debris.
+
+Clinical exports (the ICBR G-band archive among them) carry the lab's drawings in colour over the grey spread:
+green boxes and polygons around chromosomes, red contours around debris and bodies that are not part of the
+metaphase. The drawings are painted over before the models see the spread (preprocess.py); here an object lying
+mostly inside a closed red contour is left out of the result, and the result says how many were.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_karyo.core.karyotype.infer.preprocess import drawn_pixels
+from napari_karyo.core.results import Chromosome
+
+RED = 60  # a pixel is drawn in red when its red channel exceeds green and blue by this much (of 255)
+INSIDE = 0.5  # an object with this share of its area inside a red contour is what the lab ringed
+
+
+def red_rings(rgb: np.ndarray) -> np.ndarray:
+    """Pixels enclosed by red contours, the contours included (a small gap in a contour is closed)."""
+    top = float(np.iinfo(rgb.dtype).max) if rgb.dtype.kind in "ui" else float(max(rgb.max(), 1.0))
+    a = rgb[..., :3].astype(np.float32) * (255.0 / top)
+    red = (a[..., 0] > a[..., 1] + RED) & (a[..., 0] > a[..., 2] + RED)
+    return ndi.binary_fill_holes(ndi.binary_closing(red, iterations=2))
+
+
+def without_ringed(image: np.ndarray, chromosomes: list[Chromosome]) -> tuple[list[Chromosome], str]:
+    """The objects not ringed in red by the lab, and a warning saying how many were left out ("" when none).
+    Images without drawings keep every object."""
+    ringed = red_rings(image) if drawn_pixels(image) is not None else None
+    if ringed is None or not ringed.any():
+        return chromosomes, ""
+    keep = []
+    for c in chromosomes:
+        r0, c0, r1, c1 = c.bbox
+        if ringed[r0:r1, c0:c1][c.mask[: r1 - r0, : c1 - c0]].mean() < INSIDE:
+            keep.append(c)
+    left_out = len(chromosomes) - len(keep)
+    if not left_out:
+        return chromosomes, ""
+    return keep, (
+        f"{left_out} object(s) inside red contours drawn on the image were left out (the lab's mark for debris); "
+        "analyse with --keep-ringed to keep them"
+    )

@@ -1,0 +1,90 @@
+"""Objects the lab ringed in red on an exported spread are left out, with a warning; nothing else changes."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from napari_karyo.cli import main
+from napari_karyo.core.karyotype.infer.lab_marks import red_rings, without_ringed
+from napari_karyo.core.karyotype.infer.predict import analyze
+from napari_karyo.core.results import Chromosome
+from napari_karyo.core.storage.result_files import read_result
+
+SAMPLE = Path(__file__).resolve().parents[4] / "src/napari_karyo/samples/mfish_V26_dapi.tif"
+
+
+def _ring(rgb: np.ndarray, r0: int, c0: int, r1: int, c1: int) -> None:
+    """A red rectangle drawn around rows r0..r1, columns c0..c1 (a station draws free-hand contours too)."""
+    rgb[[r0, r1], c0 : c1 + 1] = (230, 20, 20)
+    rgb[r0 : r1 + 1, [c0, c1]] = (230, 20, 20)
+
+
+def _rod(r0: int, c0: int) -> Chromosome:
+    return Chromosome(mask=np.ones((30, 8), bool), offset=(r0, c0))
+
+
+def test_only_objects_inside_a_red_contour_are_left_out():
+    rgb = np.full((120, 160, 3), 235, np.uint8)
+    rods = [_rod(20, 20), _rod(20, 80), _rod(70, 120)]
+    for c in rods:
+        rgb[c.offset[0] : c.offset[0] + 30, c.offset[1] : c.offset[1] + 8] = 70
+    _ring(rgb, 14, 74, 56, 94)  # around the second rod
+    rgb[40, 10:40] = (230, 20, 20)  # a red stroke across the first one encloses nothing
+    rgb[100:104, 110:150] = (20, 200, 20)  # a green box edge
+    kept, warning = without_ringed(rgb, rods)
+    assert [c.offset for c in kept] == [(20, 20), (70, 120)] and warning.startswith("1 object(s)")
+    assert red_rings(rgb)[30, 84] and not red_rings(rgb)[30, 24]
+    grey = rgb.mean(-1).astype(np.uint8)  # no drawings: nothing is left out
+    assert without_ringed(grey, rods) == (rods, "")
+
+
+def test_analyze_leaves_out_the_ringed_chromosome_and_says_so(tmp_path):
+    grey = tifffile.imread(SAMPLE)
+    rgb = np.repeat(((grey - grey.min()) * (255.0 / np.ptp(grey))).astype(np.uint8)[..., None], 3, axis=2)
+    plain = analyze(rgb, keep_ringed=True)
+    shape = plain.image_shape
+    masks = [c.full_mask(shape) for c in plain.chromosomes]
+    pad = 6
+
+    def box(m):
+        rr, cc = np.nonzero(m)
+        return rr.min() - pad, cc.min() - pad, rr.max() + pad, cc.max() + pad
+
+    def alone(i):  # an object with no other object's pixels inside its ring, away from the border
+        r0, c0, r1, c1 = box(masks[i])
+        inside = np.zeros(shape, bool)
+        inside[max(r0, 0) : r1 + 1, max(c0, 0) : c1 + 1] = True
+        return (
+            r0 > 0
+            and c0 > 0
+            and r1 < shape[0] - 1
+            and c1 < shape[1] - 1
+            and not any((m & inside).any() for j, m in enumerate(masks) if j != i)
+        )
+
+    target = next(i for i in range(len(masks)) if alone(i))
+    drawn = rgb.copy()
+    _ring(drawn, *box(masks[target]))
+    Image.fromarray(drawn).save(tmp_path / "export.png")
+    for flags, out in (([], "dropped"), (["--keep-ringed"], "kept")):
+        args = [
+            "analyze",
+            str(tmp_path / "export.png"),
+            "--out",
+            str(tmp_path / out),
+            "--device",
+            "cpu",
+            "-q",
+        ]
+        assert main(args + flags) == 0
+    dropped = read_result(tmp_path / "dropped" / "export")
+    assert dropped.count == plain.count - 1
+    assert not any(
+        (c.full_mask(shape) & masks[target]).sum() > 0.5 * masks[target].sum() for c in dropped.chromosomes
+    )
+    assert any("1 object(s) inside red contours" in w and "--keep-ringed" in w for w in dropped.warnings)
+    kept = json.loads((tmp_path / "kept" / "export" / "karyotype.json").read_text())
+    assert kept["count"] == plain.count and not kept["warnings"]

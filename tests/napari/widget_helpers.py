@@ -17,7 +17,7 @@ WAIT_MS = 300_000
 REVIEW = {3: "crossing (overlapping); class conflict", 7: "low score"}  # fake review flags: index -> reasons
 
 
-def fake_steps(delay: float = 0.0, fail: str | None = None):
+def fake_steps(delay: float = 0.0, fail: str | None = None, warnings: tuple[str, ...] = ()):
     def steps(image, model=None, device=None, source_path=""):
         for k in range(20):
             yield (f"step {k}", k, 20)
@@ -30,7 +30,12 @@ def fake_steps(delay: float = 0.0, fail: str | None = None):
             ch.score = 0.9
             ch.review = REVIEW.get(k, "")
         return SpreadResult(
-            tuple(image.shape[:2]), chromosomes, model="fake", device="fake-device", seconds=0.5
+            tuple(image.shape[:2]),
+            chromosomes,
+            model="fake",
+            device="fake-device",
+            seconds=0.5,
+            warnings=list(warnings),
         )
 
     return steps

@@ -99,6 +99,19 @@ def test_error_is_shown_and_nothing_added(karyo, qtbot, fake, monkeypatch):
     assert [layer.name for layer in viewer.layers] == [IMAGE]
 
 
+def test_the_results_warnings_are_shown(karyo, qtbot, fake, monkeypatch):
+    from napari.utils import notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_warning", shown.append)
+    viewer, widget = karyo
+    warning = "2 object(s) inside red contours drawn on the image were left out"
+    fake(warnings=(warning,))
+    run_and_wait(qtbot, widget)
+    check_layers(viewer)
+    assert shown == [warning]
+
+
 def test_corrected_layers_are_not_overwritten(karyo, qtbot, fake, monkeypatch):
     from napari.utils import notifications
 

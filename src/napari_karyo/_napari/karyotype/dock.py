@@ -203,7 +203,7 @@ class KaryotypeWidget(QWidget):
         )  # fmt: skip
 
     def _on_returned(self, outcome) -> None:
-        from napari.utils.notifications import show_error
+        from napari.utils.notifications import show_error, show_warning
 
         result, class_map = outcome if isinstance(outcome, tuple) else (outcome, None)
         names = [layer.name for layer in self.viewer.layers]
@@ -230,6 +230,8 @@ class KaryotypeWidget(QWidget):
             show_error(str(exc))
             return
         add_class_map(self.viewer, self._image_name, class_map)
+        for warning in result.warnings:  # about the whole spread: e.g. objects the lab ringed were left out
+            show_warning(warning)
         self.last_result = result
         self.job.done()
         self.job.device_label.setText(f"device: {result.device or '?'}")

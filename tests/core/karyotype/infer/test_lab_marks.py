@@ -27,16 +27,21 @@ def _rod(r0: int, c0: int) -> Chromosome:
 
 
 def test_only_objects_inside_a_red_contour_are_left_out():
-    rgb = np.full((120, 160, 3), 235, np.uint8)
-    rods = [_rod(20, 20), _rod(20, 80), _rod(70, 120)]
+    rgb = np.full((120, 200, 3), 235, np.uint8)
+    rods = [_rod(20, 20), _rod(20, 80), _rod(70, 120)] + [_rod(70, c) for c in (20, 50, 80, 150, 180)]
     for c in rods:
         rgb[c.offset[0] : c.offset[0] + 30, c.offset[1] : c.offset[1] + 8] = 70
     _ring(rgb, 14, 74, 56, 94)  # around the second rod
     rgb[40, 10:40] = (230, 20, 20)  # a red stroke across the first one encloses nothing
-    rgb[100:104, 110:150] = (20, 200, 20)  # a green box edge
+    rgb[108:112, 110:150] = (20, 200, 20)  # a green box edge
     kept, warning = without_ringed(rgb, rods)
-    assert [c.offset for c in kept] == [(20, 20), (70, 120)] and warning.startswith("1 object(s)")
+    assert [c.offset for c in kept] == [c.offset for c in rods if c.offset != (20, 80)]
+    assert warning.startswith("1 object(s)")
     assert red_rings(rgb)[30, 84] and not red_rings(rgb)[30, 24]
+    circled = rgb.copy()
+    _ring(circled, 5, 5, 114, 194)  # a red line around the whole cell marks no debris
+    kept, warning = without_ringed(circled, rods)
+    assert kept == rods and "8 of the 8 objects" in warning and "all were kept" in warning
     grey = rgb.mean(-1).astype(np.uint8)  # no drawings: nothing is left out
     assert without_ringed(grey, rods) == (rods, "")
 

@@ -16,6 +16,9 @@ from napari_karyo.core.results import Chromosome
 
 RED = 60  # a pixel is drawn in red when its red channel exceeds green and blue by this much (of 255)
 INSIDE = 0.5  # an object with this share of its area inside a red contour is what the lab ringed
+# red contours holding more than this share of the objects mark something else (the cell to analyse, say): kept.
+# On the 84 ICBR spreads the rings hold at most 8 of 56 objects.
+MAX_RINGED = 0.25
 
 
 def red_rings(rgb: np.ndarray) -> np.ndarray:
@@ -45,6 +48,11 @@ def without_ringed(image: np.ndarray, chromosomes: list[Chromosome]) -> tuple[li
     left_out = len(chromosomes) - len(keep)
     if not left_out:
         return chromosomes, ""
+    if left_out > MAX_RINGED * len(chromosomes):
+        return chromosomes, (
+            f"red contours drawn on the image hold {left_out} of the {len(chromosomes)} objects: too many to be "
+            "debris, so all were kept; check what the red marks mean"
+        )
     return keep, (
         f"{left_out} object(s) inside red contours drawn on the image were left out (the lab's mark for debris); "
         "analyse with --keep-ringed to keep them"

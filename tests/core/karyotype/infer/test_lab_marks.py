@@ -44,6 +44,9 @@ def test_only_objects_inside_a_red_contour_are_left_out():
     assert kept == rods and "8 of the 8 objects" in warning and "all were kept" in warning
     grey = rgb.mean(-1).astype(np.uint8)  # no drawings: nothing is left out
     assert without_ringed(grey, rods) == (rods, "")
+    colour = np.random.default_rng(0).integers(0, 255, rgb.shape).astype(np.uint8)  # a true-colour image
+    _ring(colour, 14, 74, 56, 94)
+    assert without_ringed(colour, rods) == (rods, "")
 
 
 def test_analyze_leaves_out_the_ringed_chromosome_and_says_so(tmp_path):

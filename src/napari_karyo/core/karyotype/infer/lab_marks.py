@@ -38,7 +38,7 @@ def without_ringed(image: np.ndarray, chromosomes: list[Chromosome]) -> tuple[li
     """The objects not ringed in red by the lab, and a warning saying how many were left out ("" when none).
     Images without drawings keep every object."""
     ringed = red_rings(image) if image.ndim == 3 and image.shape[-1] >= 3 else None
-    if ringed is None or not ringed.any() or drawn_pixels(image) is None:
+    if ringed is None or not ringed.any():
         return chromosomes, ""
     keep = []
     for c in chromosomes:
@@ -46,7 +46,8 @@ def without_ringed(image: np.ndarray, chromosomes: list[Chromosome]) -> tuple[li
         if ringed[r0:r1, c0:c1][c.mask[: r1 - r0, : c1 - c0]].mean() < INSIDE:
             keep.append(c)
     left_out = len(chromosomes) - len(keep)
-    if not left_out:
+    # the drawings test (a full-image pass, also made by preprocessing) only when it would change the result
+    if not left_out or drawn_pixels(image) is None:
         return chromosomes, ""
     if left_out > MAX_RINGED * len(chromosomes):
         return chromosomes, (

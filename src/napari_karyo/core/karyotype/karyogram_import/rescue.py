@@ -46,36 +46,57 @@ def halves(cut: Cutout) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(cut.ink[:hi], cut.mask[:hi]), (cut.ink[lo:], cut.mask[lo:])]
 
 
-def _best_on(ink: np.ndarray, obj: np.ndarray, part: tuple[np.ndarray, np.ndarray]) -> float:
-    """Best NCC of a part over every angle, on the object's ink alone."""
-    pink, pmask = part
-    if pmask.sum() < 20:
+def part_templates(cut: Cutout) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """(templates, masks, side) of each half of a cut-out at every angle; an empty stack for a tiny half."""
+    out = []
+    for pink, pmask in halves(cut):
+        d = int(np.ceil(np.hypot(*pmask.shape))) + 2 * MARGIN + 4
+        if pmask.sum() < 20:
+            out.append((np.zeros((0, d, d), np.float32), np.zeros((0, d, d), np.float32), d))
+            continue
+        poses = [(False, float(a), 1.0) for a in range(0, 360, ANGLE_STEP)]
+        out.append((*_templates(pink, pmask, poses, d, MARGIN), d))
+    return out
+
+
+def _best_on(ink: np.ndarray, obj: np.ndarray, part: tuple[np.ndarray, np.ndarray, int]) -> float:
+    """Best NCC of a part's templates (every angle) on the object's ink alone."""
+    t, m, d = part
+    if not len(t):
         return 0.0
-    d = int(np.ceil(np.hypot(*pmask.shape))) + 2 * MARGIN + 4
+    # a template centred on the object reaches at most d/2 beyond its box: a wider window only costs FFT time
     rr, cc = np.nonzero(obj)
-    r0, r1, c0, c1 = rr.min() - d, rr.max() + d + 1, cc.min() - d, cc.max() + d + 1
-    own = ndi.binary_dilation(obj, iterations=MARGIN) * ink
-    win = np.zeros((r1 - r0, c1 - c0), np.float32)
+    h = d // 2 + 1
+    r0, r1, c0, c1 = rr.min() - h, rr.max() + h + 1, cc.min() - h, cc.max() + h + 1
     sr0, sc0 = max(r0, 0), max(c0, 0)
     sr1, sc1 = min(r1, ink.shape[0]), min(c1, ink.shape[1])
-    win[sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = own[sr0:sr1, sc0:sc1]
-    poses = [(False, float(a), 1.0) for a in range(0, 360, ANGLE_STEP)]
-    ncc = masked_ncc(win, *_templates(pink, pmask, poses, d, MARGIN))
-    # the template must sit mostly on the object: positions whose centre is off it do not count
-    centre = np.zeros(win.shape, bool)
+    centre = np.zeros((r1 - r0, c1 - c0), bool)
     centre[sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = obj[sr0:sr1, sc0:sc1]
+    win = np.zeros(centre.shape, np.float32)
+    win[sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = ink[sr0:sr1, sc0:sc1]
+    win *= ndi.binary_dilation(centre, iterations=MARGIN)  # the object's own ink, its neighbours blanked
+    ncc = masked_ncc(win, t, m)
+    # the template must sit mostly on the object: positions whose centre is off it do not count
     on = centre[d // 2 : d // 2 + ncc.shape[1], d // 2 : d // 2 + ncc.shape[2]]
     return float(ncc[:, on].max()) if on.any() else 0.0
 
 
-def fit(ink: np.ndarray, obj: np.ndarray, cut: Cutout) -> float:
-    """How well a cut-out explains an unexplained object (0 when their sizes disagree)."""
-    at_border = bool(obj[0].any() or obj[-1].any() or obj[:, 0].any() or obj[:, -1].any())
+def _sizes_agree(obj: np.ndarray, cut: Cutout) -> bool:
     ratio = obj.sum() / max(cut.area, 1)
-    if not (BORDER_MIN_AREA if at_border else AREA_RANGE[0]) <= ratio <= AREA_RANGE[1]:
+    return (BORDER_MIN_AREA if _at_border(obj) else AREA_RANGE[0]) <= ratio <= AREA_RANGE[1]
+
+
+def _at_border(obj: np.ndarray) -> bool:
+    return bool(obj[0].any() or obj[-1].any() or obj[:, 0].any() or obj[:, -1].any())
+
+
+def fit(ink: np.ndarray, obj: np.ndarray, cut: Cutout, parts: list | None = None) -> float:
+    """How well a cut-out explains an unexplained object (0 when their sizes disagree); `parts`: its
+    `part_templates`, when already made."""
+    if not _sizes_agree(obj, cut):
         return 0.0
-    scores = [_best_on(ink, obj, part) for part in halves(cut)]
-    return max(scores) if at_border else float(np.mean(scores))
+    scores = [_best_on(ink, obj, part) for part in parts or part_templates(cut)]
+    return max(scores) if _at_border(obj) else float(np.mean(scores))
 
 
 def movable(placed: dict[int, Placement], n_cutouts: int) -> list[int]:
@@ -110,8 +131,9 @@ def rescue(
     if not todo or not objects:
         return {}
     pairs = [(j, o) for j in todo for o in objects]
+    parts = {j: part_templates(cuts[j]) for j in todo if any(_sizes_agree(o, cuts[j]) for o in objects)}
     with ThreadPoolExecutor(max_workers=SEARCH_THREADS) as pool:  # as search_many: both cores, same scores
-        fits = list(pool.map(lambda pair: fit(ink, pair[1], cuts[pair[0]]), pairs))
+        fits = list(pool.map(lambda pair: fit(ink, pair[1], cuts[pair[0]], parts.get(pair[0])), pairs))
     score = np.array(fits).reshape(len(todo), len(objects))
     now = np.array([placed[j].score if j in placed else 0.0 for j in todo])
     # stay (or stay lost) unless an object fits better than the current place and well enough on its own

@@ -18,7 +18,9 @@ REVIEW = {3: "crossing (overlapping); class conflict", 7: "low score"}  # fake r
 
 
 def fake_steps(delay: float = 0.0, fail: str | None = None, warnings: tuple[str, ...] = ()):
-    def steps(image, model=None, device=None, source_path=""):
+    """`warnings` stand for objects left out in red rings: kept (no warning) with `keep_ringed`, as analyze does."""
+
+    def steps(image, model=None, device=None, source_path="", keep_ringed=False):
         for k in range(20):
             yield (f"step {k}", k, 20)
             time.sleep(delay)
@@ -35,7 +37,7 @@ def fake_steps(delay: float = 0.0, fail: str | None = None, warnings: tuple[str,
             model="fake",
             device="fake-device",
             seconds=0.5,
-            warnings=list(warnings),
+            warnings=[] if keep_ringed else list(warnings),
         )
 
     return steps

@@ -105,10 +105,14 @@ def test_the_results_warnings_are_shown(karyo, qtbot, fake, monkeypatch):
     shown = []
     monkeypatch.setattr(notifications, "show_warning", shown.append)
     viewer, widget = karyo
-    warning = "2 object(s) inside red contours drawn on the image were left out"
+    warning = "2 object(s) inside red contours drawn on the image were left out"  # fake: only without keep
     fake(warnings=(warning,))
     run_and_wait(qtbot, widget)
     check_layers(viewer)
+    assert shown == [warning]
+    widget.keep_ringed.setChecked(True)  # the switch the warning names reaches analyze
+    assert "keep objects the lab ringed in red" in widget.keep_ringed.text()
+    run_and_wait(qtbot, widget)
     assert shown == [warning]
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -37,7 +38,7 @@ from napari_karyo.core.karyotype.edit.project import Project
 from napari_karyo.core.karyotype.edit.session import EditSession
 from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.karyotype.infer.predict import analyze_steps
-from napari_karyo.core.storage.model_files import BUNDLED_DIR
+from napari_karyo.core.storage.model_files import bundled_segmenters
 from napari_karyo.core.storage.project_files import read_status
 from napari_karyo.core.user_folders import data_dir
 
@@ -47,9 +48,10 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "default (bundled)"
 
 
-def _analyze(image: np.ndarray, model: str | None, device: str | None, source_path: str):
+def _analyze(image: np.ndarray, model: str | None, device: str | None, source_path: str, keep_ringed: bool):
     """Generator run in the worker: the measured result (`analyze_steps`)."""
-    return (yield from analyze_steps(image, model=model, device=device, source_path=source_path))
+    return (yield from analyze_steps(image, model=model, device=device, source_path=source_path,
+                                     keep_ringed=keep_ringed))  # fmt: skip
 
 
 class KaryotypeWidget(QWidget):
@@ -63,7 +65,7 @@ class KaryotypeWidget(QWidget):
         self.image_combo = QComboBox()
         self.model_combo = QComboBox()
         self.model_combo.setEditable(True)  # a model name or a path to a .safetensors file
-        self.model_combo.addItems([DEFAULT_MODEL, *self._bundled_models()])
+        self.model_combo.addItems([DEFAULT_MODEL, *bundled_segmenters()])
         browse = QPushButton("…")
         browse.setToolTip("Choose a model file (.safetensors)")
         browse.clicked.connect(self._browse_model)
@@ -72,6 +74,9 @@ class KaryotypeWidget(QWidget):
         model_row.addWidget(browse)
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICE_CHOICES)
+        self.keep_ringed = QCheckBox("keep objects the lab ringed in red")
+        self.keep_ringed.setToolTip("Exported spreads: objects inside red contours (the lab's debris mark) are "
+                                    "left out unless this is ticked")  # fmt: skip
 
         self.job = JobControls("Run")
         self.job.run_button.clicked.connect(self.run)
@@ -87,6 +92,7 @@ class KaryotypeWidget(QWidget):
         form.addRow("image", self.image_combo)
         form.addRow("model", model_row)
         form.addRow("device", self.device_combo)
+        form.addRow("", self.keep_ringed)
         form.addRow("analyst", self.panel.analyst_edit)
         layout = scrolled_layout(self)
         layout.addLayout(form)
@@ -119,21 +125,6 @@ class KaryotypeWidget(QWidget):
         return super().event(event)
 
     # ---- inputs -----------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _bundled_models() -> list[str]:
-        """Names of bundled segmentation models (cards read as JSON: no torch import here)."""
-        import json
-
-        names = []
-        for card in sorted(BUNDLED_DIR.glob("*.json")) if BUNDLED_DIR.is_dir() else []:
-            try:
-                arch = json.loads(card.read_text()).get("architecture", "")
-            except (OSError, ValueError):
-                continue
-            if str(arch).startswith("maskrcnn") and card.with_suffix(".safetensors").exists():
-                names.append(card.stem)
-        return names
 
     def _browse_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "Model (*.safetensors)")
@@ -195,10 +186,14 @@ class KaryotypeWidget(QWidget):
         self.last_result = None
         self.summary_label.setText("")
         cell = cell_of(layer)  # a plane of an M-FISH cell: named by colour
-        fn, first = (analyze_cell, cell) if cell else (_analyze, image)
+        common = (self._model(), None if device == "auto" else device)
+        fn, *args = (
+            (analyze_cell, cell, *common, cell)
+            if cell
+            else (_analyze, image, *common, str(layer.source.path or ""), self.keep_ringed.isChecked())
+        )
         self.job.start(
-            fn, first, self._model(), None if device == "auto" else device, cell or str(layer.source.path or ""),
-            on_done=self._on_returned, device_text=f"{device} (resolving…)",
+            fn, *args, on_done=self._on_returned, device_text=f"{device} (resolving…)",
             on_cancel=lambda: self.summary_label.setText("cancelled: no layers were added"),
         )  # fmt: skip
 

@@ -20,6 +20,19 @@ BUNDLED_DIR = Path(__file__).resolve().parents[2] / "models"
 CARD_HASH = "card_sha256"
 
 
+def bundled_segmenters() -> list[str]:
+    """Names of the bundled segmentation models (their cards read as JSON: no torch import)."""
+    names = []
+    for card in sorted(BUNDLED_DIR.glob("*.json")) if BUNDLED_DIR.is_dir() else []:
+        try:
+            arch = json.loads(card.read_text()).get("architecture", "")
+        except (OSError, ValueError):
+            continue
+        if str(arch).startswith("maskrcnn") and card.with_suffix(".safetensors").exists():
+            names.append(card.stem)
+    return names
+
+
 def sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

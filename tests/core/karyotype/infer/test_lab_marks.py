@@ -93,6 +93,9 @@ def test_analyze_leaves_out_the_ringed_chromosome_and_says_so(tmp_path):
     assert not any(
         (c.full_mask(shape) & masks[target]).sum() > 0.5 * masks[target].sum() for c in dropped.chromosomes
     )
-    assert any("1 object(s) inside red contours" in w and "--keep-ringed" in w for w in dropped.warnings)
+    assert any(
+        "1 object(s) inside red contours" in w and "--keep-ringed" in w and "dock" in w
+        for w in dropped.warnings
+    )
     kept = json.loads((tmp_path / "kept" / "export" / "karyotype.json").read_text())
     assert kept["count"] == plain.count and not kept["warnings"]

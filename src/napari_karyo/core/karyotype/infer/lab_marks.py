@@ -56,5 +56,5 @@ def without_ringed(image: np.ndarray, chromosomes: list[Chromosome]) -> tuple[li
         )
     return keep, (
         f"{left_out} object(s) inside red contours drawn on the image were left out (the lab's mark for debris); "
-        "analyse with --keep-ringed to keep them"
+        "to keep them, tick 'keep objects the lab ringed in red' in the Karyotype dock, or analyse with --keep-ringed"
     )

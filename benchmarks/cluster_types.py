@@ -5,9 +5,10 @@
 - Synthetic validation spreads made from crop-bank validation cases only: the same measures.
 - pki3 validation cases (G-band, like the `clusters` crops): 1000 real single-chromosome crops masked by
   threshold (share called single) and synthetic spreads from those cases' crops only (4-type measures).
-- Real `clusters` crops (G-band clinical objects, single chromosome vs cluster; never used for training): the
-  object mask is found by threshold, the prediction counts as a cluster when its type is not single; accuracy per
-  case and overall.
+- Real `clusters` crops (G-band clinical objects, single chromosome vs cluster): the object mask is found by
+  threshold, the prediction counts as a cluster when its type is not single; accuracy per case, on the validation
+  case (`is_val_case("clusters", case)`: the only one new to a model trained with `train-clusters --crops`), on
+  the training cases and overall.
 - Real G-band validation cells of gband_icbr (with --truth, the karyogram import's OUT folder): every object of
   the placed chromosomes, typed from them (annotation masks); the same 4-type measures.
 - Speed: find_objects + predict_object_types per BioImLab spread, models loaded.
@@ -36,6 +37,8 @@ from napari_karyo.core.karyotype.training import crop_sets as crops
 from napari_karyo.core.karyotype.training import datasets
 from napari_karyo.core.karyotype.training.cluster_objects import (
     bioimlab_objects,
+    crop_files,
+    crop_objects,
     gband_objects,
     synthetic_objects,
 )
@@ -43,18 +46,17 @@ from napari_karyo.core.karyotype.training.cluster_types import predict_set, type
 
 
 def cluster_crops(model: clusters.ClusterModel, root: Path) -> dict:
-    files = sorted(Path(root, "clusters").glob("*/*/*.[Tt][Ii][Ff]"))
+    """Single vs cluster on the real `clusters` crops, per case, on the validation case(s) and on all five
+    (a model trained with `train-clusters --crops` has seen the training cases: only the validation row is
+    new to it)."""
+    files = crop_files(root, "all")
     if not files:
         return {}
-    x, truth, case = [], [], []
-    for f in files:
-        grey = read_crop(f)
-        x.append(clusters.prepare_object(grey, clusters.crop_object_mask(bright_on_dark(grey, None))))
-        truth.append(f.parent.name == "cluster")
-        case.append(f.parent.parent.name)
-    probs = model.predict_prepared(np.stack(x))
-    pred = probs.argmax(1) != clusters.SINGLE
-    truth, case = np.array(truth), np.array(case)
+    objs = crop_objects(root, "all")
+    probs = model.predict_prepared(objs.x.astype(np.float32) / 255)
+    pred, truth = probs.argmax(1) != clusters.SINGLE, objs.y != clusters.SINGLE
+    case = np.array([f.parent.parent.name for f in files])
+    val = np.array([datasets.is_val_case("clusters", c) for c in case])
 
     def score(k: np.ndarray) -> dict:
         t, p = truth[k], pred[k]
@@ -63,7 +65,8 @@ def cluster_crops(model: clusters.ClusterModel, root: Path) -> dict:
                 "single_specificity": float((~p[~t]).mean()) if (~t).any() else None}  # fmt: skip
 
     types = {name: int((probs.argmax(1)[truth] == i).sum()) for i, name in enumerate(clusters.TYPES)}
-    return {"overall": score(np.ones(len(truth), bool)), "per_case": {c: score(case == c) for c in sorted(set(case))},
+    return {"overall": score(np.ones(len(truth), bool)), "validation_cases": score(val),
+            "training_cases": score(~val), "per_case": {c: score(case == c) for c in sorted(set(case))},
             "types_predicted_for_clusters": types}  # fmt: skip
 
 
@@ -112,7 +115,7 @@ def run(data: str, model_name: str | None, val_spreads: int, seed: int, truth: s
                     "threads": 1}  # fmt: skip
     out["split"] = ("bioimlab_seg images numbered 5k (annotation masks); synthetic spreads from crop-bank "
                     "validation cases; pki3_val: pki3 validation cases (crops.is_val_case), real crops + "
-                    "pki3-only synthetic spreads; clusters crops: all 5 cases, external (never trained on); gband_val: "
+                    "pki3-only synthetic spreads; clusters crops: per case, validation case (is_val_case) apart; gband_val: "
                     "gband_icbr validation cells (is_val_case), import-derived masks")  # fmt: skip
     out["model"] = model.card.get("weights_file")
     out["device"] = describe(model.device)
@@ -143,9 +146,12 @@ def table(res: dict) -> str:
     c = res["clusters_crops"]
     if c:
         out.append("real clusters crops (single vs cluster):")
-        for case, v in [*c["per_case"].items(), ("overall", c["overall"])]:
+        rows = [*c["per_case"].items(), ("validation", c["validation_cases"]), ("training", c["training_cases"]),
+                ("overall", c["overall"])]  # fmt: skip
+        for case, v in rows:
             out.append(
-                f"    {case:<10} crops {v['crops']:>4}  clusters {v['clusters']:>3}  accuracy {v['accuracy']:.3f}"
+                f"    {case:<10} crops {v['crops']:>4}  clusters {v['clusters']:>3}  accuracy {v['accuracy']:.3f}  "
+                f"singles called single {v['single_specificity']:.3f}"
             )
     s = res["speed"]
     out.append(

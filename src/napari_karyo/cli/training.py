@@ -59,10 +59,16 @@ def cmd_train_clusters(args) -> int:
         s["steps"] = getattr(args, f"{s['name']}_steps", None) or s["steps"]
     path = run_with_progress(train_clusters(cfg, resume=args.resume), "train-clusters", args.quiet)
     card = json.loads(path.with_suffix(".json").read_text())
-    bio = card["validation"]["bioimlab"]
+    bio, crops = card["validation"]["bioimlab"], card["validation"].get("clusters")
     print(
         f"model -> {path} ({card['training']['minutes']} min); BioImLab validation objects: "
         f"4-type accuracy {bio['accuracy']:.3f}, single vs cluster {bio['single_vs_cluster_accuracy']:.3f}"
+        + (
+            f"; validation clusters crops: singles called single {crops['single_called_single']:.3f}, "
+            f"clusters called cluster {crops['cluster_called_cluster']:.3f}"
+            if crops
+            else ""
+        )
     )
     return 0
 

@@ -11,7 +11,8 @@ import torch
 
 from napari_karyo.core.errors import ModelFileError
 from napari_karyo.core.karyotype.infer import clusters
-from napari_karyo.core.karyotype.training.cluster_types import ObjectSet, augment, texture, type_metrics
+from napari_karyo.core.karyotype.training.cluster_augment import augment, texture
+from napari_karyo.core.karyotype.training.cluster_types import ObjectSet, type_metrics
 from napari_karyo.core.results import Chromosome
 from napari_karyo.core.storage.model_files import save_model
 

@@ -1,7 +1,8 @@
 """The objects the cluster-type network trains and is validated on (`build_objects`, cached): every connected
 object of synthetic "touching" spreads (crops of the crop bank's cases; exact types), of BioImLab images (types
-derived from the polygons) and, given karyogram imports, of real G-band spreads (types from the placed masks),
-prepared by `clusters.prepare_object`; a share of them get the mask a threshold finds.
+derived from the polygons), given karyogram imports, of real G-band spreads (types from the placed masks), and on
+request the real G-band `clusters` crops (single, or a cluster of unrecorded type), prepared by
+`clusters.prepare_object`; a share of them get the mask a threshold finds.
 """
 
 from __future__ import annotations
@@ -15,9 +16,16 @@ import numpy as np
 
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.infer import clusters
+from napari_karyo.core.karyotype.infer.classifier import bright_on_dark, read_crop
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
 from napari_karyo.core.karyotype.training.crop_bank import CropBank
-from napari_karyo.core.karyotype.training.datasets import bioimlab_files, import_stamp, load_gband_import
+from napari_karyo.core.karyotype.training.datasets import (
+    bioimlab_files,
+    import_stamp,
+    in_split,
+    is_val_case,
+    load_gband_import,
+)
 from napari_karyo.core.karyotype.training.synth import synthesize
 from napari_karyo.core.storage.annotations import read_labelme
 from napari_karyo.core.storage.atomic import write_with
@@ -25,13 +33,14 @@ from napari_karyo.core.user_folders import cache_dir
 
 DEFAULT_CACHE = cache_dir("cluster-objects")
 CACHE_VERSION = 1
+SOME_CLUSTER = len(clusters.TYPES)  # label of a real crop of several chromosomes whose type nobody recorded
 
 
 @dataclass
 class ObjectSet:
     x: np.ndarray  # (N, 2, INPUT, INPUT) uint8: grey * 255, mask * 255
     y: np.ndarray  # (N,) type ids
-    source: np.ndarray  # (N,) "synth" | "bioimlab" | "gband"
+    source: np.ndarray  # (N,) "synth" | "bioimlab" | "gband" | "clusters"
 
     def subset(self, keep: np.ndarray) -> ObjectSet:
         return ObjectSet(self.x[keep], self.y[keep], self.source[keep])
@@ -111,14 +120,37 @@ def gband_objects(root, imports, split: str, seed: int, p_threshold: float = 0.2
     return ObjectSet(np.stack(xs), np.array(ys), np.array(["gband"] * len(ys)))
 
 
+def crop_files(root, split: str) -> list[Path]:
+    """The real `clusters` crops (`clusters/<case>/{chromosome,cluster}/*.TIF`) of `split`, by case."""
+    files = sorted(Path(root, "clusters").glob("*/*/*.[Tt][Ii][Ff]"))
+    return [f for f in files if in_split(is_val_case("clusters", f.parent.parent.name), split)]
+
+
+def crop_objects(root, split: str) -> ObjectSet:
+    """The real `clusters` crops of `split`, masked by a threshold (they come without masks): SINGLE, or
+    SOME_CLUSTER for a cluster."""
+    xs, ys = [], []
+    for f in crop_files(root, split):
+        grey = read_crop(f)
+        xs.append(
+            _to_uint8(clusters.prepare_object(grey, clusters.crop_object_mask(bright_on_dark(grey, None))))
+        )
+        ys.append(SOME_CLUSTER if f.parent.name == "cluster" else clusters.SINGLE)
+    if not xs:
+        raise KaryoError(
+            f"{root}: no {split} crops under clusters/<case>/{{chromosome,cluster}}/ (is --data right?)"
+        )
+    return ObjectSet(np.stack(xs), np.array(ys), np.array(["clusters"] * len(ys)))
+
+
 def build_objects(root, split: str, spreads: int, seed: int = 0, per_source: int = 2000, cache=DEFAULT_CACHE,
-                  keep_single: float = 1.0, gband_imports=None):  # fmt: skip
-    """Synthetic + BioImLab (+ G-band, given `gband_imports`) objects of one split (generator), cached by its
-    arguments. `keep_single` thins the synthetic single and touching objects (the spreads make many of those and
-    few overlaps)."""
+                  keep_single: float = 1.0, gband_imports=None, crops: bool = False):  # fmt: skip
+    """Synthetic + BioImLab (+ G-band, given `gband_imports`; + the real `clusters` crops with `crops`) objects of
+    one split (generator), cached by its arguments. `keep_single` thins the synthetic single and touching objects
+    (the spreads make many of those and few overlaps)."""
     key = json.dumps(
         [CACHE_VERSION, str(Path(root).resolve()), split, spreads, seed, per_source, keep_single,
-         import_stamp(gband_imports) if gband_imports else None]
+         import_stamp(gband_imports) if gband_imports else None] + (["crops"] if crops else [])
     )  # fmt: skip
     path = Path(cache, f"{split}-{hashlib.md5(key.encode()).hexdigest()[:12]}.npz") if cache else None
     if path is not None and path.exists():
@@ -134,6 +166,8 @@ def build_objects(root, split: str, spreads: int, seed: int = 0, per_source: int
     if gband_imports:
         yield f"G-band {split} objects", 0, 1
         sets.append(gband_objects(root, gband_imports, split, seed))
+    if crops:
+        sets.append(crop_objects(root, split))
     data = ObjectSet.concat(sets)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

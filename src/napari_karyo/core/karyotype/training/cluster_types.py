@@ -1,23 +1,28 @@
-"""Train the cluster-type network on synthetic objects and BioImLab training objects.
+"""Train the cluster-type network on synthetic objects, BioImLab and real G-band objects.
 
     napari-karyo train-clusters --data ../shared/data --out cluster-types --max-minutes 30
 
 Objects (`build_objects`): connected objects of synthetic "touching" spreads (crops of the crop bank's training
-cases; exact types) and of BioImLab training images (numbers not divisible by 5; types derived from the polygons),
-prepared once by `clusters.prepare_object` and cached. A quarter of them get the mask a threshold finds instead of
-the true one, as the real `clusters` crops (no masks) and segmenter masks will. The real `clusters` crops are never
-used here: they are the external test (benchmarks/cluster_types.py).
+cases; exact types), of BioImLab training images (numbers not divisible by 5; types derived from the polygons)
+and, given karyogram imports, of the real G-band training cells, prepared once by `clusters.prepare_object` and
+cached. A quarter of them get the mask a threshold finds instead of the true one, as the real `clusters` crops
+(no masks) and segmenter masks will. With `crops`, the real `clusters` crops of the training cases join them as
+a fixed share of each batch: their clusters' types were never recorded, so `type_loss` scores a cluster crop by
+the probability of every type but single; the validation case stays the external test
+(benchmarks/cluster_types.py).
 
-Augmentation (`augment`, `texture`) keeps the type while changing the grey values a lot: the real G-band objects
+Augmentation (`cluster_augment.py`) keeps the type while changing the grey values a lot: the real G-band objects
 (sharp dark bands near 0 once inverted) must not read as clusters just because a band looks like a gap; the
 network also smooths its grey channel (`GREY_BLUR`). Validation: BioImLab validation images, synthetic spreads
-from crop-bank validation cases, and (benchmarks/cluster_types.py) pki3 validation cases as a G-band check.
+from crop-bank validation cases, G-band validation cells and crops as given, and (benchmarks/cluster_types.py)
+pki3 validation cases as a G-band check.
 
 Coarse-to-fine stages (`STAGES`): first the head and the top backbone stage at a higher learning rate, then the
-whole network at a lower one, each with a cosine schedule. `train` is a generator yielding (stage, done, total)
-and returning the saved model path; a `max_minutes` budget shrinks the steps left in every stage alike whenever
-the measured speed says they would not fit. Seeds, threads, device, budget, schedule and the exact-resume
-checkpoints come from the training harness (core/training/harness.py).
+whole network at a lower one, each with a cosine schedule; `init` continues from a model's weights instead of a
+fresh network. `train` is a generator yielding (stage, done, total) and returning the saved model path; a
+`max_minutes` budget shrinks the steps left in every stage alike whenever the measured speed says they would not
+fit. Seeds, threads, device, budget, schedule and the exact-resume checkpoints come from the training harness
+(core/training/harness.py).
 """
 
 from __future__ import annotations
@@ -28,19 +33,23 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.infer import clusters
-from napari_karyo.core.karyotype.infer.clusters import INPUT, TYPES
-from napari_karyo.core.karyotype.training.cluster_objects import DEFAULT_CACHE, ObjectSet, build_objects
+from napari_karyo.core.karyotype.infer.clusters import TYPES
+from napari_karyo.core.karyotype.training.cluster_augment import augment
+from napari_karyo.core.karyotype.training.cluster_card import cluster_card, sources
+from napari_karyo.core.karyotype.training.cluster_objects import (
+    DEFAULT_CACHE,
+    SOME_CLUSTER,
+    ObjectSet,
+    build_objects,
+)
+from napari_karyo.core.storage.model_files import load_model
 from napari_karyo.core.training.config import Settings, setting
 from napari_karyo.core.training.harness import CosineSchedule, Run, Validated, start_run
 
 EVAL_RESERVE_S = 120  # building and scoring the validation objects after training
 MINI_WIDTHS, MINI_GROUPS = (16, 32, 64, 128), 8
-AUGMENTATION = (
-    "rotation, flip, scale 0.55-1.15, mask edge +-1 px (30%), gamma 0.5-2.5, gain 0.7-1.2; dark "
-    "G-band-like patches (period 3-16 px, depth 0.7-1) inside the mask (50%); grey channel replaced by "
-    "the flat mask (15%)"
-)
 GREY_BLUR = 1.5  # px at the ~13 px chromosome width: G-band detail below this reads as gaps otherwise
 STAGES = (
     {"name": "coarse", "trainable": "top", "lr": 3e-3, "steps": 600},
@@ -49,56 +58,6 @@ STAGES = (
 
 
 # ----------------------------------------------------------------------------------------------- training
-def augment(x, gen):
-    """Any rotation and flip (type does not depend on orientation), scale jitter down to about half (long
-    chromosomes that had to be shrunk to fit the canvas must not look like clusters), mask edge jitter of 1 px
-    (annotations vs thresholds), then the grey texture (`texture`)."""
-    import torch
-    import torch.nn.functional as F
-
-    n = x.shape[0]
-
-    def u(lo, hi):
-        return lo + (hi - lo) * torch.rand(n, generator=gen)
-
-    x = torch.where(torch.rand(n, 1, 1, 1, generator=gen) < 0.5, x.flip(3), x)
-    angle, scale = u(0, 2 * np.pi), u(0.55, 1.15)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle) / scale, -torch.sin(angle) / scale
-    theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle) / scale, torch.cos(angle) / scale
-    x = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False)
-    mask = (x[:, 1:] > 0.5).float()
-    edge = torch.rand(n, 1, 1, 1, generator=gen)
-    grown = F.max_pool2d(mask, 3, 1, 1)
-    shrunk = -F.max_pool2d(-mask, 3, 1, 1)
-    mask = torch.where(edge < 0.15, grown, torch.where(edge > 0.85, shrunk, mask))
-    return torch.cat([texture(x[:, :1].clamp(0, 1), mask, gen), mask], 1)
-
-
-def texture(grey, mask, gen, p_bands: float = 0.5, p_flat: float = 0.15):
-    """Grey-value jitter that keeps the type: gamma / gain; with probability `p_bands` dark patches about a
-    chromosome width across (G-band-like bands that drop to ~0 inside the mask: the network must not read a
-    dark band as a gap between two chromosomes); with probability `p_flat` the grey channel is replaced by
-    the flat mask (the outline alone must carry the type)."""
-    import torch
-    import torch.nn.functional as F
-
-    n, size = grey.shape[0], grey.shape[-1]
-
-    def u(lo, hi):
-        return (lo + (hi - lo) * torch.rand(n, generator=gen)).view(n, 1, 1, 1)
-
-    grey = (grey ** u(0.5, 2.5) * u(0.7, 1.2)).clamp(0, 1)
-    cells = int(torch.randint(6, 32, (1,), generator=gen))  # field period ~ size / cells: 3-16 px
-    field = F.interpolate(torch.rand(n, 1, cells, cells, generator=gen), size=size, mode="bicubic",
-                          align_corners=False)  # fmt: skip
-    depth, level = u(0.7, 1.0), u(0.3, 0.6)
-    bands = 1 - depth * ((level - field) / 0.12).clamp(0, 1)  # dark where the field is below level
-    grey = torch.where(torch.rand(n, 1, 1, 1, generator=gen) < p_bands, grey * bands, grey)
-    grey = torch.where(torch.rand(n, 1, 1, 1, generator=gen) < p_flat, u(0.6, 1.0).expand_as(grey), grey)
-    return grey * mask
-
-
 def type_metrics(true: np.ndarray, pred: np.ndarray) -> dict:
     """4-type accuracy, per-type sensitivity and specificity (one vs rest), their macro means, confusion
     (rows true, columns predicted), and single-vs-cluster accuracy."""
@@ -162,6 +121,18 @@ class ClusterTrainConfig(Settings):
         help="also train on real G-band objects: the OUT folder of import-karyogram on gband_icbr's spreads and "
         "karyograms (validation cells is_val_case('gband_icbr', N) are kept for validation)",
     )
+    crops: bool = setting(
+        False,
+        help="also train on the real G-band `clusters` crops of the training cases (is_val_case('clusters', "
+        "case) kept for validation); a cluster crop counts as any type but single",
+    )
+    crops_share: float = setting(
+        0.25, help="share of each batch drawn from the `clusters` crops, with --crops"
+    )
+    init: str | None = setting(
+        None,
+        help="cluster-type model file to continue from (e.g. the shipped one); its network config is used",
+    )
 
 
 @dataclass
@@ -185,19 +156,35 @@ class _Batches:
     weight: object
 
     @classmethod
-    def of(cls, data: ObjectSet) -> _Batches:
+    def of(cls, data: ObjectSet, crops_share: float = 0.0) -> _Batches:
         import torch
 
-        counts = np.bincount(data.y, minlength=len(TYPES))
+        counts = np.bincount(data.y, minlength=SOME_CLUSTER + 1)
         # sampling weight per type ~ count^-0.5: rare overlaps are seen more often without erasing the prior
-        weight = torch.from_numpy((1.0 / np.sqrt(np.maximum(counts, 1)))[data.y])
-        return cls(torch.from_numpy(data.x), torch.from_numpy(data.y).long(), weight)
+        weight = (1.0 / np.sqrt(np.maximum(counts, 1)))[data.y]
+        crops = data.source == "clusters"
+        if crops.any() and (~crops).any():  # the few real crops make `crops_share` of the draws
+            weight[crops] *= crops_share / (1 - crops_share) * weight[~crops].sum() / weight[crops].sum()
+        return cls(torch.from_numpy(data.x), torch.from_numpy(data.y).long(), torch.from_numpy(weight))
 
     def draw(self, n: int, gen):
         import torch
 
         idx = torch.multinomial(self.weight, n, replacement=True, generator=gen)
         return augment(self.x[idx].float().div_(255), gen), self.y[idx]
+
+
+def type_loss(logits, y, smoothing: float = 0.05):
+    """Cross-entropy (label smoothing) on objects of known type; a SOME_CLUSTER crop scores the probability of
+    every type but single together."""
+    import torch
+    import torch.nn.functional as F
+
+    known = y < SOME_CLUSTER
+    loss = F.cross_entropy(logits[known], y[known], label_smoothing=smoothing, reduction="sum")
+    if not known.all():
+        loss = loss - torch.logsumexp(torch.log_softmax(logits[~known], 1)[:, 1:], 1).sum()
+    return loss / len(y)
 
 
 def _fit_budget(run: Run, prog: _Progress, since: float, done_here: int) -> None:
@@ -216,7 +203,6 @@ def _stage(run: Run, net, batches: _Batches, cfg: ClusterTrainConfig, prog: _Pro
     """Train stage `prog.stage` from `prog.step` (progress generator): its parameters, AdamW, warm-up x cosine;
     `restore`: weights, optimizer and random states from the last checkpoint (written in this stage)."""
     import torch
-    from torch import nn
 
     stage, k = prog.stages[prog.stage], prog.stage
     params = clusters.stage_parameters(net, stage["trainable"])
@@ -227,7 +213,6 @@ def _stage(run: Run, net, batches: _Batches, cfg: ClusterTrainConfig, prog: _Pro
     opt = torch.optim.AdamW(params, lr=stage["lr"], weight_decay=1e-4)
     if restore:
         run.resume(net, opt)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     schedule = CosineSchedule(stage["steps"], warmup=100, overlap=True)
     since, done_before = time.time(), prog.done
     while prog.step < stage["steps"]:
@@ -235,7 +220,7 @@ def _stage(run: Run, net, batches: _Batches, cfg: ClusterTrainConfig, prog: _Pro
         schedule.apply(opt, stage["lr"], prog.step)
         net.train()
         x, y = batches.draw(cfg.batch, run.gen)
-        loss = loss_fn(net(x.to(run.device)), y.to(run.device))
+        loss = type_loss(net(x.to(run.device)), y.to(run.device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -266,7 +251,7 @@ def fit(run: Run, net, data: ObjectSet, cfg: ClusterTrainConfig, resume: bool = 
     prog = _Progress(**saved) if saved else _Progress([dict(s) for s in cfg.stages])
     if prog.step >= prog.stages[prog.stage]["steps"]:  # the checkpoint closed its stage
         prog.stage, prog.step = prog.stage + 1, 0
-    batches, restore = _Batches.of(data), bool(saved)
+    batches, restore = _Batches.of(data, cfg.crops_share if cfg.crops else 0.0), bool(saved)
     while prog.stage < len(prog.stages):
         yield from _stage(run, net, batches, cfg, prog, restore)
         prog.stage, prog.step, restore = prog.stage + 1, 0, False
@@ -276,14 +261,14 @@ def fit(run: Run, net, data: ObjectSet, cfg: ClusterTrainConfig, resume: bool = 
 def train(cfg: ClusterTrainConfig, resume: bool = False):
     """Progress generator; returns the saved model path. `resume`: continue from the run's last checkpoint
     (`checkpoints/<name>/` beside the model file)."""
+    if cfg.crops and not 0 < cfg.crops_share < 1:
+        raise KaryoError(f"--crops-share must lie between 0 and 1, not {cfg.crops_share}")
     out = Path(cfg.out).with_suffix(".safetensors")
     run = start_run(out.parent / "checkpoints" / out.stem, cfg.seed, cfg.device, cfg.threads, cfg.max_minutes)
     data = yield from build_objects(cfg.data, "train", cfg.synth_spreads, cfg.seed, cfg.per_source, cfg.cache,
-                                    cfg.keep_single, cfg.gband_imports)  # fmt: skip
-    config = {"backbone": cfg.backbone, "grey_blur": cfg.grey_blur}
-    if cfg.backbone == "resnext-mini":
-        config.update(widths=list(MINI_WIDTHS), groups=MINI_GROUPS)
-    net = clusters.build_network(**config, pretrained=cfg.pretrained).to(run.device)
+                                    cfg.keep_single, cfg.gband_imports, cfg.crops)  # fmt: skip
+    net, config, base = _network(cfg)
+    net = net.to(run.device)
     prog = yield from fit(run, net, data, cfg, resume)
     train_minutes = run.budget.seconds() / 60
 
@@ -296,79 +281,35 @@ def train(cfg: ClusterTrainConfig, resume: bool = False):
         cfg.per_source // 4,
         cfg.cache,
         gband_imports=cfg.gband_imports,
+        crops=cfg.crops,
     )
-    pred = predict_set(net, val).argmax(1)
-    validation = {
-        src: type_metrics(val.y[val.source == src], pred[val.source == src]) for src in _sources(cfg)
-    }
-    card = _card(cfg, config, net, data, validation, prog, train_minutes, run)
+    validation = validate(net, val, cfg)
+    card = cluster_card(cfg, config, net, data, validation, prog, train_minutes, run, base)
     yield Validated("evaluating on validation objects", 1, 1, validation)
     return run.save_model(net.state_dict(), card, out)
 
 
-def _sources(cfg: ClusterTrainConfig) -> tuple[str, ...]:
-    return ("bioimlab", "synth", "gband") if cfg.gband_imports else ("bioimlab", "synth")
+def _network(cfg: ClusterTrainConfig):
+    """(network, its config, the `init` model's card or None): fresh, or the `init` model's weights."""
+    if cfg.init:
+        state, base = load_model(cfg.init, clusters.ARCH)
+        config = dict(base["config"])
+        net = clusters.build_network(**config)
+        net.load_state_dict(state)
+        return net, config, base
+    config = {"backbone": cfg.backbone, "grey_blur": cfg.grey_blur}
+    if cfg.backbone == "resnext-mini":
+        config.update(widths=list(MINI_WIDTHS), groups=MINI_GROUPS)
+    return clusters.build_network(**config, pretrained=cfg.pretrained), config, None
 
 
-def _card(cfg: ClusterTrainConfig, config: dict, net, data: ObjectSet, validation: dict, prog: _Progress,
-          train_minutes: float, run: Run) -> dict:  # fmt: skip
-    out = Path(cfg.out).with_suffix(".safetensors")
-    return {
-        "architecture": clusters.ARCH,
-        "config": config,
-        "task": "type of a connected chromosome object: "
-        + ", ".join(f"{i} {t}" for i, t in enumerate(TYPES)),
-        "classes": {str(i): t for i, t in enumerate(TYPES)},
-        "input": {
-            "shape": [2, INPUT, INPUT],
-            "preprocessing": "clusters.prepare_object: channel 0 grey bright-on-dark [0,1] (0 outside the mask), "
-            f"channel 1 mask; chromosomes scaled to ~{clusters.TARGET_WIDTH:g} px wide (skeleton median width) "
-            "unless the object would not fit, centred",
-            "object_rule": f"union of chromosome masks bridging gaps <= {clusters.GAP} px (chessboard); overlap = "
-            f">= {clusters.MIN_OVERLAP} shared pixels",
-            "test_time": "mean log-probability over 4 flips",
-        },
-        "params": int(sum(p.numel() for p in net.parameters())),
-        "data": {
-            "train_objects": {
-                src: np.bincount(data.y[data.source == src], minlength=4).tolist() for src in _sources(cfg)
-            },
-            "synthetic": f"{cfg.synth_spreads} 'touching' spreads (synth.synthesize, 512x512, 40-60 chromosomes) "
-            f"from crop-bank training cases ({cfg.per_source} crops per source), single/touching objects kept "
-            f"with p={cfg.keep_single}",
-            "bioimlab": "bioimlab_seg images whose number is not a multiple of 5; types from the polygons",
-            "gband": "real gband_icbr training cells (not is_val_case): objects of the chromosomes import-karyogram "
-            "placed from the lab's karyograms; types from those masks"
-            if cfg.gband_imports
-            else "not used",
-            "threshold_masks": "25% of objects use a threshold mask of their crop instead of the annotation",
-            "never_used": "the real clusters crops (external test only)",
-        },
-        "validation": {
-            "split": "bioimlab_seg images numbered 5k; synthetic spreads from crop-bank validation cases "
-            f"({cfg.val_spreads} spreads, natural type rates)"
-            + ("; gband: gband_icbr validation cells (is_val_case)" if cfg.gband_imports else ""),
-            **validation,
-        },
-        "training": {
-            "stages": prog.stages,
-            "batch": cfg.batch,
-            "seed": cfg.seed,
-            "sampling": "with replacement, weight per type ~ count^-0.5",
-            "augmentation": AUGMENTATION,
-            "optimizer": "AdamW wd 1e-4, per stage 100-step warm-up then cosine to 0, label smoothing 0.05",
-            "minutes": round(train_minutes, 1),
-            **run.environment(),
-            "config": {k: v for k, v in asdict(cfg).items() if k not in ("stages", "cache")},
-            "history": prog.history,
-        },
-        "reproduce": f"napari-karyo train-clusters --data ../shared/data --synth-spreads {cfg.synth_spreads} "
-        f"--keep-single {cfg.keep_single} --seed {cfg.seed} --threads {cfg.threads} --out {out.name} "
-        + " ".join(f"--{s['name']}-steps {s['steps']}" for s in prog.stages)
-        + (" --gband-imports IMPORTS (import-karyogram results of gband_icbr)" if cfg.gband_imports else "")
-        + (
-            f"  (asked: --max-minutes {cfg.max_minutes}, which cut the steps to these)"
-            if cfg.max_minutes
-            else ""
-        ),
-    }
+def validate(net, val: ObjectSet, cfg: ClusterTrainConfig) -> dict:
+    """Type metrics per source; for the `clusters` crops, single vs cluster."""
+    pred = predict_set(net, val).argmax(1)
+    out = {src: type_metrics(val.y[val.source == src], pred[val.source == src]) for src in sources(cfg)}
+    crops = val.source == "clusters"
+    if crops.any():
+        single, called = val.y[crops] == clusters.SINGLE, pred[crops] == clusters.SINGLE
+        out["clusters"] = {"crops": int(crops.sum()), "single_called_single": float(called[single].mean()),
+                           "cluster_called_cluster": float((~called[~single]).mean())}  # fmt: skip
+    return out

@@ -7,6 +7,7 @@ Splits are by cell / slide, never by crop:
   stay on one side.
 - gband_icbr: by cell (one spread + its karyogram each), validation iff `is_val_case("gband_icbr", "<N>")`. Its
   instances are not in the data: they come from the karyogram import (`napari-karyo import-karyogram`).
+- clusters: by case (`clusters/caseN`), validation iff `is_val_case("clusters", "caseN")` (case7).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Spread:
 
 
 def is_val_case(dataset: str, case: str) -> bool:
-    """The validation rule of the data sets split by case (pki3, bioimlab_crops, gband_icbr)."""
+    """The validation rule of the data sets split by case (pki3, bioimlab_crops, gband_icbr, clusters)."""
     return int(hashlib.md5(f"{dataset}/{case}".encode()).hexdigest(), 16) % 5 == 0
 
 
@@ -48,7 +49,7 @@ def bioimlab_files(root: str | Path, split: str) -> list[Path]:
     files = sorted(
         Path(root, "bioimlab_seg").glob("original_*.json"), key=lambda p: int(re.findall(r"\d+", p.stem)[0])
     )
-    return [f for f in files if _in_split(int(re.findall(r"\d+", f.stem)[0]) % 5 == 0, split)]
+    return [f for f in files if in_split(int(re.findall(r"\d+", f.stem)[0]) % 5 == 0, split)]
 
 
 def mfish_files(root: str | Path, split: str) -> list[tuple[Path, Path]]:
@@ -56,7 +57,7 @@ def mfish_files(root: str | Path, split: str) -> list[tuple[Path, Path]]:
     pairs = []
     for k in sorted(Path(root, "mfish").glob("*/*K.tif")):
         dapi = k.with_name(k.name[:-5] + "D.tif")
-        if dapi.exists() and _in_split(mfish_slide(k) in VAL_MFISH_SLIDES, split):
+        if dapi.exists() and in_split(mfish_slide(k) in VAL_MFISH_SLIDES, split):
             pairs.append((dapi, k))
     return pairs
 
@@ -65,7 +66,7 @@ def mfish_slide(path: Path) -> str:
     return path.parent.name.split("__")[0]
 
 
-def _in_split(is_val: bool, split: str) -> bool:
+def in_split(is_val: bool, split: str) -> bool:
     if split not in ("train", "val", "all"):
         raise ValueError(f"split must be train, val or all, not {split!r}")
     return split == "all" or (split == "val") == is_val
@@ -88,7 +89,7 @@ def load_mfish(root: str | Path, split: str) -> list[Spread]:
 def gband_files(root: str | Path, split: str) -> list[Path]:
     """The spreads of gband_icbr in the split, in cell-number order."""
     files = sorted(Path(root, GBAND, "spreads").glob("*.png"), key=lambda p: int(p.stem))
-    return [f for f in files if _in_split(is_val_case(GBAND, f.stem), split)]
+    return [f for f in files if in_split(is_val_case(GBAND, f.stem), split)]
 
 
 def import_stamp(imports: str | Path) -> str:

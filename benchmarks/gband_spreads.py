@@ -87,6 +87,7 @@ def one_cell(s: datasets.Spread, masks: bool, kwargs: dict, results: str | None)
     }
     if masks:
         row |= metrics.spread_scores(res.chromosomes, s.chromosomes)
+        row |= {f"review_{k}": v for k, v in metrics.review_scores(res.chromosomes, s.chromosomes).items()}
         row["truth_unplaced"] = sum(s.karyogram.values()) - len(s.chromosomes)
         row["truth_low_match"] = sum(bool(c.review) for c in s.chromosomes)
     row |= metrics.karyotype_scores(res.chromosomes, s.karyogram)
@@ -123,6 +124,9 @@ def summary(rows: list[dict]) -> dict:
         out["precision"] = found / max(sum(r["predicted"] for r in masked), 1)
         out["named_share"] = sum(r["named_correctly"] for r in masked) / max(found, 1)
         out["truth_unplaced"] = sum(r["truth_unplaced"] for r in masked)
+        wrong_flagged = sum(r["review_wrong_flagged"] for r in masked)
+        out["errors_flagged_share"] = wrong_flagged / max(sum(r["review_wrong"] for r in masked), 1)
+        out["flags_on_errors_share"] = wrong_flagged / max(sum(r["review_flagged"] for r in masked), 1)
     return out
 
 
@@ -197,6 +201,8 @@ def table(r: dict) -> str:
         ("true chromosomes found, IoU >= 0.5 against the import's masks", "found_share"),
         ("precision (found / predicted)", "precision"),
         ("named right among found", "named_share"),
+        ("wrong objects (unmatched or misnamed) that are flagged", "errors_flagged_share"),
+        ("flags that point at a wrong object", "flags_on_errors_share"),
         ("cells whose karyogram says 46,XX (a constant answer's score)", "truth_46XX_share"),
     ]
     lines += [

@@ -36,9 +36,10 @@ def run(
     device: str | None,
     limit: int | None,
     stages: dict[str, str] | None = None,
+    clusters: str | None = None,
 ) -> dict:
     """`stages`: "default", "on" or "off" for the optional stages ("split", "rescue", "edges"); default if not
-    given."""
+    given. `clusters`: the cluster-type model (default: the bundled one)."""
     dev = pick_device(device)
     stages = stages or {}
     split = {"default": SPLIT, "on": SPLIT or SplitSettings(), "off": None}[stages.get("split", "default")]
@@ -46,8 +47,8 @@ def run(
         stages.get("rescue", "default")
     ]
     edges = stages.get("edges", "default") != "off"
-    kwargs = {"model": model, "classifier": classifier, "device": str(dev), "split": split, "rescue": rescue,
-              "edges": edges}  # fmt: skip
+    kwargs = {"model": model, "classifier": classifier, "cluster_model": clusters, "device": str(dev),
+              "split": split, "rescue": rescue, "edges": edges}  # fmt: skip
     times: list[float] = []
 
     def timed(image):
@@ -76,7 +77,7 @@ def run(
             {
                 "cell": s.key,
                 **metrics.spread_scores(res.chromosomes, s.chromosomes),
-                **review_scores(res.chromosomes, s.chromosomes),
+                **metrics.review_scores(res.chromosomes, s.chromosomes),
             }
         )
     true = sum(r["true"] for r in rows)
@@ -118,19 +119,6 @@ def run(
     }
 
 
-def review_scores(pred, gt) -> dict:
-    """How well the review flags point at the model's mistakes: an object is wrong when it matches no true
-    chromosome (IoU < 0.5) or matches one of another class."""
-    truth_of = {p: g for p, g, _ in metrics.match(pred, gt)}
-    wrong = [p not in truth_of or pred[p].class_id != gt[truth_of[p]].class_id for p in range(len(pred))]
-    flagged = [bool(c.review) for c in pred]
-    return {
-        "wrong": sum(wrong),
-        "flagged": sum(flagged),
-        "wrong_flagged": sum(w and f for w, f in zip(wrong, flagged, strict=True)),
-    }
-
-
 def table(r: dict) -> str:
     b, m, s = r["bioimlab"], r["mfish"], r["speed"]
     lines = [
@@ -159,6 +147,7 @@ def main() -> int:
     p = parser(__doc__, "spreads")
     p.add_argument("--model")
     p.add_argument("--classifier")
+    p.add_argument("--clusters", help="cluster-type model file (default: the bundled one)")
     p.add_argument("--device")
     p.add_argument("--limit", type=int, help="only the first N spreads of each set (quick look)")
     for stage, what in (
@@ -172,7 +161,7 @@ def main() -> int:
     if data_missing(args.data):
         return 2
     stages = {"split": args.split, "rescue": args.rescue, "edges": args.edges}
-    result = run(args.data, args.model, args.classifier, args.device, args.limit, stages)
+    result = run(args.data, args.model, args.classifier, args.device, args.limit, stages, args.clusters)
     return report(result, table(result), args.json)
 
 

@@ -69,6 +69,19 @@ def spread_scores(pred: list[Chromosome], gt: list[Chromosome]) -> dict:
     }
 
 
+def review_scores(pred: list[Chromosome], gt: list[Chromosome]) -> dict:
+    """How well the review flags point at the model's mistakes: an object is wrong when it matches no true
+    chromosome (IoU < 0.5) or matches one of another class."""
+    truth_of = {p: g for p, g, _ in match(pred, gt)}
+    wrong = [p not in truth_of or pred[p].class_id != gt[truth_of[p]].class_id for p in range(len(pred))]
+    flagged = [bool(c.review) for c in pred]
+    return {
+        "wrong": sum(wrong),
+        "flagged": sum(flagged),
+        "wrong_flagged": sum(w and f for w, f in zip(wrong, flagged, strict=True)),
+    }
+
+
 def karyotype_scores(pred: list[Chromosome], truth_counts: Mapping) -> dict:
     """One cell's objects against the true counts per class (keys: class ids or names such as '21', 'X'): the
     number of objects, named or not, exactly right; the same for the named ones alone; the sex complement of the

@@ -34,8 +34,15 @@ from napari_karyo.core.karyotype.karyogram_import.layout import (
     load_layout,
     read_labels,
 )
-from napari_karyo.core.karyotype.karyogram_import.match import Placement, coarse_ink, search, search_many
-from napari_karyo.core.karyotype.karyogram_import.rescue import fit, rescue
+from napari_karyo.core.karyotype.karyogram_import.match import (
+    MARGIN,
+    Placement,
+    coarse_ink,
+    masked_ncc,
+    search,
+    search_many,
+)
+from napari_karyo.core.karyotype.karyogram_import.rescue import _best_on, fit, part_templates, rescue
 from napari_karyo.core.storage.result_files import read_result
 from napari_karyo.core.storage.training_set import export_training_set, import_training_set
 
@@ -390,6 +397,22 @@ def test_bent_chromosome_is_matched_to_its_straight_cutout_by_its_halves():
     placed: dict = {}
     rescued = rescue(ink, [other, cut], placed, [obj])
     assert list(rescued) == [1] and rescued[1][1] is obj
+
+
+def test_half_fits_on_the_objects_window_score_as_on_the_whole_image():
+    """The half-fit searches a window the templates can just reach from the object; every place whose centre lies
+    on the object scores as it does searched over the whole (padded) image, also at the image border."""
+    cut = _rod_cutout(90, 4)
+    ink, obj = _bent(cut, 70.0)
+    for shift in (0, 120):  # in the middle; cut by the image's top border
+        sink, sobj = ink[shift:], obj[shift:]
+        assert sobj.any() and sobj[0].any() == bool(shift)
+        for t, m, d in part_templates(cut):
+            pad = d
+            own = ndi.binary_dilation(np.pad(sobj, pad), iterations=MARGIN) * np.pad(sink, pad)
+            ncc = masked_ncc(own, t, m)
+            centre = np.pad(sobj, pad)[d // 2 : d // 2 + ncc.shape[1], d // 2 : d // 2 + ncc.shape[2]]
+            assert abs(_best_on(sink, sobj, (t, m, d)) - float(ncc[:, centre].max())) < 1e-4
 
 
 def test_hidden_first_label_of_a_row_is_not_read_as_a_missing_last_one():

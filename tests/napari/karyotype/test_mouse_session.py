@@ -61,7 +61,7 @@ def session(make_napari_viewer, monkeypatch):
 
     cells = _proposals()
 
-    def steps(image, model=None, device=None, source_path=""):
+    def steps(image, model=None, device=None, source_path="", keep_ringed=False):
         yield ("fake model", 1, 1)
         _, _, _, chromosomes = cells[tuple(image.shape[:2])]
         return SpreadResult(

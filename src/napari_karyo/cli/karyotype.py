@@ -140,6 +140,7 @@ def cmd_case(args) -> int:
                     classifier=args.classifier,
                     device=args.device,
                     source_path=str(path),
+                    keep_ringed=args.keep_ringed,
                 ),
                 path.name,
                 args.quiet,
@@ -218,12 +219,7 @@ def add_commands(sub) -> None:
         help="grey spreads the detector takes in one forward pass (default: 4 on a GPU, 1 on the CPU, where "
         "batching gains nothing); results are the same as one at a time",
     )
-    a.add_argument(
-        "--keep-ringed",
-        action="store_true",
-        help="keep objects inside red contours drawn on an exported spread (by default they are left out as the "
-        "lab's debris, with a warning)",
-    )
+    _add_keep_ringed(a)
     a.add_argument("--redo", action="store_true", help="analyse again inputs whose outputs are complete")
     a.add_argument("--model", help="segmentation model file (default: the bundled one)")
     a.add_argument("--classifier", help="chromosome classifier model file (default: the bundled one)")
@@ -266,6 +262,7 @@ def add_commands(sub) -> None:
         action="store_true",
         help="use the stored classes as they are (default: cell-level assignment; user edits are kept)",
     )
+    _add_keep_ringed(k)
     k.add_argument("--model", help="segmentation model file (default: the bundled one)")
     k.add_argument("--classifier", help="chromosome classifier model file (default: the bundled one)")
     k.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
@@ -309,3 +306,12 @@ def add_commands(sub) -> None:
     )
     rc.add_argument("image", help="the spread image whose <stem>.karyo folder to recover")
     rc.set_defaults(func=cmd_recover)
+
+
+def _add_keep_ringed(parser) -> None:
+    parser.add_argument(
+        "--keep-ringed",
+        action="store_true",
+        help="keep objects inside red contours drawn on an exported spread (by default they are left out as the "
+        "lab's debris, with a warning)",
+    )

@@ -14,7 +14,8 @@ from napari_karyo.core.storage.project_files import read_status
 from napari_karyo.core.storage.queue import SpreadQueue
 
 
-def fake_steps(image, model=None, device=None, source_path=""):
+def fake_steps(image, model=None, device=None, source_path="", keep_ringed=False):
+    fake_steps.keep_ringed = keep_ringed
     yield ("model", 0, 1)
     mask = np.zeros(image.shape[:2], bool)
     mask[5:30, 10:16] = True
@@ -30,7 +31,8 @@ def test_proposes_the_not_started_and_reports_the_rest(tmp_path, monkeypatch):
     (tmp_path / "c.tif").write_bytes(b"not a tiff")
     paths = queue_run.not_started(SpreadQueue(tmp_path))
     assert [p.name for p in paths] == ["a.tif", "b.tif", "c.tif"]
-    run_to_end(queue_run.propose_not_started(paths[1:2]))  # b started meanwhile
+    run_to_end(queue_run.propose_not_started(paths[1:2], keep_ringed=True))  # b started meanwhile
+    assert fake_steps.keep_ringed  # the red-ring choice reaches the analysis
     run = run_to_end(queue_run.propose_not_started(paths))
     assert [p.name for p in run.proposed] == ["a.tif"] and [p.name for p in run.skipped] == ["b.tif"]
     assert list(run.failed) == [paths[2]] and "c.tif" in run.failed[paths[2]]

@@ -225,6 +225,9 @@ def test_queue_steps_through_a_folder_and_keeps_each_spreads_corrections(
     assert "spread1 chromosomes" in [layer.name for layer in viewer.layers]
     assert widget.editor.session.result.status == "accepted"
     qtbot.waitUntil(lambda: "1/2 accepted" in queue.progress_label.text(), timeout=5000)
+    widget.keep_ringed.setChecked(True)  # the queue's background run analyses as the dock does
+    widget.device_combo.setCurrentText("cpu")
+    assert queue.analysis_options() == (None, "cpu", True)
 
 
 # ---- QA as a cytogeneticist would use it: real keys, napari's own paint tools, crossings, refusals, crashes ----

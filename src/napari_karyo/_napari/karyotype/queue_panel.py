@@ -230,10 +230,10 @@ class QueuePanel(QWidget):
 
     # ---- the rest of the queue in the background -----------------------------------------------------------
 
-    def model_and_device(self) -> tuple[str | None, str | None]:
-        """The model and device the background run uses: the bundled model, the best device (the dock's own
-        choice where there is a Karyotype dock, see QueueWidget)."""
-        return None, None
+    def analysis_options(self) -> tuple[str | None, str | None, bool]:
+        """(model, device, keep ringed objects) of the background run: the bundled model, the best device, the
+        lab's red rings honoured (the Karyotype dock's own choices where there is one, see QueueWidget)."""
+        return None, None, False
 
     def propose_not_started(self) -> None:
         if self.queue is None or self.job.running:
@@ -245,10 +245,11 @@ class QueuePanel(QWidget):
         from napari_karyo._napari.common.torch_guard import import_backends
 
         import_backends()  # on this (main) thread: see its docstring
-        model, device = self.model_and_device()
+        model, device, keep_ringed = self.analysis_options()
         self._say(f"proposing {len(paths)} spreads in the background; go on working meanwhile")
         self.job.start(
-            propose_not_started, paths, model, device, on_done=self._on_proposed, device_text=device or "auto",
+            propose_not_started, paths, model, device, keep_ringed, on_done=self._on_proposed,
+            device_text=device or "auto",
             on_cancel=lambda: (self._say("cancelled: the spreads proposed so far keep their projects"),
                                self.refresh()),
         )  # fmt: skip
@@ -277,13 +278,13 @@ class QueueWidget(QueuePanel):
         super().__init__(self._open_in_karyotype)
         self.viewer = napari_viewer
 
-    def model_and_device(self) -> tuple[str | None, str | None]:
-        """The Karyotype dock's model and device, when it is open."""
+    def analysis_options(self) -> tuple[str | None, str | None, bool]:
+        """The Karyotype dock's model, device and red-ring choice, when it is open."""
         for widget in self.viewer.window.dock_widgets.values():
             if hasattr(widget, "model_combo") and hasattr(widget, "device_combo"):
                 device = widget.device_combo.currentText()
-                return widget._model(), None if device == "auto" else device
-        return super().model_and_device()
+                return widget._model(), None if device == "auto" else device, widget.keep_ringed.isChecked()
+        return super().analysis_options()
 
     def _open_in_karyotype(self, path: Path) -> None:
         _, karyotype = self.viewer.window.add_plugin_dock_widget("napari-karyo", "Karyotype")

@@ -46,17 +46,19 @@ def not_started(queue: SpreadQueue) -> list[Path]:
     return [path for path, status in queue.statuses().items() if status == "not started"]
 
 
-def _steps(path: Path, model: str | None, device: str | None):
+def _steps(path: Path, model: str | None, device: str | None, keep_ringed: bool):
     if is_cell_with_dapi(path):
         return CellJob(read_cell(path)).steps(model=model, device=device, source_path=str(path))
-    return analyze_steps(read_image(path), model=model, device=device, source_path=str(path))
+    return analyze_steps(read_image(path), model=model, device=device, source_path=str(path),
+                         keep_ringed=keep_ringed)  # fmt: skip
 
 
 def propose_not_started(
-    paths: list[Path], model: str | None = None, device: str | None = None
+    paths: list[Path], model: str | None = None, device: str | None = None, keep_ringed: bool = False
 ) -> Generator[tuple[str, int, int], None, QueueRun]:
     """Analyse each image of `paths` (`not_started(queue)`) and save its project; the QueueRun says what
-    happened to each. A model that cannot be loaded stops the run (KaryoError): every spread would fail."""
+    happened to each. A model that cannot be loaded stops the run (KaryoError): every spread would fail.
+    `keep_ringed`: keep the objects the lab ringed in red on grey spreads (as `analyze_steps`)."""
     run = QueueRun()
     total = len(paths) * STEPS
     for k, path in enumerate(paths):
@@ -66,7 +68,7 @@ def propose_not_started(
             if read_status(path) != "not started":  # opened in the dock since the list was made
                 run.skipped.append(path)
                 continue
-            steps = _steps(path, model, device)
+            steps = _steps(path, model, device, keep_ringed)
             while True:
                 try:
                     stage, done, of = next(steps)

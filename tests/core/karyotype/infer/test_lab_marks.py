@@ -1,5 +1,6 @@
 """Objects the lab ringed in red on an exported spread are left out, with a warning; nothing else changes."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -99,3 +100,8 @@ def test_analyze_leaves_out_the_ringed_chromosome_and_says_so(tmp_path):
     )
     kept = json.loads((tmp_path / "kept" / "export" / "karyotype.json").read_text())
     assert kept["count"] == plain.count and not kept["warnings"]
+    # the counting mode takes the same switch
+    assert main(["case", str(tmp_path / "export.png"), "--out", str(tmp_path / "case.csv"), "--keep-ringed",
+                 "--device", "cpu", "-q"]) == 0  # fmt: skip
+    cell = next(csv.DictReader((tmp_path / "case.csv").read_text().splitlines()))
+    assert int(cell["objects"]) == plain.count

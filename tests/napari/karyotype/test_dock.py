@@ -114,6 +114,11 @@ def test_the_results_warnings_are_shown(karyo, qtbot, fake, monkeypatch):
     assert "keep objects the lab ringed in red" in widget.keep_ringed.text()
     run_and_wait(qtbot, widget)
     assert shown == [warning]
+    from napari_karyo._napari.karyotype.dock import KaryotypeWidget
+
+    again = KaryotypeWidget(viewer)  # the choice is kept for the next session
+    qtbot.addWidget(again)
+    assert again.keep_ringed.isChecked()
 
 
 def test_corrected_layers_are_not_overwritten(karyo, qtbot, fake, monkeypatch):

@@ -40,6 +40,7 @@ from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.karyotype.infer.predict import analyze_steps
 from napari_karyo.core.storage.model_files import bundled_segmenters
 from napari_karyo.core.storage.project_files import read_status
+from napari_karyo.core.storage.settings import change_setting, setting
 from napari_karyo.core.user_folders import data_dir
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ class KaryotypeWidget(QWidget):
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICE_CHOICES)
         self.keep_ringed = QCheckBox("keep objects the lab ringed in red")
+        self.keep_ringed.setChecked(setting("keep_ringed"))  # a lab's exports keep their marks' meaning
+        self.keep_ringed.toggled.connect(lambda on: change_setting("keep_ringed", on))
         self.keep_ringed.setToolTip("Exported spreads: objects inside red contours (the lab's debris mark) are "
                                     "left out unless this is ticked")  # fmt: skip
 

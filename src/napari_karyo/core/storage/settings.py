@@ -14,6 +14,7 @@ DEFAULTS = {
     "analyst": "",  # printed in the report header
     "stain_normalisation": "none",  # none | macenko | vahadane: chosen in either pathology dock, used by both
     "sam_checkpoint": "",  # prompts from this SAM / micro-sam checkpoint; "" = the bundled Mask R-CNN
+    "keep_ringed": False,  # the Karyotype dock keeps objects the lab ringed in red (the CLI: --keep-ringed)
 }
 
 

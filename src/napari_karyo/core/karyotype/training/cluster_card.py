@@ -52,7 +52,7 @@ def cluster_card(cfg, config: dict, net, data: ObjectSet, validation: dict, prog
             "threshold_masks": "25% of objects use a threshold mask of their crop instead of the annotation",
             "clusters_crops": (
                 f"real G-band `clusters` crops of the training cases (not is_val_case('clusters', case)): "
-                f"{int((data.y[data.source == 'clusters'] == 0).sum())} single, "
+                f"{int((data.y[data.source == 'clusters'] == clusters.SINGLE).sum())} single, "
                 f"{int((data.y[data.source == 'clusters'] == SOME_CLUSTER).sum())} clusters of unrecorded type "
                 f"(loss on p(not single)), {cfg.crops_share:.0%} of each batch"
                 if cfg.crops

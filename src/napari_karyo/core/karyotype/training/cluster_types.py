@@ -156,7 +156,7 @@ class _Batches:
     weight: object
 
     @classmethod
-    def of(cls, data: ObjectSet, crops_share: float = 0.0) -> _Batches:
+    def of(cls, data: ObjectSet, crops_share: float = 0.25) -> _Batches:
         import torch
 
         counts = np.bincount(data.y, minlength=SOME_CLUSTER + 1)
@@ -251,7 +251,7 @@ def fit(run: Run, net, data: ObjectSet, cfg: ClusterTrainConfig, resume: bool = 
     prog = _Progress(**saved) if saved else _Progress([dict(s) for s in cfg.stages])
     if prog.step >= prog.stages[prog.stage]["steps"]:  # the checkpoint closed its stage
         prog.stage, prog.step = prog.stage + 1, 0
-    batches, restore = _Batches.of(data, cfg.crops_share if cfg.crops else 0.0), bool(saved)
+    batches, restore = _Batches.of(data, cfg.crops_share), bool(saved)
     while prog.stage < len(prog.stages):
         yield from _stage(run, net, batches, cfg, prog, restore)
         prog.stage, prog.step, restore = prog.stage + 1, 0, False

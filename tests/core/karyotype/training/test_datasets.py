@@ -129,3 +129,26 @@ def test_imported_cells_give_cluster_type_objects_split_by_cell(data, tmp_path):
         gband_objects(data, tmp_path / "missing", "train", seed=0)
     with pytest.raises(KaryoError, match="no imported train cell"):
         gband_objects(data, tmp_path, "train", seed=0)  # a folder with no import in it
+
+
+def test_segmenter_objects_are_named_after_the_imported_chromosome_they_match(data, tmp_path, monkeypatch):
+    from napari_karyo.core.karyotype.infer import predict
+    from napari_karyo.core.karyotype.training import crop_sets
+
+    truth = tmp_path / "imported"
+    _imported(truth, "7", {"1": 2})
+    broken = _rod(5, 15, 4)
+    broken.mask[7:] = False  # its top 7 of 20 rows: IoU 0.35 with the second 1, no match
+    wide = np.zeros(SHAPE, bool)
+    wide[5:25, 5:11] = True  # the first 1, outlined a column wider: IoU 0.83
+    debris = _rod(18, 50, 21)
+
+    def analyze(image, **kwargs):  # the objects `analyze` names: one right (named 3), one piece, one debris
+        return SpreadResult(image.shape[:2], [Chromosome.from_full_mask(wide, class_id=3), broken, debris])
+
+    monkeypatch.setattr(predict, "analyze", analyze)
+    crops = crop_sets.build(data, ("gband_objects",), cache=None, gband_imports=truth)
+    assert (
+        list(crops.labels) == [1] and list(crops.dataset) == ["gband_objects"] and list(crops.val) == [True]
+    )
+    assert crops.sizes[0, 1] == pytest.approx(120)  # the segmenter's outline, not the import's

@@ -50,10 +50,13 @@ class ClassifierTrainConfig(Settings):
     cache: str | None = setting(str(DEFAULT_CACHE), help="folder for prepared crops ('' = none)")
     gband_imports: str | None = setting(
         None,
-        help="with gband_icbr: the OUT folder of import-karyogram on gband_icbr's spreads and karyograms",
+        help="with gband_icbr or gband_objects: the OUT folder of import-karyogram on gband_icbr's spreads and karyograms",
     )
     init: str | None = setting(
         None, help="classifier model file to continue from (e.g. the shipped one); its width is used"
+    )
+    gband_repeats: int = setting(
+        2, help="times each G-band training crop (gband_icbr, gband_objects) is drawn per epoch"
     )
 
 
@@ -116,7 +119,9 @@ class _Data:
     x: object
     f: object
     y: object
-    epoch_index: np.ndarray  # training crop of each epoch position (bioimlab_crops twice)
+    epoch_index: (
+        np.ndarray
+    )  # training crop of each epoch position (bioimlab_crops twice, gband_icbr gband_repeats)
     train_set: crops.CropArrays
     val_set: crops.CropArrays
     val_feats: np.ndarray
@@ -129,8 +134,12 @@ def _prepare(cfg: ClassifierTrainConfig) -> _Data:
     feats = relative_features(data.sizes, list(data.cell))
     train_set, val_set = data.subset(~data.val), data.subset(data.val)
     # bioimlab_crops (Q-band, blurrier) and gband_icbr (the clinical G-band users have) are 5x smaller than pki3
-    # and harder: sample them twice per epoch
-    weight = np.where(np.isin(train_set.dataset, ["bioimlab_crops", "gband_icbr"]), 2, 1)
+    # and harder: sample them more than once per epoch
+    weight = np.select(
+        [train_set.dataset == "bioimlab_crops", np.isin(train_set.dataset, crops.GBAND_SETS)],
+        [2, cfg.gband_repeats],
+        1,
+    )
     x = torch.from_numpy(train_set.canvases)[:, None]
     f, y = torch.from_numpy(feats[~data.val]), torch.from_numpy(train_set.labels - 1)
     index = np.repeat(np.arange(len(weight)), weight)
@@ -237,7 +246,7 @@ def _card(cfg: ClassifierTrainConfig, net, d: _Data, history: list, minutes: flo
             "train_crops": {str(s): int((d.train_set.dataset == s).sum()) for s in datasets},
             "val_crops": {str(s): int((d.val_set.dataset == s).sum()) for s in datasets},
             "split_rule": crops.SPLIT_RULE,
-            "source": "../shared/data (public pki3, BioImLab crops, ADIR M-FISH)",
+            "source": "../shared/data: " + "; ".join(crops.SOURCES[s] for s in datasets),
         },
         "validation": {
             "split": "validation cases (see split_rule), 4-flip TTA",
@@ -262,6 +271,7 @@ def _card(cfg: ClassifierTrainConfig, net, d: _Data, history: list, minutes: flo
         f"--threads {cfg.threads} --out {Path(cfg.out).with_suffix('.safetensors').name}"
         + (f" --max-minutes {cfg.max_minutes}" if cfg.max_minutes else "")
         + (" --gband-imports IMPORTS (import-karyogram results of gband_icbr)" if cfg.gband_imports else "")
+        + (f" --gband-repeats {cfg.gband_repeats}" if cfg.gband_repeats != 2 else "")
         + (f" --init {cfg.init} (see fine_tuned_from)" if cfg.init else "")
         + (
             f"  (the time budget cut the run to {len(history)} epochs here)"

@@ -9,6 +9,9 @@
 - gband_icbr: the named chromosomes of real clinical G-band spreads that `napari-karyo import-karyogram` placed
   from the lab's karyograms (`gband_imports`: its OUT folder); validation cells by `is_val_case("gband_icbr", N)`,
   the split the segmenter and benchmarks/gband_spreads.py use.
+- gband_objects: the same cells, but the objects the shipped `analyze` outlines on them (each named after the
+  imported chromosome it matches at IoU >= 0.5, the others left out): the crops the classifier meets in use, with
+  the segmenter's outlines, breaks and neighbours' edges, not the karyogram's clean cut-outs. Same split.
 
 Validation rule for pki3 and bioimlab_crops: md5("<dataset>/<case>") as an integer, mod 5 == 0 (about 20% of
 cases, every crop of a case on the same side).
@@ -16,8 +19,9 @@ cases, every crop of a case on the same side).
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +45,18 @@ from napari_karyo.core.karyotype.training.datasets import (
 SPLIT_RULE = (
     "pki3 and bioimlab_crops: validation iff int(md5('<dataset>/<case>').hexdigest(), 16) % 5 == 0, where the "
     "pki3 case is the folder name before the first '.' and the bioimlab_crops case is the karyotype folder; "
-    "mfish: validation slides datasets.VAL_MFISH_SLIDES; gband_icbr: validation cells is_val_case('gband_icbr', N)"
+    "mfish: validation slides datasets.VAL_MFISH_SLIDES; gband_icbr and gband_objects: validation cells "
+    "is_val_case('gband_icbr', N)"
 )
-DATASETS = ("pki3", "bioimlab_crops", "mfish", "gband_icbr")
+DATASETS = ("pki3", "bioimlab_crops", "mfish", "gband_icbr", "gband_objects")
+GBAND_SETS = ("gband_icbr", "gband_objects")  # both made from karyogram imports
+SOURCES = {  # where each set comes from, for model cards
+    "pki3": "pki3 (public)",
+    "bioimlab_crops": "BioImLab crops (public)",
+    "mfish": "ADIR M-FISH (public)",
+    "gband_icbr": "gband_icbr clinical G-band cells (karyogram imports; development data, not redistributed)",
+    "gband_objects": "gband_icbr cells as the shipped analyze outlines them, named from the karyogram imports",
+}
 # Bump when crop preprocessing or instance derivation (e.g. io.annotations.instances_from_kmap) changes, so no
 # training run reads crops cut by older code from the cache.
 CACHE_VERSION = 2
@@ -120,10 +133,28 @@ def _from_spreads(load, dataset: str):
                 yield prepare_crop(crop, mask), measure(mask), c.class_id, dataset, spread.key, split == "val"
 
 
+def _segmenter_objects(root: str | Path, imports: str | Path, split: str):
+    """The split's imported gband_icbr cells with the shipped `analyze`'s objects in place of the import's: each
+    named after the imported chromosome it matches (IoU >= 0.5); unmatched ones are no truth and left out."""
+    from napari_karyo.core.karyotype.evaluate.metrics import match
+    from napari_karyo.core.karyotype.infer.predict import analyze
+
+    for spread in load_gband_import(root, imports, split):
+        objects = analyze(spread.image).chromosomes
+        named = [replace(objects[i], class_id=spread.chromosomes[j].class_id)
+                 for i, j, _ in match(objects, spread.chromosomes)]  # fmt: skip
+        yield replace(spread, chromosomes=named)
+
+
 def _cache_name(ds: str, gband_imports: str | Path | None) -> str:
-    if ds != "gband_icbr":
+    if ds not in GBAND_SETS:
         return f"crops_{ds}_v{CACHE_VERSION}.npz"
-    return f"crops_{ds}_{import_stamp(gband_imports)}_v{CACHE_VERSION}.npz"
+    stamp = import_stamp(gband_imports)
+    if ds == "gband_objects":  # the objects depend on the shipped models too
+        from napari_karyo.core.karyotype.infer.predict import models_used
+
+        stamp += "_" + hashlib.md5(models_used().encode()).hexdigest()[:10]
+    return f"crops_{ds}_{stamp}_v{CACHE_VERSION}.npz"
 
 
 def build(
@@ -134,10 +165,10 @@ def build(
 ) -> CropArrays:
     """Prepare every crop of `datasets` (both splits; mfish: train and val slides). Cached per data set as
     .npz because preparing ~27,000 crops takes minutes."""
-    if "gband_icbr" in datasets and not (gband_imports and Path(gband_imports).is_dir()):
+    if set(GBAND_SETS) & set(datasets) and not (gband_imports and Path(gband_imports).is_dir()):
         raise KaryoError(
             f"{gband_imports or '--gband-imports'}: not a folder. "
-            "gband_icbr crops come from karyogram imports: pass the OUT folder of `napari-karyo "
+            "gband_icbr and gband_objects crops come from karyogram imports: pass the OUT folder of `napari-karyo "
             "import-karyogram --spreads .../gband_icbr/spreads --karyograms .../gband_icbr/karyograms` "
             "as gband_imports (--gband-imports)"
         )
@@ -162,6 +193,8 @@ def _build_one(root: str | Path, ds: str, cache: Path | None, gband_imports=None
         rows = list(_from_spreads(lambda split: load_mfish(root, split), ds))
     elif ds == "gband_icbr":
         rows = list(_from_spreads(lambda split: load_gband_import(root, gband_imports, split), ds))
+    elif ds == "gband_objects":
+        rows = list(_from_spreads(lambda split: _segmenter_objects(root, gband_imports, split), ds))
     else:
         raise ValueError(f"unknown crop data set {ds!r}; use {DATASETS}")
     if not rows:

@@ -50,7 +50,8 @@ class ClassifierTrainConfig(Settings):
     cache: str | None = setting(str(DEFAULT_CACHE), help="folder for prepared crops ('' = none)")
     gband_imports: str | None = setting(
         None,
-        help="with gband_icbr or gband_objects: the OUT folder of import-karyogram on gband_icbr's spreads and karyograms",
+        help="with gband_icbr or gband_objects: the OUT folder of import-karyogram on gband_icbr's spreads and "
+        "karyograms",
     )
     init: str | None = setting(
         None, help="classifier model file to continue from (e.g. the shipped one); its width is used"
@@ -119,9 +120,8 @@ class _Data:
     x: object
     f: object
     y: object
-    epoch_index: (
-        np.ndarray
-    )  # training crop of each epoch position (bioimlab_crops twice, gband_icbr gband_repeats)
+    # training crop of each epoch position (bioimlab_crops twice, G-band crops gband_repeats times)
+    epoch_index: np.ndarray
     train_set: crops.CropArrays
     val_set: crops.CropArrays
     val_feats: np.ndarray

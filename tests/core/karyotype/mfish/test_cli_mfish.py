@@ -30,6 +30,8 @@ def analyzed(tmp_path_factory):
 def test_cell_is_named_by_colour_and_writes_the_output_contract(analyzed):
     summary = json.loads((analyzed / "karyotype.json").read_text())
     assert "naming: colour, kit A (mfish-kit-A.safetensors)" in summary["model"]
+    # segmented by the model the colour rules were chosen with, not the G-band default
+    assert summary["model"].startswith("chromosome-maskrcnn-colour.safetensors@")
     assert summary["iscn"].startswith(("44", "45", "46", "47"))
     objects = json.loads((analyzed / "annotations.json").read_text())["objects"]
     assert all(o["colour_vote"] for o in objects)
@@ -51,6 +53,9 @@ def test_dapi_only_is_said(tmp_path):
     assert main(["-q", "analyze", str(CELL), "--out", str(tmp_path), "--dapi-only", "--device", "cpu"]) == 0
     summary = json.loads((tmp_path / "mfish_A02_cell" / "karyotype.json").read_text())
     assert "naming: DAPI only (as asked)" in summary["model"]
+    assert summary["model"].startswith(
+        "chromosome-maskrcnn.safetensors@"
+    )  # a DAPI plane is a grey spread: the default
     assert not (tmp_path / "mfish_A02_cell" / "colour_classes.tif").exists()
 
 

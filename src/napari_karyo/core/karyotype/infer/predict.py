@@ -38,6 +38,7 @@ from napari_karyo.core.storage.images import check_spread
 from napari_karyo.core.storage.model_files import build_checked, load_card, load_model, resolve, sha256
 
 DEFAULT_SEGMENTER = "chromosome-maskrcnn"
+COLOUR_SEGMENTER = "chromosome-maskrcnn-colour"  # M-FISH cells named by a kit model (mfish/analyze.py)
 SCORE_THRESHOLD = 0.5
 MASK_IOU_NMS = 0.5  # two detections sharing this much are one chromosome
 CONTAINED = 0.8  # a detection lying this much inside a better one is a fragment of it

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_karyo.core.karyotype.infer.predict import analyze_steps
+from napari_karyo.core.karyotype.infer.predict import COLOUR_SEGMENTER, analyze_steps
 from napari_karyo.core.karyotype.mfish.colour import ColourNamer
 from napari_karyo.core.karyotype.mfish.kits import DAPI, KitError, plane_order, recognise_kit
 from napari_karyo.core.karyotype.mfish.pixels import KitModel, load_kit_model, normalise_planes
@@ -85,6 +85,9 @@ class CellJob:
         # edges, two objects of a kit A validation cell went unnamed (count right 6 -> 5 of 9 cells)
         kwargs.setdefault("edges", self.model is None)
         if self.model is not None:
+            # ... and so was the segmenter: the default one, since retrained for G-band, lowers kit A's ISCN right
+            if not kwargs.get("model"):
+                kwargs["model"] = COLOUR_SEGMENTER
             order = plane_order(self.cell.names, self.model.channels, str(self.cell.path))
             norm = normalise_planes(self.cell.planes[order])
             self.namer = ColourNamer(self.model, norm, split=self.split, fill=self.fill)

@@ -67,6 +67,8 @@ class KaryotypeWidget(QWidget):
         self.model_combo = QComboBox()
         self.model_combo.setEditable(True)  # a model name or a path to a .safetensors file
         self.model_combo.addItems([DEFAULT_MODEL, *bundled_segmenters()])
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(12)  # long names and paths never widen the dock
         browse = QPushButton("…")
         browse.setToolTip("Choose a model file (.safetensors)")
         browse.clicked.connect(self._browse_model)

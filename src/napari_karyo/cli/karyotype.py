@@ -223,7 +223,8 @@ def add_commands(sub) -> None:
     a.add_argument("--redo", action="store_true", help="analyse again inputs whose outputs are complete")
     a.add_argument(
         "--model",
-        help="segmentation model file (default: the bundled one; M-FISH cells named by colour: chromosome-maskrcnn-colour)",
+        help="segmentation model file (default: the bundled one; chromosome-maskrcnn-colour for M-FISH cells "
+        "named by colour)",
     )
     a.add_argument("--classifier", help="chromosome classifier model file (default: the bundled one)")
     a.add_argument("--clusters", help="cluster-type model file (default: the bundled one)")

@@ -53,9 +53,8 @@ def test_dapi_only_is_said(tmp_path):
     assert main(["-q", "analyze", str(CELL), "--out", str(tmp_path), "--dapi-only", "--device", "cpu"]) == 0
     summary = json.loads((tmp_path / "mfish_A02_cell" / "karyotype.json").read_text())
     assert "naming: DAPI only (as asked)" in summary["model"]
-    assert summary["model"].startswith(
-        "chromosome-maskrcnn.safetensors@"
-    )  # a DAPI plane is a grey spread: the default
+    # the DAPI plane alone is a grey spread: the default segmenter
+    assert summary["model"].startswith("chromosome-maskrcnn.safetensors@")
     assert not (tmp_path / "mfish_A02_cell" / "colour_classes.tif").exists()
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from napari_karyo.core.iscn import Karyotype, karyotype_of
+from napari_karyo.core.karyotype.infer.frame_cut import CUT_DISCOUNT, cut_by_frame
 from napari_karyo.core.results import SpreadResult
 
 SEX_HYPOTHESES: tuple[str, ...] = ("XX", "XY", "X", "XXY", "XYY")
@@ -87,13 +88,15 @@ def assign_cell(
     allow_aneuploidy: bool = True,
     penalties: Penalties = DEFAULT_PENALTIES,
     fixed: Mapping[int, int] | None = None,
+    unassigned: np.ndarray | None = None,
 ) -> AssignResult:
     """Cell-level classes for (n, 24) class probabilities (column j = class j + 1).
 
     `prior_strength` scales the gain, loss and sex costs: 0 trusts the classifier alone (argmax, at most three of
     an autosome), larger values hold the cell closer to 46,XX / 46,XY. `allow_aneuploidy=False` allows no third
     copies and only the XX and XY hypotheses. `fixed` maps object index -> class id for chromosomes a person named:
-    they keep that class and are always counted.
+    they keep that class and are always counted. `unassigned`: per-object cost of leaving it out of the count, in
+    place of `penalties.unassigned` (an object cut by the image frame is cheaper to leave out).
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -107,7 +110,7 @@ def assign_cell(
     )
     nll = -np.log(np.clip(probs, _FLOOR, 1.0))
     fixed = {int(i): int(c) for i, c in (fixed or {}).items()}
-    unassigned_cost = np.full(n, pen.unassigned)
+    unassigned_cost = np.full(n, pen.unassigned) if unassigned is None else np.array(unassigned, np.float64)
     for i, c in fixed.items():
         nll[i] = _FIXED
         nll[i, c - 1] = 0.0
@@ -144,7 +147,8 @@ def assign_spread(result: SpreadResult, **kwargs) -> AssignResult:
     """Assign classes over one spread and write them into its chromosomes (`class_id`, `class_score`).
 
     Chromosomes a person made or renamed (`source == 'user'` or `edited`) keep their class; model objects without
-    probabilities count as equally likely anything. Unassigned objects get class 0 (shown as unnamed)."""
+    probabilities count as equally likely anything. Unassigned objects get class 0 (shown as unnamed). An object cut
+    by the image frame is cheaper to leave out (frame_cut.py)."""
     n = result.count
     probs = np.full((n, 24), 1.0 / 24)
     fixed: dict[int, int] = {}
@@ -153,7 +157,10 @@ def assign_spread(result: SpreadResult, **kwargs) -> AssignResult:
             fixed[i] = int(ch.class_id)
         elif ch.probs is not None:
             probs[i] = np.asarray(ch.probs, dtype=np.float64).ravel()[:24]
-    out = assign_cell(probs, fixed=fixed, **kwargs)
+    penalties = kwargs.pop("penalties", DEFAULT_PENALTIES)
+    cut = cut_by_frame(result.chromosomes, result.image_shape[:2])
+    unassigned = np.where(cut, penalties.unassigned - CUT_DISCOUNT, penalties.unassigned)
+    out = assign_cell(probs, fixed=fixed, unassigned=unassigned, penalties=penalties, **kwargs)
     for i, ch in enumerate(result.chromosomes):
         if i in fixed:
             continue

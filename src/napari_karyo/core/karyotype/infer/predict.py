@@ -1,9 +1,9 @@
 """The main job: spread image -> named chromosome instances (`SpreadResult`).
 
 normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering -> faint detections rescued
-(`rescue.py`) -> back to image pixels -> connected objects typed (single, touching, overlapping, both) -> merged
-chromosomes split at their waist (`split.py`, off by default) -> crop classifier probabilities -> cell-level
-"two of each" assignment -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a
+(`rescue.py`) -> back to image pixels -> outlines on the edges (`boundaries.py`) -> connected objects typed (single, touching, overlapping, both) -> merged chromosomes split at their
+waist (`split.py`, off by default) -> crop classifier probabilities -> cell-level "two of each" assignment -> pieces
+cut by the image frame that it leaves out dropped (`frame_cut.py`) -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a
 generator (progress + cancel between stages) shared by the CLI, the napari widget and the tests; `analyze` runs
 it to the end.
 """
@@ -26,6 +26,7 @@ from napari_karyo.core.karyotype.infer.classifier import DEFAULT_MODEL as CLASSI
 from napari_karyo.core.karyotype.infer.classifier import load_classifier
 from napari_karyo.core.karyotype.infer.clusters import DEFAULT_MODEL as CLUSTER_MODEL
 from napari_karyo.core.karyotype.infer.clusters import find_objects, load_cluster_model, predict_object_types
+from napari_karyo.core.karyotype.infer.frame_cut import drop_cut_surplus
 from napari_karyo.core.karyotype.infer.lab_marks import without_ringed
 from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.karyotype.infer.model import ARCH, build_maskrcnn
@@ -83,7 +84,6 @@ def _classifier_cached(path: str, stamp: tuple, device: str):
 
 
 def load_segmenter(model: str | None = None, device: str | None = None) -> Segmenter:
-
     path = resolve(model or DEFAULT_SEGMENTER)
     return _load_segmenter_cached(str(path), str(pick_device(device)))
 
@@ -286,8 +286,7 @@ def analyze_steps(
     if edges:
         snap_to_edges(norm, chromosomes)
     yield ("typing clusters", 4, total)
-    objects = find_objects(chromosomes, norm.shape)
-    types, type_probs = predict_object_types(typer, norm, objects)
+    objects, types, type_probs = _typed_objects(typer, norm, chromosomes)
     if split is not None:
         chromosomes, objects, types, type_probs = split_stage(
             chromosomes, objects, type_probs, norm.shape, split
@@ -306,6 +305,10 @@ def analyze_steps(
     )
     yield ("naming chromosomes (cell-level)", 5, total)
     argmax_ids = _name_cell(result, namer, norm, type_probs)
+    kept = drop_cut_surplus(result)
+    if not kept.all():  # the objects changed: group and type them again
+        chromosomes, argmax_ids = result.chromosomes, argmax_ids[kept]
+        objects, types, type_probs = _typed_objects(typer, norm, chromosomes)
     mark_for_review(result, objects, types, type_probs, argmax_ids)
     if capped:  # every object is worth a look: some are missing and the count is unreliable
         for ch in chromosomes:
@@ -316,6 +319,12 @@ def analyze_steps(
     result.model = " + ".join(_model_name(c) for c in (seg.card, namer.card, typer.card))
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _typed_objects(typer, norm: np.ndarray, chromosomes: list[Chromosome]):
+    """The connected objects of the chromosomes, their types and type probabilities."""
+    objects = find_objects(chromosomes, norm.shape)
+    return (objects, *predict_object_types(typer, norm, objects))
 
 
 def _kept_chromosomes(detected: Detected, rescue: RescueSettings | None) -> list[Chromosome]:

@@ -1,0 +1,83 @@
+"""Pieces of a neighbouring cell cut by the image frame are left out of the count unless the karyotype needs
+them; a chromosome of the cell cut by the frame stays."""
+
+import numpy as np
+
+from napari_karyo.core.karyotype.infer.assign import assign_spread
+from napari_karyo.core.karyotype.infer.frame_cut import FRAME_CONTACT, cut_by_frame, drop_cut_surplus
+from napari_karyo.core.karyotype.infer.predict import Detected, analyze
+from napari_karyo.core.results import Chromosome, SpreadResult
+
+NORMAL_XY = [c for c in range(1, 23) for _ in range(2)] + [23, 24]
+
+
+def rod(r0: int, c0: int, score: float = 0.99, h: int = 30, w: int = 8, **kw) -> Chromosome:
+    return Chromosome(mask=np.ones((h, w), bool), offset=(r0, c0), score=score, **kw)
+
+
+def probs_for(ids) -> np.ndarray:
+    p = np.full((len(ids), 24), 0.05 / 23)
+    p[np.arange(len(ids)), np.asarray(ids) - 1] = 0.95
+    return p
+
+
+def test_cut_by_the_frame_on_every_side_but_not_a_touching_tip():
+    shape = (100, 120)
+    cut = [rod(0, 40), rod(70, 50), rod(40, 0), rod(40, 112)]  # 8 px on the top, bottom, left and right edges
+    tip = rod(0, 80, w=FRAME_CONTACT - 1)  # narrower than FRAME_CONTACT where it touches
+    inside = rod(30, 60)
+    assert cut_by_frame([*cut, tip, inside], shape).tolist() == [True] * 4 + [False, False]
+
+
+def cell_with_an_extra(extra: Chromosome, extra_class: int = 11) -> SpreadResult:
+    """46,XY rods inside a 300x400 frame plus one more object whose classifier says `extra_class`."""
+    rods = [rod(20 + 60 * (k // 12), 40 + 30 * (k % 12)) for k in range(46)]
+    chroms = [*rods, extra]
+    for ch, p in zip(chroms, probs_for([*NORMAL_XY, extra_class]), strict=True):
+        ch.probs = p
+    return SpreadResult(image_shape=(300, 400), chromosomes=chroms)
+
+
+def test_a_piece_cut_by_the_frame_is_no_trisomy_but_a_needed_one_counts():
+    inside = cell_with_an_extra(rod(260, 200))
+    assert assign_spread(inside).iscn == "47,XY,+11"  # a confident third 11 inside the frame: a trisomy
+    cut = cell_with_an_extra(rod(270, 200))  # the same, cut by the bottom edge
+    assert assign_spread(cut).iscn == "46,XY" and cut.chromosomes[-1].class_id == 0
+    kept = drop_cut_surplus(cut)
+    assert kept.tolist() == [True] * 46 + [False] and cut.count == 46
+    assert cut.warnings[0].startswith("1 object(s) cut by the image frame") and "click" in cut.warnings[0]
+    needed = cell_with_an_extra(rod(270, 200))
+    needed.chromosomes.pop(20)  # an 11 is missing: the cut piece is the cell's
+    assert assign_spread(needed).iscn == "46,XY" and needed.chromosomes[-1].class_id == 11
+    assert drop_cut_surplus(needed).all() and not needed.warnings
+
+
+class _Namer:
+    """Stands for the classifier: the probabilities each object was given (a colour namer's interface)."""
+
+    card = {"weights_file": "stub"}
+
+    def refine(self, chromosomes, shape):
+        return chromosomes
+
+    def predict_spread(self, norm, chromosomes):
+        return np.stack([c.probs for c in chromosomes])
+
+
+def test_analyze_leaves_the_cut_piece_out_and_says_so():
+    chroms = cell_with_an_extra(rod(270, 200)).chromosomes
+    chroms[0].offset = (0, 40)  # a 1 cut by the top edge: the cell needs it
+    image = np.full((300, 400), 230, np.uint8)
+    for ch in chroms:
+        image[ch.offset[0] : ch.bbox[2], ch.offset[1] : ch.bbox[3]][ch.mask] = 60
+    norm = 1.0 - image / 255.0
+    detected = Detected(norm, 1.0, [c.mask for c in chroms], np.array([c.score for c in chroms]),
+                        [c.offset for c in chroms], [])  # fmt: skip
+    namer = _Namer()
+    by_offset = {c.offset: c.probs for c in chroms}
+    namer.predict_spread = lambda norm, cs: np.stack([by_offset[c.offset] for c in cs])
+    result = analyze(image, colour=namer, detected=detected, edges=False, rescue=None)
+    assert result.count == 46 and result.iscn == "46,XY"
+    assert (0, 40) in [c.offset for c in result.chromosomes]
+    assert all(c.cluster > 0 for c in result.chromosomes)  # grouped again after the drop
+    assert any(w.startswith("1 object(s) cut by the image frame") for w in result.warnings)

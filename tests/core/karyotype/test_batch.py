@@ -197,3 +197,17 @@ def test_batch_processes_run_without_the_onednn_primitive_cache_unless_the_user_
     monkeypatch.setenv(batch.PRIMITIVE_CACHE, "64")
     batch.analyze_one(job, Options(out="unused"))
     assert os.environ[batch.PRIMITIVE_CACHE] == "64"
+
+
+def test_a_rerun_skips_an_mfish_cell_named_by_its_kit_model_but_not_with_other_naming(tmp_path):
+    cell = SAMPLE.with_name("mfish_A02_cell.ome.tif")  # kit A planes: its own segmenter and kit model
+    first, _ = run_batch([str(cell)], Options(out=str(tmp_path), threads=1))
+    assert first[0]["status"] == "ok"
+    doc = json.loads((tmp_path / first[0]["output"] / "annotations.json").read_text())
+    assert "mfish-kit-A" in doc["model"] and "| naming: colour, kit A" in doc["model"]
+    again, _ = run_batch([str(cell)], Options(out=str(tmp_path), threads=1))
+    assert again[0]["status"] == "skipped" and again[0]["count"] == first[0]["count"]
+    named_by_dapi, _ = run_batch([str(cell)], Options(out=str(tmp_path), threads=1, dapi_only=True))
+    assert named_by_dapi[0]["status"] == "ok"  # other models: analysed again
+    unknown, _ = run_batch([str(cell)], Options(out=str(tmp_path), threads=1, kit="V"))
+    assert unknown[0]["status"] == "failed" and "kit V" in unknown[0]["error"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -24,9 +23,10 @@ from pathlib import Path
 from napari_karyo.core.device import pick_device
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.jobs import run_to_end
+from napari_karyo.core.karyotype.batch_resume import finished_row, models_key
 from napari_karyo.core.karyotype.infer.predict import analyze_steps, detect_many, models_used
 from napari_karyo.core.karyotype.mfish.analyze import CellJob, write_class_map
-from napari_karyo.core.karyotype.report.exports import REPORT_PDF, write_karyotype_files
+from napari_karyo.core.karyotype.report.exports import write_karyotype_files
 from napari_karyo.core.karyotype.report.headline import headline
 from napari_karyo.core.storage import atomic
 from napari_karyo.core.storage.images import check_spread, read_image
@@ -38,7 +38,7 @@ from napari_karyo.core.storage.inputs import (
     split_duplicates,
 )
 from napari_karyo.core.storage.multichannel import adir_planes, is_multichannel, read_cell, result_name
-from napari_karyo.core.storage.result_files import ANNOTATIONS, KARYOTYPE, write_result
+from napari_karyo.core.storage.result_files import write_result
 
 MANIFEST = "manifest.csv"
 COLUMNS = ("path", "output", "status", "count", "iscn", "review", "warnings", "seconds", "error")
@@ -86,11 +86,11 @@ def plan(items: Iterable[str], opts: Options, redo: bool = False) -> tuple[list[
         if cell != names[p] and cell not in taken:
             taken.add(cell)
             names[p] = cell
-    key = models_used(opts.model, opts.classifier, opts.clusters)
+    keys = {(opts.model, opts.classifier): models_used(opts.model, opts.classifier, opts.clusters)}
     jobs, settled = [], []
     for p in paths:
         folder = Path(opts.out) / names[p]
-        done = None if redo else _complete(folder, p, key, opts.report)
+        done = None if redo else finished_row(folder, p, models_key(p, opts, keys), opts.report)
         if done is None:
             jobs.append(Job(str(p), names[p]))
         else:
@@ -125,28 +125,6 @@ def _one_per_cell(paths: list[Path]) -> tuple[list[Path], dict[Path, Path]]:
             seen[key] = p
         kept.append(p)
     return kept, planes
-
-
-def _complete(folder: Path, path: Path, key: str, report: bool) -> dict | None:
-    """The row of a finished output folder made from `path` by the models `key`, else None."""
-    try:
-        doc = json.loads((folder / ANNOTATIONS).read_text(encoding="utf-8"))
-        summary = json.loads((folder / KARYOTYPE).read_text(encoding="utf-8"))
-        same = doc.get("model") == key and os.path.realpath(
-            str(doc.get("source_path", ""))
-        ) == os.path.realpath(path)
-    except (OSError, ValueError, AttributeError):
-        return None
-    if not same or (report and not (folder / REPORT_PDF).is_file()):
-        return None
-    objects = doc.get("objects", [])
-    return {
-        "count": summary.get("count", ""),
-        "iscn": summary.get("iscn", ""),
-        "review": sum(bool(o.get("review")) for o in objects if isinstance(o, dict)),
-        "warnings": " | ".join(summary.get("warnings", [])),
-        "seconds": summary.get("seconds", ""),
-    }
 
 
 def _analyze(job: Job, opts: Options, ahead: tuple | None = None):

@@ -88,19 +88,24 @@ def is_multichannel(path: str | Path) -> bool:
 
 def is_cell_with_dapi(path: str | Path) -> bool:
     """A multi-channel cell with a plane named DAPI (the M-FISH counterstain): cheap, from names only."""
-    path = Path(path)
     if adir_planes(path):
         return True
-    if not is_multichannel(path):
-        return False
+    return is_multichannel(path) and any("".join(n.split()).lower() == "dapi" for n in cell_names(path))
+
+
+def cell_names(path: str | Path) -> tuple[str, ...]:
+    """A multi-channel cell's channel names, read from its metadata only (no pixels); () when unreadable."""
+    path = Path(path)
+    planes = adir_planes(path)
+    if planes:
+        return tuple(ADIR_LETTERS[letter] for letter in planes)
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
-            names = _ome_names(tif.ome_metadata) if tif.is_ome else _imagej_names(tif)
-    except Exception:  # unreadable: not claimed here
-        return False
-    return any("".join(n.split()).lower() == "dapi" for n in names)
+            return tuple(_ome_names(tif.ome_metadata) if tif.is_ome else _imagej_names(tif))
+    except Exception:  # unreadable: the reader that opens it says why
+        return ()
 
 
 def result_name(path: Path) -> str:

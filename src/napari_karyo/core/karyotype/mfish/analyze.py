@@ -19,7 +19,7 @@ from napari_karyo.core.karyotype.mfish.pixels import KitModel, load_kit_model, n
 from napari_karyo.core.results import SpreadResult
 from napari_karyo.core.storage.atomic import write_with
 from napari_karyo.core.storage.model_files import resolve
-from napari_karyo.core.storage.multichannel import CellImage
+from napari_karyo.core.storage.multichannel import CellImage, cell_names
 
 BUNDLED_KIT_MODELS = {"A": "mfish-kit-A", "P": "mfish-kit-P"}
 # Beside the output contract's files: the per-pixel class (1-24, 0 = not computed).
@@ -51,6 +51,25 @@ def find_kit_model(cell: CellImage, kit: str | None = None, kit_model: str | Non
             "chromosomes from DAPI alone"
         )
     return load_kit_model(resolve(name))
+
+
+def cell_model_names(
+    path: str | Path,
+    model: str | None = None,
+    classifier: str | None = None,
+    kit: str | None = None,
+    kit_model: str | None = None,
+    dapi_only: bool = False,
+) -> tuple[str | None, str | None]:
+    """(segmenter, namer) that `CellJob` uses for the cell at `path` with these options (None: the default one),
+    from its channel names alone: what a batch resumes on (`predict.models_used`). KitError when the cell's kit is
+    unknown or has no bundled model."""
+    if dapi_only:
+        return model, classifier
+    namer = kit_model or BUNDLED_KIT_MODELS.get(recognise_kit(cell_names(path), str(path), kit))
+    if namer is None:
+        raise KitError(f"{path}: its probe kit has no bundled model")
+    return model or COLOUR_SEGMENTER, namer
 
 
 class CellJob:

@@ -45,6 +45,6 @@ def drop_cut_surplus(result: SpreadResult) -> np.ndarray:
         result.chromosomes = [c for c, k in zip(chromosomes, kept, strict=True) if k]
         result.warnings.append(
             f"{int((~kept).sum())} object(s) cut by the image frame and not needed for the karyotype were left "
-            "out (a neighbouring cell's); a click on one in the correction mode brings it back"
+            "out (a neighbouring cell's); a click on one in Prompt mode brings it back"
         )
     return kept

@@ -45,7 +45,8 @@ def test_a_piece_cut_by_the_frame_is_no_trisomy_but_a_needed_one_counts():
     assert assign_spread(cut).iscn == "46,XY" and cut.chromosomes[-1].class_id == 0
     kept = drop_cut_surplus(cut)
     assert kept.tolist() == [True] * 46 + [False] and cut.count == 46
-    assert cut.warnings[0].startswith("1 object(s) cut by the image frame") and "click" in cut.warnings[0]
+    assert cut.warnings[0].startswith("1 object(s) cut by the image frame were left out")
+    assert "look like 11" in cut.warnings[0] and "Prompt mode" in cut.warnings[0]
     needed = cell_with_an_extra(rod(270, 200))
     needed.chromosomes.pop(20)  # an 11 is missing: the cut piece is the cell's
     assert assign_spread(needed).iscn == "46,XY" and needed.chromosomes[-1].class_id == 11

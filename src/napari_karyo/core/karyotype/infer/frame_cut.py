@@ -4,7 +4,9 @@ A lab captures its metaphase, not the chromosomes of a neighbouring cell lying a
 real G-band spreads (gband_icbr) such pieces were the commonest surplus object, partial and so named badly (a
 "third 11" made `47,XX,+11`). An object the frame cuts is cheaper to leave out of the cell-level assignment
 (`CUT_DISCOUNT`), and one the assignment then leaves out is dropped, with a warning. A chromosome of the cell
-that the frame cuts stays when the cell needs it (its class has fewer than two copies otherwise).
+that the frame cuts stays when the cell needs it (its class has fewer than two copies otherwise), but never
+counts as a third copy (leaving it out costs less than a trisomy's gain): the warning names the class each
+dropped piece looks like, so a reviewer sees a possible trisomy and a click brings the piece back.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from napari_karyo.core.classes import name
 from napari_karyo.core.results import Chromosome, SpreadResult
 
 # Chosen on the 67 gband_icbr training cells with the shipped models (a simulation over their cached detections:
@@ -37,14 +40,18 @@ def cut_by_frame(chromosomes: Sequence[Chromosome], shape: tuple[int, int]) -> n
 
 def drop_cut_surplus(result: SpreadResult) -> np.ndarray:
     """Drop the model objects cut by the image frame that the cell-level assignment left out (class 0) and say so
-    in the result's warnings; returns which of the objects were kept."""
+    in the result's warnings, with the class each looks like (a reviewer sees a possible third copy); returns which
+    of the objects were kept."""
     chromosomes = result.chromosomes
     unnamed = np.array([c.class_id == 0 and c.source == "model" for c in chromosomes], bool)
     kept = ~(cut_by_frame(chromosomes, result.image_shape[:2]) & unnamed)
     if not kept.all():
+        looks = [name(int(np.argmax(c.probs)) + 1) for c, k in zip(chromosomes, kept, strict=True)
+                 if not k and c.probs is not None]  # fmt: skip
         result.chromosomes = [c for c, k in zip(chromosomes, kept, strict=True) if k]
         result.warnings.append(
-            f"{int((~kept).sum())} object(s) cut by the image frame and not needed for the karyotype were left "
-            "out (a neighbouring cell's); a click on one in Prompt mode brings it back"
+            f"{int((~kept).sum())} object(s) cut by the image frame were left out as not part of this cell"
+            + (f" (they look like {', '.join(looks)})" if looks else "")
+            + "; if one is, a click on it in Prompt mode brings it back"
         )
     return kept

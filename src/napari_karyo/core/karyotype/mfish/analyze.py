@@ -37,12 +37,18 @@ def write_class_map(folder: str | Path, class_map: np.ndarray | None) -> list[Pa
 
 def find_kit_model(cell: CellImage, kit: str | None = None, kit_model: str | None = None) -> KitModel:
     """The kit model for `cell`: `kit_model` (a file) or the bundled model of the recognised (or given) kit."""
-    source = str(cell.path)
+    model = load_kit_model(resolve(kit_model_name(cell.names, str(cell.path), kit, kit_model)))
+    if kit_model:  # the cell must hold every plane the model reads
+        plane_order(cell.names, model.channels, str(cell.path))
+    return model
+
+
+def kit_model_name(names, source: str, kit: str | None = None, kit_model: str | None = None) -> str:
+    """`kit_model` (a file), or the bundled model's name for the kit the channel `names` make (or `kit`); KitError
+    saying what to do when that kit has none."""
     if kit_model:
-        model = load_kit_model(kit_model)
-        plane_order(cell.names, model.channels, source)  # the cell must hold every plane the model reads
-        return model
-    kit = recognise_kit(cell.names, source, kit)
+        return kit_model
+    kit = recognise_kit(names, source, kit)
     name = BUNDLED_KIT_MODELS.get(kit)
     if name is None or not resolve(name).exists():
         raise KitError(
@@ -50,7 +56,7 @@ def find_kit_model(cell: CellImage, kit: str | None = None, kit_model: str | Non
             f"(napari-karyo train-kit ... --kit {kit}) and pass --kit-model FILE, or pass --dapi-only to name the "
             "chromosomes from DAPI alone"
         )
-    return load_kit_model(resolve(name))
+    return name
 
 
 def cell_model_names(
@@ -62,14 +68,11 @@ def cell_model_names(
     dapi_only: bool = False,
 ) -> tuple[str | None, str | None]:
     """(segmenter, namer) that `CellJob` uses for the cell at `path` with these options (None: the default one),
-    from its channel names alone: what a batch resumes on (`predict.models_used`). KitError when the cell's kit is
-    unknown or has no bundled model."""
+    from its channel names alone (no pixels): what a batch resumes on (`predict.models_used`). KitError as
+    `kit_model_name`."""
     if dapi_only:
         return model, classifier
-    namer = kit_model or BUNDLED_KIT_MODELS.get(recognise_kit(cell_names(path), str(path), kit))
-    if namer is None:
-        raise KitError(f"{path}: its probe kit has no bundled model")
-    return model or COLOUR_SEGMENTER, namer
+    return model or COLOUR_SEGMENTER, kit_model_name(cell_names(path), str(path), kit, kit_model)
 
 
 class CellJob:

@@ -13,6 +13,7 @@ Target: <= 50 ms per prompt on the 2-core CPU once the features are computed.
 
     OMP_NUM_THREADS=1 python benchmarks/prompt_speed.py --data ../shared/data --json bench_results/prompt_speed.json
         [--sam CHECKPOINT]  (your SAM / micro-sam checkpoint answers the prompts instead of the bundled model)
+        [--device cuda]  (the features and heads on a GPU)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 import numpy as np
 
 from bench_common import data_missing, parser, report
+from napari_karyo.core.device import describe, pick_device
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.evaluate.prompt_actions import click_point, loose_box, mask_iou
 from napari_karyo.core.karyotype.infer.prompt import open_prompter
@@ -75,17 +77,17 @@ def _spread(p, truth: list, times: dict, ious: dict) -> None:
                     ious["separate"].append(0.0 if m is None else mask_iou(m, t))
 
 
-def evaluate(data: str, limit: int | None = None, sam: str = "") -> dict:
+def evaluate(data: str, limit: int | None = None, sam: str = "", device: str = "cpu") -> dict:
     """`sam`: a SAM / micro-sam checkpoint answers the prompts instead of the bundled model."""
     spreads = datasets.load_mfish(data, "val")[:limit] + datasets.load_bioimlab(data, "val")[:limit]
-    open_prompter(spreads[0].image, sam, "cpu")  # model load and first-call warm-up, not counted
+    open_prompter(spreads[0].image, sam, device)  # model load and first-call warm-up, not counted
     out = {}
     for source in ("mfish", "bioimlab"):
         times = {k: [] for k in KINDS}
         ious = {k: [] for k in KINDS if k != "click again"}
         features = []
         for s in (s for s in spreads if s.key.startswith(source)):
-            p, ms = _timed(open_prompter, s.image, sam, "cpu")
+            p, ms = _timed(open_prompter, s.image, sam, device)
             features.append(ms)
             _spread(p, s.chromosomes, times, ious)
         out[source] = {
@@ -95,7 +97,7 @@ def evaluate(data: str, limit: int | None = None, sam: str = "") -> dict:
             "ms": {k: _stats(v) for k, v in times.items()},
             "iou": {k: _quality(v) for k, v in ious.items()},
         }
-    machine = f"{platform.machine()} {os.cpu_count()} cores, 1 thread, CPU"
+    machine = f"{platform.machine()} {os.cpu_count()} cores, 1 thread, {describe(pick_device(device))}"
     return {"split": SPLIT, "machine": machine, "prompts": sam or "bundled chromosome-maskrcnn", **out}
 
 
@@ -164,13 +166,14 @@ def main() -> int:
     p.add_argument(
         "--sam", default="", help="a SAM / micro-sam checkpoint to prompt instead of the bundled model"
     )
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or mps: where the heads run")
     args = p.parse_args()
     if data_missing(args.data):
         return 2
     import torch
 
     torch.set_num_threads(1)
-    result = evaluate(args.data, args.limit, args.sam)
+    result = evaluate(args.data, args.limit, args.sam, args.device)
     return report(result, table(result), args.json)
 
 

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,7 +24,12 @@ from napari_karyo.core.karyotype.infer.predict import DEFAULT_SEGMENTER
 from napari_karyo.core.karyotype.training import datasets
 from napari_karyo.core.karyotype.training.crop_bank import CropBank
 from napari_karyo.core.karyotype.training.datasets import VAL_MFISH_SLIDES
-from napari_karyo.core.karyotype.training.segmenter_data import SampleStream, load_corrections, prepare
+from napari_karyo.core.karyotype.training.segmenter_data import (
+    SampleStream,
+    batch_source,
+    load_corrections,
+    prepare,
+)
 from napari_karyo.core.storage.atomic import write_json
 from napari_karyo.core.storage.model_files import load_card, load_model, save_model
 from napari_karyo.core.training.config import Settings, setting
@@ -59,6 +64,11 @@ class TrainConfig(Settings):
     )
     device: str | None = None
     threads: int | None = None
+    workers: int = setting(
+        0,
+        help="processes making training samples (on a GPU, e.g. 8; 0: the training process). They draw from "
+        "the seed, not from the checkpointed random state, so a resumed run repeats their sample order",
+    )
     model: dict = setting(default_factory=dict, flag=False)  # overrides of model.DEFAULT_CONFIG
     corrections: str | None = setting(
         None, help="training set folder (export-training) of the corrections source"
@@ -210,7 +220,7 @@ class _Parts:
     model: object
     net: object
     optimizer: object
-    stream: SampleStream
+    batches: Iterator[list]
     used: dict
     val: list
     base: dict | None
@@ -222,7 +232,7 @@ class _Parts:
         import torch
 
         dev = self.run.device
-        batch = [self.stream.sample(self.run.rng) for _ in range(cfg.batch)]
+        batch = next(self.batches)
         losses = self.net(
             [b[0].to(dev) for b in batch], [{k: v.to(dev) for k, v in b[1].items()} for b in batch]
         )
@@ -255,6 +265,7 @@ def _setup(cfg: TrainConfig, run: Run, resume: bool) -> _Parts:
     import torch
 
     stream, used = _data(cfg)
+    batches = batch_source(stream, cfg.batch, run.rng, cfg.workers, seed=(cfg.seed, run.rank))
     val = _val_data(cfg) if cfg.validate_every and run.main else []
     if val:
         used["validation"] = [v.key for v in val]
@@ -276,7 +287,7 @@ def _setup(cfg: TrainConfig, run: Run, resume: bool) -> _Parts:
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.eval()
-    return _Parts(run, model, net, optimizer, stream, used, val, base, start)
+    return _Parts(run, model, net, optimizer, batches, used, val, base, start)
 
 
 def train_steps(

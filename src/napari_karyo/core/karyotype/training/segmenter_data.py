@@ -151,6 +151,34 @@ class SampleStream:
         return to_target(image, masks, class_ids if self.with_classes else None)
 
 
+def batch_source(stream: SampleStream, batch: int, rng: np.random.Generator, workers: int = 0, seed=(0,)):
+    """An endless iterator of `batch`-sample lists. `workers` > 0: the samples are made in that many processes
+    (started here, before the model goes to a GPU), so a GPU does not wait on the CPU's cropping; each is seeded
+    from `seed` and its number instead of `rng`."""
+    if workers <= 0:
+        return iter(lambda: [stream.sample(rng) for _ in range(batch)], None)
+    import torch
+    from torch.utils.data import DataLoader, IterableDataset
+
+    class Endless(IterableDataset):
+        def __iter__(self):
+            torch.set_num_threads(1)  # the workers together fill the cores
+            worker = torch.utils.data.get_worker_info()
+            draws = np.random.default_rng([*seed, worker.id if worker else 0])
+            while True:
+                yield stream.sample(draws)
+
+    loader = DataLoader(
+        Endless(),
+        batch_size=batch,
+        num_workers=workers,
+        collate_fn=list,
+        prefetch_factor=4,
+        persistent_workers=True,
+    )
+    return iter(loader)
+
+
 def load_corrections(folder: str | None, split: str = "train") -> list:
     """The `split` images of a corrected training set (`export-training`) as `datasets.Spread` objects."""
 

@@ -76,7 +76,6 @@ def test_monosomy_leaves_a_slot_empty():
     ("ids", "expected", "hyp"),
     [
         ([c for c in range(1, 23) for _ in range(2)] + [23, 23, 24], "47,XXY", "XXY"),
-        ([c for c in range(1, 23) for _ in range(2)] + [23], "45,X", "X"),
         ([c for c in range(1, 23) for _ in range(2)] + [23, 24, 24], "47,XYY", "XYY"),
     ],
 )
@@ -84,6 +83,20 @@ def test_sex_chromosome_hypotheses(ids, expected, hyp):
     out = assign_cell(table(ids))
     assert out.iscn == expected and out.hypothesis == hyp
     assert set(out.hypothesis_costs) == {"XX", "XY", "X", "XXY", "XYY"}
+
+
+def test_45_x_when_a_sex_chromosome_is_missing():
+    assert assign_cell(table([c for c in range(1, 23) for _ in range(2)] + [23])).iscn == "45,X"
+
+
+def test_a_weakly_named_y_is_not_traded_for_a_missing_autosome():
+    # 46,XY whose 16 the segmenter lost, and whose Y the classifier names weakly: a missing sex chromosome costs what
+    # a missing autosome does, so the Y stays and the cell reads 45,XY,-16, not 45,X (the Y taken for the lost 16)
+    ids = list(NORMAL_XY)
+    ids.remove(16)
+    ids.remove(24)
+    out = assign_cell(np.vstack([table(ids), row(**{"24": 0.15, "20": 0.5, "16": 0.1})]))
+    assert out.iscn == "45,XY,-16" and out.class_ids[-1] == 24
 
 
 def test_a_fragment_is_left_unassigned():

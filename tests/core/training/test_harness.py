@@ -55,6 +55,7 @@ def tiny_training(out, steps: int, stop_at: int | None = None, resume: bool = Fa
 def test_resume_gives_bit_identical_weights(tmp_path, stop_at):
     straight, _ = tiny_training(tmp_path / "a", 9)
     tiny_training(tmp_path / "b", 9, stop_at=stop_at)  # stopped at 5: the step after the checkpoint is lost
+    assert start_run(tmp_path / "b", seed=3, device="cpu").checkpoint_step() == 4  # read before resuming
     resumed, extra = tiny_training(tmp_path / "b", 9, resume=True)
     assert np.isfinite(extra["loss"])
     a, b = load_file(str(straight)), load_file(str(resumed))

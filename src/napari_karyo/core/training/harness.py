@@ -234,6 +234,11 @@ class Run:
         path = self._checkpoint_path(name, 0).with_suffix(".json")
         return json.loads(path.read_text()).get("extra", {}) if self.has_checkpoint(name) else {}
 
+    def checkpoint_step(self, name: str = "checkpoint") -> int:
+        """The step of the last checkpoint (0 if none), read before `resume`."""
+        path = self._checkpoint_path(name, 0).with_suffix(".json")
+        return int(json.loads(path.read_text())["step"]) if self.has_checkpoint(name) else 0
+
     def checkpoint(
         self, model, optimizer, step: int, extra: dict | None = None, name: str = "checkpoint"
     ) -> None:

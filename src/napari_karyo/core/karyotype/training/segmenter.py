@@ -67,7 +67,7 @@ class TrainConfig(Settings):
     workers: int = setting(
         0,
         help="processes making training samples (on a GPU, e.g. 8; 0: the training process). They draw from "
-        "the seed, not from the checkpointed random state, so a resumed run repeats their sample order",
+        "the seed and the step the run starts at, not from the checkpointed random state",
     )
     model: dict = setting(default_factory=dict, flag=False)  # overrides of model.DEFAULT_CONFIG
     corrections: str | None = setting(
@@ -265,7 +265,8 @@ def _setup(cfg: TrainConfig, run: Run, resume: bool) -> _Parts:
     import torch
 
     stream, used = _data(cfg)
-    batches = batch_source(stream, cfg.batch, run.rng, cfg.workers, seed=(cfg.seed, run.rank))
+    start = run.checkpoint_step() if resume else 0
+    batches = batch_source(stream, cfg.batch, run.rng, cfg.workers, seed=(cfg.seed, run.rank, start))
     val = _val_data(cfg) if cfg.validate_every and run.main else []
     if val:
         used["validation"] = [v.key for v in val]

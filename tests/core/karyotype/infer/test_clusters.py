@@ -153,7 +153,7 @@ def test_metrics():
     ).y.tolist() == [1]
 
 
-def test_model_round_trip_and_predict(tmp_path):
+def test_model_round_trip_and_predict(tmp_path, monkeypatch):
     config = {"backbone": "resnext-mini", "widths": [8, 8, 8, 8], "groups": 4}
     net = clusters.build_network(**config)
     path = save_model(net.state_dict(), {"architecture": clusters.ARCH, "config": config}, tmp_path / "tiny")
@@ -171,5 +171,14 @@ def test_model_round_trip_and_predict(tmp_path):
     assert types.shape == (2,) and probs.shape == (2, 4)
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
     assert clusters.predict_object_types(model, norm, [])[1].shape == (0, 4)
+    # crops met before are not run again: grouped again without the cross, the single is taken from `known`
+    known, runs = {}, []
+    monkeypatch.setattr(
+        model, "predict_prepared", lambda x, run=model.predict_prepared: runs.append(len(x)) or run(x)
+    )
+    clusters.predict_object_types(model, norm, objects, known)
+    again = clusters.predict_object_types(model, norm, clusters.find_objects(chroms[2:], SHAPE), known)
+    np.testing.assert_array_equal(again[1], probs[1:])
+    assert runs == [2]
     with pytest.raises(ModelFileError):
         clusters.load_cluster_model(tmp_path / "missing.safetensors")

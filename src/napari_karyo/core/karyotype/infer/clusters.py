@@ -368,11 +368,18 @@ def _load_cluster_model_cached(path: str, device_name: str) -> ClusterModel:
 
 
 def predict_object_types(
-    model: ClusterModel, norm_image: np.ndarray, objects: Sequence[ClusterObject]
+    model: ClusterModel, norm_image: np.ndarray, objects: Sequence[ClusterObject], known: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(types (N,) int, probs (N, 4)) for objects of a normalised spread (bright on dark, [0, 1])."""
+    """(types (N,) int, probs (N, 4)) for objects of a normalised spread (bright on dark, [0, 1]). `known` maps a
+    prepared crop's bytes to its probabilities and is filled as it goes: when the objects are grouped again after
+    a few were dropped, the ones left as they were are not run through the network again."""
     if not objects:
         return np.zeros(0, int), np.zeros((0, len(TYPES)), np.float32)
     x = np.stack([prepare_object(*object_crop(norm_image, o)) for o in objects])
-    probs = model.predict_prepared(x)
+    known = {} if known is None else known
+    keys = [crop.tobytes() for crop in x]
+    todo = [i for i, key in enumerate(keys) if key not in known]
+    if todo:
+        known.update(zip([keys[i] for i in todo], model.predict_prepared(x[todo]), strict=True))
+    probs = np.stack([known[key] for key in keys])
     return probs.argmax(1), probs

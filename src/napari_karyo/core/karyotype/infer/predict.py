@@ -286,7 +286,7 @@ def analyze_steps(
     if edges:
         snap_to_edges(norm, chromosomes)
     yield ("typing clusters", 4, total)
-    objects, types, type_probs = _typed_objects(typer, norm, chromosomes)
+    objects, types, type_probs = _typed_objects(typer, norm, chromosomes, known_types := {})
     if split is not None:
         chromosomes, objects, types, type_probs = split_stage(
             chromosomes, objects, type_probs, norm.shape, split
@@ -306,9 +306,9 @@ def analyze_steps(
     yield ("naming chromosomes (cell-level)", 5, total)
     argmax_ids = _name_cell(result, namer, norm, type_probs)
     kept = drop_cut_surplus(result)
-    if not kept.all():  # the objects changed: group and type them again
+    if not kept.all():  # the objects changed: group and type them again (known crops are not run again)
         chromosomes, argmax_ids = result.chromosomes, argmax_ids[kept]
-        objects, types, type_probs = _typed_objects(typer, norm, chromosomes)
+        objects, types, type_probs = _typed_objects(typer, norm, chromosomes, known_types)
     mark_for_review(result, objects, types, type_probs, argmax_ids)
     if capped:  # every object is worth a look: some are missing and the count is unreliable
         for ch in chromosomes:
@@ -321,10 +321,10 @@ def analyze_steps(
     return result
 
 
-def _typed_objects(typer, norm: np.ndarray, chromosomes: list[Chromosome]):
+def _typed_objects(typer, norm: np.ndarray, chromosomes: list[Chromosome], known: dict):
     """The connected objects of the chromosomes, their types and type probabilities."""
     objects = find_objects(chromosomes, norm.shape)
-    return (objects, *predict_object_types(typer, norm, objects))
+    return (objects, *predict_object_types(typer, norm, objects, known))
 
 
 def _kept_chromosomes(detected: Detected, rescue: RescueSettings | None) -> list[Chromosome]:

@@ -166,7 +166,9 @@ def main() -> int:
     p.add_argument(
         "--sam", default="", help="a SAM / micro-sam checkpoint to prompt instead of the bundled model"
     )
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda or mps: where the heads run")
+    p.add_argument(
+        "--device", default="cpu", help="cpu (default), cuda or mps: where the features and prompts run"
+    )
     args = p.parse_args()
     if data_missing(args.data):
         return 2

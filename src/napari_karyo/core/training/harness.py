@@ -228,16 +228,19 @@ class Run:
     def has_checkpoint(self, name: str = "checkpoint") -> bool:
         return self._checkpoint_path(name, 0).with_suffix(".safetensors").exists()
 
-    def checkpoint_extra(self, name: str = "checkpoint") -> dict:
-        """The trainer's own state in the last checkpoint ({} if none), read before building what `resume`
-        restores (e.g. the optimizer of the stage it stopped in)."""
+    def _checkpoint_meta(self, name: str) -> dict:
+        """The last checkpoint's JSON ({} if none), read before building what `resume` restores."""
         path = self._checkpoint_path(name, 0).with_suffix(".json")
-        return json.loads(path.read_text()).get("extra", {}) if self.has_checkpoint(name) else {}
+        return json.loads(path.read_text()) if self.has_checkpoint(name) else {}
+
+    def checkpoint_extra(self, name: str = "checkpoint") -> dict:
+        """The trainer's own state in the last checkpoint ({} if none), e.g. the optimizer of the stage it
+        stopped in."""
+        return self._checkpoint_meta(name).get("extra", {})
 
     def checkpoint_step(self, name: str = "checkpoint") -> int:
-        """The step of the last checkpoint (0 if none), read before `resume`."""
-        path = self._checkpoint_path(name, 0).with_suffix(".json")
-        return int(json.loads(path.read_text())["step"]) if self.has_checkpoint(name) else 0
+        """The step of the last checkpoint (0 if none)."""
+        return int(self._checkpoint_meta(name).get("step", 0))
 
     def checkpoint(
         self, model, optimizer, step: int, extra: dict | None = None, name: str = "checkpoint"

@@ -1,7 +1,7 @@
 """The main job: spread image -> named chromosome instances (`SpreadResult`).
 
 normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering -> faint detections rescued
-(`rescue.py`) -> back to image pixels -> outlines on the edges (`boundaries.py`) -> connected objects typed (single, touching, overlapping, both) -> merged chromosomes split at their
+(`rescue.py`) -> back to image pixels -> masks over chromosomes also found one by one left out (`covered.py`) -> outlines on the edges (`boundaries.py`) -> connected objects typed (single, touching, overlapping, both) -> merged chromosomes split at their
 waist (`split.py`, off by default) -> crop classifier probabilities -> cell-level "two of each" assignment -> pieces
 cut by the image frame that it leaves out dropped (`frame_cut.py`) -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a
 generator (progress + cancel between stages) shared by the CLI, the napari widget and the tests; `analyze` runs
@@ -26,6 +26,7 @@ from napari_karyo.core.karyotype.infer.classifier import DEFAULT_MODEL as CLASSI
 from napari_karyo.core.karyotype.infer.classifier import load_classifier
 from napari_karyo.core.karyotype.infer.clusters import DEFAULT_MODEL as CLUSTER_MODEL
 from napari_karyo.core.karyotype.infer.clusters import find_objects, load_cluster_model, predict_object_types
+from napari_karyo.core.karyotype.infer.covered import drop_covered
 from napari_karyo.core.karyotype.infer.frame_cut import drop_cut_surplus
 from napari_karyo.core.karyotype.infer.lab_marks import without_ringed
 from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
@@ -328,7 +329,7 @@ def _typed_objects(typer, norm: np.ndarray, chromosomes: list[Chromosome], known
 
 
 def _kept_chromosomes(detected: Detected, rescue: RescueSettings | None) -> list[Chromosome]:
-    """The detections that `keep` keeps, as chromosomes in image pixels."""
+    """The detections that `keep` keeps, as chromosomes in image pixels, less those the others cover."""
     out = []
     for i in keep(detected.masks, detected.scores, detected.offsets, rescue):
         mask, offset = _to_image_scale(
@@ -336,7 +337,7 @@ def _kept_chromosomes(detected: Detected, rescue: RescueSettings | None) -> list
         )
         if mask.any():
             out.append(Chromosome(mask=mask, offset=offset, score=float(detected.scores[i])))
-    return out
+    return drop_covered(out)[0]
 
 
 def _min_score(rescue: RescueSettings | None) -> float:

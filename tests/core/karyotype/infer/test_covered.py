@@ -54,3 +54,18 @@ def test_analyze_counts_a_touching_pair_once_each_not_also_as_a_pair():
     result = analyze(image, detected=detected, edges=False, rescue=None, split=None)
     assert len(result.chromosomes) == 46
     assert all(c.mask.shape == (30, 8) for c in result.chromosomes)
+    # M-FISH colour naming reads the detector's own masks (its split rules): the pair is left to it
+    coloured = analyze(image, detected=detected, edges=False, rescue=None, split=None, colour=_Colours())
+    assert len(coloured.chromosomes) == 47
+
+
+class _Colours:
+    """Stands for an M-FISH colour namer: keeps the objects, calls every one a 1."""
+
+    card = {"weights_file": "stub"}
+
+    def refine(self, chromosomes, shape):
+        return chromosomes
+
+    def predict_spread(self, norm, chromosomes):
+        return np.tile(np.eye(24)[0], (len(chromosomes), 1))

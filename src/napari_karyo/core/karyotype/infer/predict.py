@@ -278,7 +278,7 @@ def analyze_steps(
     warnings = list(detected.warnings)
     capped = bool(warnings)
     yield ("separating objects", 3, total)
-    chromosomes = _kept_chromosomes(detected, rescue)
+    chromosomes = _kept_chromosomes(detected, rescue, covered=colour is None)
     if not keep_ringed:
         chromosomes, left_out = without_ringed(image, chromosomes)
         warnings += [left_out] if left_out else []
@@ -328,8 +328,10 @@ def _typed_objects(typer, norm: np.ndarray, chromosomes: list[Chromosome], known
     return (objects, *predict_object_types(typer, norm, objects, known))
 
 
-def _kept_chromosomes(detected: Detected, rescue: RescueSettings | None) -> list[Chromosome]:
-    """The detections that `keep` keeps, as chromosomes in image pixels, less those the others cover."""
+def _kept_chromosomes(detected: Detected, rescue: RescueSettings | None, covered: bool) -> list[Chromosome]:
+    """The detections that `keep` keeps, as chromosomes in image pixels; with `covered`, less those the others
+    cover (not for colour naming: its split and fill rules were chosen on the detector's own masks, and on the
+    M-FISH validation cells the rule cost kit A one count-right cell)."""
     out = []
     for i in keep(detected.masks, detected.scores, detected.offsets, rescue):
         mask, offset = _to_image_scale(
@@ -337,7 +339,7 @@ def _kept_chromosomes(detected: Detected, rescue: RescueSettings | None) -> list
         )
         if mask.any():
             out.append(Chromosome(mask=mask, offset=offset, score=float(detected.scores[i])))
-    return drop_covered(out)[0]
+    return drop_covered(out)[0] if covered else out
 
 
 def _min_score(rescue: RescueSettings | None) -> float:

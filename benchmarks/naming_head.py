@@ -21,7 +21,8 @@ import torch
 
 from bench_common import parser
 from napari_karyo.core.karyotype.evaluate.metrics import spread_scores
-from napari_karyo.core.karyotype.infer.predict import analyze, load_segmenter, segment, suppress
+from napari_karyo.core.karyotype.infer.mask_nms import suppress
+from napari_karyo.core.karyotype.infer.predict import analyze, load_segmenter, segment
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity
 from napari_karyo.core.karyotype.training import datasets
 from napari_karyo.core.karyotype.training.crop_bank import CropBank

@@ -3,7 +3,7 @@
 import numpy as np
 
 from napari_karyo.core.karyotype.evaluate.metrics import coco_mask_ap, karyotype_scores, match, spread_scores
-from napari_karyo.core.karyotype.infer.predict import suppress
+from napari_karyo.core.karyotype.infer.mask_nms import suppress
 from napari_karyo.core.results import Chromosome
 
 SHAPE = (200, 300)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from napari_karyo.core.iscn import Karyotype, karyotype_of
-from napari_karyo.core.karyotype.infer.frame_cut import CUT_DISCOUNT, cut_by_frame
+from napari_karyo.core.karyotype.infer.surplus import leave_out_discount
 from napari_karyo.core.results import SpreadResult
 
 SEX_HYPOTHESES: tuple[str, ...] = ("XX", "XY", "X", "XXY", "XYY")
@@ -148,12 +148,12 @@ def assign_cell(
     return AssignResult(ids, hyp, karyotype_of(ids), total, costs, scores)
 
 
-def assign_spread(result: SpreadResult, **kwargs) -> AssignResult:
+def assign_spread(result: SpreadResult, doubt: bool = False, **kwargs) -> AssignResult:
     """Assign classes over one spread and write them into its chromosomes (`class_id`, `class_score`).
 
     Chromosomes a person made or renamed (`source == 'user'` or `edited`) keep their class; model objects without
     probabilities count as equally likely anything. Unassigned objects get class 0 (shown as unnamed). An object cut
-    by the image frame is cheaper to leave out (frame_cut.py)."""
+    by the image frame (with `doubt`, also one the detector doubts) is cheaper to leave out (surplus.py)."""
     n = result.count
     probs = np.full((n, 24), 1.0 / 24)
     fixed: dict[int, int] = {}
@@ -163,8 +163,7 @@ def assign_spread(result: SpreadResult, **kwargs) -> AssignResult:
         elif ch.probs is not None:
             probs[i] = np.asarray(ch.probs, dtype=np.float64).ravel()[:24]
     penalties = kwargs.pop("penalties", DEFAULT_PENALTIES)
-    cut = cut_by_frame(result.chromosomes, result.image_shape[:2])
-    unassigned = np.where(cut, penalties.unassigned - CUT_DISCOUNT, penalties.unassigned)
+    unassigned = penalties.unassigned - leave_out_discount(result.chromosomes, result.image_shape[:2], doubt)
     out = assign_cell(probs, fixed=fixed, unassigned=unassigned, penalties=penalties, **kwargs)
     for i, ch in enumerate(result.chromosomes):
         if i in fixed:

@@ -1,9 +1,10 @@
 """The main job: spread image -> named chromosome instances (`SpreadResult`).
 
-normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering -> faint detections rescued
-(`rescue.py`) -> back to image pixels -> masks over chromosomes also found one by one left out (`covered.py`) -> outlines on the edges (`boundaries.py`) -> connected objects typed (single, touching, overlapping, both) -> merged chromosomes split at their
+normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering (`mask_nms.py`) -> faint detections rescued
+(`rescue.py`) -> back to image pixels -> masks over chromosomes also found one by one left out (`mask_nms.py`) -> outlines on the edges (`boundaries.py`) -> connected objects typed (single, touching, overlapping, both) -> merged chromosomes split at their
 waist (`split.py`, off by default) -> crop classifier probabilities -> cell-level "two of each" assignment -> pieces
-cut by the image frame that it leaves out dropped (`frame_cut.py`) -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a
+pieces cut by the image frame (and doubtful detections on brightfield spreads) that it leaves out dropped
+(`surplus.py`) -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a
 generator (progress + cancel between stages) shared by the CLI, the napari widget and the tests; `analyze` runs
 it to the end.
 """
@@ -26,15 +27,15 @@ from napari_karyo.core.karyotype.infer.classifier import DEFAULT_MODEL as CLASSI
 from napari_karyo.core.karyotype.infer.classifier import load_classifier
 from napari_karyo.core.karyotype.infer.clusters import DEFAULT_MODEL as CLUSTER_MODEL
 from napari_karyo.core.karyotype.infer.clusters import find_objects, load_cluster_model, predict_object_types
-from napari_karyo.core.karyotype.infer.covered import drop_covered
-from napari_karyo.core.karyotype.infer.frame_cut import drop_cut_surplus
 from napari_karyo.core.karyotype.infer.lab_marks import without_ringed
+from napari_karyo.core.karyotype.infer.mask_nms import drop_covered, suppress
 from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.karyotype.infer.model import ARCH, build_maskrcnn
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
 from napari_karyo.core.karyotype.infer.rescue import RescueSettings, rescue
 from napari_karyo.core.karyotype.infer.review import mark_for_review
 from napari_karyo.core.karyotype.infer.split import SplitSettings, split_stage
+from napari_karyo.core.karyotype.infer.surplus import drop_surplus
 from napari_karyo.core.results import MIN_CELL_OBJECTS, Chromosome, SpreadResult
 from napari_karyo.core.storage.images import check_spread
 from napari_karyo.core.storage.model_files import build_checked, load_card, load_model, resolve, sha256
@@ -42,12 +43,6 @@ from napari_karyo.core.storage.model_files import build_checked, load_card, load
 DEFAULT_SEGMENTER = "chromosome-maskrcnn"
 COLOUR_SEGMENTER = "chromosome-maskrcnn-colour"  # M-FISH cells named by a kit model (mfish/analyze.py)
 SCORE_THRESHOLD = 0.5
-MASK_IOU_NMS = 0.5  # two detections sharing this much are one chromosome
-CONTAINED = 0.8  # a detection lying this much inside a better one is a fragment of it
-MIN_AREA_FRACTION = (
-    0.15  # of the median object area: smaller is debris (the smallest chromosome, Y, is ~0.25)
-)
-MAX_AREA_FRACTION = 6.0  # larger is an interphase nucleus, not a chromosome
 # The stages' defaults (None: off), chosen on M-FISH training cells; see BENCHMARKS.md
 SPLIT: SplitSettings | None = None
 RESCUE: RescueSettings | None = RescueSettings()
@@ -152,21 +147,6 @@ def _paste_in_boxes(probs, boxes, shape) -> tuple[list[np.ndarray], list[tuple[i
     return masks, offsets
 
 
-def suppress(masks, scores, offsets) -> list[int]:
-    """Indices kept after mask NMS (crossing chromosomes share boxes, so box NMS alone cannot do this)
-    and the size filter against debris and nuclei."""
-    areas = np.array([m.sum() for m in masks], dtype=float)
-    order = [i for i in np.argsort(-scores) if areas[i] > 0]
-    kept: list[int] = []
-    for i in order:
-        if all(_overlap_ok(masks[i], offsets[i], masks[j], offsets[j]) for j in kept):
-            kept.append(i)
-    if not kept:
-        return kept
-    median = float(np.median(areas[kept]))
-    return [i for i in kept if MIN_AREA_FRACTION * median <= areas[i] <= MAX_AREA_FRACTION * median]
-
-
 def keep(masks, scores, offsets, rescue_settings: RescueSettings | None) -> list[int]:
     """Indices kept: the confident detections that survive `suppress`, and the faint ones `rescue` adds."""
     confident = np.flatnonzero(scores >= SCORE_THRESHOLD)
@@ -175,20 +155,6 @@ def keep(masks, scores, offsets, rescue_settings: RescueSettings | None) -> list
     if rescue_settings is not None:
         kept += rescue(masks, scores, offsets, kept, SCORE_THRESHOLD, rescue_settings)
     return kept
-
-
-def _overlap_ok(m1, o1, m2, o2) -> bool:
-    """False when m1 (the lower-scoring mask) duplicates m2 or lies mostly inside it."""
-    r0, c0 = max(o1[0], o2[0]), max(o1[1], o2[1])
-    r1 = min(o1[0] + m1.shape[0], o2[0] + m2.shape[0])
-    c1 = min(o1[1] + m1.shape[1], o2[1] + m2.shape[1])
-    if r1 <= r0 or c1 <= c0:
-        return True
-    a = m1[r0 - o1[0] : r1 - o1[0], c0 - o1[1] : c1 - o1[1]]
-    b = m2[r0 - o2[0] : r1 - o2[0], c0 - o2[1] : c1 - o2[1]]
-    inter = float(np.logical_and(a, b).sum())
-    a1, a2 = float(m1.sum()), float(m2.sum())
-    return inter / (a1 + a2 - inter) <= MASK_IOU_NMS and inter / a1 <= CONTAINED
 
 
 def _to_image_scale(mask: np.ndarray, offset, factor: float, shape) -> tuple[np.ndarray, tuple[int, int]]:
@@ -216,6 +182,7 @@ class Detected:
     scores: np.ndarray
     offsets: list
     warnings: list
+    dark_on_light: bool = False  # a brightfield (G-band) spread: `normalise_intensity` inverted it
 
 
 def detect_many(
@@ -225,7 +192,8 @@ def detect_many(
     working size (a GPU's batch; unequal sizes would be padded, which changes the detections slightly, so they are
     not mixed): each gets exactly what it gets alone. `analyze_steps(image, detected=...)` finishes each."""
     seg = load_segmenter(model, device)
-    norms = [normalise_intensity(im)[0] for im in images]
+    normalised = [normalise_intensity(im) for im in images]  # (image, inverted: dark on light)
+    norms = [n for n, _ in normalised]
     factors = [scale_factor(n) for n in norms]
     scaled = [rescale(n, f) for n, f in zip(norms, factors, strict=True)]
     groups: dict[tuple, list[int]] = {}
@@ -235,7 +203,7 @@ def detect_many(
     for idx in groups.values():
         found.update(zip(idx, segment_many(seg, [scaled[i] for i in idx], _min_score(rescue)), strict=True))
     return [
-        Detected(norms[i], factors[i], *found[i], _limit_warnings(seg, found[i][1]))
+        Detected(norms[i], factors[i], *found[i], _limit_warnings(seg, found[i][1]), normalised[i][1])
         for i in range(len(images))
     ]
 
@@ -305,10 +273,9 @@ def analyze_steps(
         warnings=warnings,
     )
     yield ("naming chromosomes (cell-level)", 5, total)
-    argmax_ids = _name_cell(result, namer, norm, type_probs)
-    kept = drop_cut_surplus(result)
+    argmax_ids, kept = _name_cell(result, namer, norm, type_probs, detected.dark_on_light and colour is None)
     if not kept.all():  # the objects changed: group and type them again (known crops are not run again)
-        chromosomes, argmax_ids = result.chromosomes, argmax_ids[kept]
+        chromosomes = result.chromosomes
         objects, types, type_probs = _typed_objects(typer, norm, chromosomes, known_types)
     mark_for_review(result, objects, types, type_probs, argmax_ids)
     if capped:  # every object is worth a look: some are missing and the count is unreliable
@@ -358,11 +325,15 @@ def _limit_warnings(seg: Segmenter, scores: np.ndarray) -> list[str]:
     ]
 
 
-def _name_cell(result: SpreadResult, namer, norm: np.ndarray, type_probs: np.ndarray) -> np.ndarray:
-    """Class probabilities per chromosome, then the cell-level assignment; returns the per-object argmax ids."""
+def _name_cell(
+    result: SpreadResult, namer, norm: np.ndarray, type_probs: np.ndarray, doubt: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities per chromosome, then the cell-level assignment, then the surplus it left out dropped
+    (`doubt`: doubtful detections count as surplus, surplus.py); returns the kept objects' argmax ids and which
+    objects were kept."""
     chromosomes = result.chromosomes
     if not chromosomes:
-        return np.zeros(0, dtype=int)
+        return np.zeros(0, dtype=int), np.ones(0, dtype=bool)
     probs = namer.predict_spread(norm, chromosomes)
     if not (np.isfinite(probs).all() and np.isfinite(type_probs).all()):
         raise KaryoError(
@@ -371,8 +342,9 @@ def _name_cell(result: SpreadResult, namer, norm: np.ndarray, type_probs: np.nda
         )
     for ch, p in zip(chromosomes, probs, strict=True):
         ch.probs = p
-    assign_spread(result)
-    return probs.argmax(1) + 1
+    assign_spread(result, doubt=doubt)
+    kept = drop_surplus(result, doubt)
+    return probs.argmax(1)[kept] + 1, kept
 
 
 def _model_name(card: dict) -> str:

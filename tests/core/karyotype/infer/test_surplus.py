@@ -1,11 +1,18 @@
-"""Pieces of a neighbouring cell cut by the image frame are left out of the count unless the karyotype needs
-them; a chromosome of the cell cut by the frame stays."""
+"""Pieces of a neighbouring cell cut by the image frame, and on brightfield spreads objects the detector doubts,
+are left out of the count unless the karyotype needs them; a chromosome of the cell cut by the frame, or doubted,
+stays."""
 
 import numpy as np
 
+from napari_karyo.core.karyotype.infer import predict
 from napari_karyo.core.karyotype.infer.assign import assign_spread
-from napari_karyo.core.karyotype.infer.frame_cut import FRAME_CONTACT, cut_by_frame, drop_cut_surplus
 from napari_karyo.core.karyotype.infer.predict import Detected, analyze
+from napari_karyo.core.karyotype.infer.surplus import (
+    DOUBTFUL_SCORE,
+    FRAME_CONTACT,
+    cut_by_frame,
+    drop_surplus,
+)
 from napari_karyo.core.results import Chromosome, SpreadResult
 
 NORMAL_XY = [c for c in range(1, 23) for _ in range(2)] + [23, 24]
@@ -43,14 +50,51 @@ def test_a_piece_cut_by_the_frame_is_no_trisomy_but_a_needed_one_counts():
     assert assign_spread(inside).iscn == "47,XY,+11"  # a confident third 11 inside the frame: a trisomy
     cut = cell_with_an_extra(rod(270, 200))  # the same, cut by the bottom edge
     assert assign_spread(cut).iscn == "46,XY" and cut.chromosomes[-1].class_id == 0
-    kept = drop_cut_surplus(cut)
+    kept = drop_surplus(cut, doubt=False)
     assert kept.tolist() == [True] * 46 + [False] and cut.count == 46
     assert cut.warnings[0].startswith("1 object(s) cut by the image frame were left out")
     assert "look like 11" in cut.warnings[0] and "Prompt mode" in cut.warnings[0]
     needed = cell_with_an_extra(rod(270, 200))
     needed.chromosomes.pop(20)  # an 11 is missing: the cut piece is the cell's
     assert assign_spread(needed).iscn == "46,XY" and needed.chromosomes[-1].class_id == 11
-    assert drop_cut_surplus(needed).all() and not needed.warnings
+    assert drop_surplus(needed, doubt=False).all() and not needed.warnings
+
+
+def test_a_doubtful_detection_is_no_trisomy_but_a_needed_one_counts():
+    doubted = cell_with_an_extra(rod(260, 200, score=DOUBTFUL_SCORE - 0.05))  # a third 11 the detector doubts
+    assert (
+        assign_spread(doubted).iscn == "47,XY,+11"
+    )  # fluorescence: a doubtful object is no cheaper to leave out
+    assert assign_spread(doubted, doubt=True).iscn == "46,XY" and doubted.chromosomes[-1].class_id == 0
+    assert drop_surplus(doubted, doubt=True).tolist() == [True] * 46 + [False] and doubted.count == 46
+    assert doubted.warnings == [
+        "1 object(s) the detector doubted were left out as the cell did not need them (they look like 11); "
+        "if one is, a click on it in Prompt mode brings it back"
+    ]
+    sure = cell_with_an_extra(rod(260, 200, score=DOUBTFUL_SCORE))
+    assert assign_spread(sure, doubt=True).iscn == "47,XY,+11"
+    user = cell_with_an_extra(rod(260, 200, score=0.0, source="user"))  # a person's object is never doubted
+    assert assign_spread(user, doubt=True).iscn == "47,XY,+11" and drop_surplus(user, doubt=True).all()
+    needed = cell_with_an_extra(rod(260, 200, score=0.5))
+    needed.chromosomes.pop(20)  # an 11 is missing: the doubted one is the cell's
+    assert assign_spread(needed, doubt=True).iscn == "46,XY" and needed.chromosomes[-1].class_id == 11
+    assert drop_surplus(needed, doubt=True).all() and not needed.warnings
+
+
+def test_analyze_doubts_detections_on_brightfield_spreads_only(monkeypatch):
+    chroms = cell_with_an_extra(rod(200, 200, score=0.6)).chromosomes  # a doubtful third 11 inside the frame
+    image = np.full((300, 400), 230, np.uint8)  # dark chromosomes on a bright background, as G-band
+    for ch in chroms:
+        image[ch.offset[0] : ch.bbox[2], ch.offset[1] : ch.bbox[3]][ch.mask] = 60
+    by_offset = {c.offset: c.probs for c in chroms}
+    namer = _Namer()
+    namer.predict_spread = lambda norm, cs: np.stack([by_offset[c.offset] for c in cs])
+    monkeypatch.setattr(predict, "_classifier", lambda name, device: namer)  # the crop classifier's place
+    for dark_on_light, count in ((True, 46), (False, 47)):
+        detected = Detected(1.0 - image / 255.0, 1.0, [c.mask for c in chroms], np.array([c.score for c in chroms]),
+                            [c.offset for c in chroms], [], dark_on_light)  # fmt: skip
+        result = analyze(image, detected=detected, edges=False, rescue=None)
+        assert result.count == count
 
 
 class _Namer:

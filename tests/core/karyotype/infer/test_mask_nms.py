@@ -3,7 +3,7 @@ larger mask, and chromosomes that merely cross, stay."""
 
 import numpy as np
 
-from napari_karyo.core.karyotype.infer.covered import drop_covered
+from napari_karyo.core.karyotype.infer.mask_nms import drop_covered
 from napari_karyo.core.results import Chromosome
 
 

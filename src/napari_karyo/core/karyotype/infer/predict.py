@@ -1,12 +1,13 @@
 """The main job: spread image -> named chromosome instances (`SpreadResult`).
 
-normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering (`mask_nms.py`) -> faint detections rescued
-(`rescue.py`) -> back to image pixels -> masks over chromosomes also found one by one left out (`mask_nms.py`) -> outlines on the edges (`boundaries.py`) -> connected objects typed (single, touching, overlapping, both) -> merged chromosomes split at their
-waist (`split.py`, off by default) -> crop classifier probabilities -> cell-level "two of each" assignment -> pieces
-pieces cut by the image frame (and doubtful detections on brightfield spreads) that it leaves out dropped
-(`surplus.py`) -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a
-generator (progress + cancel between stages) shared by the CLI, the napari widget and the tests; `analyze` runs
-it to the end.
+normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering (`mask_nms.py`) -> faint
+detections rescued (`rescue.py`) -> back to image pixels -> masks over chromosomes also found one by one left out
+(`mask_nms.py`) -> outlines on the edges (`boundaries.py`) -> connected objects typed (single, touching,
+overlapping, both) -> merged chromosomes split at their waist (`split.py`, off by default) -> crop classifier
+probabilities -> cell-level "two of each" assignment -> pieces cut by the image frame (and doubtful detections on
+brightfield spreads) that it leaves out dropped (`surplus.py`) -> review flags -> measurements (axis, length,
+centromere). `analyze_steps` is a generator (progress + cancel between stages) shared by the CLI, the napari widget
+and the tests; `analyze` runs it to the end.
 """
 
 from __future__ import annotations

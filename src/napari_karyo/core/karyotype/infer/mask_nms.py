@@ -42,49 +42,54 @@ def suppress(masks, scores, offsets) -> list[int]:
     return [i for i in kept if MIN_AREA_FRACTION * median <= areas[i] <= MAX_AREA_FRACTION * median]
 
 
-def _overlap_ok(m1, o1, m2, o2) -> bool:
-    """False when m1 (the lower-scoring mask) duplicates m2 or lies mostly inside it."""
+def windows(m1: np.ndarray, o1, m2: np.ndarray, o2) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+    """Where two cropped masks (offsets o1, o2 in the image) share image pixels: the slices of m1 and of m2 over
+    their boxes' intersection, or None when the boxes do not meet."""
     r0, c0 = max(o1[0], o2[0]), max(o1[1], o2[1])
     r1 = min(o1[0] + m1.shape[0], o2[0] + m2.shape[0])
     c1 = min(o1[1] + m1.shape[1], o2[1] + m2.shape[1])
     if r1 <= r0 or c1 <= c0:
+        return None
+    return (
+        (slice(r0 - o1[0], r1 - o1[0]), slice(c0 - o1[1], c1 - o1[1])),
+        (slice(r0 - o2[0], r1 - o2[0]), slice(c0 - o2[1], c1 - o2[1])),
+    )
+
+
+def _overlap_ok(m1, o1, m2, o2) -> bool:
+    """False when m1 (the lower-scoring mask) duplicates m2 or lies mostly inside it."""
+    win = windows(m1, o1, m2, o2)
+    if win is None:
         return True
-    a = m1[r0 - o1[0] : r1 - o1[0], c0 - o1[1] : c1 - o1[1]]
-    b = m2[r0 - o2[0] : r1 - o2[0], c0 - o2[1] : c1 - o2[1]]
-    inter = float(np.logical_and(a, b).sum())
+    inter = float(np.logical_and(m1[win[0]], m2[win[1]]).sum())
     a1, a2 = float(m1.sum()), float(m2.sum())
     return inter / (a1 + a2 - inter) <= MASK_IOU_NMS and inter / a1 <= CONTAINED
 
 
 def _overlaps(chromosomes: list[Chromosome], alive: list[int], i: int) -> tuple[float, int]:
     """(share of object i the other living objects cover, how many of them hold PART of it)."""
-    r0, c0, r1, c1 = chromosomes[i].bbox
-    own = chromosomes[i].mask
+    own, offset = chromosomes[i].mask, chromosomes[i].offset
     cover = np.zeros(own.shape, bool)
     parts = 0
     for j in alive:
-        if j == i:
+        win = None if j == i else windows(own, offset, chromosomes[j].mask, chromosomes[j].offset)
+        if win is None:
             continue
-        s0, d0, s1, d1 = chromosomes[j].bbox
-        t0, u0, t1, u1 = max(r0, s0), max(c0, d0), min(r1, s1), min(c1, d1)
-        if t1 <= t0 or u1 <= u0:
-            continue
-        theirs = chromosomes[j].mask[t0 - s0 : t1 - s0, u0 - d0 : u1 - d0]
-        shared = own[t0 - r0 : t1 - r0, u0 - c0 : u1 - c0] & theirs
-        cover[t0 - r0 : t1 - r0, u0 - c0 : u1 - c0] |= shared
+        shared = own[win[0]] & chromosomes[j].mask[win[1]]
+        cover[win[0]] |= shared
         parts += shared.sum() >= PART * own.sum()
     return float(cover.sum()) / max(int(own.sum()), 1), parts
 
 
-def drop_covered(chromosomes: list[Chromosome]) -> tuple[list[Chromosome], int]:
-    """The objects without those the others already cover, and how many were left out."""
+def drop_covered(chromosomes: list[Chromosome]) -> list[Chromosome]:
+    """The objects without those the others already cover."""
     alive = list(range(len(chromosomes)))
     while True:
         covered = [i for i in alive if _is_covered(chromosomes, alive, i)]
         if not covered:
             break
         alive.remove(max(covered, key=lambda i: int(chromosomes[i].mask.sum())))
-    return [chromosomes[i] for i in alive], len(chromosomes) - len(alive)
+    return [chromosomes[i] for i in alive]
 
 
 def _is_covered(chromosomes: list[Chromosome], alive: list[int], i: int) -> bool:

@@ -307,7 +307,7 @@ def _kept_chromosomes(detected: Detected, rescue: RescueSettings | None, covered
         )
         if mask.any():
             out.append(Chromosome(mask=mask, offset=offset, score=float(detected.scores[i])))
-    return drop_covered(out)[0] if covered else out
+    return drop_covered(out) if covered else out
 
 
 def _min_score(rescue: RescueSettings | None) -> float:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_karyo.core.karyotype.infer.mask_nms import windows
+
 
 @dataclass(frozen=True)
 class RescueSettings:
@@ -28,14 +30,10 @@ class RescueSettings:
 
 def shared_fraction(m1: np.ndarray, o1, m2: np.ndarray, o2) -> float:
     """Share of the pixels of cropped mask m1 (offset o1) that lie inside m2 (offset o2)."""
-    r0, c0 = max(o1[0], o2[0]), max(o1[1], o2[1])
-    r1 = min(o1[0] + m1.shape[0], o2[0] + m2.shape[0])
-    c1 = min(o1[1] + m1.shape[1], o2[1] + m2.shape[1])
-    if r1 <= r0 or c1 <= c0:
+    win = windows(m1, o1, m2, o2)
+    if win is None:
         return 0.0
-    a = m1[r0 - o1[0] : r1 - o1[0], c0 - o1[1] : c1 - o1[1]]
-    b = m2[r0 - o2[0] : r1 - o2[0], c0 - o2[1] : c1 - o2[1]]
-    return float(np.logical_and(a, b).sum()) / max(float(m1.sum()), 1.0)
+    return float(np.logical_and(m1[win[0]], m2[win[1]]).sum()) / max(float(m1.sum()), 1.0)
 
 
 def rescue(

@@ -1,6 +1,6 @@
 """Pieces of a neighbouring cell cut by the image frame, and on brightfield spreads objects the detector doubts,
 are left out of the count unless the karyotype needs them; a chromosome of the cell cut by the frame, or doubted,
-stays."""
+stays. On fluorescence, doubted objects far from the spread are left out before naming."""
 
 import numpy as np
 
@@ -10,10 +10,13 @@ from napari_karyo.core.karyotype.infer.predict import Detected, analyze
 from napari_karyo.core.karyotype.infer.surplus import (
     DOUBTFUL_SCORE,
     FRAME_CONTACT,
+    STRAY_SCORE,
     cut_by_frame,
+    drop_stray,
     drop_surplus,
+    stray,
 )
-from napari_karyo.core.results import Chromosome, SpreadResult
+from napari_karyo.core.results import MIN_CELL_OBJECTS, Chromosome, SpreadResult
 
 NORMAL_XY = [c for c in range(1, 23) for _ in range(2)] + [23, 24]
 
@@ -126,3 +129,39 @@ def test_analyze_leaves_the_cut_piece_out_and_says_so():
     assert (0, 40) in [c.offset for c in result.chromosomes]
     assert all(c.cluster > 0 for c in result.chromosomes)  # grouped again after the drop
     assert any(w.startswith("1 object(s) cut by the image frame") for w in result.warnings)
+
+
+def test_a_doubted_object_far_from_the_spread_is_stray():
+    spread = [rod(20 + 60 * (k // 12), 40 + 30 * (k % 12)) for k in range(46)]  # centre near (155, 210)
+    far = rod(700, 900, score=STRAY_SCORE - 0.1)
+    others = [
+        rod(140, 200, score=0.1),
+        rod(700, 900, score=STRAY_SCORE),
+        rod(700, 900, score=0.0, source="user"),
+    ]
+    assert stray([*spread, far, *others]).tolist() == [False] * 46 + [True, False, False, False]
+    kept, warning = drop_stray([*spread, far])
+    assert len(kept) == 46 and all(c is not far for c in kept)
+    assert warning.startswith("1 object(s) far from the spread that the detector doubted were left out")
+    assert "Prompt mode" in warning
+    assert drop_stray(spread) == (spread, "")
+    assert not stray([*spread[: MIN_CELL_OBJECTS - 2], far]).any()  # too few objects to make a spread
+
+
+def test_analyze_drops_stray_objects_on_fluorescence_even_when_the_cell_needs_them(monkeypatch):
+    chroms = cell_with_an_extra(rod(700, 900, score=0.6)).chromosomes  # far away, doubted, named 11
+    chroms.pop(20)  # an 11 is missing: the cell would take the far object as its second 11
+    image = np.full((800, 1000), 230, np.uint8)  # as stored: dark chromosomes on bright
+    for ch in chroms:
+        image[ch.offset[0] : ch.bbox[2], ch.offset[1] : ch.bbox[3]][ch.mask] = 60
+    by_offset = {c.offset: c.probs for c in chroms}
+    namer = _Namer()
+    namer.predict_spread = lambda norm, cs: np.stack([by_offset[c.offset] for c in cs])
+    monkeypatch.setattr(predict, "_classifier", lambda name, device: namer)
+    # fluorescence: dropped; brightfield: kept (doubtful, but needed); colour naming: kept (rules of its own)
+    for dark_on_light, colour, count in ((False, None, 45), (True, None, 46), (False, namer, 46)):
+        detected = Detected(1.0 - image / 255.0, 1.0, [c.mask for c in chroms], np.array([c.score for c in chroms]),
+                            [c.offset for c in chroms], [], dark_on_light)  # fmt: skip
+        result = analyze(image, detected=detected, edges=False, rescue=None, colour=colour)
+        assert result.count == count
+        assert any("far from the spread" in w for w in result.warnings) == (count == 45)

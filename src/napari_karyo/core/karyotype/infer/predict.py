@@ -2,12 +2,12 @@
 
 normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filtering (`mask_nms.py`) -> faint
 detections rescued (`rescue.py`) -> back to image pixels -> masks over chromosomes also found one by one left out
-(`mask_nms.py`) -> outlines on the edges (`boundaries.py`) -> connected objects typed (single, touching,
-overlapping, both) -> merged chromosomes split at their waist (`split.py`, off by default) -> crop classifier
-probabilities -> cell-level "two of each" assignment -> pieces cut by the image frame (and doubtful detections on
-brightfield spreads) that it leaves out dropped (`surplus.py`) -> review flags -> measurements (axis, length,
-centromere). `analyze_steps` is a generator (progress + cancel between stages) shared by the CLI, the napari widget
-and the tests; `analyze` runs it to the end.
+(`mask_nms.py`), and on fluorescence doubted objects far from the spread (`surplus.py`) -> outlines on the edges
+(`boundaries.py`) -> connected objects typed (single, touching, overlapping, both) -> merged chromosomes split at
+their waist (`split.py`, off by default) -> crop classifier probabilities -> cell-level "two of each" assignment ->
+pieces cut by the image frame (and doubtful detections on brightfield spreads) that it leaves out dropped
+(`surplus.py`) -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a generator (progress
++ cancel between stages) shared by the CLI, the napari widget and the tests; `analyze` runs it to the end.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, re
 from napari_karyo.core.karyotype.infer.rescue import RescueSettings, rescue
 from napari_karyo.core.karyotype.infer.review import mark_for_review
 from napari_karyo.core.karyotype.infer.split import SplitSettings, split_stage
-from napari_karyo.core.karyotype.infer.surplus import drop_surplus
+from napari_karyo.core.karyotype.infer.surplus import drop_stray, drop_surplus
 from napari_karyo.core.results import MIN_CELL_OBJECTS, Chromosome, SpreadResult
 from napari_karyo.core.storage.images import check_spread
 from napari_karyo.core.storage.model_files import build_checked, load_card, load_model, resolve, sha256
@@ -247,7 +247,7 @@ def analyze_steps(
     warnings = list(detected.warnings)
     capped = bool(warnings)
     yield ("separating objects", 3, total)
-    chromosomes = _kept_chromosomes(detected, rescue, covered=colour is None)
+    chromosomes = _kept_chromosomes(detected, rescue, grey=colour is None, warnings=warnings)
     if not keep_ringed:
         chromosomes, left_out = without_ringed(image, chromosomes)
         warnings += [left_out] if left_out else []
@@ -296,10 +296,13 @@ def _typed_objects(typer, norm: np.ndarray, chromosomes: list[Chromosome], known
     return (objects, *predict_object_types(typer, norm, objects, known))
 
 
-def _kept_chromosomes(detected: Detected, rescue: RescueSettings | None, covered: bool) -> list[Chromosome]:
-    """The detections that `keep` keeps, as chromosomes in image pixels; with `covered`, less those the others
-    cover (not for colour naming: its split and fill rules were chosen on the detector's own masks, and on the
-    M-FISH validation cells the rule cost kit A one count-right cell)."""
+def _kept_chromosomes(
+    detected: Detected, rescue: RescueSettings | None, grey: bool, warnings: list[str]
+) -> list[Chromosome]:
+    """The detections that `keep` keeps, as chromosomes in image pixels. On a `grey` spread (named by the crop
+    classifier, not by colour: the colour path's split and fill rules were chosen on the detector's own masks, and
+    on the M-FISH validation cells `drop_covered` cost kit A one count-right cell) less those the others cover,
+    and on fluorescence the stray ones too, with a warning (surplus.py)."""
     out = []
     for i in keep(detected.masks, detected.scores, detected.offsets, rescue):
         mask, offset = _to_image_scale(
@@ -307,7 +310,13 @@ def _kept_chromosomes(detected: Detected, rescue: RescueSettings | None, covered
         )
         if mask.any():
             out.append(Chromosome(mask=mask, offset=offset, score=float(detected.scores[i])))
-    return drop_covered(out) if covered else out
+    if not grey:
+        return out
+    out = drop_covered(out)
+    if not detected.dark_on_light:
+        out, left_out = drop_stray(out)
+        warnings += [left_out] if left_out else []
+    return out
 
 
 def _min_score(rescue: RescueSettings | None) -> float:

@@ -247,7 +247,8 @@ def analyze_steps(
     warnings = list(detected.warnings)
     capped = bool(warnings)
     yield ("separating objects", 3, total)
-    chromosomes = _kept_chromosomes(detected, rescue, grey=colour is None, warnings=warnings)
+    chromosomes, left_out = _kept_chromosomes(detected, rescue, grey=colour is None)
+    warnings += [left_out] if left_out else []
     if not keep_ringed:
         chromosomes, left_out = without_ringed(image, chromosomes)
         warnings += [left_out] if left_out else []
@@ -297,12 +298,12 @@ def _typed_objects(typer, norm: np.ndarray, chromosomes: list[Chromosome], known
 
 
 def _kept_chromosomes(
-    detected: Detected, rescue: RescueSettings | None, grey: bool, warnings: list[str]
-) -> list[Chromosome]:
-    """The detections that `keep` keeps, as chromosomes in image pixels. On a `grey` spread (named by the crop
-    classifier, not by colour: the colour path's split and fill rules were chosen on the detector's own masks, and
-    on the M-FISH validation cells `drop_covered` cost kit A one count-right cell) less those the others cover,
-    and on fluorescence the stray ones too, with a warning (surplus.py)."""
+    detected: Detected, rescue: RescueSettings | None, grey: bool
+) -> tuple[list[Chromosome], str]:
+    """The detections that `keep` keeps, as chromosomes in image pixels, and a warning about those left out ("" when
+    none). On a `grey` spread (named by the crop classifier, not by colour: the colour path's split and fill rules
+    were chosen on the detector's own masks, and on the M-FISH validation cells `drop_covered` cost kit A one
+    count-right cell) less those the others cover, and on fluorescence the stray ones too (surplus.py)."""
     out = []
     for i in keep(detected.masks, detected.scores, detected.offsets, rescue):
         mask, offset = _to_image_scale(
@@ -311,12 +312,9 @@ def _kept_chromosomes(
         if mask.any():
             out.append(Chromosome(mask=mask, offset=offset, score=float(detected.scores[i])))
     if not grey:
-        return out
+        return out, ""
     out = drop_covered(out)
-    if not detected.dark_on_light:
-        out, left_out = drop_stray(out)
-        warnings += [left_out] if left_out else []
-    return out
+    return drop_stray(out) if not detected.dark_on_light else (out, "")
 
 
 def _min_score(rescue: RescueSettings | None) -> float:

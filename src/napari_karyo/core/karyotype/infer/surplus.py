@@ -69,16 +69,12 @@ def leave_out_discount(chromosomes: Sequence[Chromosome], shape: tuple[int, int]
 
 def stray(chromosomes: Sequence[Chromosome]) -> np.ndarray:
     """True per model object far from the spread that the detector doubted (see the module's docstring)."""
-    out = np.zeros(len(chromosomes), bool)
     if len(chromosomes) < MIN_CELL_OBJECTS:  # no spread to be far from
-        return out
+        return np.zeros(len(chromosomes), bool)
     centres = np.array([np.argwhere(c.mask).mean(0) + c.offset for c in chromosomes])
     radius = np.linalg.norm(centres - np.median(centres, axis=0), axis=1)
-    for k, ch in enumerate(chromosomes):
-        out[k] = (
-            ch.source == "model" and ch.score < STRAY_SCORE and radius[k] >= STRAY_RADIUS * np.median(radius)
-        )
-    return out
+    unsure = np.array([c.source == "model" and c.score < STRAY_SCORE for c in chromosomes], bool)
+    return unsure & (radius >= STRAY_RADIUS * np.median(radius))
 
 
 def drop_stray(chromosomes: list[Chromosome]) -> tuple[list[Chromosome], str]:
@@ -86,9 +82,11 @@ def drop_stray(chromosomes: list[Chromosome]) -> tuple[list[Chromosome], str]:
     far = stray(chromosomes)
     if not far.any():
         return chromosomes, ""
-    warning = (
-        f"{int(far.sum())} object(s) far from the spread that the detector doubted were left out as not part of "
-        "this cell (dust, a nucleus, a neighbouring cell); if one is, a click on it in Prompt mode brings it back"
+    warning = _dropped_warning(
+        chromosomes,
+        far,
+        "far from the spread that the detector doubted",
+        "as not part of this cell (dust, a nucleus, a neighbouring cell)",
     )
     return [c for c, f in zip(chromosomes, far, strict=True) if not f], warning
 
@@ -100,18 +98,21 @@ def drop_surplus(result: SpreadResult, doubt: bool) -> np.ndarray:
     unnamed = np.array([c.class_id == 0 and c.source == "model" for c in chromosomes], bool)
     cut = cut_by_frame(chromosomes, result.image_shape[:2]) & unnamed
     doubted = (doubtful(chromosomes) if doubt else False) & unnamed & ~cut
-    for dropped, what in ((cut, "cut by the image frame"), (doubted, "the detector doubted")):
+    for dropped, what, why in (
+        (cut, "cut by the image frame", "as not part of this cell"),
+        (doubted, "the detector doubted", "as the cell did not need them"),
+    ):
         if dropped.any():
-            result.warnings.append(_dropped_warning(chromosomes, dropped, what))
+            result.warnings.append(_dropped_warning(chromosomes, dropped, what, why))
     kept = ~(cut | doubted)
     result.chromosomes = [c for c, k in zip(chromosomes, kept, strict=True) if k]
     return kept
 
 
-def _dropped_warning(chromosomes: Sequence[Chromosome], dropped: np.ndarray, what: str) -> str:
+def _dropped_warning(chromosomes: Sequence[Chromosome], dropped: np.ndarray, what: str, why: str) -> str:
+    """ "N object(s) <what> were left out <why> (they look like ...)", and how to bring one back."""
     looks = [name(int(np.argmax(c.probs)) + 1) for c, d in zip(chromosomes, dropped, strict=True)
              if d and c.probs is not None]  # fmt: skip
-    why = "as not part of this cell" if what.startswith("cut") else "as the cell did not need them"
     return (
         f"{int(dropped.sum())} object(s) {what} were left out {why}"
         + (f" (they look like {', '.join(looks)})" if looks else "")

@@ -42,7 +42,7 @@ from napari_karyo.core.karyotype.training.cluster_objects import (
     gband_objects,
     synthetic_objects,
 )
-from napari_karyo.core.karyotype.training.cluster_types import predict_set, type_metrics
+from napari_karyo.core.karyotype.training.cluster_types import type_metrics
 
 
 def cluster_crops(model: clusters.ClusterModel, root: Path) -> dict:
@@ -86,7 +86,16 @@ def pki3_val(model: clusters.ClusterModel, root: str, seed: int, n_crops: int, s
     )
     return {"single_crops": {"n": len(items), "cases": len({it.case for it in items}),
                              "called_single": float((pred == clusters.SINGLE).mean()) if len(pred) else 0.0},
-            "synthetic": type_metrics(syn.y, predict_set(model.net, syn).argmax(1))}  # fmt: skip
+            "synthetic": type_metrics(syn.y, type_probs(model, syn).argmax(1))}  # fmt: skip
+
+
+def type_probs(model: clusters.ClusterModel, objs, batch: int = 512) -> np.ndarray:
+    """The product's type probabilities (the card's `single_weight` applied) for a set of prepared objects."""
+    parts = [
+        model.predict_prepared(objs.x[i : i + batch].astype(np.float32) / 255)
+        for i in range(0, len(objs.y), batch)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, len(clusters.TYPES)), np.float32)
 
 
 def run(data: str, model_name: str | None, val_spreads: int, seed: int, truth: str | None = None) -> dict:
@@ -99,7 +108,7 @@ def run(data: str, model_name: str | None, val_spreads: int, seed: int, truth: s
     if truth:
         sets.append(("gband_val", gband_objects(data, truth, "val", seed, p_threshold=0.0)))
     for name, objs in sets:
-        out[name] = type_metrics(objs.y, predict_set(model.net, objs).argmax(1))
+        out[name] = type_metrics(objs.y, type_probs(model, objs).argmax(1))
     out["pki3_val"] = pki3_val(model, data, seed, n_crops=1000, spreads=max(val_spreads // 3, 1))
     out["clusters_crops"] = cluster_crops(model, Path(data))
 

@@ -182,3 +182,32 @@ def test_model_round_trip_and_predict(tmp_path, monkeypatch):
     assert runs == [2]
     with pytest.raises(ModelFileError):
         clusters.load_cluster_model(tmp_path / "missing.safetensors")
+
+
+def test_the_cards_single_weight_corrects_the_networks_prior(tmp_path):
+    probs = np.array([[0.3, 0.5, 0.1, 0.1], [0.9, 0.05, 0.03, 0.02]], np.float32)
+    weighted = clusters.with_single_weight(probs, 2.0)
+    np.testing.assert_allclose(weighted.sum(1), 1, atol=1e-6)
+    np.testing.assert_allclose(weighted[0], np.array([0.6, 0.5, 0.1, 0.1]) / 1.3, atol=1e-6)
+    assert list(weighted.argmax(1)) == [clusters.SINGLE, clusters.SINGLE]  # the first was "touching"
+    np.testing.assert_array_equal(clusters.with_single_weight(probs, 1.0), probs)
+    # read from the card: a model without it gives the network's own probabilities
+    config = {"backbone": "resnext-mini", "widths": [8, 8, 8, 8], "groups": 4}
+    state = clusters.build_network(**config).state_dict()
+    card = {"architecture": clusters.ARCH, "config": config}
+    plain = clusters.load_cluster_model(save_model(state, card, tmp_path / "plain"), device="cpu")
+    weighted_model = clusters.load_cluster_model(
+        save_model(state, dict(card, single_weight=3.0), tmp_path / "weighted"), device="cpu"
+    )
+    x = np.random.default_rng(0).random((3, 2, clusters.INPUT, clusters.INPUT), np.float32)
+    np.testing.assert_allclose(
+        weighted_model.predict_prepared(x),
+        clusters.with_single_weight(plain.predict_prepared(x), 3.0),
+        atol=1e-6,
+    )
+    assert clusters.load_cluster_model(None, device="cpu").card["single_weight"] == 2.0  # the shipped one
+    for bad in (0, -1.0, "2", None):
+        with pytest.raises(ModelFileError, match="single_weight"):
+            clusters.load_cluster_model(
+                save_model(state, dict(card, single_weight=bad), tmp_path / f"bad{bad}")
+            )

@@ -10,6 +10,9 @@ masks after bridging gaps of at most `gap` background pixels, so touching chromo
 - A small ResNeXt (grouped-convolution bottlenecks from torchvision) predicts the type from the object's pixels
   alone (`predict_object_types`), which is what tells a merged cluster the segmenter missed from a real single.
 
+It learnt from draws holding far more clusters than spreads do: a card's `single_weight` multiplies p(single) to
+correct that prior (chosen on training objects by `scripts/choose_single_weight.py`; none: no correction).
+
 Network input (`prepare_object`): 2 x INPUT x INPUT, channel 0 the object's grey values (bright on dark, [0, 1],
 0 outside its mask), channel 1 its mask; scaled so chromosomes are ~TARGET_WIDTH px wide unless the object would
 not fit, centred on the canvas.
@@ -345,7 +348,16 @@ class ClusterModel:
             for i in range(0, len(x), batch):
                 t = torch.from_numpy(np.ascontiguousarray(x[i : i + batch], np.float32)).to(self.device)
                 out.append(torch.softmax(dihedral_logits(self.net, t), 1).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, len(TYPES)), np.float32)
+        probs = np.concatenate(out) if out else np.zeros((0, len(TYPES)), np.float32)
+        return with_single_weight(probs, float(self.card.get("single_weight", 1.0)))
+
+
+def with_single_weight(probs: np.ndarray, weight: float) -> np.ndarray:
+    """Type probabilities (N, 4) with p(single) multiplied by `weight`, renormalised."""
+    if weight == 1.0:
+        return probs
+    out = probs * np.where(np.arange(probs.shape[1]) == SINGLE, weight, 1.0).astype(probs.dtype)
+    return out / np.maximum(out.sum(1, keepdims=True), 1e-12)
 
 
 def load_cluster_model(name_or_path: str | Path | None = None, device=None) -> ClusterModel:
@@ -362,6 +374,9 @@ def _load_cluster_model_cached(path: str, device_name: str) -> ClusterModel:
     import torch
 
     state, card = load_model(path, ARCH)
+    weight = card.get("single_weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight < 1e3:
+        raise ModelFileError(f"{path}: the card's single_weight must be a positive number, not {weight!r}")
     net = build_checked(lambda cfg: build_network(**cfg), card, state, path)
     device = torch.device(device_name)
     return ClusterModel(net.to(device).eval(), card, device)

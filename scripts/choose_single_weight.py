@@ -1,13 +1,12 @@
-"""Choose the cluster-type model's `single_weight` on TRAINING objects only, and optionally write it into its card.
+"""Choose an existing cluster-type model's `single_weight` on TRAINING objects only (the rule of
+core/karyotype/training/single_weight.py, which `train-clusters` applies to the models it makes), and optionally
+write it into the model's card (sealed again).
 
-The network learnt from draws with far more clusters than real spreads hold, so it calls too many singles clusters;
-p(single) x weight corrects that prior (infer/clusters.py). For each weight this prints, on the real training
-objects (G-band training cells typed from their karyogram imports, BioImLab training images typed from their
-polygons) and the `clusters` crops of the training cases, the single-vs-cluster accuracy and the share of singles
-and of clusters called right. The shipped weight is the one with the best mean single-vs-cluster accuracy over the
-two real object sets (the smallest within TIE of the best):
+For each weight this prints the single-vs-cluster accuracy, and the share of singles and of clusters called right,
+on the G-band training cells' objects (typed from their karyogram imports), the BioImLab training objects (typed
+from their polygons) and, for information only, the `clusters` crops of the training cases:
 
-    python scripts/choose_single_weight.py --data ../shared/data --gband-imports IMPORTS [--write]
+    python scripts/choose_single_weight.py --data ../shared/data --gband-imports IMPORTS [--model M] [--write]
 """
 
 from __future__ import annotations
@@ -18,21 +17,9 @@ import time
 import numpy as np
 
 from napari_karyo.core.karyotype.infer import clusters
+from napari_karyo.core.karyotype.training import single_weight
 from napari_karyo.core.karyotype.training.cluster_objects import bioimlab_objects, crop_objects, gband_objects
 from napari_karyo.core.storage.model_files import read_card, resolve, write_card
-
-WEIGHTS = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0)
-TIE = 0.001  # means this close (about five objects) tie: the smaller weight keeps more clusters flagged
-
-
-def scores(probs: np.ndarray, y: np.ndarray, weight: float) -> dict:
-    called_single = clusters.with_single_weight(probs, weight).argmax(1) == clusters.SINGLE
-    single = y == clusters.SINGLE
-    return {
-        "single_vs_cluster": float(np.mean(called_single == single)),
-        "singles_right": float(called_single[single].mean()),
-        "clusters_right": float((~called_single[~single]).mean()),
-    }
 
 
 def main() -> int:
@@ -44,30 +31,25 @@ def main() -> int:
     args = p.parse_args()
     model = clusters.load_cluster_model(args.model, device="cpu")
     model.card = dict(model.card, single_weight=1.0)  # the network's own probabilities
-    sets = {
+    objects = {
         "gband_train": gband_objects(args.data, args.gband_imports, "train", 0, p_threshold=0.0),
         "bioimlab_train": bioimlab_objects(args.data, "train", 0, p_threshold=0.0),
         "crops_train": crop_objects(args.data, "train"),
     }
-    probs = {k: model.predict_prepared(v.x.astype(np.float32) / 255) for k, v in sets.items()}
-    rows, means = {}, {}
-    for w in WEIGHTS:
-        rows[w] = {k: scores(probs[k], v.y, w) for k, v in sets.items()}
-        means[w] = (
-            rows[w]["gband_train"]["single_vs_cluster"] + rows[w]["bioimlab_train"]["single_vs_cluster"]
-        ) / 2
-        print(f"{w:>5}  mean {means[w]:.4f}  " + "  ".join(
+    sets = {k: (model.predict_prepared(v.x.astype(np.float32) / 255), v.y) for k, v in objects.items()}
+    rows = single_weight.table(sets)
+    for w, row in rows.items():
+        print(f"{w:>5}  " + "  ".join(
             f"{k}: {r['single_vs_cluster']:.3f} (singles {r['singles_right']:.3f}, clusters {r['clusters_right']:.3f})"
-            for k, r in rows[w].items()))  # fmt: skip
-    best = min(w for w in WEIGHTS if means[w] >= max(means.values()) - TIE)
+            for k, r in row.items()))  # fmt: skip
+    best = single_weight.choose(rows, ["gband_train", "bioimlab_train"])
     print(f"chosen single_weight: {best}")
     if args.write:
         card, path = read_card(resolve(args.model or clusters.DEFAULT_MODEL))
         how = {
             "command": "python scripts/choose_single_weight.py --data ../shared/data --gband-imports IMPORTS --write",
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "rule": f"the smallest weight within {TIE} of the best mean single-vs-cluster accuracy over "
-            "gband_train and bioimlab_train",
+            "rule": single_weight.RULE,
             "training_sets_at_this_weight": rows[best],
         }
         write_card(path, dict(card, single_weight=best, single_weight_chosen=how))

@@ -11,7 +11,7 @@ masks after bridging gaps of at most `gap` background pixels, so touching chromo
   alone (`predict_object_types`), which is what tells a merged cluster the segmenter missed from a real single.
 
 It learnt from draws holding far more clusters than spreads do: a card's `single_weight` multiplies p(single) to
-correct that prior (chosen on training objects by `scripts/choose_single_weight.py`; none: no correction).
+correct that prior (chosen on training objects: training/single_weight.py; none: no correction).
 
 Network input (`prepare_object`): 2 x INPUT x INPUT, channel 0 the object's grey values (bright on dark, [0, 1],
 0 outside its mask), channel 1 its mask; scaled so chromosomes are ~TARGET_WIDTH px wide unless the object would

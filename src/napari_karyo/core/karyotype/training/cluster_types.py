@@ -36,6 +36,7 @@ import numpy as np
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.infer import clusters
 from napari_karyo.core.karyotype.infer.clusters import TYPES
+from napari_karyo.core.karyotype.training import single_weight
 from napari_karyo.core.karyotype.training.cluster_augment import augment
 from napari_karyo.core.karyotype.training.cluster_card import cluster_card, sources
 from napari_karyo.core.karyotype.training.cluster_objects import (
@@ -48,7 +49,7 @@ from napari_karyo.core.storage.model_files import load_model
 from napari_karyo.core.training.config import Settings, setting
 from napari_karyo.core.training.harness import CosineSchedule, Run, Validated, start_run
 
-EVAL_RESERVE_S = 120  # building and scoring the validation objects after training
+EVAL_RESERVE_S = 180  # after training: single_weight chosen on the training objects, the validation scored
 MINI_WIDTHS, MINI_GROUPS = (16, 32, 64, 128), 8
 GREY_BLUR = 1.5  # px at the ~13 px chromosome width: G-band detail below this reads as gaps otherwise
 STAGES = (
@@ -272,6 +273,7 @@ def train(cfg: ClusterTrainConfig, resume: bool = False):
     prog = yield from fit(run, net, data, cfg, resume)
     train_minutes = run.budget.seconds() / 60
 
+    weight, chosen = _single_weight(net, data)
     yield "evaluating on validation objects", 0, 1
     val = yield from build_objects(
         cfg.data,
@@ -283,8 +285,9 @@ def train(cfg: ClusterTrainConfig, resume: bool = False):
         gband_imports=cfg.gband_imports,
         crops=cfg.crops,
     )
-    validation = validate(net, val, cfg)
+    validation = validate(net, val, cfg, weight)
     card = cluster_card(cfg, config, net, data, validation, prog, train_minutes, run, base)
+    card |= {"single_weight": weight, "single_weight_chosen": chosen}
     yield Validated("evaluating on validation objects", 1, 1, validation)
     return run.save_model(net.state_dict(), card, out)
 
@@ -303,9 +306,21 @@ def _network(cfg: ClusterTrainConfig):
     return clusters.build_network(**config, pretrained=cfg.pretrained), config, None
 
 
-def validate(net, val: ObjectSet, cfg: ClusterTrainConfig) -> dict:
-    """Type metrics per source; for the `clusters` crops, single vs cluster."""
-    pred = predict_set(net, val).argmax(1)
+def _single_weight(net, data: ObjectSet) -> tuple[float, dict]:
+    """The prior correction chosen on the real training objects (single_weight.py), and how."""
+    sets = {}
+    for src in single_weight.REAL_SOURCES:
+        real = data.subset(data.source == src)
+        if len(real.y):
+            sets[f"{src}_train"] = (predict_set(net, real), real.y)
+    rows = single_weight.table(sets)
+    weight = single_weight.choose(rows, list(sets))
+    return weight, {"rule": single_weight.RULE, "training_sets_at_this_weight": rows[weight]}
+
+
+def validate(net, val: ObjectSet, cfg: ClusterTrainConfig, weight: float = 1.0) -> dict:
+    """Type metrics per source, p(single) x `weight`; for the `clusters` crops, single vs cluster."""
+    pred = clusters.with_single_weight(predict_set(net, val), weight).argmax(1)
     out = {src: type_metrics(val.y[val.source == src], pred[val.source == src]) for src in sources(cfg)}
     crops = val.source == "clusters"
     if crops.any():

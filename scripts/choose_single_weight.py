@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 from napari_karyo.core.karyotype.infer import clusters
 from napari_karyo.core.karyotype.training import single_weight
 from napari_karyo.core.karyotype.training.cluster_objects import bioimlab_objects, crop_objects, gband_objects
+from napari_karyo.core.karyotype.training.cluster_types import predict_set
 from napari_karyo.core.storage.model_files import read_card, resolve, write_card
 
 
@@ -30,13 +29,14 @@ def main() -> int:
     p.add_argument("--write", action="store_true", help="write the chosen weight into the model's card")
     args = p.parse_args()
     model = clusters.load_cluster_model(args.model, device="cpu")
-    model.card = dict(model.card, single_weight=1.0)  # the network's own probabilities
     objects = {
         "gband_train": gband_objects(args.data, args.gband_imports, "train", 0, p_threshold=0.0),
         "bioimlab_train": bioimlab_objects(args.data, "train", 0, p_threshold=0.0),
         "crops_train": crop_objects(args.data, "train"),
     }
-    sets = {k: (model.predict_prepared(v.x.astype(np.float32) / 255), v.y) for k, v in objects.items()}
+    sets = {
+        k: (predict_set(model.net, v), v.y) for k, v in objects.items()
+    }  # the network's own probabilities
     rows = single_weight.table(sets)
     for w, row in rows.items():
         print(f"{w:>5}  " + "  ".join(

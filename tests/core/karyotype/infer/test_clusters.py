@@ -206,7 +206,7 @@ def test_the_cards_single_weight_corrects_the_networks_prior(tmp_path):
         atol=1e-6,
     )
     assert clusters.load_cluster_model(None, device="cpu").card["single_weight"] == 2.0  # the shipped one
-    for bad in (0, -1.0, "2", None):
+    for bad in (0, -1.0, float("nan"), "2", None):
         with pytest.raises(ModelFileError, match="single_weight"):
             clusters.load_cluster_model(
                 save_model(state, dict(card, single_weight=bad), tmp_path / f"bad{bad}")

@@ -9,9 +9,8 @@ masks after bridging gaps of at most `gap` background pixels, so touching chromo
   pipeline, what the segmenter's masks claim.
 - A small ResNeXt (grouped-convolution bottlenecks from torchvision) predicts the type from the object's pixels
   alone (`predict_object_types`), which is what tells a merged cluster the segmenter missed from a real single.
-
-It learnt from draws holding far more clusters than spreads do: a card's `single_weight` multiplies p(single) to
-correct that prior (chosen on training objects: training/single_weight.py; none: no correction).
+  It learnt from draws holding far more clusters than spreads do: a card's `single_weight` multiplies p(single)
+  to correct that prior (chosen on training objects: training/single_weight.py; none: no correction).
 
 Network input (`prepare_object`): 2 x INPUT x INPUT, channel 0 the object's grey values (bright on dark, [0, 1],
 0 outside its mask), channel 1 its mask; scaled so chromosomes are ~TARGET_WIDTH px wide unless the object would
@@ -375,8 +374,9 @@ def _load_cluster_model_cached(path: str, device_name: str) -> ClusterModel:
 
     state, card = load_model(path, ARCH)
     weight = card.get("single_weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight < 1e3:
-        raise ModelFileError(f"{path}: the card's single_weight must be a positive number, not {weight!r}")
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight < float("inf"):
+        raise ModelFileError(f"{path}: the card's single_weight must be a positive number, not {weight!r}; remove "
+                             "it (no correction) or set it with scripts/choose_single_weight.py --write")  # fmt: skip
     net = build_checked(lambda cfg: build_network(**cfg), card, state, path)
     device = torch.device(device_name)
     return ClusterModel(net.to(device).eval(), card, device)

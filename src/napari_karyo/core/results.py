@@ -87,7 +87,7 @@ class Chromosome:
 
 MIN_CELL_OBJECTS = 23  # fewer counted chromosomes than a haploid set is not a whole metaphase
 MIN_AREA_FRACTION = 0.2  # an object under this fraction of the spread's median object area is debris
-MIN_SCORE = 0.5  # a detection below this confidence is too unsure to place in a pair
+MIN_SCORE = 0.5  # a detection below this confidence is too unsure to place in a pair unless the cell needs it
 
 
 @dataclass
@@ -129,9 +129,11 @@ class SpreadResult:
         return labels
 
     def unplaced_indices(self) -> set[int]:
-        """Indices of objects too small (under MIN_AREA_FRACTION of the median object's area) or too unsure
-        (detection score under MIN_SCORE) to be chromosomes: not put in a karyogram pair, not counted in the
-        karyotype. A person's own objects (drawn, split, named) are always placed."""
+        """Indices of objects too small (under MIN_AREA_FRACTION of the median object's area) to be chromosomes,
+        or too unsure (detection score under MIN_SCORE) with no name: not put in a karyogram pair, not counted in
+        the karyotype. An unsure object the cell-level assignment named is counted: it weighed the detector's doubt
+        (surplus.py) and named it because the cell needs it (a faint chromosome rescued, a short cell's slot
+        filled), and the benchmarks count it so. A person's own objects (drawn, split, named) are always placed."""
         if not self.count:
             return set()
         median = float(np.median([c.area for c in self.chromosomes]))
@@ -140,7 +142,7 @@ class SpreadResult:
             for i, c in enumerate(self.chromosomes)
             if c.source == "model"
             and not c.edited
-            and (c.area < MIN_AREA_FRACTION * median or c.score < MIN_SCORE)
+            and (c.area < MIN_AREA_FRACTION * median or (c.score < MIN_SCORE and not c.class_id))
         }
 
     def placed(self) -> list[Chromosome]:

@@ -94,6 +94,23 @@ def test_predict_crops_and_spread_give_probabilities(tiny_model):
     assert model.predict_spread(image, chroms).shape == (3, 24)
 
 
+def test_objects_added_to_a_cell_are_sized_against_the_cell(tiny_model):
+    model = clf.load_classifier(tiny_model, "cpu")
+    image = np.zeros((200, 300), dtype=np.float32)
+    chroms = []
+    for i in range(26):  # alike bars: one more does not move the cell's medians
+        full = np.zeros(image.shape, dtype=bool)
+        r, c = 10 + 40 * (i // 10), 5 + 28 * (i % 10)
+        full[r : r + 30, c : c + 8] = True
+        image[full] = 0.8
+        chroms.append(Chromosome.from_full_mask(full))
+    cell, new = chroms[:25], chroms[25:]
+    together = model.predict_spread(image, chroms)[-1]
+    np.testing.assert_allclose(model.predict_spread(image, new, cell=cell)[0], together, atol=1e-5)
+    alone = model.predict_spread(image, new)[0]  # no cell to size it against: its size is unknown
+    assert not np.allclose(alone, together, atol=1e-5)
+
+
 def test_model_file_checks(tiny_model, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(tiny_model.read_bytes()[:-8] + b"\0" * 8)

@@ -30,7 +30,7 @@ def test_proposal_names_what_is_unresolved():
 def test_debris_is_unplaced_and_not_counted():
     result = spread(NORMAL_XX)
     speck = Chromosome(mask=np.ones((2, 2), bool), offset=(30, 0), class_id=2, score=0.9)
-    unsure = Chromosome(mask=np.ones((12, 4), bool), offset=(20, 0), class_id=22, score=0.3)
+    unsure = Chromosome(mask=np.ones((12, 4), bool), offset=(20, 0), class_id=0, score=0.3)
     result.chromosomes += [speck, unsure]
     assert unplaced_indices(result) == {46, 47}
     assert str(headline(result)) == "proposed: 46,XX · 2 unplaced"
@@ -59,6 +59,13 @@ def test_too_few_chromosomes_is_no_karyotype():
     assert (
         str(headline(spread([1, 1, 2]))) == "proposed: no karyotype (too few chromosomes) · nothing flagged"
     )
+
+
+def test_an_unsure_object_the_cell_needs_is_counted():
+    result = spread(NORMAL_XX[:42] + NORMAL_XX[44:])  # both 22s short
+    result.chromosomes.append(Chromosome(mask=np.ones((12, 4), bool), offset=(20, 0), class_id=22, score=0.3))
+    assert unplaced_indices(result) == set()
+    assert result.iscn == result.summary()["iscn"] == "45,XX,-22"
 
 
 def test_a_persons_objects_are_always_placed():

@@ -126,12 +126,12 @@ def test_group_letters(built):
 
 
 def test_debris_and_unsure_objects_are_not_placed_in_pairs():
-    """A speck named 2 and an unsure detection named 22 go to the unplaced row, not into pairs 2 and 22."""
+    """A speck named 2 and an unsure detection the assignment left unnamed go to the unplaced row, not into pairs."""
     image, result = bar_spread()
     speck = np.zeros(result.image_shape, bool)
     speck[3:6, 3:6] = True
     result.chromosomes.append(Chromosome.from_full_mask(speck, class_id=2))
-    result.chromosomes[0].score = 0.2  # the 21, now unsure
+    result.chromosomes[0].score, result.chromosomes[0].class_id = 0.2, 0  # the 21, now unsure and unnamed
     ms = measure.measure_spread(image.astype(np.float32) / 255, result)
     kg = karyogram.build_karyogram(image, result, ms)
     (_, (unplaced_row, _)) = next(g for g in kg.groups if g[0] == karyogram.UNPLACED)

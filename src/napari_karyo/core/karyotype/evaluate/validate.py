@@ -19,11 +19,15 @@ from napari_karyo.core.karyotype.evaluate.metrics import match
 from napari_karyo.core.karyotype.infer.predict import (
     SCORE_THRESHOLD,
     Segmenter,
-    _to_image_scale,
     segment,
     suppress,
 )
-from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
+from napari_karyo.core.karyotype.infer.preprocess import (
+    normalise_intensity,
+    rescale,
+    scale_factor,
+    to_image_scale,
+)
 from napari_karyo.core.results import Chromosome
 
 VAL_SPLIT = "the val split of the corrected training set (its splits.json: by case, never trained on)"
@@ -55,7 +59,7 @@ def predict_instances(model, device, item: ValSpread) -> list[Chromosome]:
     masks, scores, offsets = segment(Segmenter(model, {}, device, "training"), item.scaled)
     out = []
     for i in suppress(masks, scores, offsets):
-        mask, offset = _to_image_scale(masks[i], offsets[i], item.factor, item.shape)
+        mask, offset = to_image_scale(masks[i], offsets[i], item.factor, item.shape)
         if mask.any():
             out.append(Chromosome(mask=mask, offset=offset, score=float(scores[i])))
     return out

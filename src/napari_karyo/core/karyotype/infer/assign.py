@@ -13,14 +13,14 @@ The default penalties were calibrated on the M-FISH training slides (benchmarks/
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from napari_karyo.core.iscn import Karyotype, karyotype_of
 from napari_karyo.core.karyotype.infer.surplus import leave_out_discount
-from napari_karyo.core.results import SpreadResult
+from napari_karyo.core.results import Chromosome, SpreadResult
 
 SEX_HYPOTHESES: tuple[str, ...] = ("XX", "XY", "X", "XXY", "XYY")
 NORMAL_HYPOTHESES: tuple[str, ...] = ("XX", "XY")
@@ -154,20 +154,29 @@ def assign_spread(result: SpreadResult, doubt: bool = False, **kwargs) -> Assign
     Chromosomes a person made or renamed (`source == 'user'` or `edited`) keep their class; model objects without
     probabilities count as equally likely anything. Unassigned objects get class 0 (shown as unnamed). An object cut
     by the image frame (with `doubt`, also one the detector doubts) is cheaper to leave out (surplus.py)."""
-    n = result.count
-    probs = np.full((n, 24), 1.0 / 24)
-    fixed: dict[int, int] = {}
+    out = assign_objects(result.chromosomes, result.image_shape[:2], doubt, **kwargs)
     for i, ch in enumerate(result.chromosomes):
-        if (ch.source == "user" or ch.edited) and ch.class_id:
+        if not _named_by_a_person(ch):
+            ch.class_id = int(out.class_ids[i])
+            ch.class_score = float(out.class_scores[i]) if out.class_scores is not None else 0.0
+    return out
+
+
+def assign_objects(
+    chromosomes: Sequence[Chromosome], shape: tuple[int, int], doubt: bool = False, **kwargs
+) -> AssignResult:
+    """`assign_spread`'s assignment of these objects (in an image of `shape`), written nowhere."""
+    probs = np.full((len(chromosomes), 24), 1.0 / 24)
+    fixed: dict[int, int] = {}
+    for i, ch in enumerate(chromosomes):
+        if _named_by_a_person(ch):
             fixed[i] = int(ch.class_id)
         elif ch.probs is not None:
             probs[i] = np.asarray(ch.probs, dtype=np.float64).ravel()[:24]
     penalties = kwargs.pop("penalties", DEFAULT_PENALTIES)
-    unassigned = penalties.unassigned - leave_out_discount(result.chromosomes, result.image_shape[:2], doubt)
-    out = assign_cell(probs, fixed=fixed, unassigned=unassigned, penalties=penalties, **kwargs)
-    for i, ch in enumerate(result.chromosomes):
-        if i in fixed:
-            continue
-        ch.class_id = int(out.class_ids[i])
-        ch.class_score = float(out.class_scores[i]) if out.class_scores is not None else 0.0
-    return out
+    unassigned = penalties.unassigned - leave_out_discount(chromosomes, shape, doubt)
+    return assign_cell(probs, fixed=fixed, unassigned=unassigned, penalties=penalties, **kwargs)
+
+
+def _named_by_a_person(ch: Chromosome) -> bool:
+    return bool((ch.source == "user" or ch.edited) and ch.class_id)

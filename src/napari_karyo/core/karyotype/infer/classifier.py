@@ -114,11 +114,17 @@ def prepare_crop(crop: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray
     return out
 
 
-def relative_features(sizes: np.ndarray, groups: list | None) -> np.ndarray:
+def relative_features(
+    sizes: np.ndarray, groups: list | None, reference: np.ndarray | None = None
+) -> np.ndarray:
     """(N, 3) features from (N, 2) raw (length, area): log of each relative to its group's median, and a
-    known flag. Groups smaller than MIN_GROUP (or groups=None) get zeros with flag 0."""
+    known flag. Groups smaller than MIN_GROUP (or groups=None) get zeros with flag 0. `reference`: the (length,
+    area) medians of the cell the crops belong to, in place of the groups' (objects added to a known cell)."""
     sizes = np.asarray(sizes, dtype=np.float64).reshape(-1, 2)
     feats = np.zeros((len(sizes), N_FEATURES), dtype=np.float32)
+    if reference is not None:
+        feats[:, :2], feats[:, 2] = np.log(sizes / np.asarray(reference, dtype=np.float64)), 1.0
+        return feats
     if groups is None:
         return feats
     groups_arr = np.asarray([str(g) for g in groups])
@@ -211,8 +217,11 @@ class Classifier:
                 out.append(torch.softmax(logp, 1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 24), dtype=np.float32)
 
-    def predict_crops(self, crops: list, masks: list | None = None, groups: list | None = None) -> np.ndarray:
-        """(N, 24) probabilities, column j = class j + 1. `groups` names the cell of each crop (None: unknown)."""
+    def predict_crops(
+        self, crops: list, masks: list | None = None, groups: list | None = None, reference=None
+    ) -> np.ndarray:
+        """(N, 24) probabilities, column j = class j + 1. `groups` names the cell of each crop (None: unknown);
+        `reference`: the cell's (length, area) medians, when the crops are a few objects of a known cell."""
         masks = list(masks) if masks is not None else [None] * len(crops)
         canvases, sizes = [], []
         for crop, mask in zip(crops, masks, strict=True):
@@ -220,13 +229,19 @@ class Classifier:
             mask = otsu_mask(grey) if mask is None else np.asarray(mask, dtype=bool)
             canvases.append(prepare_crop(grey, mask))
             sizes.append(measure(mask))
-        feats = relative_features(np.array(sizes), groups)
+        feats = relative_features(np.array(sizes), groups, reference)
         return self.predict_prepared(np.array(canvases).reshape(-1, *CANVAS), feats)
 
-    def predict_spread(self, norm_image: np.ndarray, chromosomes: list[Chromosome]) -> np.ndarray:
-        """(N, 24) probabilities for all chromosomes of one cell (`norm_image` bright-on-dark in [0, 1])."""
+    def predict_spread(
+        self, norm_image: np.ndarray, chromosomes: list[Chromosome], cell: list[Chromosome] | None = None
+    ) -> np.ndarray:
+        """(N, 24) probabilities for all chromosomes of one cell (`norm_image` bright-on-dark in [0, 1]). With
+        `cell`, `chromosomes` are new objects of that cell: their sizes are taken relative to its objects'."""
         pairs = [spread_crop(norm_image, c) for c in chromosomes]
-        return self.predict_crops([p[0] for p in pairs], [p[1] for p in pairs], ["cell"] * len(pairs))
+        if cell is None or len(cell) < MIN_GROUP:
+            return self.predict_crops([p[0] for p in pairs], [p[1] for p in pairs], ["cell"] * len(pairs))
+        reference = np.median([measure(spread_crop(norm_image, c)[1]) for c in cell], axis=0)
+        return self.predict_crops([p[0] for p in pairs], [p[1] for p in pairs], reference=reference)
 
 
 def load_classifier(name_or_path: str | Path | None = None, device=None) -> Classifier:

@@ -4,7 +4,8 @@ normalise polarity and scale -> Mask R-CNN -> mask NMS and non-chromosome filter
 detections rescued (`rescue.py`) -> back to image pixels -> masks over chromosomes also found one by one left out
 (`mask_nms.py`), and on fluorescence doubted objects far from the spread (`surplus.py`) -> outlines on the edges
 (`boundaries.py`) -> connected objects typed (single, touching, overlapping, both) -> merged chromosomes split at
-their waist (`split.py`, off by default) -> crop classifier probabilities -> cell-level "two of each" assignment ->
+their waist (`split.py`, off by default) -> crop classifier probabilities -> a short cell's empty slots filled from
+weaker detections, judged by the cell-level assignment (`fill_slots.py`) -> cell-level "two of each" assignment ->
 pieces cut by the image frame (and doubtful detections on brightfield spreads) that it leaves out dropped
 (`surplus.py`) -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a generator (progress
 + cancel between stages) shared by the CLI, the napari widget and the tests; `analyze` runs it to the end.
@@ -28,11 +29,17 @@ from napari_karyo.core.karyotype.infer.classifier import DEFAULT_MODEL as CLASSI
 from napari_karyo.core.karyotype.infer.classifier import load_classifier
 from napari_karyo.core.karyotype.infer.clusters import DEFAULT_MODEL as CLUSTER_MODEL
 from napari_karyo.core.karyotype.infer.clusters import find_objects, load_cluster_model, predict_object_types
+from napari_karyo.core.karyotype.infer.fill_slots import FillSettings, slot_filler
 from napari_karyo.core.karyotype.infer.lab_marks import without_ringed
 from napari_karyo.core.karyotype.infer.mask_nms import drop_covered, suppress
 from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
 from napari_karyo.core.karyotype.infer.model import ARCH, build_maskrcnn
-from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, rescale, scale_factor
+from napari_karyo.core.karyotype.infer.preprocess import (
+    normalise_intensity,
+    rescale,
+    scale_factor,
+    to_image_scale,
+)
 from napari_karyo.core.karyotype.infer.rescue import RescueSettings, rescue
 from napari_karyo.core.karyotype.infer.review import mark_for_review
 from napari_karyo.core.karyotype.infer.split import SplitSettings, split_stage
@@ -47,6 +54,7 @@ SCORE_THRESHOLD = 0.5
 # The stages' defaults (None: off), chosen on M-FISH training cells; see BENCHMARKS.md
 SPLIT: SplitSettings | None = None
 RESCUE: RescueSettings | None = RescueSettings()
+FILL: FillSettings | None = FillSettings()
 
 
 @dataclass
@@ -158,21 +166,6 @@ def keep(masks, scores, offsets, rescue_settings: RescueSettings | None) -> list
     return kept
 
 
-def _to_image_scale(mask: np.ndarray, offset, factor: float, shape) -> tuple[np.ndarray, tuple[int, int]]:
-    """Map a cropped mask found at `factor` x the image scale back to image pixels."""
-    if factor == 1.0:
-        return mask, offset
-    import torch
-    import torch.nn.functional as F
-
-    r0, c0 = int(np.floor(offset[0] / factor)), int(np.floor(offset[1] / factor))
-    r1 = min(int(np.ceil((offset[0] + mask.shape[0]) / factor)), shape[0])
-    c1 = min(int(np.ceil((offset[1] + mask.shape[1]) / factor)), shape[1])
-    t = torch.from_numpy(mask.astype(np.float32))[None, None]
-    out = F.interpolate(t, size=(max(r1 - r0, 1), max(c1 - c0, 1)), mode="bilinear", align_corners=False)
-    return out[0, 0].numpy() > 0.5, (r0, c0)
-
-
 @dataclass
 class Detected:
     """A spread normalised and its detections, made ahead by `detect_many`: what analyze_steps would compute."""
@@ -187,7 +180,7 @@ class Detected:
 
 
 def detect_many(
-    images: list[np.ndarray], model: str | None = None, device: str | None = None, rescue=RESCUE
+    images: list[np.ndarray], model: str | None = None, device: str | None = None, rescue=RESCUE, fill=FILL
 ) -> list[Detected]:
     """Normalise several spreads and detect their chromosomes, one forward pass per group of spreads of the same
     working size (a GPU's batch; unequal sizes would be padded, which changes the detections slightly, so they are
@@ -202,9 +195,11 @@ def detect_many(
         groups.setdefault(x.shape, []).append(i)
     found: dict[int, tuple] = {}
     for idx in groups.values():
-        found.update(zip(idx, segment_many(seg, [scaled[i] for i in idx], _min_score(rescue)), strict=True))
+        found.update(
+            zip(idx, segment_many(seg, [scaled[i] for i in idx], _min_score(rescue, fill)), strict=True)
+        )
     return [
-        Detected(norms[i], factors[i], *found[i], _limit_warnings(seg, found[i][1]), normalised[i][1])
+        Detected(norms[i], factors[i], *found[i], _limit_warnings(seg, found[i][1], rescue), normalised[i][1])
         for i in range(len(images))
     ]
 
@@ -219,6 +214,7 @@ def analyze_steps(
     colour=None,
     split: SplitSettings | None = SPLIT,
     rescue: RescueSettings | None = RESCUE,
+    fill: FillSettings | None = FILL,
     detected: Detected | None = None,
     edges: bool = True,
     keep_ringed: bool = False,
@@ -227,8 +223,9 @@ def analyze_steps(
 
     `colour` (M-FISH, karyotype/mfish/colour.ColourNamer) names the objects instead of the crop classifier and may
     split or add objects by their colour code first (`refine`). `split`: settings of the split stage (merged
-    chromosomes cut at their waist), `rescue`: of the rescue of faint detections; None turns a stage off.
-    `detected`: this image's `detect_many` output (made with the same model and rescue settings). `edges`: the
+    chromosomes cut at their waist), `rescue`: of the rescue of faint detections, `fill`: of filling a short cell's
+    empty slots (not with `colour`); None turns a stage off.
+    `detected`: this image's `detect_many` output (made with the same model, rescue and fill settings). `edges`: the
     outlines are moved onto the chromosomes' own edges (boundaries.py). `keep_ringed`: keep the objects the lab
     ringed in red on an exported spread (lab_marks.py), which are otherwise left out with a warning."""
 
@@ -242,7 +239,7 @@ def analyze_steps(
     yield ("normalising polarity and scale", 1, total)
     if detected is None:
         yield (f"segmenting on {describe(seg.device)}", 2, total)
-        detected = detect_many([image], model, device, rescue)[0]
+        detected = detect_many([image], model, device, rescue, fill)[0]
     norm = detected.norm
     warnings = list(detected.warnings)
     capped = bool(warnings)
@@ -262,21 +259,14 @@ def analyze_steps(
         chromosomes, objects, types, type_probs = split_stage(
             chromosomes, objects, type_probs, norm.shape, split
         )
-    if len(chromosomes) < MIN_CELL_OBJECTS:
-        warnings.append(
-            f"only {len(chromosomes)} objects found: too few for a metaphase spread, so no karyotype "
-            "is given; check the image"
-        )
-    result = SpreadResult(
-        image_shape=tuple(norm.shape),
-        chromosomes=chromosomes,
-        source_path=source_path,
-        device=describe(seg.device),
-        warnings=warnings,
-    )
+    warnings += _too_few_warning(len(chromosomes))
+    result = SpreadResult(tuple(norm.shape), chromosomes, source_path=source_path, warnings=warnings)
     yield ("naming chromosomes (cell-level)", 5, total)
-    argmax_ids, kept = _name_cell(result, namer, norm, type_probs, detected.dark_on_light and colour is None)
-    if not kept.all():  # the objects changed: group and type them again (known crops are not run again)
+    doubt, fill = detected.dark_on_light and colour is None, fill if colour is None else None
+    ringed = None if keep_ringed else image  # the image whose red rings mark debris
+    filler = slot_filler(detected, ringed, namer, fill, edges, doubt) if fill else None
+    argmax_ids, changed = _name_cell(result, namer, norm, type_probs, doubt, filler)
+    if changed:  # the objects changed: group and type them again (known crops are not run again)
         chromosomes = result.chromosomes
         objects, types, type_probs = _typed_objects(typer, norm, chromosomes, known_types)
     mark_for_review(result, objects, types, type_probs, argmax_ids)
@@ -287,8 +277,17 @@ def analyze_steps(
     SpreadMeasurer(norm, normalised=True).measure(result)
     yield ("done", total, total)
     result.model = " + ".join(_model_name(c) for c in (seg.card, namer.card, typer.card))
+    result.device = describe(seg.device)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _too_few_warning(count: int) -> list[str]:
+    if count >= MIN_CELL_OBJECTS:
+        return []
+    return [
+        f"only {count} objects found: too few for a metaphase spread, so no karyotype is given; check the image"
+    ]
 
 
 def _typed_objects(typer, norm: np.ndarray, chromosomes: list[Chromosome], known: dict):
@@ -306,7 +305,7 @@ def _kept_chromosomes(
     count-right cell) less those the others cover, and on fluorescence the stray ones too (surplus.py)."""
     out = []
     for i in keep(detected.masks, detected.scores, detected.offsets, rescue):
-        mask, offset = _to_image_scale(
+        mask, offset = to_image_scale(
             detected.masks[i], detected.offsets[i], detected.factor, detected.norm.shape
         )
         if mask.any():
@@ -317,15 +316,21 @@ def _kept_chromosomes(
     return drop_stray(out) if not detected.dark_on_light else (out, "")
 
 
-def _min_score(rescue: RescueSettings | None) -> float:
-    """Detections are kept down to the rescue stage's score floor."""
+def _kept_floor(rescue: RescueSettings | None) -> float:
+    """The weakest detection `keep` may keep: the rescue stage's score floor."""
     return min(SCORE_THRESHOLD, rescue.min_score) if rescue is not None else SCORE_THRESHOLD
 
 
-def _limit_warnings(seg: Segmenter, scores: np.ndarray) -> list[str]:
-    """A warning when the detector's limit was reached."""
+def _min_score(rescue: RescueSettings | None, fill: FillSettings | None) -> float:
+    """Detections are returned down to the fill stage's floor (it tries weaker ones than `keep` keeps)."""
+    return min(_kept_floor(rescue), fill.min_score) if fill is not None else _kept_floor(rescue)
+
+
+def _limit_warnings(seg: Segmenter, scores: np.ndarray, rescue: RescueSettings | None) -> list[str]:
+    """A warning when the detector's limit was reached before its detections fell below what `keep` keeps
+    (it returns the best ones, so weaker ones cut off lose nothing that would be kept)."""
     cap = seg.model.roi_heads.detections_per_img
-    if len(scores) < cap:
+    if len(scores) < cap or scores.min() < _kept_floor(rescue):
         return []
     return [
         f"the detector's limit of {cap} objects was reached: objects may be missing and the count "
@@ -334,14 +339,14 @@ def _limit_warnings(seg: Segmenter, scores: np.ndarray) -> list[str]:
 
 
 def _name_cell(
-    result: SpreadResult, namer, norm: np.ndarray, type_probs: np.ndarray, doubt: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities per chromosome, then the cell-level assignment, then the surplus it left out dropped
-    (`doubt`: doubtful detections count as surplus, surplus.py); returns the kept objects' argmax ids and which
-    objects were kept."""
+    result: SpreadResult, namer, norm: np.ndarray, type_probs: np.ndarray, doubt: bool, filler=None
+) -> tuple[np.ndarray, bool]:
+    """Class probabilities per chromosome, a short cell's empty slots filled (`filler`, fill_slots.py), the
+    cell-level assignment, then the surplus it left out dropped (`doubt`: doubtful detections count as surplus,
+    surplus.py); returns the objects' argmax ids and whether the objects changed."""
     chromosomes = result.chromosomes
     if not chromosomes:
-        return np.zeros(0, dtype=int), np.ones(0, dtype=bool)
+        return np.zeros(0, dtype=int), False
     probs = namer.predict_spread(norm, chromosomes)
     if not (np.isfinite(probs).all() and np.isfinite(type_probs).all()):
         raise KaryoError(
@@ -350,9 +355,14 @@ def _name_cell(
         )
     for ch, p in zip(chromosomes, probs, strict=True):
         ch.probs = p
+    changed = False
+    if filler is not None:
+        result.chromosomes, added = filler(chromosomes)
+        changed = bool(added) or len(result.chromosomes) != len(chromosomes)
     assign_spread(result, doubt=doubt)
     kept = drop_surplus(result, doubt)
-    return probs.argmax(1)[kept] + 1, kept
+    argmax_ids = np.array([int(np.argmax(c.probs)) + 1 for c in result.chromosomes], dtype=int)
+    return argmax_ids, changed or not kept.all()
 
 
 def _model_name(card: dict) -> str:

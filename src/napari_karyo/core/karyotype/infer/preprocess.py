@@ -101,3 +101,18 @@ def rescale(image: np.ndarray, factor: float) -> np.ndarray:
     return sk_rescale(image, factor, order=1, anti_aliasing=factor < 1, preserve_range=True).astype(
         np.float32
     )
+
+
+def to_image_scale(mask: np.ndarray, offset, factor: float, shape) -> tuple[np.ndarray, tuple[int, int]]:
+    """Map a cropped mask found at `factor` x the image scale back to image pixels."""
+    if factor == 1.0:
+        return mask, offset
+    import torch
+    import torch.nn.functional as F
+
+    r0, c0 = int(np.floor(offset[0] / factor)), int(np.floor(offset[1] / factor))
+    r1 = min(int(np.ceil((offset[0] + mask.shape[0]) / factor)), shape[0])
+    c1 = min(int(np.ceil((offset[1] + mask.shape[1]) / factor)), shape[1])
+    t = torch.from_numpy(mask.astype(np.float32))[None, None]
+    out = F.interpolate(t, size=(max(r1 - r0, 1), max(c1 - c0, 1)), mode="bilinear", align_corners=False)
+    return out[0, 0].numpy() > 0.5, (r0, c0)

@@ -2,7 +2,7 @@
 
 A spread has ~46 objects; these flags pick the handful worth checking (crossings, clusters whose separation
 is unsure, disagreements between the cluster type and the masks, unsure detections, names the cell-level
-assignment changed or dropped).
+assignment changed or dropped, objects made to fill a short cell's empty slots).
 """
 
 from __future__ import annotations
@@ -51,13 +51,14 @@ def mark_for_review(
     """Write cluster ids, types and review reasons onto the chromosomes of `result` (in place).
 
     `argmax_ids` are the per-chromosome classifier choices before the cell-level assignment; where the assignment
-    differs the name is a compromise a person should confirm."""
+    differs the name is a compromise a person should confirm. A note an earlier stage wrote (fill_slots.py) comes
+    first."""
     for k, (obj, t, p) in enumerate(zip(objects, types, type_probs, strict=True), start=1):
         shared = object_reasons(obj, int(t), float(np.max(p)))
         for i in obj.members:
             ch = result.chromosomes[i]
             ch.cluster, ch.cluster_type = k, TYPES[int(t)]
-            reasons = list(shared)
+            reasons = [ch.review, *shared] if ch.review else list(shared)
             if ch.score < LOW_SCORE:
                 reasons.append("low score")
             elif int(t) == TOUCHING and len(obj.members) > 1 and ch.score < SURE_SEPARATION:

@@ -1,9 +1,9 @@
 """What a spread's result says in one line, the same in the dock, the karyogram title, the CLI and the report.
 
 Until a person accepts the cell, the karyotype is a proposal and the line says what is unresolved
-(`proposed: 46,XX · 41 to review · 9 unnamed · 3 unplaced`). Objects too small or too unsure to be chromosomes are
-"unplaced" (`SpreadResult.unplaced_indices`): they are not put into a karyogram pair and not counted in the
-karyotype. The karyotype is `SpreadResult.iscn`, so the line, karyotype.json's `iscn` (with `counted`, the objects
+(`proposed: 46,XX · 41 to review · 9 unnamed · 3 unplaced`). Objects too small to be chromosomes, or too unsure and
+left unnamed by the cell-level assignment, are "unplaced" (`SpreadResult.unplaced_indices`): they are not put into a
+karyogram pair and not counted in the karyotype. The karyotype is `SpreadResult.iscn`, so the line, karyotype.json's `iscn` (with `counted`, the objects
 it counts, and `unplaced`) and the manifests agree; karyotype.json's `count` stays every object, placed or not.
 """
 
@@ -15,7 +15,7 @@ from napari_karyo.core.results import SpreadResult
 
 
 def unplaced_indices(result: SpreadResult) -> set[int]:
-    """Indices of objects too small or too unsure to be chromosomes (`SpreadResult.unplaced_indices`)."""
+    """Indices of objects too small, or too unsure and unnamed, to be chromosomes (`SpreadResult.unplaced_indices`)."""
     return result.unplaced_indices()
 
 

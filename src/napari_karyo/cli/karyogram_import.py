@@ -7,6 +7,7 @@ from pathlib import Path
 
 from napari_karyo.cli.progress import run_with_progress
 from napari_karyo.core.errors import KaryoError
+from napari_karyo.core.karyotype.edit.project import Project
 from napari_karyo.core.karyotype.karyogram_import.importer import import_steps, pair_files, write_import
 from napari_karyo.core.karyotype.karyogram_import.layout import Layout, load_layout
 
@@ -34,6 +35,8 @@ def cmd_import_karyogram(args) -> int:
         try:
             imp = run_with_progress(import_steps(spread, karyogram, layout), spread.name, args.quiet)
             folder = write_import(imp, args.out, overwrite=args.overwrite)
+            if args.project:  # opening the spread in napari then goes on from the import, journalled
+                Project.start(spread, imp.result, overwrite=args.overwrite)
         except KaryoError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failures += 1
@@ -68,5 +71,12 @@ def add_commands(sub) -> None:
         "--layout", help="layout file (JSON/YAML) of another station's karyograms (default: 4 rows)"
     )
     k.add_argument("--out", required=True, help="output folder; results go to OUT/<spread stem>/")
+    k.add_argument(
+        "--project",
+        action="store_true",
+        help="also start the spread's correction project from the import: opening the spread in napari "
+        "(Karyotype dock, Labelling queue) goes on from it, every edit journalled; a project that holds "
+        "corrections is kept unless --overwrite (then it is set aside, never deleted)",
+    )
     k.add_argument("--overwrite", action="store_true", help="replace results that hold user corrections")
     k.set_defaults(func=cmd_import_karyogram)

@@ -45,3 +45,20 @@ def test_empty_fields_give_a_plain_error(dock, qtbot):
     widget.job.run_button.click()
     qtbot.waitUntil(lambda: not widget.job.running and bool(errors), timeout=WAIT_MS)
     assert "choose a spread" in errors[0]
+
+
+def test_a_spread_imported_with_its_project_opens_in_the_karyotype_dock_from_the_import(
+    make_napari_viewer, tmp_path
+):
+    from napari_karyo._napari.karyotype.dock import KaryotypeWidget
+    from napari_karyo.cli import main
+
+    spread, karyogram, _, names = synth.cell(seed=2)
+    s, k = synth.save(tmp_path / "5.png", spread), synth.save(tmp_path / "5k.png", karyogram)
+    assert main(["-q", "import-karyogram", s, k, "--out", str(tmp_path / "out"), "--project"]) == 0
+    viewer = make_napari_viewer(show=False)
+    dock = KaryotypeWidget(viewer)
+    viewer.open(s, plugin="napari-karyo")
+    session = dock.editor.session  # the dock went on from the import's project, journalled
+    assert sum(bool(c.class_id) for c in session.result.chromosomes) == len(names)
+    assert session.proposal.count == session.result.count and dock.project is not None

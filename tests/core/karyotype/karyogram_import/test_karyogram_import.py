@@ -139,6 +139,29 @@ def test_cli_writes_an_ordinary_result(cell, tmp_path, capsys):
     assert read_result(folder).count == len(doc["objects"])
 
 
+def test_cli_starts_the_spreads_project_from_the_import_and_keeps_corrections(cell, tmp_path, capsys):
+    from napari_karyo.core.karyotype.edit.project import Project
+    from napari_karyo.core.karyotype.evaluate.mask_review import review
+
+    s, k, _, names, imp = cell
+    assert main(["-q", "import-karyogram", s, k, "--out", str(tmp_path), "--project"]) == 0
+    project = Project.open(s)
+    assert project is not None and project.session.result.count == imp.result.count
+    project.session.delete([1])
+    assert (
+        review(project.folder).edits == 1
+    )  # the import is the proposal the corrections are measured against
+    assert main(["-q", "import-karyogram", s, k, "--out", str(tmp_path), "--project", "--overwrite"]) == 0
+    assert Project.open(s).session.result.count == imp.result.count  # started again from the import ...
+    assert (
+        len(list(project.folder.parent.glob(f"{project.folder.name}.old-*"))) == 1
+    )  # ... the corrected one kept
+    project = Project.open(s)
+    project.session.delete([1])
+    assert main(["-q", "import-karyogram", s, k, "--out", str(tmp_path / "again"), "--project"]) == 2
+    assert "holds corrections" in capsys.readouterr().err
+
+
 def test_export_training_takes_imported_cells(cell, tmp_path):
     _, _, _, names, imp = cell
     folder = write_import(imp, tmp_path / "results")

@@ -81,8 +81,8 @@ class Project:
         work = folder.exists() and holds_work(folder)
         if work and not overwrite:
             raise KaryoError(
-                f"{folder}: holds corrections of {Path(image_path).name}; open it to go on "
-                "(Project.open), or start over with overwrite=True (the old folder is kept aside)"
+                f"{folder}: holds corrections of {Path(image_path).name}; open the spread to go on from them, "
+                "or start over with overwrite (--overwrite on the command line; the old folder is kept aside)"
             )
         try:
             if work:

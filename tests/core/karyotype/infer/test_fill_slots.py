@@ -120,6 +120,7 @@ def test_analyze_fills_a_short_cell_from_its_weak_detections(monkeypatch):
     filled = analyze(image, detected=detected, edges=False, rescue=None)
     assert filled.count == 45 and filled.iscn == "45,XY,-21"
     assert [c.review.split("; ")[0] for c in filled.chromosomes if c.offset == weak.offset] == [ADDED]
+    assert "1 object(s) made from weak detections to fill the cell's empty slots (21)" in filled.warnings[-1]
     assert analyze(image, detected=detected, edges=False, rescue=None, fill=None).count == 44
 
 

@@ -138,6 +138,17 @@ def _changes(chromosomes, pool, median, settings):
                 yield j, [cand, rest]
 
 
+def filled_warning(added: Sequence[Chromosome], chromosomes: Sequence[Chromosome]) -> list[str]:
+    """The result's warning about the objects this stage made that are still in it, by their names."""
+    kept = [c for c in added if any(c is k for k in chromosomes)]
+    if not kept:
+        return []
+    return [
+        f"{len(kept)} object(s) made from weak detections to fill the cell's empty slots "
+        f"({', '.join(c.name for c in kept)}): check them (they are flagged for review)"
+    ]
+
+
 def slot_filler(detected, image: np.ndarray | None, namer, settings: FillSettings, edges: bool, doubt: bool):
     """`fill_slots` for one spread (`detected`: predict.Detected, its detections down to `settings.min_score`):
     chromosomes -> (chromosomes, added). Candidates leave out what the lab ringed when `image` is given, and on

@@ -29,7 +29,7 @@ from napari_karyo.core.karyotype.infer.classifier import DEFAULT_MODEL as CLASSI
 from napari_karyo.core.karyotype.infer.classifier import load_classifier
 from napari_karyo.core.karyotype.infer.clusters import DEFAULT_MODEL as CLUSTER_MODEL
 from napari_karyo.core.karyotype.infer.clusters import find_objects, load_cluster_model, predict_object_types
-from napari_karyo.core.karyotype.infer.fill_slots import FillSettings, slot_filler
+from napari_karyo.core.karyotype.infer.fill_slots import FillSettings, filled_warning, slot_filler
 from napari_karyo.core.karyotype.infer.lab_marks import without_ringed
 from napari_karyo.core.karyotype.infer.mask_nms import drop_covered, suppress
 from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
@@ -355,12 +355,13 @@ def _name_cell(
         )
     for ch, p in zip(chromosomes, probs, strict=True):
         ch.probs = p
-    changed = False
+    added = []
     if filler is not None:
         result.chromosomes, added = filler(chromosomes)
-        changed = bool(added) or len(result.chromosomes) != len(chromosomes)
     assign_spread(result, doubt=doubt)
     kept = drop_surplus(result, doubt)
+    result.warnings += filled_warning(added, result.chromosomes)
+    changed = bool(added) or len(result.chromosomes) != len(chromosomes)
     argmax_ids = np.array([int(np.argmax(c.probs)) + 1 for c in result.chromosomes], dtype=int)
     return argmax_ids, changed or not kept.all()
 

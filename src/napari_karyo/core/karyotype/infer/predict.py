@@ -283,6 +283,7 @@ def analyze_steps(
 
 
 def _too_few_warning(count: int) -> list[str]:
+    """Fewer objects than a haploid set: no karyotype is given, and the result says why."""
     if count >= MIN_CELL_OBJECTS:
         return []
     return [
@@ -361,9 +362,8 @@ def _name_cell(
     assign_spread(result, doubt=doubt)
     kept = drop_surplus(result, doubt)
     result.warnings += filled_warning(added, result.chromosomes)
-    changed = bool(added) or len(result.chromosomes) != len(chromosomes)
     argmax_ids = np.array([int(np.argmax(c.probs)) + 1 for c in result.chromosomes], dtype=int)
-    return argmax_ids, changed or not kept.all()
+    return argmax_ids, bool(added) or not kept.all()
 
 
 def _model_name(card: dict) -> str:

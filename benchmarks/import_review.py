@@ -7,7 +7,8 @@ spreads' folder: the Karyotype dock goes on from the import), correct every mask
 (`<stem>-<hash>.karyo` in the per-user projects folder, or beside the image) then holds the import as its proposal
 and the person's edits as its journal; this script compares them
 (`core/karyotype/evaluate/mask_review.py`): per named chromosome of the import, the IoU of its mask with the
-corrected one (0 when deleted), the edits, and the minutes from opening the cell to its last edit.
+corrected one (0 when deleted), the edits, and the minutes from the first journalled action to the last (a lower
+bound: the look before the first action is in no file, so time the sessions by the clock too).
 
     python benchmarks/import_review.py PROJECT_FOLDER... --json bench_results/import_review.json
     python benchmarks/import_review.py --projects-in ~/.local/share/napari-karyo/projects --json ...
@@ -48,7 +49,7 @@ def table(result: dict) -> str:
         f"| chromosomes at IoU >= {TARGET_IOU} | {s['iou_share_at_target']:.1%} | |",
         f"| chromosomes changed at all | {s['changed_share']:.1%} | |",
         f"| edits per cell, mean | {s['edits_per_cell']:.1f} | |",
-        f"| minutes per accepted cell, median | {s['minutes_per_accepted_cell_median']:.1f} | |",
+        f"| minutes per accepted cell (first to last action), median | {s['minutes_per_accepted_cell_median']:.1f} | |",
     ]
     return "\n".join(rows)
 

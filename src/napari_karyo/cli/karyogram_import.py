@@ -78,5 +78,9 @@ def add_commands(sub) -> None:
         "(Karyotype dock, Labelling queue) goes on from it, every edit journalled; a project that holds "
         "corrections is kept unless --overwrite (then it is set aside, never deleted)",
     )
-    k.add_argument("--overwrite", action="store_true", help="replace results that hold user corrections")
+    k.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace results that hold user corrections (with --project, a project holding corrections is set aside)",
+    )
     k.set_defaults(func=cmd_import_karyogram)

@@ -4,15 +4,16 @@ import's mask quality (the imported cells, opened in napari and corrected by han
 One project folder (`edit/project.py`: the proposal the person started from and the journal of their edits) gives:
 each named chromosome of the proposal paired with an object of the corrected result, one to one by the largest IoU
 (Hungarian), and scored by that IoU (0 when it was deleted or no object is left for it); the number of edits; and
-the time from the project's opening (its proposal written) to its last edit, so a cell that needed nothing still
-counts the time it was looked at once it is accepted.
+the minutes from the first journalled action to the last (accepting the cell is one). The look before the first
+action is in no file (a project may be started long before, e.g. by `import-karyogram --project`), so the time
+is a lower bound: say so, or time the sessions by the clock too.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ class Review:
     cell: str
     ious: list[float]  # per named chromosome of the proposal
     edits: int  # journalled edits, accepting the cell not counted
-    minutes: float  # from opening the project to its last edit (0 with no edit)
+    minutes: float  # from the first journalled action to the last (0 with none or one)
     accepted: bool
 
 
@@ -54,8 +55,8 @@ def review(folder: str | os.PathLike) -> Review:
     entries, _ = journal.read(folder / JOURNAL)
     minutes = 0.0
     if entries:
-        opened = datetime.fromtimestamp((folder / PROPOSAL / ANNOTATIONS).stat().st_mtime, UTC)
-        minutes = (datetime.fromisoformat(entries[-1]["time"]) - opened).total_seconds() / 60
+        first, last = (datetime.fromisoformat(entries[i]["time"]) for i in (0, -1))
+        minutes = (last - first).total_seconds() / 60
     edits = sum(e.get("action") != "accept" for e in entries)
     return Review(folder.name, [float(x) for x in ious], edits, minutes, corrected.status == "accepted")
 

@@ -237,11 +237,13 @@ class Classifier:
     ) -> np.ndarray:
         """(N, 24) probabilities for all chromosomes of one cell (`norm_image` bright-on-dark in [0, 1]). With
         `cell`, `chromosomes` are new objects of that cell: their sizes are taken relative to its objects'."""
-        pairs = [spread_crop(norm_image, c) for c in chromosomes]
+        crops, masks = (
+            zip(*(spread_crop(norm_image, c) for c in chromosomes), strict=True) if chromosomes else ((), ())
+        )
         if cell is None or len(cell) < MIN_GROUP:
-            return self.predict_crops([p[0] for p in pairs], [p[1] for p in pairs], ["cell"] * len(pairs))
+            return self.predict_crops(list(crops), list(masks), ["cell"] * len(crops))
         reference = np.median([measure(spread_crop(norm_image, c)[1]) for c in cell], axis=0)
-        return self.predict_crops([p[0] for p in pairs], [p[1] for p in pairs], reference=reference)
+        return self.predict_crops(list(crops), list(masks), reference=reference)
 
 
 def load_classifier(name_or_path: str | Path | None = None, device=None) -> Classifier:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -149,42 +150,50 @@ def filled_warning(added: Sequence[Chromosome], chromosomes: Sequence[Chromosome
     ]
 
 
-def slot_filler(detected, image: np.ndarray | None, namer, settings: FillSettings, edges: bool, doubt: bool):
-    """`fill_slots` for one spread (`detected`: predict.Detected, its detections down to `settings.min_score`):
-    chromosomes -> (chromosomes, added). Candidates leave out what the lab ringed when `image` is given, and on
-    fluorescence what lies far from the spread (surplus.py); new outlines go onto the edges when `edges`."""
-    norm = detected.norm
+class SlotFiller:
+    """`fill_slots` for one spread: chromosomes -> (chromosomes, added). `detected` (predict.Detected) holds its
+    detections down to `settings.min_score`. Candidates leave out what the lab ringed when `image` is given, and on
+    fluorescence what lies far from the spread (surplus.py); new outlines go onto the edges when `edges`; `doubt` as
+    in the cell-level assignment (surplus.py)."""
 
-    cell: list[Chromosome] = []  # the objects new ones are sized against (the classifier's relative features)
-    smoothed: list[np.ndarray] = []  # boundaries.edge_grey of the spread, made once
+    def __init__(
+        self, detected, image: np.ndarray | None, namer, settings: FillSettings, edges: bool, doubt: bool
+    ):
+        self.detected, self.image, self.namer = detected, image, namer
+        self.settings, self.edges, self.doubt = settings, edges, doubt
 
-    def classify(chromosomes: list[Chromosome]) -> None:
-        if edges and chromosomes and not smoothed:
-            smoothed.append(edge_grey(norm))
-        for ch in chromosomes if edges else ():
-            snap_to_edges(norm, [ch], smoothed[0])  # one at a time: candidates overlap each other
-        if chromosomes:
-            for ch, p in zip(chromosomes, namer.predict_spread(norm, chromosomes, cell=cell), strict=True):
-                ch.probs = p
+    def __call__(self, chromosomes: list[Chromosome]) -> tuple[list[Chromosome], list[Chromosome]]:
+        return fill_slots(
+            chromosomes,
+            lambda: self._candidates(chromosomes),
+            lambda new: self._classify(new, cell=chromosomes),
+            lambda objects: assign_objects(objects, self.detected.norm.shape, self.doubt),
+            self.settings,
+        )
 
-    def candidates(chromosomes: list[Chromosome]) -> list[Chromosome]:
-        out = []
-        for i in np.flatnonzero(detected.scores >= settings.min_score):
-            mask, offset = to_image_scale(detected.masks[i], detected.offsets[i], detected.factor, norm.shape)
+    @cached_property
+    def _smoothed(self) -> np.ndarray:
+        return edge_grey(self.detected.norm)
+
+    def _classify(self, new: list[Chromosome], cell: list[Chromosome]) -> None:
+        """Outlines on the edges, then class probabilities sized against the cell's objects."""
+        if not new:
+            return
+        norm = self.detected.norm
+        for ch in new if self.edges else ():
+            snap_to_edges(norm, [ch], self._smoothed)  # one at a time: candidates overlap each other
+        for ch, p in zip(new, self.namer.predict_spread(norm, new, cell=cell), strict=True):
+            ch.probs = p
+
+    def _candidates(self, chromosomes: list[Chromosome]) -> list[Chromosome]:
+        d, out = self.detected, []
+        for i in np.flatnonzero(d.scores >= self.settings.min_score):
+            mask, offset = to_image_scale(d.masks[i], d.offsets[i], d.factor, d.norm.shape)
             if mask.any():
-                out.append(Chromosome(mask=mask, offset=offset, score=float(detected.scores[i])))
-        if image is not None:
-            out = without_ringed(image, out)[0]
-        if not detected.dark_on_light:
+                out.append(Chromosome(mask=mask, offset=offset, score=float(d.scores[i])))
+        if self.image is not None:
+            out = without_ringed(self.image, out)[0]
+        if not d.dark_on_light:
             far = stray(chromosomes + out)[len(chromosomes) :]
             out = [c for c, f in zip(out, far, strict=True) if not f]
         return out
-
-    def fill(chromosomes: list[Chromosome]) -> tuple[list[Chromosome], list[Chromosome]]:
-        def assess(objects: list[Chromosome]) -> AssignResult:
-            return assign_objects(objects, norm.shape, doubt)
-
-        cell[:] = chromosomes
-        return fill_slots(chromosomes, lambda: candidates(chromosomes), classify, assess, settings)
-
-    return fill

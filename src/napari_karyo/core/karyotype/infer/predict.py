@@ -29,7 +29,7 @@ from napari_karyo.core.karyotype.infer.classifier import DEFAULT_MODEL as CLASSI
 from napari_karyo.core.karyotype.infer.classifier import load_classifier
 from napari_karyo.core.karyotype.infer.clusters import DEFAULT_MODEL as CLUSTER_MODEL
 from napari_karyo.core.karyotype.infer.clusters import find_objects, load_cluster_model, predict_object_types
-from napari_karyo.core.karyotype.infer.fill_slots import FillSettings, filled_warning, slot_filler
+from napari_karyo.core.karyotype.infer.fill_slots import FillSettings, SlotFiller, filled_warning
 from napari_karyo.core.karyotype.infer.lab_marks import without_ringed
 from napari_karyo.core.karyotype.infer.mask_nms import drop_covered, suppress
 from napari_karyo.core.karyotype.infer.measure import SpreadMeasurer
@@ -264,7 +264,7 @@ def analyze_steps(
     yield ("naming chromosomes (cell-level)", 5, total)
     doubt, fill = detected.dark_on_light and colour is None, fill if colour is None else None
     ringed = None if keep_ringed else image  # the image whose red rings mark debris
-    filler = slot_filler(detected, ringed, namer, fill, edges, doubt) if fill else None
+    filler = SlotFiller(detected, ringed, namer, fill, edges, doubt) if fill else None
     argmax_ids, changed = _name_cell(result, namer, norm, type_probs, doubt, filler)
     if changed:  # the objects changed: group and type them again (known crops are not run again)
         chromosomes = result.chromosomes

@@ -50,6 +50,22 @@ def test_only_objects_inside_a_red_contour_are_left_out():
     assert without_ringed(colour, rods) == (rods, "")
 
 
+def test_a_contour_running_off_the_image_is_closed_by_the_frame():
+    rgb = np.full((120, 200, 3), 235, np.uint8)
+    rods = [_rod(5, 190), _rod(70, 0), _rod(40, 100)]
+    for c in rods:
+        rgb[c.offset[0] : c.offset[0] + 30, c.offset[1] : c.offset[1] + 8] = 70
+    rgb[0:41, 186] = rgb[40, 186:200] = (230, 20, 20)  # around the top-right corner's rod, open at the frame
+    rgb[64, 0:12] = rgb[64:106, 12] = rgb[105, 0:12] = (230, 20, 20)  # a bracket against the left edge
+    rgb[112, 150:200] = (230, 20, 20)  # a stroke along the bottom edge cuts off a sliver, nothing in it
+    kept, warning = without_ringed(rgb, rods + [_rod(10, 10) for _ in range(9)])
+    assert [c.offset for c in kept] == [(40, 100)] + [(10, 10)] * 9
+    assert warning.startswith("2 object(s)")
+    ringed = red_rings(rgb)
+    assert ringed[20, 195] and ringed[80, 5] and not ringed[60, 150] and not ringed[1, 1]
+    assert red_rings(np.full((8, 8, 3), (230, 20, 20), np.uint8)).all()  # all red: nothing is outside
+
+
 def test_analyze_leaves_out_the_ringed_chromosome_and_says_so(tmp_path):
     grey = tifffile.imread(SAMPLE)
     rgb = np.repeat(((grey - grey.min()) * (255.0 / np.ptp(grey))).astype(np.uint8)[..., None], 3, axis=2)

@@ -3,7 +3,8 @@
 Clinical exports (the ICBR G-band archive among them) carry the lab's drawings in colour over the grey spread:
 green boxes and polygons around chromosomes, red contours around debris and bodies that are not part of the
 metaphase. The drawings are painted over before the models see the spread (preprocess.py); here an object lying
-mostly inside a closed red contour is left out of the result, and the result says how many were.
+mostly inside a red contour is left out of the result, and the result says how many were. Stations draw the
+contour of a body cut by the image's edge along that edge or stop it there: the frame closes such contours.
 """
 
 from __future__ import annotations
@@ -22,15 +23,23 @@ MAX_RINGED = 0.25
 
 
 def red_rings(rgb: np.ndarray) -> np.ndarray:
-    """Pixels enclosed by red contours, the contours included (a small gap in a contour is closed)."""
+    """Pixels enclosed by red contours, the contours included (a small gap in a contour is closed). A contour
+    that runs off the image is closed by the image's frame: every region the contours cut off from the one
+    along most of the frame (the image's background) is enclosed."""
     top = float(np.iinfo(rgb.dtype).max) if rgb.dtype.kind in "ui" else float(max(rgb.max(), 1.0))
     a = rgb[..., :3].astype(np.float32) * (255.0 / top)
     red = (a[..., 0] > a[..., 1] + RED) & (a[..., 0] > a[..., 2] + RED)
     out = np.zeros(red.shape, bool)
-    if red.any():  # closed and filled on the drawings' box only: the same pixels, a fraction of the time
+    if red.any():  # closed on the drawings' box only (edges repeated, so contours still reach the frame)
         rr, cc = np.nonzero(red)
         box = np.s_[max(rr.min() - 3, 0) : rr.max() + 4, max(cc.min() - 3, 0) : cc.max() + 4]
-        out[box] = ndi.binary_fill_holes(ndi.binary_closing(red[box], iterations=2))
+        out[box] = ndi.binary_closing(np.pad(red[box], 3, mode="edge"), iterations=2)[3:-3, 3:-3]
+        regions, n = ndi.label(~out)
+        along = np.bincount(
+            np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]), minlength=n + 1
+        )
+        background = np.argmax(along[1:]) + 1 if along[1:].any() else 0
+        out |= (regions > 0) & (regions != background)
     return out
 
 

@@ -33,6 +33,8 @@ def cmd_import_karyogram(args) -> int:
     failures = 0
     for spread, karyogram in _pairs(args):
         try:
+            if args.project:  # refused before anything is written, not after the result
+                Project.check_start(spread, overwrite=args.overwrite)
             imp = run_with_progress(import_steps(spread, karyogram, layout), spread.name, args.quiet)
             folder = write_import(imp, args.out, overwrite=args.overwrite)
             if args.project:  # opening the spread in napari then goes on from the import, journalled

@@ -148,18 +148,17 @@ def test_cli_starts_the_spreads_project_from_the_import_and_keeps_corrections(ce
     project = Project.open(s)
     assert project is not None and project.session.result.count == imp.result.count
     project.session.delete([1])
-    assert (
-        review(project.folder).edits == 1
-    )  # the import is the proposal the corrections are measured against
+    # the import is the proposal the corrections are measured against
+    assert review(project.folder).edits == 1
     assert main(["-q", "import-karyogram", s, k, "--out", str(tmp_path), "--project", "--overwrite"]) == 0
-    assert Project.open(s).session.result.count == imp.result.count  # started again from the import ...
-    assert (
-        len(list(project.folder.parent.glob(f"{project.folder.name}.old-*"))) == 1
-    )  # ... the corrected one kept
+    # started again from the import, the corrected project set aside
+    assert Project.open(s).session.result.count == imp.result.count
+    assert len(list(project.folder.parent.glob(f"{project.folder.name}.old-*"))) == 1
     project = Project.open(s)
     project.session.delete([1])
     assert main(["-q", "import-karyogram", s, k, "--out", str(tmp_path / "again"), "--project"]) == 2
     assert "holds corrections" in capsys.readouterr().err
+    assert not (tmp_path / "again").exists()  # refused before the result was written
 
 
 def test_export_training_takes_imported_cells(cell, tmp_path):

@@ -66,6 +66,19 @@ class Project:
     def journal_path(self) -> Path:
         return self.folder / JOURNAL
 
+    @staticmethod
+    def check_start(image_path: str | os.PathLike, overwrite: bool = False) -> bool:
+        """Whether the image's project holds corrections; KaryoError when it does and `overwrite` is not given
+        (callers check first when they write something else before starting the project)."""
+        folder = project_dir(image_path)
+        work = folder.exists() and holds_work(folder)
+        if work and not overwrite:
+            raise KaryoError(
+                f"{folder}: holds corrections of {Path(image_path).name}; open the spread to go on from them, "
+                "or start over with overwrite (--overwrite on the command line; the old folder is kept aside)"
+            )
+        return work
+
     @classmethod
     def start(
         cls,
@@ -78,12 +91,7 @@ class Project:
         `overwrite`, and then it is moved aside to `<stem>.karyo.old-<time>`, never deleted. With a `measurer`
         the session keeps the measurements current after every edit."""
         folder = project_dir(image_path)
-        work = folder.exists() and holds_work(folder)
-        if work and not overwrite:
-            raise KaryoError(
-                f"{folder}: holds corrections of {Path(image_path).name}; open the spread to go on from them, "
-                "or start over with overwrite (--overwrite on the command line; the old folder is kept aside)"
-            )
+        work = cls.check_start(image_path, overwrite)
         try:
             if work:
                 stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")

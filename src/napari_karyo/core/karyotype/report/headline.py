@@ -3,8 +3,9 @@
 Until a person accepts the cell, the karyotype is a proposal and the line says what is unresolved
 (`proposed: 46,XX · 41 to review · 9 unnamed · 3 unplaced`). Objects too small to be chromosomes, or too unsure and
 left unnamed by the cell-level assignment, are "unplaced" (`SpreadResult.unplaced_indices`): they are not put into a
-karyogram pair and not counted in the karyotype. The karyotype is `SpreadResult.iscn`, so the line, karyotype.json's `iscn` (with `counted`, the objects
-it counts, and `unplaced`) and the manifests agree; karyotype.json's `count` stays every object, placed or not.
+karyogram pair and not counted in the karyotype. The karyotype is `SpreadResult.iscn`, so the line, karyotype.json's
+`iscn` (with `counted`, the objects it counts, and `unplaced`) and the manifests agree; karyotype.json's `count` stays
+every object, placed or not.
 """
 
 from __future__ import annotations

@@ -60,6 +60,11 @@ def press(qtbot, button) -> None:
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
+def tick(qtbot, box) -> None:
+    """A real click on a check box's tick box (its middle may be past the end of the label)."""
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
+
+
 def share_near(viewer, shot: np.ndarray, layer, points, colour, radius: int = 2, tol: float = 60.0) -> float:
     """Share of data `points` (row, col) of `layer` that have a pixel of RGBA `colour` (0-1) within `radius`
     screen pixels in `shot` (viewer.screenshot(canvas_only=True))."""

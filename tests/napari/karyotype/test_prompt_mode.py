@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("napari")
-from qtpy.QtCore import Qt
-from real_mouse import changed_near, click, drag, share_near
+from real_mouse import changed_near, click, drag, share_near, tick
 
 pytestmark = pytest.mark.gui
 
@@ -39,12 +38,18 @@ def _drag(tool, labels, start, end) -> None:
 def test_prompt_mode_clicks_and_boxes_make_undoable_user_prompt_objects(analysed, qtbot):
     _, widget, _ = analysed
     panel, editor = widget.edit_panel, widget.editor
-    _toggle(qtbot, panel.prompt_box)
+    tick(qtbot, panel.prompt_box)
     tool = panel.prompts
     assert (
         panel.prompt_box.isChecked() and tool.enabled and tool._on_mouse in editor.labels.mouse_drag_callbacks
     )
     qtbot.waitUntil(lambda: tool.prompter is not None, timeout=120_000)
+    tick(qtbot, panel.pick_box)  # a plain click either prompts or picks: ticking one unticks the other
+    assert not panel.prompt_box.isChecked() and tool._on_mouse not in editor.labels.mouse_drag_callbacks
+    assert panel.picks._on_mouse in editor.labels.mouse_drag_callbacks
+    tick(qtbot, panel.prompt_box)
+    assert not panel.pick_box.isChecked() and panel.picks._on_mouse not in editor.labels.mouse_drag_callbacks
+    assert tool.enabled and tool._on_mouse in editor.labels.mouse_drag_callbacks
 
     result = editor.session.result
     areas = [c.area for c in result.chromosomes]
@@ -72,7 +77,7 @@ def test_prompt_mode_clicks_and_boxes_make_undoable_user_prompt_objects(analysed
     editor.undo()
     assert editor.session.result.count == count
 
-    _toggle(qtbot, panel.prompt_box)
+    tick(qtbot, panel.prompt_box)
     assert not tool.enabled and tool._on_mouse not in editor.labels.mouse_drag_callbacks
 
 
@@ -88,7 +93,7 @@ def test_prompts_from_a_sam_checkpoint_chosen_in_the_dock(analysed, qtbot, tmp_p
     _, widget, _ = analysed
     panel, editor = widget.edit_panel, widget.editor
     assert panel.backend_box.currentText() == "bundled model"
-    _toggle(qtbot, panel.prompt_box)
+    tick(qtbot, panel.prompt_box)
     tool = panel.prompts
     qtbot.waitUntil(lambda: isinstance(tool.prompter, Prompter), timeout=120_000)
 
@@ -123,7 +128,7 @@ def test_a_prompt_session_with_the_real_mouse(analysed, qtbot, screenshot_dir):
     panel, editor = widget.edit_panel, widget.editor
     labels = editor.labels
     viewer.reset_view()
-    _toggle(qtbot, panel.prompt_box)
+    tick(qtbot, panel.prompt_box)
     qtbot.waitUntil(lambda: panel.prompts.prompter is not None, timeout=120_000)
     result = editor.session.result
     order = np.argsort([c.area for c in result.chromosomes])
@@ -161,12 +166,6 @@ def test_a_prompt_session_with_the_real_mouse(analysed, qtbot, screenshot_dir):
     (screenshot_dir / "prompt_session_times.json").write_text(json.dumps({"gestures_ms": times}, indent=1))
     print("prompt session, ms per gesture (mouse, prompt, update, canvas drawn):", times)
     assert max(times.values()) < 3000  # generous: a loaded CI machine
-
-
-def _toggle(qtbot, box) -> None:
-    from qtpy.QtCore import QPoint
-
-    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))  # on the tick box
 
 
 def _depth(mask):

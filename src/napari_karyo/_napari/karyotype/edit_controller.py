@@ -2,16 +2,17 @@
 
 The core `EditSession` owns the working result, undo/redo and the journal (autosave); this controller turns
 clicks, keys and paint strokes into its actions and brings every layer to its result, so Labels, Shapes,
-features, karyogram, centromeres and ISCN agree after each action (writing only what changed: layer_updates.py). No Qt widgets here (the buttons are in
-`edit_panel.py`).
+features, karyogram, centromeres and ISCN agree after each action (writing only what changed: layer_updates.py).
+No Qt widgets here (the buttons are in `edit_panel.py`).
 
 Keys are on the viewer with Alt, because napari's own layer keys use the plain digits and letters:
 Alt+S split (along the cut line if one is drawn, else across the object under the cursor), Alt+J join,
 Alt+Delete/Backspace delete, Alt+T swap two classes, Alt+A accept the cell, Alt+N next to review,
 Alt+Z undo, Alt+Shift+Z redo; a class is typed as Alt+digits (Alt+2 Alt+1 = 21, applied as soon as it is
 unambiguous; Alt+1 or Alt+2 alone wait for Alt+Enter), Alt+X, Alt+Y, Alt+0 unnamed. Alt+click picks objects
-(several for join/swap). Ctrl+Z on the chromosome layer is this undo too: napari's own paint undo would bypass it.
-Removing the chromosome layer from the viewer ends the editing (keys unbound): edits nobody sees are never made.
+(several for join/swap; plain clicks do in Pick mode, pick_tool.py). Ctrl+Z on the chromosome layer is this
+undo too: napari's own paint undo would bypass it. Removing the chromosome layer from the viewer ends the
+editing (keys unbound): edits nobody sees are never made.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.edit.mask_edits import parts_touch
 
 DIGIT_KEYS = [f"Alt-{d}" for d in range(10)]
+PICK = "Alt+click, or click in Pick mode"
 
 
 class EditController:
@@ -138,7 +140,7 @@ class EditController:
     def join(self) -> int | None:
         ids = self.targets()
         if len(ids) < 2:
-            self.on_message("join: Alt+click two or more objects first")
+            self.on_message(f"join: pick two or more objects first ({PICK})")
             return None
         parts = [self.session.result.chromosomes[i - 1] for i in ids if 0 < i <= self.session.result.count]
         if (
@@ -165,19 +167,19 @@ class EditController:
                 if len(self.session.history_names) > done:
                     self._reselect(sorted(ids))
         else:
-            self.on_message("delete: select or Alt+click an object first")
+            self.on_message(f"delete: select or pick an object first ({PICK})")
 
     def relabel(self, class_id: int) -> None:
         ids = self.targets()
         if ids:
             self.act(self.session.relabel, ids, class_id)
         else:
-            self.on_message("select or Alt+click an object, then type its class")
+            self.on_message(f"select or pick an object, then type its class ({PICK})")
 
     def swap(self) -> None:
         ids = self.targets()
         if len(ids) != 2:
-            self.on_message("swap: Alt+click exactly two objects")
+            self.on_message(f"swap: pick exactly two objects ({PICK})")
             return
         self.act(self.session.swap, *ids)
 
@@ -305,16 +307,18 @@ class EditController:
                 self._reselect(removed)
 
     def _on_click(self, layer, event):
-        if "Alt" not in event.modifiers or event.type != "mouse_press":
-            return
-        label_id = self._id_at(layer.world_to_data(event.position)[-2:])
+        if "Alt" in event.modifiers and event.type == "mouse_press":
+            self.toggle_pick(layer.world_to_data(event.position)[-2:])
+
+    def toggle_pick(self, point) -> None:
+        """Pick the object at data point (row, col) for the next join, swap, delete or class, or unpick it."""
+        label_id = self._id_at(point)
         if not label_id:
             return
-        if label_id in self.picked:
-            self.picked.remove(label_id)
-        else:
-            self.picked.append(label_id)
-        layer.selected_label = label_id
+        self.picked = [i for i in self.picked if i != label_id] + (
+            [] if label_id in self.picked else [label_id]
+        )
+        self.labels.selected_label = label_id
         names = ", ".join(f"{i} ({self.session.result.chromosomes[i - 1].name})" for i in self.picked)
         self.on_message(f"picked: {names or 'none'}")
 

@@ -16,15 +16,17 @@ from qtpy.QtWidgets import (
 )
 
 from napari_karyo._napari.common.form import WrappedLabel
+from napari_karyo._napari.karyotype.pick_tool import HINT as PICK_HINT
+from napari_karyo._napari.karyotype.pick_tool import PickTool
 from napari_karyo._napari.karyotype.prompt_tool import HINT
 from napari_karyo.core.storage.project_files import projects_root
 from napari_karyo.core.storage.settings import change_setting, setting
 
 BUTTONS = (  # (attribute, text, controller method, key hint)
     ("split_button", "Split", "split", "Alt+S: along the cut line, or across the object under the cursor"),
-    ("join_button", "Join", "join", "Alt+J: the Alt+clicked objects"),
-    ("delete_button", "Delete", "delete", "Alt+Delete: the selected or Alt+clicked objects"),
-    ("swap_button", "Swap classes", "swap", "Alt+T: two Alt+clicked objects"),
+    ("join_button", "Join", "join", "Alt+J: the picked objects (Alt+click, or click in Pick mode)"),
+    ("delete_button", "Delete", "delete", "Alt+Delete: the selected or picked objects"),
+    ("swap_button", "Swap classes", "swap", "Alt+T: two picked objects"),
     ("draw_button", "Draw new", "draw_new", "paint a new chromosome (brush or polygon) with a fresh id"),
     ("accept_button", "Accept cell", "accept", "Alt+A: sign this cell off"),
     ("undo_button", "Undo", "undo", "Alt+Z (or Ctrl+Z on the chromosome layer)"),
@@ -51,10 +53,15 @@ class EditPanel(QGroupBox):
             setattr(self, attr, button)
             grid.addWidget(button, k // 2, k % 2)
         self.prompts = None  # the PromptTool of the spread being edited
+        self.picks = None  # its PickTool
+        self.pick_box = QCheckBox("Pick mode")
+        self.pick_box.setToolTip(f"{PICK_HINT} (no Alt+click needed)")
+        self.pick_box.toggled.connect(self._pick_toggled)
+        grid.addWidget(self.pick_box, (len(BUTTONS) + 1) // 2, 0)
         self.prompt_box = QCheckBox("Prompt mode")
         self.prompt_box.setToolTip(HINT)
-        self.prompt_box.toggled.connect(lambda on: self.prompts and self.prompts.set_enabled(on))
-        grid.addWidget(self.prompt_box, (len(BUTTONS) + 1) // 2, 0)
+        self.prompt_box.toggled.connect(self._prompt_toggled)
+        grid.addWidget(self.prompt_box, (len(BUTTONS) + 3) // 2, 0)
         self.backend_box = QComboBox()  # which model answers the prompts
         # a long checkpoint name must not widen the dock (and shrink the canvas)
         self.backend_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -65,7 +72,7 @@ class EditPanel(QGroupBox):
         )
         self._fill_backends()
         self.backend_box.activated.connect(self._backend_chosen)
-        grid.addWidget(self.backend_box, (len(BUTTONS) + 1) // 2, 1)
+        grid.addWidget(self.backend_box, (len(BUTTONS) + 3) // 2, 1)
         self.status_label = WrappedLabel("", lines=2)
         self.beside_box = QCheckBox("keep projects beside the images")
         self.beside_box.setChecked(setting("projects_beside_images"))
@@ -96,6 +103,10 @@ class EditPanel(QGroupBox):
         controller.on_message = self.message_label.setText
         controller.on_change = self.refresh
         controller.on_close = self._detach
+        if self.picks is not None:
+            self.picks.set_enabled(False)
+        self.picks = PickTool(controller)
+        self.picks.set_enabled(self.pick_box.isChecked())
         self.setEnabled(True)
         self.setToolTip("")
         self.refresh()
@@ -106,6 +117,18 @@ class EditPanel(QGroupBox):
             self.prompts.set_enabled(False)
         self.prompts = tool
         tool.set_enabled(self.prompt_box.isChecked())
+
+    def _pick_toggled(self, on: bool) -> None:
+        if on:
+            self.prompt_box.setChecked(False)  # a plain click either picks or prompts
+        if self.picks is not None:
+            self.picks.set_enabled(on)
+
+    def _prompt_toggled(self, on: bool) -> None:
+        if on:
+            self.pick_box.setChecked(False)
+        if self.prompts is not None:
+            self.prompts.set_enabled(on)
 
     def _fill_backends(self) -> None:
         sam = setting("sam_checkpoint")
@@ -136,9 +159,10 @@ class EditPanel(QGroupBox):
     def _detach(self) -> None:
         """The controller stopped (its chromosome layer or the dock was closed): the buttons would edit nothing
         visible. Attaching the next spread's controller enables them again."""
-        if self.prompts is not None:
-            self.prompts.set_enabled(False)
-            self.prompts = None
+        for tool in (self.prompts, self.picks):
+            if tool is not None:
+                tool.set_enabled(False)
+        self.prompts = self.picks = None
         self.controller = None
         self.setEnabled(False)
         self.setToolTip(NOT_EDITING)

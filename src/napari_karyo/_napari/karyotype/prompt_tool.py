@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_karyo._napari.karyotype.canvas_gestures import CLICK_MOVE, hook, is_click, press_to_release
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.storage.settings import setting
 
-CLICK_MOVE = 3.0  # px the mouse may move between press and release for a click (more: a box)
 HINT = "click: chromosome (again: next choice) · drag: box · Shift/Ctrl+click: add/remove a region"
 
 
@@ -61,12 +61,7 @@ class PromptTool:
 
     def set_enabled(self, on: bool) -> None:
         labels = self.controller.labels
-        callbacks = labels.mouse_drag_callbacks
-        if on and self._on_mouse not in callbacks:
-            labels.mode = "pan_zoom"
-            callbacks.append(self._on_mouse)
-        elif not on and self._on_mouse in callbacks:
-            callbacks.remove(self._on_mouse)
+        hook(labels, self._on_mouse, on)
         labels.mouse_pan = not on  # a drag draws a box, it does not move the view
         self.enabled = on
         if on and self.worker is None:
@@ -77,13 +72,8 @@ class PromptTool:
     def _on_mouse(self, layer, event):
         if event.type != "mouse_press" or "Alt" in event.modifiers:
             return
-        start = np.asarray(layer.world_to_data(event.position)[-2:], float)
-        end = start
-        yield
-        while event.type == "mouse_move":
-            end = np.asarray(layer.world_to_data(event.position)[-2:], float)
-            yield
-        if np.hypot(*(end - start)) <= CLICK_MOVE:
+        start, end = yield from press_to_release(layer, event)
+        if is_click(start, end):
             self.click(*start, modifiers=set(event.modifiers))
         else:
             lo, hi = np.minimum(start, end), np.maximum(start, end)

@@ -177,7 +177,7 @@ class ResultPanel(QGroupBox):
         return 0 if text == UNNAMED else classes.class_id(text)
 
     def rename_selected(self) -> None:
-        """The picked class for the selected (or Alt+clicked) objects, as an undoable edit."""
+        """The picked class for the selected (or picked) objects, as an undoable edit."""
         self.editor.relabel(self.picked_class())
 
     def _store_analyst(self) -> str:

@@ -1,0 +1,34 @@
+"""Plain mouse gestures on the chromosome layer, shared by Pick mode and Prompt mode: a tool's callback is hooked
+onto the layer (which goes to pan/zoom, so the clicks are not paint), and a press is followed to its release to
+tell a click from a drag."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLICK_MOVE = 3.0  # px the mouse may move between press and release for a click (more: a drag)
+
+
+def hook(labels, callback, on: bool) -> None:
+    """Add (`on`) or remove a mouse callback of the layer; adding one leaves the layer's paint tools."""
+    callbacks = labels.mouse_drag_callbacks
+    if on and callback not in callbacks:
+        labels.mode = "pan_zoom"
+        callbacks.append(callback)
+    elif not on and callback in callbacks:
+        callbacks.remove(callback)
+
+
+def press_to_release(layer, event):
+    """Follow a press to its release (`yield from` in a napari mouse callback): (start, end) data points."""
+    start = np.asarray(layer.world_to_data(event.position)[-2:], float)
+    end = start
+    yield
+    while event.type == "mouse_move":
+        end = np.asarray(layer.world_to_data(event.position)[-2:], float)
+        yield
+    return start, end
+
+
+def is_click(start: np.ndarray, end: np.ndarray) -> bool:
+    return bool(np.hypot(*(end - start)) <= CLICK_MOVE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 from qtpy.QtCore import Qt
 
 from napari_karyo._napari.sample_data import KMAP
@@ -47,3 +48,15 @@ def run_and_wait(qtbot, widget, timeout=WAIT_MS):
     qtbot.mouseClick(widget.job.run_button, Qt.MouseButton.LeftButton)
     assert widget.job.running
     qtbot.waitUntil(lambda: not widget.job.running, timeout=timeout)
+
+
+def crossing_pair(editor) -> tuple[int, int]:
+    """Two objects sharing pixels (the fake model's ground truth has crossings): (below, on top)."""
+    chs, shape = editor.session.result.chromosomes, editor.labels.data.shape
+    masks = [c.full_mask(shape) for c in chs]
+    for i in range(len(masks)):
+        for j in range(i + 1, len(masks)):
+            if (masks[i] & masks[j]).sum() > 50:
+                top = int(np.asarray(editor.labels.data)[masks[i] & masks[j]][0])
+                return (j + 1, i + 1) if top == i + 1 else (i + 1, j + 1)
+    raise AssertionError("the sample has no crossing chromosomes")

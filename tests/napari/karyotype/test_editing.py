@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("napari")
 from qtpy.QtCore import Qt
-from widget_helpers import IMAGE, PLUGIN, run_and_wait
+from widget_helpers import IMAGE, PLUGIN, crossing_pair, run_and_wait
 
 pytestmark = pytest.mark.gui
 
@@ -270,18 +270,6 @@ def _alt_click(widget, label_id) -> None:
     widget.editor._on_click(labels, _Press(labels.data_to_world(_inside(labels, label_id))))
 
 
-def _crossing_pair(widget) -> tuple[int, int]:
-    """Two objects sharing pixels (the fake model's ground truth has crossings): (below, on top)."""
-    chs, shape = widget.editor.session.result.chromosomes, widget.editor.labels.data.shape
-    masks = [c.full_mask(shape) for c in chs]
-    for i in range(len(masks)):
-        for j in range(i + 1, len(masks)):
-            if (masks[i] & masks[j]).sum() > 50:
-                top = int(np.asarray(widget.editor.labels.data)[masks[i] & masks[j]][0])
-                return (j + 1, i + 1) if top == i + 1 else (i + 1, j + 1)
-    raise AssertionError("the sample has no crossing chromosomes")
-
-
 def _stroke(widget, qtbot, paint) -> np.ndarray:
     """One napari tool stroke; waits for the controller to record it as one action. Returns the layer before."""
     session = widget.editor.session
@@ -392,7 +380,7 @@ def test_napari_paint_tools_are_one_undoable_action_per_stroke(analysed, qtbot):
     _stroke(widget, qtbot, lambda: labels.paint(_inside(labels, a), 0))  # part of an object
     assert 0 < session.result.chromosomes[a - 1].area < (start == a).sum()
 
-    below, top = _crossing_pair(widget)
+    below, top = crossing_pair(widget.editor)
     top_mask = session.result.chromosomes[top - 1].full_mask(start.shape)
     count = session.result.count
     visible = np.nonzero(np.asarray(labels.data) == below)
@@ -424,7 +412,7 @@ def test_edits_on_a_crossing_keep_the_other_chromosomes_pixels(analysed, qtbot):
     viewer, widget, _ = analysed
     labels, _ = _layers(viewer)
     session, shape = widget.editor.session, labels.data.shape
-    below, top = _crossing_pair(widget)
+    below, top = crossing_pair(widget.editor)
     under = session.result.chromosomes[top - 1].full_mask(shape)
     below_mask = session.result.chromosomes[below - 1].full_mask(shape)
     assert (under & below_mask).any()

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("napari")
-from real_mouse import changed_near, click, drag, share_near, tick
+from real_mouse import changed_near, click, drag, press, share_near, tick
+from widget_helpers import crossing_pair
 
 pytestmark = pytest.mark.gui
 
@@ -76,6 +77,27 @@ def test_prompt_mode_clicks_and_boxes_make_undoable_user_prompt_objects(analysed
     editor.undo()
     editor.undo()
     assert editor.session.result.count == count
+
+    # a crossing the model returned as one object is separated by a click on each chromosome
+    pair = crossing_pair(editor)
+    truth = [editor.session.result.chromosomes[i - 1].full_mask(lost.shape) for i in pair]
+    editor.act(editor.session.join, list(pair))
+    clicks = [np.unravel_index(np.argmax(_depth(m & ~o)), m.shape) for m, o in (truth, truth[::-1])]
+    press(qtbot, panel.separate_button)
+    for r, c in clicks:
+        tool.click(r, c)  # marks one chromosome each, changes nothing yet
+    assert (
+        editor.session.result.count == count - 1 and "2 chromosome(s) clicked" in panel.message_label.text()
+    )
+    press(qtbot, panel.separate_button)
+    assert editor.session.result.count == count and editor.session.history_names[-1] == "prompt"
+    made = [c.full_mask(lost.shape) for c in editor.session.result.chromosomes if c.source == "user-prompt"]
+    assert len(made) == 2  # the joined object replaced by two prompted ones
+    for (r, c), t in zip(clicks, truth, strict=True):  # each chromosome's mask holds its click
+        assert any(m[r, c] and _iou(m, t) >= 0.7 for m in made)
+    assert (made[0] & made[1]).any()  # the crossing's pixels belong to both
+    editor.undo()
+    assert editor.session.result.count == count - 1
 
     tick(qtbot, panel.prompt_box)
     assert not tool.enabled and tool._on_mouse not in editor.labels.mouse_drag_callbacks
@@ -172,3 +194,7 @@ def _depth(mask):
     from scipy import ndimage as ndi
 
     return ndi.distance_transform_edt(mask)
+
+
+def _iou(a, b) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))

@@ -73,6 +73,13 @@ class EditPanel(QGroupBox):
         self._fill_backends()
         self.backend_box.activated.connect(self._backend_chosen)
         grid.addWidget(self.backend_box, (len(BUTTONS) + 3) // 2, 1)
+        self.separate_button = QPushButton("Separate crossing")
+        self.separate_button.setToolTip(
+            "Press, click each chromosome of a crossing or touching group once (Prompt mode), press again: one "
+            "mask each, sharing the crossing's pixels"
+        )
+        self.separate_button.clicked.connect(self._separate)
+        grid.addWidget(self.separate_button, (len(BUTTONS) + 5) // 2, 0)
         self.status_label = WrappedLabel("", lines=2)
         self.beside_box = QCheckBox("keep projects beside the images")
         self.beside_box.setChecked(setting("projects_beside_images"))
@@ -129,6 +136,14 @@ class EditPanel(QGroupBox):
             self.pick_box.setChecked(False)
         if self.prompts is not None:
             self.prompts.set_enabled(on)
+
+    def _separate(self) -> None:
+        if self.prompts is None:
+            self.message_label.setText("separating needs prompts, which need the spread's image layer")
+            return
+        if not self.prompt_box.isChecked():
+            self.prompt_box.setChecked(True)  # the clicks that mark the chromosomes are prompt mode's
+        self.prompts.separate()
 
     def _fill_backends(self) -> None:
         sam = setting("sam_checkpoint")

@@ -2,7 +2,8 @@
 
 In prompt mode, on the chromosome layer: a click takes the chromosome under it (clicking the same place again shows
 the next alternative, e.g. the single chromosome, then the pair), a drag draws a box around one, Shift+click adds a
-region to the last prompt and Ctrl+click removes one. Every prompt is one `EditSession.prompt` action (undoable,
+region to the last prompt and Ctrl+click removes one; after the Separate button, clicks mark one chromosome each
+of a crossing, and Separate again gives their masks (the crossing's pixels in both). Every prompt is one `EditSession.prompt` action (undoable,
 journalled, source "user-prompt") through the `EditController`; a cycled or refined prompt replaces the one before.
 The image features are computed once, in the background, when prompt mode is first switched on for a spread, by
 the bundled Mask R-CNN or the SAM checkpoint chosen in the dock (setting `sam_checkpoint`).
@@ -30,6 +31,7 @@ class PromptTool:
         self._positive: list[tuple[float, float]] = []
         self._negative: list[tuple[float, float]] = []
         self._cycle = 0  # which alternative the last click showed
+        self.arms: list[tuple[float, float]] | None = None  # clicks of a separation being marked
 
     def _start(self) -> None:
         """Compute the image features in the background, once (the first time prompt mode is switched on)."""
@@ -64,6 +66,8 @@ class PromptTool:
         hook(labels, self._on_mouse, on)
         labels.mouse_pan = not on  # a drag draws a box, it does not move the view
         self.enabled = on
+        if not on:
+            self.arms = None  # a separation being marked is dropped
         if on and self.worker is None:
             self._start()
         waiting = "" if self.prompter is not None else " (computing the image features…)"
@@ -81,6 +85,12 @@ class PromptTool:
 
     # ---- prompts (also called by tests and scripts) --------------------------------------------------------
     def click(self, r: float, c: float, modifiers=frozenset()) -> None:
+        if self.arms is not None:
+            self.arms.append((float(r), float(c)))
+            self.controller.on_message(
+                f"separate: {len(self.arms)} chromosome(s) clicked; click the next one, or press Separate"
+            )
+            return
         if "Shift" in modifiers or "Control" in modifiers:
             if not self._positive:
                 self.controller.on_message(
@@ -89,7 +99,7 @@ class PromptTool:
                 return
             (self._positive if "Shift" in modifiers else self._negative).append((float(r), float(c)))
             gesture = {"kind": "refine", "positive": self._positive, "negative": self._negative}
-            self._apply(lambda p: p.refine(self._positive, self._negative), gesture, replace_last=True)
+            self._apply(lambda p: [p.refine(self._positive, self._negative)], gesture, replace_last=True)
             return
         again = (
             bool(self._positive)
@@ -102,7 +112,7 @@ class PromptTool:
 
         def ask(p):
             alternatives = p.alternatives(*anchor)
-            return alternatives[self._cycle % len(alternatives)]
+            return [alternatives[self._cycle % len(alternatives)]]
 
         self._apply(ask, {"kind": "point", "at": list(anchor), "alternative": self._cycle}, again)
 
@@ -111,8 +121,32 @@ class PromptTool:
         r0, c0, r1, c1 = max(int(r0), 0), max(int(c0), 0), min(int(np.ceil(r1)), h), min(int(np.ceil(c1)), w)
         self._positive, self._negative = [], []
         self._apply(
-            lambda p: p.box(r0, c0, r1, c1), {"kind": "box", "at": [r0, c0, r1, c1]}, replace_last=False
+            lambda p: [p.box(r0, c0, r1, c1)], {"kind": "box", "at": [r0, c0, r1, c1]}, replace_last=False
         )
+
+    def separate(self) -> None:
+        """The Separate button: the first press starts marking (the next clicks land one on each chromosome of
+        a crossing or touching group), the second gives one mask per click, sharing the crossing's pixels, as
+        one action that replaces the objects they cover."""
+        if self.arms is None:
+            self.arms = []
+            self.controller.on_message(
+                "separate: click each chromosome of the group once, then press Separate"
+            )
+            return
+        if self.prompter is None:
+            self.controller.on_message(
+                "the image features are still being computed; press Separate in a moment"
+            )
+            return
+        arms, self.arms = self.arms, None
+        if len(arms) < 2:
+            self.controller.on_message(
+                "separate: click at least two chromosomes, one click each; nothing changed"
+            )
+            return
+        self._positive, self._negative = [], []
+        self._apply(lambda p: p.separate(arms), {"kind": "separate", "at": [list(a) for a in arms]}, False)
 
     def _apply(self, ask, gesture: dict, replace_last: bool) -> None:
         if self.prompter is None:
@@ -121,7 +155,7 @@ class PromptTool:
             )
             return
         try:
-            mask = ask(self.prompter)
+            masks = ask(self.prompter)
         except KaryoError as exc:
             self.controller.on_message(str(exc))
             return
@@ -135,5 +169,5 @@ class PromptTool:
         gesture = {
             k: [list(p) for p in v] if k in ("positive", "negative") else v for k, v in gesture.items()
         }
-        if self.controller.act(session.prompt, [mask], None, None, gesture) is not None:
+        if self.controller.act(session.prompt, masks, None, None, gesture) is not None:
             self._ours = len(session.history_names)

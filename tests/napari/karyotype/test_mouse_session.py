@@ -176,7 +176,9 @@ def test_correcting_two_cells_with_the_mouse(session, qtbot, screenshot_dir):
     labels = _open_and_run(qtbot, viewer, widget, "cell2", image)
     editor = widget.editor
     # Alt+click moves windows on many Linux desktops: in Pick mode plain clicks pick, a drag still pans
+    viewer.layers.selection.active = viewer.layers["cell2"]  # napari sends clicks to the active layer only
     tick(qtbot, buttons.pick_box)
+    assert viewer.layers.selection.active == labels  # (the plugin sees proxies of the layers)
     assert buttons.pick_box.isChecked() and buttons.message_label.text().startswith("pick mode:")
     centre = np.asarray(viewer.camera.center, float)
     drag(qtbot, viewer, labels, _at(masks[0]), (_at(masks[0])[0] + 30, _at(masks[0])[1] + 40))

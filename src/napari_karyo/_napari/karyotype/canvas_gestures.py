@@ -9,12 +9,15 @@ import numpy as np
 CLICK_MOVE = 3.0  # px the mouse may move between press and release for a click (more: a drag)
 
 
-def hook(labels, callback, on: bool) -> None:
-    """Add (`on`) or remove a mouse callback of the layer; adding one leaves the layer's paint tools."""
+def hook(controller, callback, on: bool) -> None:
+    """Add (`on`) or remove a mouse callback of the controller's chromosome layer. Adding one leaves the layer's
+    paint tools and makes it the active layer: napari sends mouse events to the active layer only."""
+    labels = controller.labels
     callbacks = labels.mouse_drag_callbacks
     if on and callback not in callbacks:
         labels.mode = "pan_zoom"
         callbacks.append(callback)
+        controller.viewer.layers.selection.active = labels
     elif not on and callback in callbacks:
         callbacks.remove(callback)
 

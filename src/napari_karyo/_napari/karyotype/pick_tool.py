@@ -19,7 +19,7 @@ class PickTool:
         self.enabled = False
 
     def set_enabled(self, on: bool) -> None:
-        hook(self.controller.labels, self._on_mouse, on)
+        hook(self.controller, self._on_mouse, on)
         if on or self.enabled:
             self.controller.on_message(f"pick mode: {HINT}" if on else "")
         self.enabled = on

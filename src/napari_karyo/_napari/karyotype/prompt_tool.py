@@ -63,7 +63,7 @@ class PromptTool:
 
     def set_enabled(self, on: bool) -> None:
         labels = self.controller.labels
-        hook(labels, self._on_mouse, on)
+        hook(self.controller, self._on_mouse, on)
         labels.mouse_pan = not on  # a drag draws a box, it does not move the view
         self.enabled = on
         if not on:

@@ -32,6 +32,7 @@ from napari_karyo._napari.karyotype.layers import result_to_layer_data
 from napari_karyo.core import classes
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.edit.mask_edits import parts_touch
+from napari_karyo.core.karyotype.infer.cuts import rasterise
 
 DIGIT_KEYS = [f"Alt-{d}" for d in range(10)]
 PICK = "Alt+click, or click in Pick mode"
@@ -40,17 +41,14 @@ PICK = "Alt+click, or click in Pick mode"
 class EditController:
     def __init__(self, viewer, labels, shapes, view, session, base: str,
                  on_message: Callable[[str], None] = print, on_change: Callable[[], None] | None = None):  # fmt: skip
-        self.viewer = viewer
-        self.labels, self.shapes, self.view = labels, shapes, view
-        self.session = session
-        self.base = base
-        self.on_message = on_message
-        self.on_change = on_change
+        self.viewer, self.labels, self.shapes, self.view = viewer, labels, shapes, view
+        self.session, self.base = session, base
+        self.on_message, self.on_change = on_message, on_change
         self.on_next_review: Callable[[], None] = lambda: None  # set by the dock (Alt+N)
         self.on_close: Callable[[], None] = lambda: None  # set by the edit panel
         self.confirm: Callable[[str], bool] = lambda _question: True  # set by the dock (a yes/no dialog)
         self.closed = False
-        self.picked: list[int] = []
+        self._picked: list[int] = []
         self.typed = ""  # class digits typed so far
         self._typed_for: list[int] = []  # the objects they were typed for
         self._draw_class = 0  # class given to the next object painted with a fresh id
@@ -74,6 +72,16 @@ class EditController:
         labels.mouse_drag_callbacks.append(self._on_click)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         self._bind_keys()
+
+    @property
+    def picked(self) -> list[int]:
+        """Objects picked (Alt+click, or a click in Pick mode) for the next join, swap, delete or class."""
+        return self._picked
+
+    @picked.setter
+    def picked(self, ids) -> None:
+        self._picked = list(ids)
+        self.view.show_picked(self._picked)  # outlined, with the selected one
 
     # ---- actions ------------------------------------------------------------------------------------------
 
@@ -336,19 +344,10 @@ class EditController:
 
     def _ids_under(self, line: np.ndarray) -> list[int]:
         """Objects a polyline crosses, the one it crosses most first."""
-        from skimage.draw import line as draw_line
-
         data = np.asarray(self.labels.data)
-        hits: dict[int, int] = {}
-        for (r0, c0), (r1, c1) in zip(
-            line[:-1].round().astype(int), line[1:].round().astype(int), strict=True
-        ):
-            rr, cc = draw_line(r0, c0, r1, c1)
-            inside = (rr >= 0) & (rr < data.shape[0]) & (cc >= 0) & (cc < data.shape[1])
-            for v in data[rr[inside], cc[inside]]:
-                if v:
-                    hits[int(v)] = hits.get(int(v), 0) + 1
-        return sorted(hits, key=lambda k: -hits[k])
+        hits = np.bincount(data[rasterise(line, data.shape)], minlength=1)
+        hits[0] = 0
+        return [int(k) for k in np.argsort(-hits, kind="stable") if hits[k]]
 
     # ---- keys ----------------------------------------------------------------------------------------------
 

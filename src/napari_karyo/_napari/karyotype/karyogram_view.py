@@ -58,6 +58,7 @@ class KaryogramView:
         self._tiles: dict = {}  # straightened cut-outs kept between rebuilds (build_karyogram's cache)
         self._rects: list = []  # the selection rectangles last drawn
         self._held = 0  # > 0: selection rectangles wait for the end of `selection_held`
+        self._picked: tuple[int, ...] = ()  # the editor's picks, outlined like the selection
         self._applied: dict[str, dict] = {}  # per layer: the properties last given to it
         self._pending_colormap = None  # karyogram ids colours not yet sent: the layer is not shown
         self.rebuild()
@@ -260,19 +261,26 @@ class KaryogramView:
             if not self._held:
                 self._outline_selection()
 
+    def show_picked(self, ids: list[int]) -> None:
+        """Outline these objects too (the editor's picks), beside the selected one."""
+        self._picked = tuple(ids)
+        self._outline_selection()
+
     def _outline_selection(self) -> None:
-        """A rectangle around the selected chromosome in the spread and in the karyogram."""
+        """A rectangle around the selected and the picked chromosomes in the spread and in the karyogram."""
         if self._held:
             return
-        label_id = int(self.labels.selected_label)
         rects = []
-        if self.karyogram is not None and label_id in self.karyogram.boxes:
+        data = np.asarray(self.labels.data)
+        for label_id in dict.fromkeys([*self._picked, int(self.labels.selected_label)]):
+            if self.karyogram is None or label_id not in self.karyogram.boxes:
+                continue
             r0, c0, r1, c1 = self.karyogram.boxes[label_id]
             off = self._offset() / np.asarray(self.labels.scale[-2:], dtype=float)
             rects.append(
                 np.array([[r0, c0], [r1, c1]], dtype=float) + off - np.asarray(self.labels.translate[-2:])
             )
-            rows, cols = np.nonzero(np.asarray(self.labels.data) == label_id)
+            rows, cols = np.nonzero(data == label_id)
             if rows.size:
                 rects.append(
                     np.array([[rows.min(), cols.min()], [rows.max() + 1, cols.max() + 1]], dtype=float)

@@ -345,7 +345,7 @@ class EditController:
     def _ids_under(self, line: np.ndarray) -> list[int]:
         """Objects a polyline crosses, the one it crosses most first."""
         data = np.asarray(self.labels.data)
-        hits = np.bincount(data[rasterise(line, data.shape)], minlength=1)
+        hits = np.bincount(data[rasterise(line, data.shape)].astype(np.int64), minlength=1)
         hits[0] = 0
         return [int(k) for k in np.argsort(-hits, kind="stable") if hits[k]]
 

@@ -190,7 +190,8 @@ def test_correcting_two_cells_with_the_mouse(session, qtbot, screenshot_dir):
         lambda: click(qtbot, viewer, labels, _at(masks[0])),
         lambda: click(qtbot, viewer, labels, _at(masks[1])),
     )
-    assert len(viewer.layers["cell2 selected"].data) == 4  # both picks outlined, in the spread and the karyogram
+    # both picks outlined, in the spread and in the karyogram
+    assert len(viewer.layers["cell2 selected"].data) == 4
     timed("swap", lambda: press(qtbot, buttons.swap_button))
     timed(
         "pick + delete",

@@ -204,9 +204,8 @@ def test_dock_edits_write_only_the_changed_objects_into_the_same_layers(analysed
         shape_actions.clear()
         step()
         same_as_rebuild()
-    assert (
-        checks == [1] * 6
-    )  # the selection, then relabel, delete (outlines, points, karyogram, selection), undo ×2, redo
+    # the selection, relabel, the pick (its outline), delete (outlines, points, karyogram, selection), undo ×2, redo
+    assert checks == [1] * 7
     # the karyogram canvas only grows: going back and forth rewrites its pixels in the same arrays
     assert kg_image.data is karyogram_arrays[0] and kg_ids.data is karyogram_arrays[1]
     kg_ids.opacity = 0.5  # the class tint, asked for: the ids get their colours now

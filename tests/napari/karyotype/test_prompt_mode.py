@@ -89,6 +89,9 @@ def test_prompt_mode_clicks_and_boxes_make_undoable_user_prompt_objects(analysed
     assert (
         editor.session.result.count == count - 1 and "2 chromosome(s) clicked" in panel.message_label.text()
     )
+    done = len(editor.session.history_names)
+    _drag(tool, editor.labels, (0, 0), (40, 40))  # a box while marking changes nothing either
+    assert len(editor.session.history_names) == done and "no boxes" in panel.message_label.text()
     press(qtbot, panel.separate_button)
     assert editor.session.result.count == count and editor.session.history_names[-1] == "prompt"
     made = [c.full_mask(lost.shape) for c in editor.session.result.chromosomes if c.source == "user-prompt"]

@@ -118,6 +118,9 @@ class PromptTool:
         self._apply(ask, {"kind": "point", "at": list(anchor), "alternative": self._cycle}, again)
 
     def box(self, r0: float, c0: float, r1: float, c1: float) -> None:
+        if self.arms is not None:  # a box in the middle of marking a separation would edit the cell under it
+            self.controller.on_message("separate: click each chromosome once (no boxes), then press Separate")
+            return
         h, w = self.controller.labels.data.shape[-2:]
         r0, c0, r1, c1 = max(int(r0), 0), max(int(c0), 0), min(int(np.ceil(r1)), h), min(int(np.ceil(c1)), w)
         self._positive, self._negative = [], []

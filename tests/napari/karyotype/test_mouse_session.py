@@ -185,11 +185,15 @@ def test_correcting_two_cells_with_the_mouse(session, qtbot, screenshot_dir):
     assert editor.picked == [] and not np.allclose(viewer.camera.center, centre)  # panned, nothing picked
     viewer.reset_view()
     qtbot.wait(50)
+    ids = [int(labels.data[tuple(int(v) for v in _at(m))]) for m in masks[:2]]
+    kg_ids = viewer.layers["cell2 karyogram ids"]
     timed(
         "pick two",
         lambda: click(qtbot, viewer, labels, _at(masks[0])),
-        lambda: click(qtbot, viewer, labels, _at(masks[1])),
+        # the second in the karyogram beside the spread: the click still goes to the chromosome layer
+        lambda: click(qtbot, viewer, kg_ids, _at(np.asarray(kg_ids.data) == ids[1])),
     )
+    assert editor.picked == ids
     # both picks outlined, in the spread and in the karyogram
     assert len(viewer.layers["cell2 selected"].data) == 4
     timed("swap", lambda: press(qtbot, buttons.swap_button))

@@ -37,7 +37,7 @@ def _drag(tool, labels, start, end) -> None:
 
 
 def test_prompt_mode_clicks_and_boxes_make_undoable_user_prompt_objects(analysed, qtbot):
-    _, widget, _ = analysed
+    viewer, widget, _ = analysed
     panel, editor = widget.edit_panel, widget.editor
     tick(qtbot, panel.prompt_box)
     tool = panel.prompts
@@ -84,16 +84,22 @@ def test_prompt_mode_clicks_and_boxes_make_undoable_user_prompt_objects(analysed
     editor.act(editor.session.join, list(pair))
     clicks = [np.unravel_index(np.argmax(_depth(m & ~o)), m.shape) for m, o in (truth, truth[::-1])]
     press(qtbot, panel.separate_button)
+    assert panel.separate_button.text() == "Finish separating"
     for r, c in clicks:
         tool.click(r, c)  # marks one chromosome each, changes nothing yet
     assert (
         editor.session.result.count == count - 1 and "2 chromosome(s) clicked" in panel.message_label.text()
     )
+    marks = [layer for layer in viewer.layers if layer.name.endswith("separate marks")]
+    assert len(marks) == 1 and np.allclose(marks[0].data, clicks)  # each click shown where it landed
+    # the marks layer does not take the clicks (the viewer is napari's proxy: compared by name)
+    assert viewer.layers.selection.active.name == editor.labels.name
     done = len(editor.session.history_names)
     _drag(tool, editor.labels, (0, 0), (40, 40))  # a box while marking changes nothing either
     assert len(editor.session.history_names) == done and "no boxes" in panel.message_label.text()
     press(qtbot, panel.separate_button)
     assert editor.session.result.count == count and editor.session.history_names[-1] == "prompt"
+    assert marks[0] not in viewer.layers and panel.separate_button.text() == "Separate crossing"
     made = [c.full_mask(lost.shape) for c in editor.session.result.chromosomes if c.source == "user-prompt"]
     assert len(made) == 2  # the joined object replaced by two prompted ones
     for (r, c), t in zip(clicks, truth, strict=True):  # each chromosome's mask holds its click
@@ -102,8 +108,12 @@ def test_prompt_mode_clicks_and_boxes_make_undoable_user_prompt_objects(analysed
     editor.undo()
     assert editor.session.result.count == count - 1
 
-    tick(qtbot, panel.prompt_box)
+    press(qtbot, panel.separate_button)
+    tool.click(*clicks[0])
+    tick(qtbot, panel.prompt_box)  # leaving prompt mode drops the marking and its marks
     assert not tool.enabled and tool._on_mouse not in editor.labels.mouse_drag_callbacks
+    assert not tool.marking and panel.separate_button.text() == "Separate crossing"
+    assert not [layer for layer in viewer.layers if layer.name.endswith("separate marks")]
 
 
 def test_prompts_from_a_sam_checkpoint_chosen_in_the_dock(analysed, qtbot, tmp_path):

@@ -35,3 +35,10 @@ def press_to_release(layer, event):
 
 def is_click(start: np.ndarray, end: np.ndarray) -> bool:
     return bool(np.hypot(*(end - start)) <= CLICK_MOVE)
+
+
+def label_at(layer, point) -> int:
+    """The id of a Labels layer at data point (row, col); 0 off its data."""
+    r, c = (int(np.rint(v)) for v in point[-2:])
+    data = np.asarray(layer.data)
+    return int(data[r, c]) if 0 <= r < data.shape[0] and 0 <= c < data.shape[1] else 0

@@ -10,9 +10,9 @@ Alt+S split (along the cut line if one is drawn, else across the object under th
 Alt+Delete/Backspace delete, Alt+T swap two classes, Alt+A accept the cell, Alt+N next to review,
 Alt+Z undo, Alt+Shift+Z redo; a class is typed as Alt+digits (Alt+2 Alt+1 = 21, applied as soon as it is
 unambiguous; Alt+1 or Alt+2 alone wait for Alt+Enter), Alt+X, Alt+Y, Alt+0 unnamed. Alt+click picks objects
-(several for join/swap; plain clicks do in Pick mode, pick_tool.py). Ctrl+Z on the chromosome layer is this
-undo too: napari's own paint undo would bypass it. Removing the chromosome layer from the viewer ends the
-editing (keys unbound): edits nobody sees are never made.
+in the spread or the karyogram (several for join/swap; plain clicks do in Pick mode, pick_tool.py). Ctrl+Z on the
+chromosome layer is this undo too: napari's own paint undo would bypass it. Removing the chromosome layer from the
+viewer ends the editing (keys unbound): edits nobody sees are never made.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from napari_karyo._napari.karyotype.canvas_gestures import label_at
 from napari_karyo._napari.karyotype.layer_updates import (
     extent_checks_deferred,
     set_changed,
@@ -319,8 +320,9 @@ class EditController:
             self.toggle_pick(layer.world_to_data(event.position)[-2:])
 
     def toggle_pick(self, point) -> None:
-        """Pick the object at data point (row, col) for the next join, swap, delete or class, or unpick it."""
-        label_id = self._id_at(point)
+        """Pick the object at data point (row, col), in the spread or in the karyogram beside it, for the next
+        join, swap, delete or class, or unpick it."""
+        label_id = self._id_at(point) or self.view.id_at(self.labels.data_to_world(point))
         if not label_id:
             return
         self.picked = [i for i in self.picked if i != label_id] + (
@@ -336,11 +338,7 @@ class EditController:
         return np.asarray(self.labels.world_to_data(self.viewer.cursor.position)[-2:], dtype=float)
 
     def _id_at(self, point) -> int:
-        r, c = (int(np.rint(v)) for v in point)
-        data = np.asarray(self.labels.data)
-        if 0 <= r < data.shape[0] and 0 <= c < data.shape[1]:
-            return int(data[r, c])
-        return 0
+        return label_at(self.labels, point)
 
     def _ids_under(self, line: np.ndarray) -> list[int]:
         """Objects a polyline crosses, the one it crosses most first."""

@@ -36,6 +36,7 @@ BUTTONS = (  # (attribute, text, controller method, key hint)
 NOT_EDITING = "Run (or reopen) a spread first: the tools edit its chromosome layer"
 BUNDLED_PROMPTS = "bundled model"
 CHOOSE_SAM = "SAM checkpoint…"
+SEPARATE = "Separate crossing"
 
 
 class EditPanel(QGroupBox):
@@ -73,7 +74,7 @@ class EditPanel(QGroupBox):
         self._fill_backends()
         self.backend_box.activated.connect(self._backend_chosen)
         grid.addWidget(self.backend_box, (len(BUTTONS) + 3) // 2, 1)
-        self.separate_button = QPushButton("Separate crossing")
+        self.separate_button = QPushButton(SEPARATE)
         self.separate_button.setToolTip(
             "Press, click each chromosome of a crossing or touching group once (Prompt mode), press again: one "
             "mask each, sharing the crossing's pixels"
@@ -136,6 +137,7 @@ class EditPanel(QGroupBox):
             self.pick_box.setChecked(False)
         if self.prompts is not None:
             self.prompts.set_enabled(on)
+        self._show_marking()
 
     def _separate(self) -> None:
         if self.prompts is None:
@@ -144,6 +146,12 @@ class EditPanel(QGroupBox):
         if not self.prompt_box.isChecked():
             self.prompt_box.setChecked(True)  # the clicks that mark the chromosomes are prompt mode's
         self.prompts.separate()
+        self._show_marking()
+
+    def _show_marking(self) -> None:
+        """The Separate button says what its next press does."""
+        marking = self.prompts is not None and self.prompts.marking
+        self.separate_button.setText("Finish separating" if marking else SEPARATE)
 
     def _fill_backends(self) -> None:
         sam = setting("sam_checkpoint")
@@ -178,6 +186,7 @@ class EditPanel(QGroupBox):
             if tool is not None:
                 tool.set_enabled(False)
         self.prompts = self.picks = None
+        self._show_marking()
         self.controller = None
         self.setEnabled(False)
         self.setToolTip(NOT_EDITING)

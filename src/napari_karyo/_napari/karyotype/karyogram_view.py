@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from napari_karyo._napari.karyotype.canvas_gestures import label_at
 from napari_karyo._napari.karyotype.layer_updates import (
     extent_checks_deferred,
     same_value,
@@ -237,6 +238,13 @@ class KaryogramView:
 
     def _on_karyogram_selected(self, _event=None) -> None:
         self._select(int(self._layers["labels"].selected_label))
+
+    def id_at(self, world) -> int:
+        """The chromosome shown at a world point of the karyogram (0 off it): picks work there too."""
+        layer = self._layers.get("labels")
+        if layer is None or layer not in self.viewer.layers:
+            return 0
+        return label_at(layer, layer.world_to_data(world))
 
     def _select(self, label_id: int) -> None:
         if self._syncing:

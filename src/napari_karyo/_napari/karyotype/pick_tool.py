@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from napari_karyo._napari.karyotype.canvas_gestures import hook, is_click, press_to_release
 
-HINT = "click: pick (or unpick) an object for Join, Swap, Delete or a class · drag: pan"
+HINT = (
+    "click: pick (or unpick) an object, in the spread or the karyogram, for Join, Swap, Delete or a class"
+    " · drag: pan"
+)
 
 
 class PickTool:

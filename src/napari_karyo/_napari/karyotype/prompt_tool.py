@@ -33,6 +33,7 @@ class PromptTool:
         self._negative: list[tuple[float, float]] = []
         self._cycle = 0  # which alternative the last click showed
         self.arms: list[tuple[float, float]] | None = None  # clicks of a separation being marked
+        self._marks = None  # the Points layer showing those clicks while they are marked
 
     def _start(self) -> None:
         """Compute the image features in the background, once (the first time prompt mode is switched on)."""
@@ -68,7 +69,7 @@ class PromptTool:
         labels.mouse_pan = not on  # a drag draws a box, it does not move the view
         self.enabled = on
         if not on:
-            self.arms = None  # a separation being marked is dropped
+            self._end_marking()  # a separation being marked is dropped
         if on and self.worker is None:
             self._start()
         waiting = "" if self.prompter is not None else " (computing the image features…)"
@@ -88,6 +89,7 @@ class PromptTool:
     def click(self, r: float, c: float, modifiers=frozenset()) -> None:
         if self.arms is not None:
             self.arms.append((float(r), float(c)))
+            self._marks.data = np.asarray(self.arms)
             self.controller.on_message(
                 f"separate: {len(self.arms)} chromosome(s) clicked; click the next one, or press Separate"
             )
@@ -133,7 +135,7 @@ class PromptTool:
         a crossing or touching group), the second gives one mask per click, sharing the crossing's pixels, as
         one action that replaces the objects they cover."""
         if self.arms is None:
-            self.arms = []
+            self._start_marking()
             self.controller.on_message(
                 "separate: click each chromosome of the group once, then press Separate"
             )
@@ -143,7 +145,8 @@ class PromptTool:
                 "the image features are still being computed; press Separate in a moment"
             )
             return
-        arms, self.arms = self.arms, None
+        arms = self.arms
+        self._end_marking()
         if len(arms) < 2:
             self.controller.on_message(
                 "separate: click at least two chromosomes, one click each; nothing changed"
@@ -151,6 +154,27 @@ class PromptTool:
             return
         self._positive, self._negative = [], []
         self._apply(lambda p: p.separate(arms), {"kind": "separate", "at": [list(a) for a in arms]}, False)
+
+    @property
+    def marking(self) -> bool:
+        """A separation is being marked (Separate pressed once)."""
+        return self.arms is not None
+
+    def _start_marking(self) -> None:
+        """Marking starts: its clicks are shown as crosses on the spread (a layer of their own, removed after)."""
+        self.arms = []
+        viewer, labels = self.controller.viewer, self.controller.labels
+        self._marks = viewer.add_points(
+            np.empty((0, 2)), name=f"{self.controller.base} separate marks", symbol="cross", size=9,
+            face_color="yellow", border_width=0, translate=labels.translate[-2:], scale=labels.scale[-2:],
+        )  # fmt: skip
+        viewer.layers.selection.active = labels  # the clicks must still reach the chromosome layer
+
+    def _end_marking(self) -> None:
+        self.arms = None
+        if self._marks is not None and self._marks in self.controller.viewer.layers:
+            self.controller.viewer.layers.remove(self._marks)
+        self._marks = None
 
     def _apply(self, ask, gesture: dict, replace_last: bool) -> None:
         if self.prompter is None:

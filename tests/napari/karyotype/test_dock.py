@@ -206,6 +206,10 @@ def test_dock_is_grouped_fits_a_small_screen_and_explains_disabled_buttons(
     assert widget.edit_panel.undo_button.toolTip() == "nothing to undo yet"
     for label in (widget.panel.iscn_label, widget.panel.summary_label, widget.edit_panel.status_label):
         assert label.height() >= label.heightForWidth(label.width()), label.text()  # no clipped lines
+    # the dock is as wide as its buttons: none is cut off at the right
+    scroll = widget.findChildren(QScrollArea)[0]
+    assert scroll.widget().width() <= scroll.viewport().width()
+    assert not scroll.horizontalScrollBar().isVisible()
     shot = widget.grab()
     shot.save(str(screenshot_dir / "karyotype_dock.png"))
     assert shot.height() <= 800 and not shot.toImage().isNull()

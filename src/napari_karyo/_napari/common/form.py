@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qtpy.QtCore import QEvent, QSize, Qt
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QVBoxLayout, QWidget
 
 
@@ -56,13 +57,34 @@ def replace_items(combo: QComboBox, items: list[str]) -> None:
     combo.blockSignals(False)
 
 
+class VerticalScroll(QScrollArea):
+    """Scrolls up and down only, and asks for the width its contents need: a dock narrower than its buttons would
+    hide their ends (napari gives a dock the minimum width it asks for)."""
+
+    def __init__(self, inner: QWidget) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(inner)
+        inner.installEventFilter(self)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        needed = self.widget().minimumSizeHint().width()
+        width = needed + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        return QSize(max(hint.width(), width), hint.height())
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the contents' minimum width may have changed
+        return super().eventFilter(watched, event)
+
+
 def scrolled_layout(dock: QWidget) -> QVBoxLayout:
     """The layout of `dock`'s contents, inside a scroll area: a dock then fits a 1280x800 screen however tall its
-    contents grow."""
+    contents grow, and is as wide as they need."""
     inner = QWidget()
-    scroll = QScrollArea()
-    scroll.setWidgetResizable(True)
-    scroll.setWidget(inner)
+    scroll = VerticalScroll(inner)
     outer = QVBoxLayout(dock)
     outer.setContentsMargins(0, 0, 0, 0)
     outer.addWidget(scroll)

@@ -66,7 +66,7 @@ class EditPanel(QGroupBox):
         self.backend_box = QComboBox()  # which model answers the prompts
         # a long checkpoint name must not widen the dock (and shrink the canvas)
         self.backend_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.backend_box.setMinimumContentsLength(12)
+        self.backend_box.setMinimumContentsLength(8)
         self.backend_box.setToolTip(
             "Which model answers the prompts: the bundled Mask R-CNN, or a segment-anything / micro-sam "
             "checkpoint (.pt/.pth) you have on disk"
@@ -76,8 +76,8 @@ class EditPanel(QGroupBox):
         grid.addWidget(self.backend_box, (len(BUTTONS) + 3) // 2, 1)
         self.separate_button = QPushButton(SEPARATE)
         self.separate_button.setToolTip(
-            "Press, click each chromosome of a crossing or touching group once (Prompt mode), press again: one "
-            "mask each, sharing the crossing's pixels"
+            "Press, click each chromosome of a crossing or touching group once (Prompt mode), press Finish "
+            "separating: one mask each, sharing the crossing's pixels"
         )
         self.separate_button.clicked.connect(self._separate)
         grid.addWidget(self.separate_button, (len(BUTTONS) + 5) // 2, 0)

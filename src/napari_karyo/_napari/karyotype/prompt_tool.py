@@ -3,9 +3,9 @@
 In prompt mode, on the chromosome layer: a click takes the chromosome under it (clicking the same place again shows
 the next alternative, e.g. the single chromosome, then the pair), a drag draws a box around one, Shift+click adds a
 region to the last prompt and Ctrl+click removes one; after the Separate button, clicks mark one chromosome each
-of a crossing, and Separate again gives their masks (the crossing's pixels in both). Every prompt is one
-`EditSession.prompt` action (undoable, journalled, source "user-prompt") through the `EditController`; a cycled or
-refined prompt replaces the one before. The image features are computed once, in the background, when prompt mode
+of a crossing (yellow crosses), and Finish separating gives their masks (the crossing's pixels in both). Every
+prompt is one `EditSession.prompt` action (undoable, journalled, source "user-prompt") through the
+`EditController`; a cycled or refined prompt replaces the one before. The image features are computed once, in the background, when prompt mode
 is first switched on for a spread, by the bundled Mask R-CNN or the SAM checkpoint chosen in the dock (setting
 `sam_checkpoint`).
 """
@@ -91,7 +91,8 @@ class PromptTool:
             self.arms.append((float(r), float(c)))
             self._marks.data = np.asarray(self.arms)
             self.controller.on_message(
-                f"separate: {len(self.arms)} chromosome(s) clicked; click the next one, or press Separate"
+                f"separate: {len(self.arms)} chromosome(s) clicked (yellow crosses); click the next one, or "
+                "press Finish separating"
             )
             return
         if "Shift" in modifiers or "Control" in modifiers:
@@ -121,7 +122,9 @@ class PromptTool:
 
     def box(self, r0: float, c0: float, r1: float, c1: float) -> None:
         if self.arms is not None:  # a box in the middle of marking a separation would edit the cell under it
-            self.controller.on_message("separate: click each chromosome once (no boxes), then press Separate")
+            self.controller.on_message(
+                "separate: click each chromosome once (no boxes), then press Finish separating"
+            )
             return
         h, w = self.controller.labels.data.shape[-2:]
         r0, c0, r1, c1 = max(int(r0), 0), max(int(c0), 0), min(int(np.ceil(r1)), h), min(int(np.ceil(c1)), w)
@@ -137,12 +140,12 @@ class PromptTool:
         if self.arms is None:
             self._start_marking()
             self.controller.on_message(
-                "separate: click each chromosome of the group once, then press Separate"
+                "separate: click each chromosome of the group once, then press Finish separating"
             )
             return
         if self.prompter is None:
             self.controller.on_message(
-                "the image features are still being computed; press Separate in a moment"
+                "the image features are still being computed; press Finish separating in a moment"
             )
             return
         arms = self.arms

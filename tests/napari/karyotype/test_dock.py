@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("napari")
 from qtpy.QtCore import Qt
-from widget_helpers import IMAGE, run_and_wait
+from widget_helpers import IMAGE, PLUGIN, run_and_wait
 
 pytestmark = pytest.mark.gui
 
@@ -185,6 +185,15 @@ def test_projects_never_go_beside_the_image_unasked(karyo, qtbot, fake, tmp_path
     status = widget.edit_panel.status_label
     assert f"autosaved in {project}" == status.toolTip() and "autosaved in " in status.text()
     assert len(status.text()) < len(status.toolTip())  # shortened in the dock, full path as tooltip
+
+
+def test_long_image_names_do_not_widen_the_dock(make_napari_viewer, qtbot):
+    """Archive file names are long; the dock opened on one stays as narrow as its buttons need."""
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(np.zeros((8, 8)), name="case-2026-12345_slide-07_metaphase-0031_G-banded_export" * 2)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Karyotype")
+    qtbot.wait(50)
+    assert widget.minimumSizeHint().width() < 400
 
 
 def test_dock_is_grouped_fits_a_small_screen_and_explains_disabled_buttons(

@@ -47,6 +47,15 @@ def row(*widgets: QWidget) -> QWidget:
     return w
 
 
+def compact_combo(chars: int = 12) -> QComboBox:
+    """A combo box `chars` characters wide whatever its items: a long image name or model path never widens the
+    dock (and shrinks the canvas); the open list shows them in full."""
+    combo = QComboBox()
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+    return combo
+
+
 def replace_items(combo: QComboBox, items: list[str]) -> None:
     """New items, the same position kept where it still exists, without firing selection signals."""
     current = combo.currentIndex()

@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_karyo._napari.common.form import scrolled_layout
+from napari_karyo._napari.common.form import compact_combo, scrolled_layout
 from napari_karyo._napari.common.job import JobControls
 from napari_karyo._napari.common.torch_guard import import_backends
 from napari_karyo._napari.karyotype.edit_controller import EditController
@@ -63,12 +63,10 @@ class KaryotypeWidget(QWidget):
         self.last_result = None
         self._image_name = ""
 
-        self.image_combo = QComboBox()
-        self.model_combo = QComboBox()
+        self.image_combo = compact_combo()
+        self.model_combo = compact_combo()
         self.model_combo.setEditable(True)  # a model name or a path to a .safetensors file
         self.model_combo.addItems([DEFAULT_MODEL, *bundled_segmenters()])
-        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.model_combo.setMinimumContentsLength(12)  # long names and paths never widen the dock
         browse = QPushButton("…")
         browse.setToolTip("Choose a model file (.safetensors)")
         browse.clicked.connect(self._browse_model)

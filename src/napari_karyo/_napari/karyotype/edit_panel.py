@@ -6,7 +6,6 @@ from pathlib import Path
 
 from qtpy.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFileDialog,
     QGridLayout,
     QGroupBox,
@@ -15,7 +14,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
-from napari_karyo._napari.common.form import WrappedLabel
+from napari_karyo._napari.common.form import WrappedLabel, compact_combo
 from napari_karyo._napari.karyotype.pick_tool import HINT as PICK_HINT
 from napari_karyo._napari.karyotype.pick_tool import PickTool
 from napari_karyo._napari.karyotype.prompt_tool import HINT
@@ -63,10 +62,7 @@ class EditPanel(QGroupBox):
         self.prompt_box.setToolTip(HINT)
         self.prompt_box.toggled.connect(self._prompt_toggled)
         grid.addWidget(self.prompt_box, (len(BUTTONS) + 3) // 2, 0)
-        self.backend_box = QComboBox()  # which model answers the prompts
-        # a long checkpoint name must not widen the dock (and shrink the canvas)
-        self.backend_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.backend_box.setMinimumContentsLength(8)
+        self.backend_box = compact_combo(8)  # which model answers the prompts
         self.backend_box.setToolTip(
             "Which model answers the prompts: the bundled Mask R-CNN, or a segment-anything / micro-sam "
             "checkpoint (.pt/.pth) you have on disk"

@@ -36,7 +36,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_karyo._napari.common.form import scrolled_layout
+from napari_karyo._napari.common.form import compact_combo, scrolled_layout
 from napari_karyo._napari.common.job import JobControls
 from napari_karyo._napari.common.torch_guard import import_backends
 from napari_karyo._napari.karyotype.dock import KaryotypeWidget
@@ -134,7 +134,7 @@ class TrainingWidget(QWidget):
         self.folder_edit.setPlaceholderText("folder written by export-training")
         self.folder_edit.editingFinished.connect(self._describe_set)
         self.set_label = QLabel("")
-        self.model_combo = QComboBox()
+        self.model_combo = compact_combo()
         self.model_combo.setEditable(True)  # the bundled model or a path to a .safetensors file
         self.model_combo.addItem(DEFAULT_MODEL)
         self.steps_spin = QSpinBox()

@@ -29,7 +29,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_karyo._napari.common.form import replace_items, row, spin
+from napari_karyo._napari.common.form import compact_combo, replace_items, row, spin
 from napari_karyo._napari.common.job import JobControls
 from napari_karyo._napari.common.torch_guard import import_backends
 from napari_karyo._napari.pathology import lesion_layers as ll
@@ -54,7 +54,7 @@ class LesionWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
 
-        self.stack_combo = QComboBox()
+        self.stack_combo = compact_combo()
         self.stack_combo.currentIndexChanged.connect(self._show_patient)
         self.patient_edit = QLineEdit()
         self.patient_edit.setPlaceholderText("patient / specimen id")
@@ -89,7 +89,7 @@ class LesionWidget(QWidget):
         self.retrain_button = QPushButton("Retrain from corrected map")
         self.retrain_button.clicked.connect(self.retrain_from_map)
 
-        self.model_combo = QComboBox()
+        self.model_combo = compact_combo()
         self.model_combo.setEditable(True)
         self.model_combo.lineEdit().setPlaceholderText("train a model, or browse for a .safetensors file")
         self.browse_button = QPushButton("Browse…")

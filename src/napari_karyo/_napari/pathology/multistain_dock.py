@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_karyo._napari.common.form import replace_items, row
+from napari_karyo._napari.common.form import compact_combo, replace_items, row
 from napari_karyo._napari.common.job import JobControls
 from napari_karyo._napari.pathology import stack_layers as pl
 from napari_karyo._napari.pathology.normalisation_choice import choose_normalisation, chosen_normalisation
@@ -56,7 +56,7 @@ class MultiStainWidget(QWidget):
         self.viewer = napari_viewer
         self.last_results: dict | None = None
 
-        self.stack_combo = QComboBox()
+        self.stack_combo = compact_combo()
         self.reference_combo = QComboBox()
         self.stack_combo.currentIndexChanged.connect(self._fill_stains)
         self.reference_combo.activated.connect(self._set_reference)

@@ -194,6 +194,10 @@ def test_correcting_two_cells_with_the_mouse(session, qtbot, screenshot_dir):
         lambda: click(qtbot, viewer, kg_ids, _at(np.asarray(kg_ids.data) == ids[1])),
     )
     assert editor.picked == ids
+    viewer.layers["cell2 karyogram"].visible = False  # a hidden karyogram takes no picks
+    click(qtbot, viewer, kg_ids, _at(np.asarray(kg_ids.data) == ids[0]))
+    assert editor.picked == ids
+    viewer.layers["cell2 karyogram"].visible = True
     # both picks outlined, in the spread and in the karyogram
     assert len(viewer.layers["cell2 selected"].data) == 4
     timed("swap", lambda: press(qtbot, buttons.swap_button))

@@ -240,11 +240,13 @@ class KaryogramView:
         self._select(int(self._layers["labels"].selected_label))
 
     def id_at(self, world) -> int:
-        """The chromosome shown at a world point of the karyogram (0 off it): picks work there too."""
-        layer = self._layers.get("labels")
-        if layer is None or layer not in self.viewer.layers:
+        """The chromosome shown at a world point of the karyogram (0 off it, or while it is hidden): picks work
+        there too."""
+        ids, picture = self._layers.get("labels"), self._layers.get("image")
+        shown = picture is not None and picture in self.viewer.layers and picture.visible
+        if not shown or ids is None or ids not in self.viewer.layers:
             return 0
-        return label_at(layer, layer.world_to_data(world))
+        return label_at(ids, ids.world_to_data(world))
 
     def _select(self, label_id: int) -> None:
         if self._syncing:

@@ -4,9 +4,9 @@ For BioImLab validation spreads (768×576, images numbered 5xx), `analyze` propo
 widget shows them, and a scripted user runs each tool through the widget's EditController: relabel (typed class),
 swap, split across the longest object the split takes (of the five longest), join the pieces, delete, paint a new
 object, undo, redo, accept. Each time is the action plus the update of every layer (Labels, Shapes, features,
-karyogram, centromeres, ISCN), then also Qt drawing the canvas (processEvents; under Xvfb that is Mesa's software OpenGL on the CPU). Target: every action
-≤ 100 ms on the 2-core CPU. The process's CPU time per action is reported too: on a shared machine the wall
-clock also counts the time other processes held the cores.
+karyogram, centromeres, ISCN), then also Qt drawing the canvas (processEvents; under Xvfb that is Mesa's software
+OpenGL on the CPU). Target: every action ≤ 100 ms on the 2-core CPU. The process's CPU time per action is reported
+too: on a shared machine the wall clock also counts the time other processes held the cores.
 
     OMP_NUM_THREADS=1 xvfb-run -a python benchmarks/edit_timing.py --json bench_results/edit_timing.json
 """

@@ -138,7 +138,7 @@ class EditController:
                 self._cut.data = []
             return out
         point = self._cursor()
-        label_id = self._id_at(point)
+        label_id = label_at(self.labels, point)
         if not label_id:
             self.on_message(
                 "split: draw a cut line across the object (cut line layer), or hover over its waist"
@@ -322,7 +322,7 @@ class EditController:
     def toggle_pick(self, point) -> None:
         """Pick the object at data point (row, col), in the spread or in the karyogram beside it, for the next
         join, swap, delete or class, or unpick it."""
-        label_id = self._id_at(point) or self.view.id_at(self.labels.data_to_world(point))
+        label_id = label_at(self.labels, point) or self.view.id_at(self.labels.data_to_world(point))
         if not label_id:
             return
         self.picked = [i for i in self.picked if i != label_id] + (
@@ -336,9 +336,6 @@ class EditController:
 
     def _cursor(self) -> np.ndarray:
         return np.asarray(self.labels.world_to_data(self.viewer.cursor.position)[-2:], dtype=float)
-
-    def _id_at(self, point) -> int:
-        return label_at(self.labels, point)
 
     def _ids_under(self, line: np.ndarray) -> list[int]:
         """Objects a polyline crosses, the one it crosses most first."""

@@ -87,7 +87,7 @@ class PromptTool:
 
     # ---- prompts (also called by tests and scripts) --------------------------------------------------------
     def click(self, r: float, c: float, modifiers=frozenset()) -> None:
-        if self.arms is not None:
+        if self.marking:
             self.arms.append((float(r), float(c)))
             self._marks.data = np.asarray(self.arms)
             self.controller.on_message(
@@ -121,7 +121,7 @@ class PromptTool:
         self._apply(ask, {"kind": "point", "at": list(anchor), "alternative": self._cycle}, again)
 
     def box(self, r0: float, c0: float, r1: float, c1: float) -> None:
-        if self.arms is not None:  # a box in the middle of marking a separation would edit the cell under it
+        if self.marking:  # a box in the middle of marking a separation would edit the cell under it
             self.controller.on_message(
                 "separate: click each chromosome once (no boxes), then press Finish separating"
             )
@@ -137,7 +137,7 @@ class PromptTool:
         """The Separate button: the first press starts marking (the next clicks land one on each chromosome of
         a crossing or touching group), the second gives one mask per click, sharing the crossing's pixels, as
         one action that replaces the objects they cover."""
-        if self.arms is None:
+        if not self.marking:
             self._start_marking()
             self.controller.on_message(
                 "separate: click each chromosome of the group once, then press Finish separating"

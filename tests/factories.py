@@ -1,4 +1,5 @@
-"""Small on-disk test data shared by core and napari tests (this folder is on sys.path through conftest.py)."""
+"""Small test data, in memory and on disk, shared by core and napari tests (this folder is on sys.path through
+conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ import numpy as np
 
 from napari_karyo.core.karyotype.infer.sam_prompt import SamConfig
 from napari_karyo.core.storage.atomic import write_json
+
+
+def bar_mask(shape: tuple[int, int], rows: slice, cols: slice) -> np.ndarray:
+    """A boolean image of `shape` that is True on the rectangle rows x cols."""
+    m = np.zeros(shape, bool)
+    m[rows, cols] = True
+    return m
 
 
 def bar_spread(folder: Path, case: str, stem: str, seed: int):

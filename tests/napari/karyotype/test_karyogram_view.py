@@ -238,3 +238,41 @@ def test_panel_clears_when_the_image_is_closed(analysed):
     assert widget.panel.isEnabled()
     viewer.layers.remove(IMAGE)
     assert not widget.panel.isEnabled() and widget.panel.summary_label.text() == ""
+
+
+def test_a_slightly_wider_karyogram_keeps_the_number_places(analysed, monkeypatch):
+    """An edit that widens the karyogram a little (a relabel moves a chromosome to a longer row) keeps the
+    numbers' spacing, so no number is placed again (placing all of them cost ~30 ms of the first edit); a much
+    wider one, or a resized canvas, spaces them anew, still clear of each other."""
+    from types import SimpleNamespace
+
+    from napari_karyo._napari.karyotype.karyogram_view import GAP, KARYOGRAM_HEADROOM
+    from napari_karyo._napari.karyotype.layers import whole_cell_spacing
+    from napari_karyo.core.karyotype.report.class_labels import _cached_candidates
+
+    viewer, _, view = analysed
+    view._on_canvas_resized()
+    kept = view._spacing
+    h, w = view.labels.data.shape[-2:]
+    kh, kw = view._layers["image"].data.shape[:2]
+    # the least widening that asks for one step more than the karyogram as shown
+    needed = whole_cell_spacing(viewer.canvas.size, (max(h, kh), w + GAP + kw))
+    wider = next(
+        d
+        for d in range(1, kw)
+        if whole_cell_spacing(viewer.canvas.size, (max(h, kh), w + GAP + kw + d)) > needed
+    )
+    assert wider < (KARYOGRAM_HEADROOM - 1) * kw  # a widening an edit can make
+    places = np.asarray(viewer.layers[f"{IMAGE} class numbers"].data).copy()
+    misses = _cached_candidates.cache_info().misses
+    monkeypatch.setitem(view._layers, "image", SimpleNamespace(data=np.zeros((kh, kw + wider))))
+    view._put_numbers()
+    assert view._spacing == kept and _cached_candidates.cache_info().misses == misses
+    assert np.array_equal(viewer.layers[f"{IMAGE} class numbers"].data, places)
+    monkeypatch.setitem(view._layers, "image", SimpleNamespace(data=np.zeros((kh, 2 * kw))))
+    view._put_numbers()
+    assert view._spacing > kept
+    assert view._spacing >= whole_cell_spacing(viewer.canvas.size, (max(h, kh), w + GAP + 2 * kw))
+    monkeypatch.undo()
+    view._on_canvas_resized()
+    assert view._spacing == kept

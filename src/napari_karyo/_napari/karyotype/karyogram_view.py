@@ -40,6 +40,9 @@ from napari_karyo.core.karyotype.report.karyogram import Karyogram, build_karyog
 from napari_karyo.core.results import SpreadResult
 
 GAP = 40  # world pixels between the spread and the karyogram
+# the class numbers are spaced for a karyogram this much wider than shown: edits (a relabel moves a chromosome to a
+# longer row) rarely widen it past that, so the spacing, and the number places cached for it, are kept
+KARYOGRAM_HEADROOM = 1.15
 
 
 class KaryogramView:
@@ -62,6 +65,7 @@ class KaryogramView:
         self._picked: tuple[int, ...] = ()  # the editor's picks, outlined like the selection
         self._applied: dict[str, dict] = {}  # per layer: the properties last given to it
         self._pending_colormap = None  # karyogram ids colours not yet sent: the layer is not shown
+        self._spacing: float | None = None  # of the class numbers, world pixels (kept while it is enough)
         self.rebuild()
         self._put_numbers()
         self._add_centromeres()
@@ -174,12 +178,14 @@ class KaryogramView:
     def _put_numbers(self) -> None:
         """The class numbers on the spread, spaced for the whole view (spread and karyogram) on this canvas."""
         h, w = self.labels.data.shape[-2:]
-        # the karyogram as shown: it only grows, so an edit keeps the spacing and the cached number places
         shown = self._layers.get("image")
         kh, kw = shown.data.shape[:2] if shown is not None else (0, 0)
-        spacing = whole_cell_spacing(self.viewer.canvas.size, (max(h, kh), w + GAP + kw))
+        canvas = self.viewer.canvas.size
+        if self._spacing is None or whole_cell_spacing(canvas, (max(h, kh), w + GAP + kw)) > self._spacing:
+            roomy = (max(h, kh), w + GAP + round(KARYOGRAM_HEADROOM * kw))
+            self._spacing = whole_cell_spacing(canvas, roomy)
         places, kwargs, _ = class_numbers_data(
-            self.result, self.base, spacing, self.dark, np.asarray(self.labels.data)
+            self.result, self.base, self._spacing, self.dark, np.asarray(self.labels.data)
         )
         layer = self._put(
             "numbers", "points", places, translate=self.labels.translate[-2:], scale=self.labels.scale[-2:],
@@ -188,6 +194,7 @@ class KaryogramView:
         layer.editable = False  # they follow the chromosomes; dragging one would mean nothing
 
     def _on_canvas_resized(self, _event=None) -> None:
+        self._spacing = None
         if self._layers.get("numbers") in self.viewer.layers:
             self._put_numbers()
 

@@ -2,15 +2,10 @@
 
 import numpy as np
 
+from factories import bar_mask as bar
 from napari_karyo.core.karyotype.infer.clusters import OVERLAPPING, SINGLE, TOUCHING, find_objects
 from napari_karyo.core.karyotype.infer.review import mark_for_review, review_order
 from napari_karyo.core.results import Chromosome, SpreadResult
-
-
-def bar(shape, rows, cols):
-    m = np.zeros(shape, bool)
-    m[rows, cols] = True
-    return m
 
 
 def spread():
@@ -63,3 +58,22 @@ def test_confident_touching_pairs_are_left_alone():
     mark_for_review(result, objects, np.array([TOUCHING]), np.array([[0, 0.95, 0.05, 0]]), np.array([1, 1]))
     assert [c.review for c in result.chromosomes] == ["", "separation unsure"]
     assert {c.cluster_type for c in result.chromosomes} == {"touching"}
+
+
+def test_the_risk_decides_which_doubts_flag_and_certain_reasons_always_flag():
+    """With a risk, doubts (crossing, type unsure, low score...) flag only risky objects; a name the cell changed
+    or dropped flags whatever the risk; a risky object without a reason of its own is flagged as doubtful."""
+    result = spread()
+    objects = find_objects(result.chromosomes, result.image_shape)
+    types = np.array([SINGLE, OVERLAPPING, SINGLE])
+    probs = np.array([[0.99, 0, 0, 0.01], [0.05, 0.05, 0.85, 0.05], [0.6, 0.2, 0.1, 0.1]])
+    argmax = np.array([1, 2, 4, 7])
+    risk = np.array([0.3, 0.01, 0.01, 0.01])  # only the lone, reasonless object is risky
+    mark_for_review(result, objects, types, probs, argmax, (risk, 0.1))
+    a, b, c, d = result.chromosomes
+    assert a.review == "doubtful (0.30)"
+    assert b.review == ""  # a crossing the model is sure of
+    assert c.review == "crossing (overlapping); low score; class conflict"  # the class conflict always flags
+    assert d.review == "type unsure; not counted"
+    mark_for_review(result, objects, types, probs, argmax, (np.full(4, 0.5), 0.1))
+    assert b.review == "crossing (overlapping)"

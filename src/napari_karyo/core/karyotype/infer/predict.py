@@ -7,8 +7,9 @@ detections rescued (`rescue.py`) -> back to image pixels -> masks over chromosom
 their waist (`split.py`, off by default) -> crop classifier probabilities -> a short cell's empty slots filled from
 weaker detections, judged by the cell-level assignment (`fill_slots.py`) -> cell-level "two of each" assignment ->
 pieces cut by the image frame (and doubtful detections on brightfield spreads) that it leaves out dropped
-(`surplus.py`) -> review flags -> measurements (axis, length, centromere). `analyze_steps` is a generator (progress
-+ cancel between stages) shared by the CLI, the napari widget and the tests; `analyze` runs it to the end.
+(`surplus.py`) -> review flags, the doubtful ones only where an error is likely (`review.py`, `review_risk.py`) ->
+measurements (axis, length, centromere). `analyze_steps` is a generator (progress + cancel between stages) shared
+by the CLI, the napari widget and the tests; `analyze` runs it to the end.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from napari_karyo.core.karyotype.infer.preprocess import (
 )
 from napari_karyo.core.karyotype.infer.rescue import RescueSettings, rescue
 from napari_karyo.core.karyotype.infer.review import mark_for_review
+from napari_karyo.core.karyotype.infer.review_risk import object_risk
 from napari_karyo.core.karyotype.infer.split import SplitSettings, split_stage
 from napari_karyo.core.karyotype.infer.surplus import drop_stray, drop_surplus
 from napari_karyo.core.results import MIN_CELL_OBJECTS, Chromosome, SpreadResult
@@ -269,7 +271,8 @@ def analyze_steps(
     if changed:  # the objects changed: group and type them again (known crops are not run again)
         chromosomes = result.chromosomes
         objects, types, type_probs = _typed_objects(typer, norm, chromosomes, known_types)
-    mark_for_review(result, objects, types, type_probs, argmax_ids)
+    risk = object_risk(result, objects, type_probs, detected.dark_on_light) if colour is None else None
+    mark_for_review(result, objects, types, type_probs, argmax_ids, risk)
     if capped:  # every object is worth a look: some are missing and the count is unreliable
         for ch in chromosomes:
             ch.review = "; ".join(filter(None, (ch.review, "detector limit reached")))

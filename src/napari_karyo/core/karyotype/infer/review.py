@@ -1,8 +1,10 @@
 """Why a person should look at an object: the reasons written into `Chromosome.review`.
 
-A spread has ~46 objects; these flags pick the handful worth checking (crossings, clusters whose separation
-is unsure, disagreements between the cluster type and the masks, unsure detections, names the cell-level
-assignment changed or dropped, objects made to fill a short cell's empty slots).
+A spread has ~46 objects; these flags pick the handful worth checking. Some reasons always flag: a name the
+cell-level assignment changed or dropped, the cluster type seeing several chromosomes in one mask, an object an
+earlier stage made (a short cell's empty slot filled). The others (crossings, clusters whose separation or type
+is unsure, unsure detections) flag only objects whose risk of being wrong is high enough (review_risk.py); an
+object that risky with no reason of its own is flagged as "doubtful".
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from napari_karyo.core.results import SpreadResult
 LOW_SCORE = 0.7  # detection confidence below which an object is worth a look
 SURE_SEPARATION = 0.9  # in a touching cluster, a member scored below this may be cut in the wrong place
 SURE_TYPE = 0.8  # cluster-type probability below which the type is called unsure
+DOUBTS = ("crossing", "false split?", "type unsure", "low score", "separation unsure")  # see is_doubt
 
 
 def object_reasons(obj: ClusterObject, type_id: int, type_prob: float) -> list[str]:
@@ -47,12 +50,14 @@ def mark_for_review(
     types: np.ndarray,
     type_probs: np.ndarray,
     argmax_ids: np.ndarray,
+    risk: tuple[np.ndarray, float] | None = None,
 ) -> None:
     """Write cluster ids, types and review reasons onto the chromosomes of `result` (in place).
 
     `argmax_ids` are the per-chromosome classifier choices before the cell-level assignment; where the assignment
     differs the name is a compromise a person should confirm. A note an earlier stage wrote (fill_slots.py) comes
-    first."""
+    first. `risk`: (per chromosome, threshold) from review_risk.py; None flags every object with a reason (the
+    colour-named M-FISH cells, which the risk model was not fitted on)."""
     for k, (obj, t, p) in enumerate(zip(objects, types, type_probs, strict=True), start=1):
         shared = object_reasons(obj, int(t), float(np.max(p)))
         for i in obj.members:
@@ -67,7 +72,15 @@ def mark_for_review(
                 reasons.append("not counted")
             elif len(argmax_ids) and ch.class_id != int(argmax_ids[i]):
                 reasons.append("class conflict")
-            ch.review = "; ".join(reasons)
+            risky = risk is None or risk[0][i] >= risk[1]
+            if risky and risk is not None and not reasons:
+                reasons.append(f"doubtful ({risk[0][i]:.2f})")
+            ch.review = "; ".join(reasons) if risky or not all(map(is_doubt, reasons)) else ""
+
+
+def is_doubt(reason: str) -> bool:
+    """A reason that flags only a risky object (the others always flag)."""
+    return reason.startswith(DOUBTS)
 
 
 def review_order(result: SpreadResult) -> list[int]:

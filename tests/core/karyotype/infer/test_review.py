@@ -77,3 +77,17 @@ def test_the_risk_decides_which_doubts_flag_and_certain_reasons_always_flag():
     assert d.review == "type unsure; not counted"
     mark_for_review(result, objects, types, probs, argmax, (np.full(4, 0.5), 0.1))
     assert b.review == "crossing (overlapping)"
+
+
+def test_the_review_visits_the_most_doubtful_first_and_a_person_clears_the_doubt():
+    from napari_karyo.core.karyotype.edit.edited_chromosomes import touched
+
+    result = spread()
+    objects = find_objects(result.chromosomes, result.image_shape)
+    types = np.array([SINGLE, OVERLAPPING, SINGLE])
+    probs = np.array([[0.99, 0, 0, 0.01], [0.05, 0.05, 0.85, 0.05], [0.6, 0.2, 0.1, 0.1]])
+    risk = np.array([0.2, 0.6, 0.05, 0.3])
+    mark_for_review(result, objects, types, probs, np.array([1, 2, 4, 7]), (risk, 0.1))
+    assert [c.doubt for c in result.chromosomes] == list(risk)
+    assert review_order(result) == [1, 3, 0, 2]  # by doubt, whatever the number of reasons
+    assert np.isnan(touched(result.chromosomes[1]).doubt)

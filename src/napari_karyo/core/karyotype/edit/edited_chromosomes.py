@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import operator
 
 import numpy as np
@@ -28,7 +29,7 @@ def copy_result(result: SpreadResult) -> SpreadResult:
 def touched(ch: Chromosome) -> Chromosome:
     """A copy marked as looked at by a person."""
     out = copy_chromosome(ch)
-    out.edited, out.review = True, ""
+    out.edited, out.review, out.doubt = True, "", math.nan
     return out
 
 

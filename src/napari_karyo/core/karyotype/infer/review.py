@@ -9,6 +9,7 @@ object that risky with no reason of its own is flagged as "doubtful".
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,9 +73,10 @@ def mark_for_review(
                 reasons.append("not counted")
             elif len(argmax_ids) and ch.class_id != int(argmax_ids[i]):
                 reasons.append("class conflict")
-            risky = risk is None or risk[0][i] >= risk[1]
+            ch.doubt = float(risk[0][i]) if risk is not None else ch.doubt
+            risky = risk is None or ch.doubt >= risk[1]
             if risky and risk is not None and not reasons:
-                reasons.append(f"doubtful ({risk[0][i]:.2f})")
+                reasons.append(f"doubtful ({ch.doubt:.2f})")
             ch.review = "; ".join(reasons) if risky or not all(map(is_doubt, reasons)) else ""
 
 
@@ -84,12 +86,16 @@ def is_doubt(reason: str) -> bool:
 
 
 def review_order(result: SpreadResult) -> list[int]:
-    """Indices of the objects to check, most doubtful first (more reasons, then lower scores)."""
-    flagged = [i for i, c in enumerate(result.chromosomes) if c.review]
+    """Indices of the objects to check, most doubtful first: by the risk model's doubt where it rated them, else
+    (colour-named cells) more reasons first, then lower scores."""
+    chs = result.chromosomes
+    flagged = [i for i, c in enumerate(chs) if c.review]
     return sorted(
         flagged,
         key=lambda i: (
-            -result.chromosomes[i].review.count(";"),
-            result.chromosomes[i].class_score * result.chromosomes[i].score,
+            math.isnan(chs[i].doubt),  # unrated after rated
+            -np.nan_to_num(chs[i].doubt),
+            -chs[i].review.count(";"),
+            chs[i].class_score * chs[i].score,
         ),
     )

@@ -1,8 +1,8 @@
 """Review flags: how many objects a person is asked to check per cell, and how many of the wrong objects are
 among them; with `--fit`, fit the review-risk model (core/karyotype/infer/review_risk.py) on training cells.
 
-Cells: G-band (gband_icbr, truth from the karyogram imports, `--truth`), M-FISH DAPI planes (K maps) and
-BioImLab spreads (polygons, no classes), of the split `--cells` names (train or val; split by cell, slide or case as
+Cells: G-band (gband_icbr, truth from the karyogram imports, `--truth`), M-FISH DAPI planes (K maps), BioImLab
+spreads (polygons, no classes) and M-FISH cells with fluor planes named by colour (K maps), of the split `--cells` names (train or val; split by cell, slide or case as
 everywhere). An object is an error when it matches no true chromosome at IoU >= 0.5, is misnamed, or covers >= 50%
 of a true chromosome nothing matches (two merged: it needs a split).
 
@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import sys
 import time
 
 import numpy as np
 
-from bench_common import data_missing, parser, report, truth_missing
+from bench_common import ColourCell, data_missing, parser, report, truth_missing
+from napari_karyo.core.jobs import run_to_end
 from napari_karyo.core.karyotype.evaluate import metrics
 from napari_karyo.core.karyotype.infer import predict
 from napari_karyo.core.karyotype.infer.review import is_doubt
@@ -35,9 +37,12 @@ from napari_karyo.core.karyotype.infer.review_risk import (
     load_risk_model,
     raw_features,
 )
+from napari_karyo.core.karyotype.mfish.analyze import CellJob
 from napari_karyo.core.karyotype.training import datasets
+from napari_karyo.core.storage.annotations import read_mfish_k
+from napari_karyo.core.storage.multichannel import is_multichannel, read_cell
 
-SETS = {"gband": "brightfield", "mfish": "fluorescence", "bioimlab": "fluorescence"}
+SETS = {"gband": "brightfield", "mfish": "fluorescence", "bioimlab": "fluorescence", "mfish-colour": "colour"}
 THRESHOLDS = (0.01, 0.0125, 0.015, 0.0175, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25)  # fmt: skip
 CATCH_SLACK = 0.02  # a fitted threshold may catch at most this share fewer errors than flagging every reason
 FOLDS = 5
@@ -46,7 +51,16 @@ FOLDS = 5
 def _cells(data: str, name: str, split: str, truth: str | None, limit: int | None):
     if name == "gband":
         return datasets.load_gband_import(data, truth, split)[:limit]
+    if name == "mfish-colour":  # the cells with fluor planes, analysed as a user does (DAPI + colour)
+        pairs = [(d, k) for d, k in datasets.mfish_files(data, split) if is_multichannel(d)][:limit]
+        return [ColourCell(f"mfish/{d.stem[:-1]}", None, read_mfish_k(k), path=d) for d, k in pairs]
     return {"mfish": datasets.load_mfish, "bioimlab": datasets.load_bioimlab}[name](data, split)[:limit]
+
+
+def _analyze(cell):
+    if isinstance(cell, ColourCell):
+        return run_to_end(CellJob(read_cell(cell.path)).steps(device="cpu"))
+    return predict.analyze(cell.image, device="cpu")
 
 
 def _errors(pred, truth) -> np.ndarray:
@@ -73,7 +87,7 @@ def analyse(data: str, name: str, split: str, truth: str | None, limit: int | No
     """Per cell: raw features, errors, and which objects have a reason that always flags / any reason."""
     captured = {}
 
-    def capture(result, objects, type_probs, dark_on_light):
+    def capture(result, objects, type_probs, modality):
         captured["raw"] = raw_features(result, objects, type_probs)
         return None  # every object with a reason is flagged: the rule before the risk model
 
@@ -82,7 +96,7 @@ def analyse(data: str, name: str, split: str, truth: str | None, limit: int | No
     try:
         for cell in _cells(data, name, split, truth, limit):
             t0 = time.process_time()
-            result = predict.analyze(cell.image, device="cpu")
+            result = _analyze(cell)
             reasons = [[r.strip() for r in c.review.split(";") if r.strip()] for c in result.chromosomes]
             rows.append(
                 {
@@ -249,6 +263,12 @@ def main() -> int:
     p.add_argument("--limit", type=int, help="only the first N cells of each set (quick look)")
     args = p.parse_args()
     if data_missing(args.data) or ("gband" in args.sets and truth_missing(args.truth)):
+        return 2
+    if args.fit and set(args.sets) != set(SETS):
+        print(
+            "error: --fit needs every set (each modality's model is fitted on all of its sets)",
+            file=sys.stderr,
+        )
         return 2
     r = run(args)
     return report(r, table(r), args.json)

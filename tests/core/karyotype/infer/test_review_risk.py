@@ -65,7 +65,9 @@ def test_features_read_the_size_against_the_class_and_the_name():
 def test_the_bundled_model_doubts_a_misnamed_merged_object_most():
     result = cell()
     objects = find_objects(result.chromosomes, result.image_shape)
-    risk, threshold = object_risk(result, objects, np.tile([0.97, 0.01, 0.01, 0.01], (len(objects), 1)), True)
+    risk, threshold = object_risk(
+        result, objects, np.tile([0.97, 0.01, 0.01, 0.01], (len(objects), 1)), "brightfield"
+    )
     assert int(np.argmax(risk)) == len(risk) - 1 and risk[-1] >= threshold
     assert np.all(risk[:-1] < threshold)
     assert [o.type_id for o in objects] == [SINGLE] * len(objects)

@@ -10,6 +10,7 @@ import tifffile
 
 from napari_karyo.cli import main
 from napari_karyo.core.karyotype.evaluate.metrics import match
+from napari_karyo.core.karyotype.infer.review_risk import load_risk_model
 from napari_karyo.core.karyotype.mfish.kits import KITS
 from napari_karyo.core.results import Chromosome, SpreadResult
 from napari_karyo.core.storage.annotations import read_mfish_k
@@ -35,6 +36,10 @@ def test_cell_is_named_by_colour_and_writes_the_output_contract(analyzed):
     assert summary["iscn"].startswith(("44", "45", "46", "47"))
     objects = json.loads((analyzed / "annotations.json").read_text())["objects"]
     assert all(o["colour_vote"] for o in objects)
+    # rated by the colour model of the review risk: doubts flag only the risky objects
+    assert all(0 <= o["doubt"] <= 1 for o in objects)
+    threshold = load_risk_model().thresholds["colour"]
+    assert all(o["review"] or o["doubt"] < threshold for o in objects)
     classes = tifffile.imread(analyzed / "colour_classes.tif")
     assert classes.shape == (517, 645) and classes.max() <= 24 and (classes > 0).mean() > 0.03
 

@@ -43,7 +43,7 @@ from napari_karyo.core.karyotype.infer.preprocess import (
 )
 from napari_karyo.core.karyotype.infer.rescue import RescueSettings, rescue
 from napari_karyo.core.karyotype.infer.review import mark_for_review
-from napari_karyo.core.karyotype.infer.review_risk import object_risk
+from napari_karyo.core.karyotype.infer.review_risk import modality_of, object_risk
 from napari_karyo.core.karyotype.infer.split import SplitSettings, split_stage
 from napari_karyo.core.karyotype.infer.surplus import drop_stray, drop_surplus
 from napari_karyo.core.results import MIN_CELL_OBJECTS, Chromosome, SpreadResult
@@ -271,7 +271,7 @@ def analyze_steps(
     if changed:  # the objects changed: group and type them again (known crops are not run again)
         chromosomes = result.chromosomes
         objects, types, type_probs = _typed_objects(typer, norm, chromosomes, known_types)
-    risk = object_risk(result, objects, type_probs, detected.dark_on_light) if colour is None else None
+    risk = object_risk(result, objects, type_probs, modality_of(detected.dark_on_light, colour is not None))
     mark_for_review(result, objects, types, type_probs, argmax_ids, risk)
     if capped:  # every object is worth a look: some are missing and the count is unreliable
         for ch in chromosomes:

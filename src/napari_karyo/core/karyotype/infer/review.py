@@ -57,8 +57,8 @@ def mark_for_review(
 
     `argmax_ids` are the per-chromosome classifier choices before the cell-level assignment; where the assignment
     differs the name is a compromise a person should confirm. A note an earlier stage wrote (fill_slots.py) comes
-    first. `risk`: (per chromosome, threshold) from review_risk.py; None flags every object with a reason (the
-    colour-named M-FISH cells, which the risk model was not fitted on)."""
+    first. `risk`: (per chromosome, threshold) from review_risk.py; None flags every object with a reason (the rule
+    before the risk model, which benchmarks/review_flags.py compares with)."""
     for k, (obj, t, p) in enumerate(zip(objects, types, type_probs, strict=True), start=1):
         shared = object_reasons(obj, int(t), float(np.max(p)))
         for i in obj.members:
@@ -86,8 +86,8 @@ def is_doubt(reason: str) -> bool:
 
 
 def review_order(result: SpreadResult) -> list[int]:
-    """Indices of the objects to check, most doubtful first: by the risk model's doubt where it rated them, else
-    (colour-named cells) more reasons first, then lower scores."""
+    """Indices of the objects to check, most doubtful first: by the risk model's doubt where it rated them (not
+    objects of an older result), else more reasons first, then lower scores."""
     chs = result.chromosomes
     flagged = [i for i, c in enumerate(chs) if c.review]
     return sorted(

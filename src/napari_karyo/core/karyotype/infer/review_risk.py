@@ -5,8 +5,8 @@ A spread has ~46 objects and a person checks the flagged ones. Flagging every cr
 cluster type is unsure flagged a third of them (15 per G-band cell, 7% of them wrong). A logistic model over
 what the pipeline already knows (detection and class scores, cluster-type probabilities, the object's size against
 its class's, its mask's shape: a merged pair is too long, too wide, branched or not convex) ranks the objects; the
-review flags those above a threshold. One model per modality, since naming a DAPI or Q-band spread goes wrong far
-more often than a G-band one. Fitted on training cells by `benchmarks/review_flags.py --fit` (its card says how).
+review flags those above a threshold. One model per modality: naming a DAPI or Q-band spread goes wrong far more
+often than a G-band one. Fitted on training cells by `benchmarks/review_flags.py --fit` (its card says how).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from napari_karyo.core.results import SpreadResult
 
 ARCH = "review-risk-logistic-v1"
 DEFAULT_MODEL = "review-risk"
-MODALITIES = ("brightfield", "fluorescence")
+MODALITIES = ("brightfield", "fluorescence", "colour")  # G-band; DAPI / Q-band; M-FISH named by colour
 FEATURES = (
     "bias", "logit detection score", "log class score", "log(1 - cluster type probability)",
     "area over its class's (log, above)", "area over its class's (log, below)", "in a cluster",
@@ -142,12 +142,16 @@ def design(raw: np.ndarray, expected: np.ndarray) -> np.ndarray:
     )  # fmt: skip
 
 
+def modality_of(dark_on_light: bool, by_colour: bool) -> str:
+    """The model a spread is rated with: M-FISH cells named by their fluor planes' colour code have their own (their
+    names are far surer than a DAPI plane's), else brightfield (G-band, dark on light) or fluorescence."""
+    return "colour" if by_colour else "brightfield" if dark_on_light else "fluorescence"
+
+
 def object_risk(
-    result: SpreadResult, objects: Sequence[ClusterObject], type_probs: np.ndarray, dark_on_light: bool
+    result: SpreadResult, objects: Sequence[ClusterObject], type_probs: np.ndarray, modality: str
 ) -> tuple[np.ndarray, float]:
-    """(risk per chromosome, the threshold the review flags at) with the bundled model; brightfield (G-band,
-    dark on light) and fluorescence spreads each have their own."""
+    """(risk per chromosome, the threshold the review flags at) with the bundled model of `modality`."""
     model = load_risk_model()
-    modality = MODALITIES[0] if dark_on_light else MODALITIES[1]
     feats = design(raw_features(result, objects, type_probs), model.expected[modality])
     return model.risk(feats, modality), model.thresholds[modality]

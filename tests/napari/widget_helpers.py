@@ -16,6 +16,7 @@ PLUGIN = "napari-karyo"
 IMAGE = "mfish_V26_dapi"
 WAIT_MS = 300_000
 REVIEW = {3: "crossing (overlapping); class conflict", 7: "low score"}  # fake review flags: index -> reasons
+DOUBT = {3: 0.2, 7: 0.6}  # the fake flags' doubts: the queue visits index 7 first
 
 
 def fake_steps(delay: float = 0.0, fail: str | None = None, warnings: tuple[str, ...] = ()):
@@ -31,7 +32,7 @@ def fake_steps(delay: float = 0.0, fail: str | None = None, warnings: tuple[str,
         for k, ch in enumerate(chromosomes):
             ch.source = "model"  # ground truth standing in for a model's output
             ch.score = 0.9
-            ch.review = REVIEW.get(k, "")
+            ch.review, ch.doubt = REVIEW.get(k, ""), DOUBT.get(k, 0.01)
         return SpreadResult(
             tuple(image.shape[:2]),
             chromosomes,

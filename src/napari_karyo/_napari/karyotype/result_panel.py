@@ -55,8 +55,8 @@ class ResultPanel(QGroupBox):
         self.summary_label = WrappedLabel("", lines=1)  # the counts; the classes in its tooltip too
         self.review_button = QPushButton("Next to review")
         self.review_button.setToolTip(
-            "Step through the objects the model is least sure of (clusters, low scores, "
-            "names changed by the cell-level assignment)"
+            "Step through the flagged objects, most doubtful first (names the cell-level assignment changed, "
+            "clusters, low scores; the doubt is the model's probability that the object is wrong)"
         )
         self.review_button.clicked.connect(self.next_review)
         self.review_label = QLabel("")
@@ -168,8 +168,10 @@ class ResultPanel(QGroupBox):
             centre = np.array([rows.mean(), cols.mean()])
             self.viewer.camera.center = tuple(self.labels.data_to_world(centre))
         row = self.labels.features[self.labels.features["index"] == label_id].iloc[0]
+        rated = np.isfinite(row["doubt"]) and not row["review"].startswith("doubtful")  # that one says it
+        doubt = f" (doubt {row['doubt']:.2f})" if rated else ""
         self.review_label.setText(
-            f"{self._review_pos + 1}/{len(ids)}: id {label_id}, class {row['class']} — {row['review']}"
+            f"{self._review_pos + 1}/{len(ids)}: id {label_id}, class {row['class']} — {row['review']}{doubt}"
         )
 
     def picked_class(self) -> int:

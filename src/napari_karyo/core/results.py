@@ -32,9 +32,7 @@ class Chromosome:
     cluster: int = 0  # id of the connected object (touching/crossing chromosomes share one); 0 = not computed
     cluster_type: str = ""  # single | touching | overlapping | touching+overlapping
     review: str = ""  # why a person should look ("cluster; low score"); "" = nothing to check
-    doubt: float = (
-        math.nan
-    )  # probability the object is wrong (review_risk.py); NaN = not rated or a person saw it
+    doubt: float = math.nan  # how likely it is wrong (review_risk.py); NaN: not rated, or a person saw it
     length: float = math.nan  # medial axis length, pixels
     relative_length: float = math.nan  # percent of the haploid autosome length (ISCN)
     centromeric_index: float = math.nan  # p / (p + q), percent

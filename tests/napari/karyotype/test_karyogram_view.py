@@ -175,6 +175,8 @@ def test_review_queue_steps_through_flagged_objects(analysed):
     for _ in range(len(REVIEW) + 1):
         widget.panel.review_button.click()
         seen.append(int(labels.selected_label))
+        if seen[-1] == 4:
+            assert "crossing (overlapping); class conflict (doubt 0.20)" in widget.panel.review_label.text()
     assert seen[:2] == [8, 4]  # most doubtful first (ids are index + 1), then it wraps around
     assert seen[2] == 8 and widget.panel.review_label.text().endswith("low score (doubt 0.60)")
 

@@ -5,9 +5,9 @@ the next alternative, e.g. the single chromosome, then the pair), a drag draws a
 region to the last prompt and Ctrl+click removes one; after the Separate button, clicks mark one chromosome each
 of a crossing (yellow crosses), and Finish separating gives their masks (the crossing's pixels in both). Every
 prompt is one `EditSession.prompt` action (undoable, journalled, source "user-prompt") through the
-`EditController`; a cycled or refined prompt replaces the one before. The image features are computed once, in the background, when prompt mode
-is first switched on for a spread, by the bundled Mask R-CNN or the SAM checkpoint chosen in the dock (setting
-`sam_checkpoint`).
+`EditController`; a cycled or refined prompt replaces the one before. The image features are computed once, in the
+background, when prompt mode is first switched on for a spread, by the bundled Mask R-CNN or the SAM checkpoint
+chosen in the dock (setting `sam_checkpoint`).
 """
 
 from __future__ import annotations

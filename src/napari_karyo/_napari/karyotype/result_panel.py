@@ -168,8 +168,7 @@ class ResultPanel(QGroupBox):
             centre = np.array([rows.mean(), cols.mean()])
             self.viewer.camera.center = tuple(self.labels.data_to_world(centre))
         row = self.labels.features[self.labels.features["index"] == label_id].iloc[0]
-        rated = np.isfinite(row["doubt"]) and not row["review"].startswith("doubtful")  # that one says it
-        doubt = f" (doubt {row['doubt']:.2f})" if rated else ""
+        doubt = f" (doubt {row['doubt']:.2f})" if np.isfinite(row["doubt"]) else ""
         self.review_label.setText(
             f"{self._review_pos + 1}/{len(ids)}: id {label_id}, class {row['class']} — {row['review']}{doubt}"
         )

@@ -71,7 +71,7 @@ def test_the_risk_decides_which_doubts_flag_and_certain_reasons_always_flag():
     risk = np.array([0.3, 0.01, 0.01, 0.01])  # only the lone, reasonless object is risky
     mark_for_review(result, objects, types, probs, argmax, (risk, 0.1))
     a, b, c, d = result.chromosomes
-    assert a.review == "doubtful (0.30)"
+    assert a.review == "doubtful" and a.doubt == 0.3
     assert b.review == ""  # a crossing the model is sure of
     assert c.review == "crossing (overlapping); low score; class conflict"  # the class conflict always flags
     assert d.review == "type unsure; not counted"

@@ -28,7 +28,7 @@ def test_a_crossing_is_branched_and_less_convex_than_a_bar():
     assert c_solidity < 0.6 and c_ends == 4 and c_branches > 0 and c_length > s_length
 
 
-def cell(n=12, long_named_small=True):
+def cell(n=12):
     """`n` similar bars (class 10), the last one twice as long and named 21 (a merged pair, misnamed)."""
     shape = (120, 200)
     chs = [

@@ -76,7 +76,7 @@ def mark_for_review(
             ch.doubt = float(risk[0][i]) if risk is not None else ch.doubt
             risky = risk is None or ch.doubt >= risk[1]
             if risky and risk is not None and not reasons:
-                reasons.append(f"doubtful ({ch.doubt:.2f})")
+                reasons.append("doubtful")
             ch.review = "; ".join(reasons) if risky or not all(map(is_doubt, reasons)) else ""
 
 

@@ -108,10 +108,16 @@ def test_a_rerun_skips_complete_outputs_of_the_same_models(first, tmp_path):
     )
     ok = next(r for r in rows if r["status"] == "ok" and r["iscn"])
     other = tmp_path / "out"
-    shutil.copytree(out / ok["output"], other / ok["output"])
-    doc = json.loads((other / ok["output"] / "annotations.json").read_text())
+    alone = other / Path(ok["path"]).stem  # its folder when analysed on its own
+    shutil.copytree(out / ok["output"], alone)
+    doc = json.loads((alone / "annotations.json").read_text())
+    assert " | review: review-risk.safetensors@" in doc["model"]  # the result says which model flagged it
+    doc["model"] = doc["model"].split(" | ")[0] + " | review: review-risk.safetensors@000000000000"
+    (alone / "annotations.json").write_text(json.dumps(doc))
+    again, _ = run_batch([ok["path"]], Options(out=str(other), threads=1))
+    assert again[0]["status"] == "skipped"  # other review flags alone: counts and names are the same
     doc["model"] = doc["model"].replace("@", "@0")  # made by other weights: analysed again
-    (other / ok["output"] / "annotations.json").write_text(json.dumps(doc))
+    (alone / "annotations.json").write_text(json.dumps(doc))
     again, _ = run_batch([ok["path"]], Options(out=str(other), threads=1))
     assert again[0]["status"] == "ok"
 

@@ -43,7 +43,7 @@ def finished_row(folder: Path, path: Path, key: str | None, report: bool) -> dic
     try:
         doc = json.loads((folder / ANNOTATIONS).read_text(encoding="utf-8"))
         summary = json.loads((folder / KARYOTYPE).read_text(encoding="utf-8"))
-        # an M-FISH cell's model string goes on with " | naming: ..."
+        # the models part; " | review: ..." (the review-risk model) and an M-FISH cell's " | naming: ..." follow
         same = str(doc.get("model")).split(" | ")[0] == key and os.path.realpath(
             str(doc.get("source_path", ""))
         ) == os.path.realpath(path)

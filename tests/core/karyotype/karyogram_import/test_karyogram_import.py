@@ -15,7 +15,8 @@ from napari_karyo.cli import main
 from napari_karyo.core.classes import IDS_BY_NAME, RELATIVE_LENGTH
 from napari_karyo.core.errors import KaryoError, KaryogramImportError
 from napari_karyo.core.jobs import run_to_end
-from napari_karyo.core.karyotype.karyogram_import.assign import _fill_holes_in_box, assign
+from napari_karyo.core.karyotype.karyogram_import.assign import MARGIN as OUTLINE_GROWTH
+from napari_karyo.core.karyotype.karyogram_import.assign import _fill_holes_in_box, assign, cut_masks
 from napari_karyo.core.karyotype.karyogram_import.cutouts import (
     Cutout,
     _components,
@@ -42,7 +43,13 @@ from napari_karyo.core.karyotype.karyogram_import.match import (
     search,
     search_many,
 )
-from napari_karyo.core.karyotype.karyogram_import.rescue import _best_on, fit, part_templates, rescue
+from napari_karyo.core.karyotype.karyogram_import.rescue import (
+    MIN_PARTS,
+    _best_on,
+    fit,
+    part_templates,
+    rescue,
+)
 from napari_karyo.core.storage.result_files import read_result
 from napari_karyo.core.storage.training_set import export_training_set, import_training_set
 
@@ -419,6 +426,36 @@ def test_bent_chromosome_is_matched_to_its_straight_cutout_by_its_halves():
     placed: dict = {}
     rescued = rescue(ink, [other, cut], placed, [obj])
     assert list(rescued) == [1] and rescued[1][1] is obj
+
+
+def test_chromosome_cut_in_two_by_one_lying_across_it_is_joined_and_shares_the_crossing():
+    cut, bar = _rod_cutout(110, 6), _rod_cutout(60, 7)
+    ink = np.zeros((200, 160), np.float32)
+    h, w = cut.mask.shape
+    rod = np.zeros(ink.shape, bool)
+    rod[40 : 40 + h, 70 : 70 + w] = cut.mask
+    ink[rod] = cut.ink[cut.mask]
+    across = np.zeros(ink.shape, bool)
+    across[40 + h // 2 - 7 : 40 + h // 2 + 7, 40:140] = True  # another chromosome, placed, lying across it
+    ink[across] = 0.9
+    pieces = list(_labels(rod & ~ndi.binary_dilation(across, iterations=OUTLINE_GROWTH + 1)))
+    assert len(pieces) == 2
+    far = np.zeros(ink.shape, bool)
+    far[185:195, 10:60] = True  # an unrelated object, too far to be a piece of it
+    placed = {1: _placement(1, 0.95, 14, 100, (40 + h // 2 - 7, 40))}
+    rescued = rescue(ink, [cut, bar], placed, [pieces[0], far, pieces[1]])
+    assert list(rescued) == [0]
+    score, mask, note = rescued[0]
+    assert "two pieces" in note and score >= MIN_PARTS
+    assert _iou(mask, rod) > 0.9 and (mask & across & rod).sum() > 0.8 * (across & rod).sum()
+    assert not (mask & far).any()
+    kept = cut_masks(ink, placed, fixed=[mask])[1]  # the one lying across keeps the crossing too
+    assert (kept & across).sum() > 0.95 * across.sum()
+
+
+def _labels(mask: np.ndarray):
+    lab, n = ndi.label(mask)
+    return (lab == i for i in range(1, n + 1))
 
 
 def test_half_fits_on_the_objects_window_score_as_on_the_whole_image():

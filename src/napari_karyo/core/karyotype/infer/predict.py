@@ -43,7 +43,7 @@ from napari_karyo.core.karyotype.infer.preprocess import (
 )
 from napari_karyo.core.karyotype.infer.rescue import RescueSettings, rescue
 from napari_karyo.core.karyotype.infer.review import mark_for_review
-from napari_karyo.core.karyotype.infer.review_risk import modality_of, object_risk
+from napari_karyo.core.karyotype.infer.review_risk import load_risk_model, modality_of, object_risk
 from napari_karyo.core.karyotype.infer.split import SplitSettings, split_stage
 from napari_karyo.core.karyotype.infer.surplus import drop_stray, drop_surplus
 from napari_karyo.core.results import MIN_CELL_OBJECTS, Chromosome, SpreadResult
@@ -279,7 +279,9 @@ def analyze_steps(
     yield ("measuring", 6, total)
     SpreadMeasurer(norm, normalised=True).measure(result)
     yield ("done", total, total)
+    # a batch resumes on the models before " | ": new review flags alone do not make it analyse a folder again
     result.model = " + ".join(_model_name(c) for c in (seg.card, namer.card, typer.card))
+    result.model += f" | review: {_model_name(load_risk_model().card)}"
     result.device = describe(seg.device)
     result.seconds = time.perf_counter() - t0
     return result

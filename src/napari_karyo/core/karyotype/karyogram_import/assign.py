@@ -97,10 +97,11 @@ def cut_masks(
     ink: np.ndarray, placed: dict[int, Placement], fixed: list | None = None
 ) -> dict[int, np.ndarray]:
     """{cut-out index: full-size bool mask} in the spread; crossings shared, touching neighbours split; `fixed`:
-    masks of chromosomes found otherwise, which the placed ones do not grow into."""
+    masks of chromosomes found otherwise, which the placed ones do not grow into (but keep where they cross)."""
     fg = spread_objects(ink)
+    free = fg.copy()
     for m in fixed or []:
-        fg = fg & ~m
+        free &= ~m
     keys = list(placed)
     cores = [_full(placed[k], ink.shape) for k in keys]
     halos = [_full(placed[k], ink.shape, MARGIN) for k in keys]
@@ -108,7 +109,7 @@ def cut_masks(
     out = {}
     for k, core, halo in zip(keys, cores, halos, strict=True):
         own_halo = halo & (halo_count == 1)
-        mask = _fill_holes_in_box(fg & (core | own_halo), halo)
+        mask = _fill_holes_in_box((fg & core) | (free & own_halo), halo)
         if mask.sum() < 0.3 * core.sum():  # the spread is pale here: keep the placed outline
             mask = core
         out[k] = mask

@@ -4,7 +4,7 @@ from the karyogram. A job generator (yields (stage, done, total), returns an `Im
 Stages: read both images -> find the karyogram's labels (layout.py) -> cut out its chromosomes (cutouts.py) ->
 search each in the spread (match.py) -> solve the cell jointly and cut the masks (assign.py) -> search the missing
 and weakly placed cut-outs again with the placed chromosomes blanked, then match the rest by their halves to the
-objects nothing explains (rescue.py).
+objects nothing explains, or to two nearby ones joined (rescue.py).
 """
 
 from __future__ import annotations
@@ -181,13 +181,13 @@ def _found(ink: np.ndarray, cuts: list[Cutout], placed: dict) -> tuple[dict[int,
         masks = cut_masks(ink, placed)
     rescued = rescue(ink, cuts, placed, unexplained(ink, list(masks.values()), min_area))
     if rescued:  # weak placements that moved leave their place; the others' masks may grow into it
-        masks = cut_masks(ink, placed, fixed=[m for _, m in rescued.values()])
+        masks = cut_masks(ink, placed, fixed=[m for _, m, _ in rescued.values()])
     found = {}
     for j, mask in masks.items():
         score = placed[j].score
         found[j] = (score, mask, "" if score >= REVIEW_SCORE else f"low karyogram match ({score:.2f})")
-    for j, (score, mask) in rescued.items():
-        found[j] = (score, mask, f"matched by its halves ({score:.2f}): bent, or cut by the border")
+    for j, (score, mask, note) in rescued.items():
+        found[j] = (score, mask, note.format(score))
     return found, min_area
 
 

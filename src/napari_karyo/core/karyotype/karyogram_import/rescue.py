@@ -8,18 +8,23 @@ halves overlapping a little so a bend falls in both) still fits rigidly, so a cu
 unexplained object by the NCC of its two halves searched over every angle on that object alone (other ink
 blanked); where the object touches the image border one half is enough. Object and cut-out must have about the same
 area (less where the border cuts the object). The pairing is solved for the whole cell, and a poorly placed
-cut-out moves only when the object fits it better than its place.
+cut-out moves only when the object fits it better than its place. A cut-out still without a place is last tried on
+two unexplained objects that lie close together: one chromosome broken at a pale band, or cut in two by another
+lying across it, whose pixels between the pieces belong to both.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from itertools import combinations
 
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.optimize import linear_sum_assignment
+from skimage.morphology import convex_hull_image
 
-from napari_karyo.core.karyotype.karyogram_import.assign import assign
+from napari_karyo.core.karyotype.karyogram_import.assign import MARGIN as OUTLINE_GROWTH
+from napari_karyo.core.karyotype.karyogram_import.assign import assign, spread_objects
 from napari_karyo.core.karyotype.karyogram_import.cutouts import Cutout
 from napari_karyo.core.karyotype.karyogram_import.match import (
     MARGIN,
@@ -37,6 +42,7 @@ ANGLE_STEP = 8  # degrees between the halves' rotations
 OVERLAP = 0.1  # share of the cut-out's length both halves hold
 AREA_RANGE = (0.6, 1.6)  # object area over cut-out area for a whole chromosome
 BORDER_MIN_AREA = 0.15  # ... and at least this much of it for one cut by the image border
+PIECES_GAP = 1.5  # chromosome widths between two pieces of one chromosome (another may lie across the gap)
 
 
 def halves(cut: Cutout) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -124,9 +130,9 @@ def research(ink: np.ndarray, cuts: list[Cutout], placed: dict[int, Placement], 
 
 def rescue(
     ink: np.ndarray, cuts: list[Cutout], placed: dict[int, Placement], objects: list[np.ndarray]
-) -> dict[int, tuple[float, np.ndarray]]:
-    """{cut-out index: (score, mask)} of cut-outs given to unexplained objects by their halves; those that were
-    placed weakly are removed from `placed`."""
+) -> dict[int, tuple[float, np.ndarray, str]]:
+    """{cut-out index: (score, mask, review note with a {} for the score)} of cut-outs given to unexplained objects
+    (or two nearby ones joined) by their halves; those that were placed weakly are removed from `placed`."""
     todo = movable(placed, len(cuts))
     if not todo or not objects:
         return {}
@@ -139,10 +145,57 @@ def rescue(
     # stay (or stay lost) unless an object fits better than the current place and well enough on its own
     cost = np.where((score >= MIN_PARTS) & (score > now[:, None]), -score, 0.0)
     rows, cols = linear_sum_assignment(cost)
-    out = {}
+    out, used = {}, set()
     for r, c in zip(rows, cols, strict=True):
         if cost[r, c] < 0:
             j = todo[r]
             placed.pop(j, None)
-            out[j] = (float(score[r, c]), objects[c])
+            out[j] = (
+                float(score[r, c]),
+                objects[c],
+                "matched by its halves ({:.2f}): bent, or cut by the border",
+            )
+            used.add(c)
+    lost = [j for j in todo if j not in placed and j not in out]
+    free = [o for c, o in enumerate(objects) if c not in used]
+    return out | (pieces_rescue(ink, cuts, lost, free) if lost and len(free) > 1 else {})
+
+
+def chromosome_width(cuts: list[Cutout]) -> float:
+    """Median width of the cut-outs, in pixels."""
+    return 2 * float(np.median([ndi.distance_transform_edt(np.pad(c.mask, 1)).max() for c in cuts]))
+
+
+def joined_pairs(
+    ink: np.ndarray, objects: list[np.ndarray], gap: int
+) -> list[tuple[tuple[int, int], np.ndarray]]:
+    """((a, b), mask) of each two objects at most `gap` pixels apart, joined by the ink between them within their
+    convex hull (the crossing chromosome's pixels there belong to both)."""
+    fg = spread_objects(ink)
+    near = [ndi.binary_dilation(o, iterations=gap) for o in objects]
+    out = []
+    for a, b in combinations(range(len(objects)), 2):
+        if not (near[a] & objects[b]).any():
+            continue
+        both = objects[a] | objects[b]
+        out.append(((a, b), both | (fg & near[a] & near[b] & convex_hull_image(both))))
+    return out
+
+
+def pieces_rescue(
+    ink: np.ndarray, cuts: list[Cutout], lost: list[int], objects: list[np.ndarray]
+) -> dict[int, tuple[float, np.ndarray, str]]:
+    """{cut-out index: (score, mask, note)} of lost cut-outs given to two nearby objects joined, best fits first, each
+    object used once."""
+    # unexplained() keeps OUTLINE_GROWTH + 1 pixels free around every placed mask: on both sides of a crossing one
+    gap = int(np.ceil(PIECES_GAP * chromosome_width(cuts))) + 2 * (OUTLINE_GROWTH + 1)
+    pairs = joined_pairs(ink, objects, gap)
+    fits = sorted(
+        ((fit(ink, mask, cuts[j]), j, ab, mask) for j in lost for ab, mask in pairs), key=lambda f: -f[0]
+    )
+    out, used = {}, set()
+    for score, j, ab, mask in fits:
+        if score >= MIN_PARTS and j not in out and not used & set(ab):
+            out[j] = (score, mask, "joined from two pieces ({:.2f}): broken at a pale band, or crossed")
+            used |= set(ab)
     return out

@@ -170,16 +170,31 @@ def joined_pairs(
     ink: np.ndarray, objects: list[np.ndarray], gap: int
 ) -> list[tuple[tuple[int, int], np.ndarray]]:
     """((a, b), mask) of each two objects at most `gap` pixels apart, joined by the ink between them within their
-    convex hull (the crossing chromosome's pixels there belong to both)."""
+    convex hull (the crossing chromosome's pixels there belong to both). Each pair is worked on in its own window:
+    a spread with much debris has many objects."""
     fg = spread_objects(ink)
-    near = [ndi.binary_dilation(o, iterations=gap) for o in objects]
+    boxes = [_box(o) for o in objects]
     out = []
     for a, b in combinations(range(len(objects)), 2):
-        if not (near[a] & objects[b]).any():
+        (ra0, ca0, ra1, ca1), (rb0, cb0, rb1, cb1) = boxes[a], boxes[b]
+        if max(ra0 - rb1, rb0 - ra1, ca0 - cb1, cb0 - ca1) > gap:
             continue
-        both = objects[a] | objects[b]
-        out.append(((a, b), both | (fg & near[a] & near[b] & convex_hull_image(both))))
+        r0, c0 = max(min(ra0, rb0) - gap, 0), max(min(ca0, cb0) - gap, 0)
+        win = np.s_[r0 : min(max(ra1, rb1) + gap, ink.shape[0]), c0 : min(max(ca1, cb1) + gap, ink.shape[1])]
+        near_a = ndi.distance_transform_edt(~objects[a][win]) <= gap
+        if not (near_a & objects[b][win]).any():
+            continue
+        near_b = ndi.distance_transform_edt(~objects[b][win]) <= gap
+        both = objects[a][win] | objects[b][win]
+        mask = np.zeros(ink.shape, bool)
+        mask[win] = both | (fg[win] & near_a & near_b & convex_hull_image(both))
+        out.append(((a, b), mask))
     return out
+
+
+def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
 
 
 def pieces_rescue(
@@ -190,9 +205,18 @@ def pieces_rescue(
     # unexplained() keeps OUTLINE_GROWTH + 1 pixels free around every placed mask: on both sides of a crossing one
     gap = int(np.ceil(PIECES_GAP * chromosome_width(cuts))) + 2 * (OUTLINE_GROWTH + 1)
     pairs = joined_pairs(ink, objects, gap)
-    fits = sorted(
-        ((fit(ink, mask, cuts[j]), j, ab, mask) for j in lost for ab, mask in pairs), key=lambda f: -f[0]
-    )
+    parts: dict[
+        int, list
+    ] = {}  # the halves' templates, made once per cut-out and only when some pair's size fits
+
+    def fit_of(j: int, mask: np.ndarray) -> float:
+        if not _sizes_agree(mask, cuts[j]):
+            return 0.0
+        if j not in parts:
+            parts[j] = part_templates(cuts[j])
+        return fit(ink, mask, cuts[j], parts[j])
+
+    fits = sorted(((fit_of(j, mask), j, ab, mask) for j in lost for ab, mask in pairs), key=lambda f: -f[0])
     out, used = {}, set()
     for score, j, ab, mask in fits:
         if score >= MIN_PARTS and j not in out and not used & set(ab):

@@ -187,7 +187,7 @@ def _found(ink: np.ndarray, cuts: list[Cutout], placed: dict) -> tuple[dict[int,
         score = placed[j].score
         found[j] = (score, mask, "" if score >= REVIEW_SCORE else f"low karyogram match ({score:.2f})")
     for j, (score, mask, note) in rescued.items():
-        found[j] = (score, mask, note.format(score))
+        found[j] = (score, mask, note)
     return found, min_area
 
 

@@ -131,7 +131,7 @@ def research(ink: np.ndarray, cuts: list[Cutout], placed: dict[int, Placement], 
 def rescue(
     ink: np.ndarray, cuts: list[Cutout], placed: dict[int, Placement], objects: list[np.ndarray]
 ) -> dict[int, tuple[float, np.ndarray, str]]:
-    """{cut-out index: (score, mask, review note with a {} for the score)} of cut-outs given to unexplained objects
+    """{cut-out index: (score, mask, review note)} of cut-outs given to unexplained objects
     (or two nearby ones joined) by their halves; those that were placed weakly are removed from `placed`."""
     todo = movable(placed, len(cuts))
     if not todo or not objects:
@@ -150,11 +150,8 @@ def rescue(
         if cost[r, c] < 0:
             j = todo[r]
             placed.pop(j, None)
-            out[j] = (
-                float(score[r, c]),
-                objects[c],
-                "matched by its halves ({:.2f}): bent, or cut by the border",
-            )
+            fitted = float(score[r, c])
+            out[j] = (fitted, objects[c], f"matched by its halves ({fitted:.2f}): bent, or cut by the border")
             used.add(c)
     lost = [j for j in todo if j not in placed and j not in out]
     free = [o for c, o in enumerate(objects) if c not in used]
@@ -205,9 +202,8 @@ def pieces_rescue(
     # unexplained() keeps OUTLINE_GROWTH + 1 pixels free around every placed mask: on both sides of a crossing one
     gap = int(np.ceil(PIECES_GAP * chromosome_width(cuts))) + 2 * (OUTLINE_GROWTH + 1)
     pairs = joined_pairs(ink, objects, gap)
-    parts: dict[
-        int, list
-    ] = {}  # the halves' templates, made once per cut-out and only when some pair's size fits
+    # the halves' templates, made once per cut-out and only when some pair's size fits
+    parts: dict[int, list] = {}
 
     def fit_of(j: int, mask: np.ndarray) -> float:
         if not _sizes_agree(mask, cuts[j]):
@@ -220,6 +216,6 @@ def pieces_rescue(
     out, used = {}, set()
     for score, j, ab, mask in fits:
         if score >= MIN_PARTS and j not in out and not used & set(ab):
-            out[j] = (score, mask, "joined from two pieces ({:.2f}): broken at a pale band, or crossed")
+            out[j] = (score, mask, f"joined from two pieces ({score:.2f}): broken at a pale band, or crossed")
             used |= set(ab)
     return out

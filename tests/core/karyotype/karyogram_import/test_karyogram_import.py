@@ -9,6 +9,7 @@ import pytest
 import tifffile
 from PIL import Image
 from scipy import ndimage as ndi
+from skimage.morphology import convex_hull_image
 
 import karyogram_synth as synth
 from napari_karyo.cli import main
@@ -16,7 +17,12 @@ from napari_karyo.core.classes import IDS_BY_NAME, RELATIVE_LENGTH
 from napari_karyo.core.errors import KaryoError, KaryogramImportError
 from napari_karyo.core.jobs import run_to_end
 from napari_karyo.core.karyotype.karyogram_import.assign import MARGIN as OUTLINE_GROWTH
-from napari_karyo.core.karyotype.karyogram_import.assign import _fill_holes_in_box, assign, cut_masks
+from napari_karyo.core.karyotype.karyogram_import.assign import (
+    _fill_holes_in_box,
+    assign,
+    cut_masks,
+    spread_objects,
+)
 from napari_karyo.core.karyotype.karyogram_import.cutouts import (
     Cutout,
     _components,
@@ -47,6 +53,7 @@ from napari_karyo.core.karyotype.karyogram_import.rescue import (
     MIN_PARTS,
     _best_on,
     fit,
+    joined_pairs,
     part_templates,
     rescue,
 )
@@ -451,6 +458,33 @@ def test_chromosome_cut_in_two_by_one_lying_across_it_is_joined_and_shares_the_c
     assert not (mask & far).any()
     kept = cut_masks(ink, placed, fixed=[mask])[1]  # the one lying across keeps the crossing too
     assert (kept & across).sum() > 0.95 * across.sum()
+
+
+def test_pieces_joined_in_their_joint_box_as_on_the_whole_spread():
+    """Each pair is joined in its joint box (a spread with much debris has many objects): the same masks as
+    computed on the whole image, also for pairs at the image border."""
+    rng = np.random.default_rng(3)
+    ink = np.zeros((80, 110), np.float32)
+    objects = []
+    for r, c in rng.integers(0, (72, 100), size=(10, 2)):
+        m = np.zeros(ink.shape, bool)
+        m[r : r + rng.integers(4, 9), c : c + rng.integers(4, 11)] = True
+        if not any((m & o).any() for o in objects):
+            objects.append(m)
+    ink[ndi.binary_dilation(np.any(objects, axis=0), iterations=6)] = 0.5  # ink between them
+    gap = 15
+    fg = spread_objects(ink)
+    expected = {}
+    for a in range(len(objects)):
+        for b in range(a + 1, len(objects)):
+            near_a = ndi.distance_transform_edt(~objects[a]) <= gap
+            if (near_a & objects[b]).any():
+                both = objects[a] | objects[b]
+                near_b = ndi.distance_transform_edt(~objects[b]) <= gap
+                expected[a, b] = both | (fg & near_a & near_b & convex_hull_image(both))
+    got = dict(joined_pairs(ink, objects, gap))
+    assert got.keys() == expected.keys() and len(got) >= 3
+    assert all(np.array_equal(got[k], expected[k]) for k in got)
 
 
 def _labels(mask: np.ndarray):

@@ -167,8 +167,8 @@ def joined_pairs(
     ink: np.ndarray, objects: list[np.ndarray], gap: int
 ) -> list[tuple[tuple[int, int], np.ndarray]]:
     """((a, b), mask) of each two objects at most `gap` pixels apart, joined by the ink between them within their
-    convex hull (the crossing chromosome's pixels there belong to both). Each pair is worked on in its own window:
-    a spread with much debris has many objects."""
+    convex hull (the crossing chromosome's pixels there belong to both). Each pair is worked on in its joint box: a
+    spread with much debris has many objects."""
     fg = spread_objects(ink)
     boxes = [_box(o) for o in objects]
     out = []
@@ -176,8 +176,8 @@ def joined_pairs(
         (ra0, ca0, ra1, ca1), (rb0, cb0, rb1, cb1) = boxes[a], boxes[b]
         if max(ra0 - rb1, rb0 - ra1, ca0 - cb1, cb0 - ca1) > gap:
             continue
-        r0, c0 = max(min(ra0, rb0) - gap, 0), max(min(ca0, cb0) - gap, 0)
-        win = np.s_[r0 : min(max(ra1, rb1) + gap, ink.shape[0]), c0 : min(max(ca1, cb1) + gap, ink.shape[1])]
+        # both objects, their hull and so the ink between them lie in their joint box
+        win = np.s_[min(ra0, rb0) : max(ra1, rb1), min(ca0, cb0) : max(ca1, cb1)]
         near_a = ndi.distance_transform_edt(~objects[a][win]) <= gap
         if not (near_a & objects[b][win]).any():
             continue

@@ -155,11 +155,12 @@ def rescue(
             used.add(c)
     lost = [j for j in todo if j not in placed and j not in out]
     free = [o for c, o in enumerate(objects) if c not in used]
-    return out | (pieces_rescue(ink, cuts, lost, free) if lost and len(free) > 1 else {})
+    return out | (pieces_rescue(ink, cuts, lost, free, parts) if lost and len(free) > 1 else {})
 
 
-def chromosome_width(cuts: list[Cutout]) -> float:
-    """Median width of the cut-outs, in pixels."""
+def cutout_width(cuts: list[Cutout]) -> float:
+    """Median over the cut-outs of their widest point, in pixels (straight and upright, a cut-out's widest point is
+    its width; clusters.chromosome_width is the robust one for crossings and clusters)."""
     return 2 * float(np.median([ndi.distance_transform_edt(np.pad(c.mask, 1)).max() for c in cuts]))
 
 
@@ -195,15 +196,13 @@ def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def pieces_rescue(
-    ink: np.ndarray, cuts: list[Cutout], lost: list[int], objects: list[np.ndarray]
+    ink: np.ndarray, cuts: list[Cutout], lost: list[int], objects: list[np.ndarray], parts: dict[int, list]
 ) -> dict[int, tuple[float, np.ndarray, str]]:
     """{cut-out index: (score, mask, note)} of lost cut-outs given to two nearby objects joined, best fits first, each
-    object used once."""
+    object used once. `parts`: half templates already made, by cut-out (filled in here when a pair's size fits)."""
     # unexplained() keeps OUTLINE_GROWTH + 1 pixels free around every placed mask: on both sides of a crossing one
-    gap = int(np.ceil(PIECES_GAP * chromosome_width(cuts))) + 2 * (OUTLINE_GROWTH + 1)
+    gap = int(np.ceil(PIECES_GAP * cutout_width(cuts))) + 2 * (OUTLINE_GROWTH + 1)
     pairs = joined_pairs(ink, objects, gap)
-    # the halves' templates, made once per cut-out and only when some pair's size fits
-    parts: dict[int, list] = {}
 
     def fit_of(j: int, mask: np.ndarray) -> float:
         if not _sizes_agree(mask, cuts[j]):

@@ -210,3 +210,57 @@ def test_dock_edits_write_only_the_changed_objects_into_the_same_layers(analysed
     assert kg_image.data is karyogram_arrays[0] and kg_ids.data is karyogram_arrays[1]
     kg_ids.opacity = 0.5  # the class tint, asked for: the ids get their colours now
     assert np.allclose(kg_ids.colormap.map(5), labels.colormap.map(5))
+
+
+def test_the_class_colormap_keeps_its_number_of_colours_whatever_the_classes():
+    """napari writes a Labels colormap's number of colours into the shader's code: with every class colour
+    always in it, a relabel that changes which colours are used gives the same code (no compile)."""
+    from napari_karyo._napari.karyotype.layers import label_colormap
+    from napari_karyo.core import classes
+
+    few, many = label_colormap([1, 2], [1, 1]), label_colormap([1, 2, 3, 4], [5, 7, 0, 24])
+    assert len(few.colors) == len(many.colors)
+    assert np.allclose(
+        many.map(np.array([2, 3, 4])), [classes.colour(7), classes.colour(0), classes.colour(24)]
+    )
+    assert np.allclose(
+        few.map(np.array([0, 9])), [(0, 0, 0, 0), classes.colour(0)]
+    )  # background; painted later
+
+
+@pytest.mark.gui
+def test_edits_are_drawn_without_compiling_shaders_again(analysed, monkeypatch):
+    """Relabel, delete, undo and redo, each drawn: no shader program is compiled again (each compile costs 4-6 ms
+    under software OpenGL), and the outlines are drawn in their new class colour."""
+    from vispy.visuals.shaders.program import ModularProgram
+
+    viewer, widget, _ = analysed
+    editor = widget.editor
+    viewer.screenshot(canvas_only=True)  # the first draw compiles everything
+    compiled = []
+    build = ModularProgram._build
+    monkeypatch.setattr(ModularProgram, "_build", lambda self: compiled.append(self) or build(self))
+
+    only_outlines = {layer.name: layer.visible for layer in viewer.layers}
+    editor.labels.selected_label = 2
+    editor.type_key("9")
+    drawn = viewer.screenshot(canvas_only=True)
+    editor.picked = [4]
+    editor.delete()
+    viewer.screenshot(canvas_only=True)
+    for step in (editor.undo, editor.redo, editor.undo):
+        step()
+        viewer.screenshot(canvas_only=True)
+    assert compiled == []
+    assert editor.session.result.chromosomes[1].class_id == 9 and drawn.any()
+
+    # the relabelled object's outline, alone on the canvas, is drawn in the class colour of 9
+    for layer in viewer.layers:
+        layer.visible = False
+    editor.shapes.visible = True  # after the chromosomes' layer: the outlines follow it
+    editor.shapes.opacity = 1.0
+    pixels = viewer.screenshot(canvas_only=True)[..., :3].reshape(-1, 3).astype(float)
+    nine = np.asarray(editor.shapes.edge_color[1][:3]) * 255  # its outline's colour: a 9's, or its shade
+    assert (np.abs(pixels - nine).max(axis=1) < 12).sum() > 20
+    for name, visible in only_outlines.items():
+        viewer.layers[name].visible = visible

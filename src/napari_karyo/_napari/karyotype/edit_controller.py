@@ -25,6 +25,7 @@ import numpy as np
 from napari_karyo._napari.karyotype.canvas_gestures import label_at
 from napari_karyo._napari.karyotype.layer_updates import (
     extent_checks_deferred,
+    keep_shaders,
     set_changed,
     update_paths,
     write_labels,
@@ -65,6 +66,8 @@ class EditController:
         )  # fmt: skip
         self._cut.metadata["karyo_tool"] = "cut"
         shapes.editable = False  # outlines follow the chromosome layer; moving one by hand would desync them
+        for layer in (labels, shapes):  # an edit changes their data and colours, not their code
+            keep_shaders(viewer, layer)
         viewer.layers.selection.active = labels
         view.on_centromere = lambda label_id, rc, index: self.act(
             self.session.move_centromere, label_id, *rc, index

@@ -21,6 +21,7 @@ import numpy as np
 from napari_karyo._napari.karyotype.canvas_gestures import label_at
 from napari_karyo._napari.karyotype.layer_updates import (
     extent_checks_deferred,
+    keep_shaders,
     same_value,
     write_image,
     write_labels,
@@ -114,6 +115,8 @@ class KaryogramView:
                 applied[name] = value
             return layer
         layer = getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        if kind in ("shapes", "labels"):
+            keep_shaders(self.viewer, layer)
         self._layers[key] = layer
         self._applied[key] = dict(kwargs)
         return layer

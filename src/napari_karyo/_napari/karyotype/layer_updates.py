@@ -9,7 +9,8 @@ whole: 10-30 ms a layer on the 2-core CPU, and an edit touched five of them. An 
 - Image and Points data: rewritten in place while the size is kept (no dims update);
 - other properties are set only when their value changed (`set_changed`);
 - napari's check of every layer's extent, which follows each data event of any layer, runs once per edit
-  (`extent_checks_deferred`).
+  (`extent_checks_deferred`);
+- Shapes and Labels layers keep their shader programs when only data or colours change (`keep_shaders`).
 No Qt here.
 """
 
@@ -46,6 +47,50 @@ def extent_checks_deferred(viewer):
         for emitter in emitters:
             emitter.unblock(check)
         check()
+
+
+def keep_shaders(viewer, layer) -> None:
+    """Stop the canvas compiling a layer's shaders again when only its data or colours changed.
+
+    vispy gives a mesh's shader a new (identical) pass-through colour function on every data change (vispy issue
+    #2568), and napari gives a Labels layer's shader a new colour function, with the same code, for every new
+    colormap; each new function means compiling and linking the program again. Under software OpenGL (Mesa's
+    llvmpipe: a remote desktop, a machine without a GPU) that cost 4-6 ms a program, and an edit rebuilt five or
+    six: a third of its drawing. Here a Shapes layer's meshes keep their first function, and a Labels layer keeps
+    its function while the colormap's code is the same (the colours themselves are a texture). The canvas's visuals
+    are private to napari and vispy: where a version lacks them, nothing changes.
+    """
+    canvas = getattr(getattr(getattr(viewer, "window", None), "_qt_viewer", None), "canvas", None)
+    node = getattr(getattr(canvas, "layer_to_visual", {}).get(layer), "node", None)
+    visuals = getattr(node, "_subvisuals", None) or ([node] if hasattr(node, "cmap") else [])
+    for visual in visuals:
+        build = getattr(visual, "_build_color_transform", None)
+        if build is not None and not getattr(build, "kept", False):
+            visual._build_color_transform = _kept(visual, build)
+
+
+def _kept(visual, build):
+    kept: dict = {}
+    if hasattr(visual, "cmap") and not hasattr(visual, "mesh_data"):  # an image's (Labels'): no arguments
+
+        def colour_transform():
+            code = getattr(visual.cmap, "glsl_map", None)
+            if code not in kept:
+                kept.clear()
+                kept[code] = build()
+            return kept[code]
+
+    else:  # a mesh's: from the colours given
+
+        def colour_transform(colors):
+            if colors.ndim == 2 and colors.shape[1] == 1:  # values through a colormap: it holds their limits
+                return build(colors)
+            if "rgba" not in kept:
+                kept["rgba"] = build(colors)
+            return kept["rgba"]
+
+    colour_transform.kept = True
+    return colour_transform
 
 
 def write_labels(layer, data: np.ndarray, refresh: bool = True) -> bool:

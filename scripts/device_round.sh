@@ -2,10 +2,11 @@
 # One call on a GPU machine (the device tool): the GPU figures of the shipped models, a GPU training round and its
 # figures; what it writes under $OUT comes back (at most 8 files of 16 MiB: the model in two parts). Prepare gpu/
 # with scripts/device_payload.py and carry gpu, runs/gband-trainset and, where the machine lacks them, wheels (.whl).
-# Usage: [SHIPPED=0] bash scripts/device_round.sh [DEVICE [MINUTES [LIMIT]]]
+# Usage: [SHIPPED=0] [PASTE=0.5] bash scripts/device_round.sh [DEVICE [MINUTES [LIMIT]]]
 # SHIPPED=0 skips the shipped models' GPU figures (about 2.5 minutes, measured in the first round) to train longer:
-# with a 600 s call, MINUTES 7 leaves time for the new model's figures.
-DEV=${1:-cuda}; MIN=${2:-5}; LIMIT=${3:-}; SHIPPED=${SHIPPED:-1}
+# with a 600 s call, MINUTES 7 leaves time for the new model's figures. PASTE: share of real crops given pasted
+# copies of their own chromosomes (copy-paste augmentation; 0.5 beat its matched control on CPU, BENCHMARKS.md).
+DEV=${1:-cuda}; MIN=${2:-5}; LIMIT=${3:-}; SHIPPED=${SHIPPED:-1}; PASTE=${PASTE:-0.5}
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpuout}; mkdir -p $OUT
 ROOT=$PWD
@@ -26,7 +27,7 @@ if [ "$SHIPPED" != 0 ]; then
 fi
 cd $ROOT
 echo "== training"; date -u
-timeout $(awk "BEGIN{print int($MIN*60+100)}") python3 -m napari_karyo.cli train --config configs/maskrcnn-gband-gpu.yaml --data gpu/data --device $DEV --max-minutes $MIN --out runs/gpu1 2>&1 | tail -15
+timeout $(awk "BEGIN{print int($MIN*60+100)}") python3 -m napari_karyo.cli train --config configs/maskrcnn-gband-gpu.yaml --data gpu/data --device $DEV --max-minutes $MIN --paste $PASTE --out runs/gpu1 2>&1 | tail -15
 date -u
 cp runs/gpu1/log.jsonl $OUT/train_log.jsonl 2>/dev/null
 if [ -f runs/gpu1/model.safetensors ]; then

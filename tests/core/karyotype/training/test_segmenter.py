@@ -217,3 +217,55 @@ def test_validate_every_reports_figures_on_the_val_split(tmp_path):
     no_corrections = TrainConfig.load(None, steps=1, validate_every=1, out=str(tmp_path / "r2"), **TINY)
     with pytest.raises(KaryoError, match="corrections"):
         _run(train_steps(no_corrections))
+
+
+def test_copy_paste_lays_whole_chromosomes_across_others_with_their_own_masks():
+    from scipy import ndimage as ndi
+
+    from napari_karyo.core.karyotype.training.copy_paste import MAX_HIDDEN, paste_chromosomes
+    from napari_karyo.core.karyotype.training.segmenter_data import Annotated, SampleStream
+    from napari_karyo.core.results import Chromosome
+
+    image = np.zeros((128, 128), np.float32)
+    masks, classes = [], []
+    for k, (r, c) in enumerate([(20, 20), (60, 30), (90, 60), (30, 80)]):
+        m = np.zeros_like(image, dtype=bool)
+        m[r : r + 8, c : c + 36] = True
+        image[m] = 0.6
+        masks.append(m)
+        classes.append(k + 1)
+    edge = np.zeros_like(masks[0])
+    edge[0:8, 100:128] = True  # cut by the crop: never copied
+    image[edge] = 0.6
+    masks.append(edge)
+    classes.append(9)
+
+    rng = np.random.default_rng(3)
+    out, new_masks, new_classes = paste_chromosomes(image, masks, classes, rng, count=3)
+    pasted = new_masks[len(masks) :]
+    assert pasted and len(new_classes) == len(new_masks)
+    assert set(new_classes[len(masks) :]) <= {1, 2, 3, 4}  # copies of whole ones, with their classes
+    for p in pasted:
+        assert abs(int(p.sum()) - 8 * 36) < 0.25 * 8 * 36  # the same chromosome, turned
+        hidden = [np.logical_and(p, m).sum() for m in masks]
+        assert max(hidden) > 0  # across or against another one
+        assert all(h <= MAX_HIDDEN * min(p.sum(), m.sum()) for h, m in zip(hidden, masks, strict=True))
+    assert np.array_equal(new_masks[: len(masks)], masks)  # the others keep every pixel, crossings shared
+    assert (out >= image - 1e-6).all() and out.max() <= 1.0  # ink only added, never beyond white
+    crossing = pasted[0] & np.any(masks, axis=0)
+    assert (out[crossing] > 0.6 + 1e-3).all()  # stain on stain is darker (brighter, bright on dark)
+    away = ~ndi.binary_dilation(np.any(pasted, axis=0), iterations=3)
+    assert np.array_equal(out[away], image[away])  # nothing else drawn
+
+    alone = [masks[0]]
+    same, kept, _ = paste_chromosomes(image, alone, [1], rng, count=2)  # nothing to cross: unchanged
+    assert len(kept) == 1 and np.array_equal(same, image)
+
+    # the stream pastes into real crops only when asked
+    item = Annotated(
+        image, [Chromosome.from_full_mask(m, class_id=c) for m, c in zip(masks, classes, strict=True)]
+    )
+    plain = SampleStream([item], None, 128, 0.0, scale_jitter=(1.0, 1.0))
+    pasting = SampleStream([item], None, 128, 0.0, scale_jitter=(1.0, 1.0), paste=1.0)
+    assert len(plain.sample(np.random.default_rng(0))[1]["masks"]) == len(masks)
+    assert len(pasting.sample(np.random.default_rng(0))[1]["masks"]) > len(masks)

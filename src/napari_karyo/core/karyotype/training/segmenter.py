@@ -50,6 +50,10 @@ class TrainConfig(Settings):
     sources: list[str] = setting(default_factory=lambda: ["bioimlab", "mfish", "synth"], choices=SOURCES)
     synth_fraction: float = setting(0.3, help="share of samples that are synthetic spreads")
     synth_per_source: int = setting(2000, help="crops per source in the synthetic crop bank")
+    paste: float = setting(
+        0.0,
+        help="share of real crops given copies of their own chromosomes pasted across others (copy_paste.py)",
+    )
     crop: int = 384
     batch: int = 2
     steps: int = 3000
@@ -139,7 +143,9 @@ def _data(cfg: TrainConfig):
     if cfg.corrections_share is not None and real and corrections:
         share = float(np.clip(cfg.corrections_share, 0.0, 1.0))
         weights = [(1 - share) / len(real)] * len(real) + [share / len(corrections)] * len(corrections)
-    return SampleStream(items, bank, cfg.crop, cfg.synth_fraction, real_weights=weights), used
+    return SampleStream(
+        items, bank, cfg.crop, cfg.synth_fraction, real_weights=weights, paste=cfg.paste
+    ), used
 
 
 def _val_data(cfg: TrainConfig) -> list:

@@ -1,7 +1,8 @@
 """Training samples for the Mask R-CNN: random crops of real annotated spreads and synthetic spreads.
 
 Every sample is (image float32 [0,1] bright-on-dark, boxes, masks) at the model's native scale, augmented with
-scale jitter, the 8 flips/90° rotations and intensity jitter. Masks may overlap (crossing chromosomes).
+scale jitter, the 8 flips/90° rotations and intensity jitter, and optionally copies of their own chromosomes pasted
+across others (copy_paste.py). Masks may overlap (crossing chromosomes).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 
 from napari_karyo.core.errors import KaryoError
 from napari_karyo.core.karyotype.infer.preprocess import normalise_intensity, scale_factor
+from napari_karyo.core.karyotype.training.copy_paste import paste_chromosomes
 from napari_karyo.core.karyotype.training.datasets import Spread
 from napari_karyo.core.karyotype.training.synth import synthesize
 from napari_karyo.core.results import Chromosome
@@ -112,7 +114,8 @@ def to_target(image: np.ndarray, masks: list[np.ndarray], labels: list[int] | No
 
 
 class SampleStream:
-    """Endless stream of training samples: real crops and, with probability `synth_fraction`, synthetic spreads."""
+    """Endless stream of training samples: real crops and, with probability `synth_fraction`, synthetic spreads.
+    With probability `paste`, a real crop gets one to three of its chromosomes pasted again across others."""
 
     def __init__(
         self,
@@ -123,12 +126,14 @@ class SampleStream:
         scale_jitter=(0.8, 1.25),
         with_classes: bool = False,
         real_weights: np.ndarray | None = None,
+        paste: float = 0.0,
     ):
         if not real and (bank is None or synth_fraction <= 0):
             raise ValueError("no training data: give real spreads or a synthetic crop bank")
         self.real, self.bank, self.crop, self.with_classes = real, bank, crop, with_classes
         self.synth_fraction = synth_fraction if real else 1.0
         self.scale_jitter = scale_jitter
+        self.paste = paste
         self.real_p = None if real_weights is None else np.asarray(real_weights, float) / np.sum(real_weights)
 
     def sample(self, rng: np.random.Generator):
@@ -147,6 +152,10 @@ class SampleStream:
             item = self.real[pick]
             scale = item.scale * float(np.exp(rng.uniform(*np.log(self.scale_jitter))))
             image, masks, class_ids = random_crop(item, rng, self.crop, scale)
+            if self.paste and rng.random() < self.paste:
+                image, masks, class_ids = paste_chromosomes(
+                    image, masks, class_ids, rng, int(rng.integers(1, 4))
+                )
         image, masks = augment(image, masks, rng)
         return to_target(image, masks, class_ids if self.with_classes else None)
 

@@ -5,7 +5,7 @@
 # Usage: [SHIPPED=0] [PASTE=0.5] bash scripts/device_round.sh [DEVICE [MINUTES [LIMIT]]]
 # SHIPPED=0 skips the shipped models' GPU figures (about 2.5 minutes, measured in the first round) to train longer:
 # with a 600 s call, MINUTES 7 leaves time for the new model's figures. PASTE: share of real crops given pasted
-# copies of their own chromosomes (copy-paste augmentation; 0.5 beat its matched control on CPU, BENCHMARKS.md).
+# copies of their own chromosomes (copy-paste augmentation: more found than its matched CPU control, BENCHMARKS.md).
 DEV=${1:-cuda}; MIN=${2:-5}; LIMIT=${3:-}; SHIPPED=${SHIPPED:-1}; PASTE=${PASTE:-0.5}
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpuout}; mkdir -p $OUT

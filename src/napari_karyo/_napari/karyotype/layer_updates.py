@@ -60,34 +60,45 @@ def keep_shaders(viewer, layer) -> None:
     its function while the colormap's code is the same (the colours themselves are a texture). The canvas's visuals
     are private to napari and vispy: where a version lacks them, nothing changes.
     """
+    from vispy.visuals import ImageVisual, MeshVisual
+
     canvas = getattr(getattr(getattr(viewer, "window", None), "_qt_viewer", None), "canvas", None)
     node = getattr(getattr(canvas, "layer_to_visual", {}).get(layer), "node", None)
-    visuals = getattr(node, "_subvisuals", None) or ([node] if hasattr(node, "cmap") else [])
-    for visual in visuals:
+    for visual in getattr(node, "_subvisuals", None) or [node]:
         build = getattr(visual, "_build_color_transform", None)
-        if build is not None and not getattr(build, "kept", False):
-            visual._build_color_transform = _kept(visual, build)
+        if build is None or getattr(build, "kept", False):
+            continue
+        if isinstance(visual, MeshVisual):
+            visual._build_color_transform = _kept_for_mesh(build)
+        elif isinstance(visual, ImageVisual):  # a Labels layer's
+            visual._build_color_transform = _kept_for_image(visual, build)
 
 
-def _kept(visual, build):
+def _kept_for_mesh(build):
+    kept = []
+
+    def colour_transform(colors):
+        if (
+            colors.ndim == 2 and colors.shape[1] == 1
+        ):  # values through a colormap: the function holds its limits
+            return build(colors)
+        if not kept:
+            kept.append(build(colors))
+        return kept[0]
+
+    colour_transform.kept = True
+    return colour_transform
+
+
+def _kept_for_image(visual, build):
     kept: dict = {}
-    if hasattr(visual, "cmap") and not hasattr(visual, "mesh_data"):  # an image's (Labels'): no arguments
 
-        def colour_transform():
-            code = getattr(visual.cmap, "glsl_map", None)
-            if code not in kept:
-                kept.clear()
-                kept[code] = build()
-            return kept[code]
-
-    else:  # a mesh's: from the colours given
-
-        def colour_transform(colors):
-            if colors.ndim == 2 and colors.shape[1] == 1:  # values through a colormap: it holds their limits
-                return build(colors)
-            if "rgba" not in kept:
-                kept["rgba"] = build(colors)
-            return kept["rgba"]
+    def colour_transform():
+        code = getattr(visual.cmap, "glsl_map", None)
+        if code not in kept:
+            kept.clear()
+            kept[code] = build()
+        return kept[code]
 
     colour_transform.kept = True
     return colour_transform

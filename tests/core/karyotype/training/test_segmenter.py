@@ -269,3 +269,12 @@ def test_copy_paste_lays_whole_chromosomes_across_others_with_their_own_masks():
     pasting = SampleStream([item], None, 128, 0.0, scale_jitter=(1.0, 1.0), paste=1.0)
     assert len(plain.sample(np.random.default_rng(0))[1]["masks"]) == len(masks)
     assert len(pasting.sample(np.random.default_rng(0))[1]["masks"]) > len(masks)
+
+
+def test_a_paste_share_outside_0_1_is_refused_before_anything_is_written(tmp_path):
+    from napari_karyo.core.errors import KaryoError
+
+    cfg = TrainConfig.load(None, sources=["procedural"], paste=1.5, out=str(tmp_path / "run"))
+    with pytest.raises(KaryoError, match="--paste 1.5"):
+        next(train_steps(cfg))
+    assert not (tmp_path / "run").exists()

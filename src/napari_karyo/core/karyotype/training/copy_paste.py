@@ -41,9 +41,8 @@ def paste_chromosomes(image, masks, class_ids, rng: np.random.Generator, count: 
     them. Crops with fewer than two whole chromosomes are returned unchanged."""
     image = image.copy()
     masks, class_ids = list(masks), list(class_ids)
-    inner = np.zeros(image.shape, bool)
-    inner[1:-1, 1:-1] = True
-    donors = [k for k, m in enumerate(masks) if m.sum() >= MIN_DONOR and not (m & ~inner).any()]
+    whole = [not (m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any()) for m in masks]
+    donors = [k for k, m in enumerate(masks) if whole[k] and m.sum() >= MIN_DONOR]
     if len(donors) < 2:
         return image, masks, class_ids
     h, w = image.shape

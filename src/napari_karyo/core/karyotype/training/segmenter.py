@@ -112,7 +112,10 @@ def finetune_config(corrections: str | Path, init: str | None = None, **override
 
 
 def _data(cfg: TrainConfig):
-
+    if not 0.0 <= cfg.paste <= 1.0:
+        raise KaryoError(
+            f"--paste {cfg.paste}: it is the share of real crops given pasted copies, from 0 to 1"
+        )
     real = []
     if "bioimlab" in cfg.sources:
         real += datasets.load_bioimlab(cfg.data, "train")
@@ -306,6 +309,10 @@ def train_steps(
     first step, every N steps and at the end: a `Validated` report ('validate', step, steps) carries the figures
     ({"step", "images", "found_share", "false_positives_per_image", "mean_iou", ...}), also written to log.jsonl as
     {"step", "s", "validation"}; the last ones go into the model card's metrics."""
+    if not 0.0 <= cfg.paste <= 1.0:  # before the run folder is made
+        raise KaryoError(
+            f"--paste {cfg.paste}: it is the share of real crops given pasted copies, from 0 to 1"
+        )
     run = start_run(cfg.out, cfg.seed, cfg.device, cfg.threads, cfg.max_minutes)
     if run.main:
         write_json(run.out / "config.json", asdict(cfg))

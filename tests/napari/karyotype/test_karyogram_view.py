@@ -250,7 +250,7 @@ def test_a_slightly_wider_karyogram_keeps_the_number_places(analysed, monkeypatc
 
     from napari_karyo._napari.karyotype.karyogram_view import GAP, KARYOGRAM_HEADROOM
     from napari_karyo._napari.karyotype.layers import whole_cell_spacing
-    from napari_karyo.core.karyotype.report.class_labels import _cached_candidates
+    from napari_karyo.core.karyotype.report.class_labels import _beside_object, _on_object
 
     viewer, _, view = analysed
     view._on_canvas_resized()
@@ -260,10 +260,11 @@ def test_a_slightly_wider_karyogram_keeps_the_number_places(analysed, monkeypatc
     wider = int((KARYOGRAM_HEADROOM - 1) * kw)  # the most an edit may widen it and keep the spacing
     assert kept >= whole_cell_spacing(viewer.canvas.size, (max(h, kh), w + GAP + kw + wider))
     places = np.asarray(viewer.layers[f"{IMAGE} class numbers"].data).copy()
-    misses = _cached_candidates.cache_info().misses
+    misses = _on_object.cache_info().misses + _beside_object.cache_info().misses
     monkeypatch.setitem(view._layers, "image", SimpleNamespace(data=np.zeros((kh, kw + wider))))
     view._put_numbers()
-    assert view._spacing == kept and _cached_candidates.cache_info().misses == misses
+    assert view._spacing == kept
+    assert _on_object.cache_info().misses + _beside_object.cache_info().misses == misses
     assert np.array_equal(viewer.layers[f"{IMAGE} class numbers"].data, places)
     monkeypatch.setitem(view._layers, "image", SimpleNamespace(data=np.zeros((kh, 2 * kw))))
     view._put_numbers()

@@ -158,12 +158,12 @@ def test_same_value_compares_arrays_tables_and_dicts():
 @pytest.mark.gui
 def test_dock_edits_write_only_the_changed_objects_into_the_same_layers(analysed, monkeypatch):
     """Relabel, delete, undo and redo through the dock's editor: the layers show what a rebuild from the
-    session's result would, their arrays are kept, only changed pixels and outlines are written, and napari
-    checks the layers' extent once per edit."""
+    session's result would, their arrays are kept, only changed pixels and outlines are written, napari
+    checks the layers' extent once per edit, and the layer list is not told of new metadata (its rows redraw)."""
     from napari.components import ViewerModel
     from widget_helpers import IMAGE
 
-    from napari_karyo._napari.karyotype.layers import result_to_layer_data
+    from napari_karyo._napari.karyotype.layers import RESULT_KEY, result_to_layer_data
 
     viewer, widget, view = analysed
     editor = widget.editor
@@ -172,6 +172,8 @@ def test_dock_edits_write_only_the_changed_objects_into_the_same_layers(analysed
     shown = labels.data
     labels_replaced, shape_actions, painted = _data_events(labels), _data_events(shapes), []
     labels.events.paint.connect(lambda e: painted.append(sum(len(atom[0][0]) for atom in e.value)))
+    metadata_events = []
+    labels.events.metadata.connect(metadata_events.append)
     checks = []
     check = ViewerModel._on_layers_change
     monkeypatch.setattr(ViewerModel, "_on_layers_change", lambda self: checks.append(1) or check(self))
@@ -206,6 +208,10 @@ def test_dock_edits_write_only_the_changed_objects_into_the_same_layers(analysed
         same_as_rebuild()
     # the selection, relabel, the pick (its outline), delete (outlines, points, karyogram, selection), undo ×2, redo
     assert checks == [1] * 7
+    assert (
+        metadata_events == []
+        and labels.metadata[RESULT_KEY]["corrections"] == editor.session.result.corrections
+    )
     # the karyogram canvas only grows: going back and forth rewrites its pixels in the same arrays
     assert kg_image.data is karyogram_arrays[0] and kg_ids.data is karyogram_arrays[1]
     kg_ids.opacity = 0.5  # the class tint, asked for: the ids get their colours now
@@ -264,3 +270,24 @@ def test_edits_are_drawn_without_compiling_shaders_again(analysed, monkeypatch):
     assert (np.abs(pixels - nine).max(axis=1) < 12).sum() > 20
     for name, visible in only_outlines.items():
         viewer.layers[name].visible = visible
+
+
+def test_the_glyphs_an_edit_may_show_are_drawn_before_the_first_edit(analysed, monkeypatch):
+    """A chromosome made unnamed shows "?" on the spread and an "unplaced" row in the karyogram: their glyphs
+    were drawn when the result was shown, so the edit draws none (~5 ms each on the CPU)."""
+    from napari._vispy.utils.qt_font import QtTextureFont
+
+    viewer, widget, view = analysed
+    editor = widget.editor
+    viewer.screenshot(canvas_only=True)
+    loaded = []
+    load = QtTextureFont._load_char
+    monkeypatch.setattr(
+        QtTextureFont, "_load_char", lambda self, char: loaded.append(char) or load(self, char)
+    )
+    editor.labels.selected_label = 2
+    editor.type_key("0")
+    viewer.screenshot(canvas_only=True)
+    names = viewer.layers[f"{view.base} karyogram names"].features["text"]
+    assert "unplaced" in list(names) and editor.session.result.chromosomes[1].class_id == 0
+    assert loaded == []

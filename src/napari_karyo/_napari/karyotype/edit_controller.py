@@ -260,7 +260,9 @@ class EditController:
         labels, shapes = self.labels, self.shapes
         self._rendering = True
         try:
-            labels.metadata = {**labels.metadata, **lkw["metadata"]}
+            # in place: the setter's event makes the layer list redraw its rows (up to ~35 ms), and nothing
+            # listens for it
+            labels.metadata.update(lkw["metadata"])
             colours = tuple(zip(lkw["features"]["index"], lkw["features"]["class_id"], strict=True))
             recolour = colours != self._colours
             write_labels(labels, data, refresh=not recolour)  # a new colormap redraws the whole layer anyway

@@ -23,6 +23,7 @@ from napari_karyo._napari.karyotype.layer_updates import (
     extent_checks_deferred,
     keep_shaders,
     same_value,
+    warm_glyphs,
     write_image,
     write_labels,
     write_points,
@@ -37,13 +38,20 @@ from napari_karyo._napari.karyotype.layers import (
 )
 from napari_karyo.core import classes
 from napari_karyo.core.karyotype.infer.measure import Measurement, set_centromere
-from napari_karyo.core.karyotype.report.karyogram import Karyogram, build_karyogram, median_background
+from napari_karyo.core.karyotype.report.karyogram import (
+    UNPLACED,
+    Karyogram,
+    build_karyogram,
+    median_background,
+)
 from napari_karyo.core.results import SpreadResult
 
 GAP = 40  # world pixels between the spread and the karyogram
 # the class numbers are spaced for a karyogram this much wider than shown: edits (a relabel moves a chromosome to a
 # longer row) rarely widen it past that, so the spacing, and the number places cached for it, are kept
 KARYOGRAM_HEADROOM = 1.15
+# every character the class numbers and karyogram names may show (class names, groups, the unnamed "?")
+GLYPHS = "".join(classes.NAMES.values()) + "ABCDEFG?" + UNPLACED
 
 
 class KaryogramView:
@@ -117,6 +125,8 @@ class KaryogramView:
         layer = getattr(self.viewer, f"add_{kind}")(data, **kwargs)
         if kind in ("shapes", "labels"):
             keep_shaders(self.viewer, layer)
+        if "text" in kwargs:
+            warm_glyphs(self.viewer, layer, GLYPHS)
         self._layers[key] = layer
         self._applied[key] = dict(kwargs)
         return layer

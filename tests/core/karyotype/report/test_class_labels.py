@@ -46,3 +46,19 @@ def test_instances_of_a_class_are_numbered_left_to_right_and_shaded_apart():
     assert light[0][:3].sum() < light[1][:3].sum()  # darker on a light image
     dark = instance_colours(result, dark_image=True)
     assert dark[0][:3].sum() > dark[1][:3].sum()  # lighter on a dark one
+
+
+def test_an_edit_replans_only_the_objects_it_changed():
+    """The places on an object are cached on its own pixels, and places beside it are only worked out when the
+    object has no free place: moving one chromosome works out one new list, not the whole cell's."""
+    from napari_karyo.core.karyotype.report.class_labels import _beside_object, _on_object
+
+    result = _bars((10, 50, 10, 16), (10, 50, 30, 36), (10, 50, 60, 66))
+    label_places(result, spacing=10)
+    on, beside = _on_object.cache_info().misses, _beside_object.cache_info().misses
+    moved = _bars((10, 50, 10, 16), (12, 52, 30, 36), (10, 50, 60, 66))
+    places = label_places(moved, spacing=10)
+    assert _on_object.cache_info().misses == on + 1
+    assert _beside_object.cache_info().misses == beside
+    labels = moved.label_image()
+    assert [labels[int(r), int(c)] for r, c in places] == [1, 2, 3]

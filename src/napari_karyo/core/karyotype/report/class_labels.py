@@ -11,48 +11,72 @@ No Qt here; the docks and the report draw with these.
 from __future__ import annotations
 
 from functools import lru_cache
+from itertools import chain
 
 import numpy as np
 
 from napari_karyo.core import classes
 from napari_karyo.core.results import SpreadResult
 
-MAX_CANDIDATES = 300  # per object: enough choice for a dense cluster, cheap enough for every edit
+MAX_CANDIDATES = (
+    300  # per object and kind (on it, beside it): enough choice for a dense cluster, cheap per edit
+)
 
 
-def _candidates(labels: np.ndarray, label_id: int, bbox, reach: float) -> np.ndarray:
-    """(row, col) places for an object's number, best first: its own visible pixels, near the centroid and well
-    inside; then background pixels within `reach` of it, nearest first (a crowded cluster at whole-cell zoom).
-    Cached on what the object's neighbourhood looks like: an edit re-plans only the objects it touched."""
-    pad = int(np.ceil(reach))
-    r0, c0 = max(bbox[0] - pad, 0), max(bbox[1] - pad, 0)
-    r1, c1 = min(bbox[2] + pad, labels.shape[0]), min(bbox[3] + pad, labels.shape[1])
-    crop = labels[r0:r1, c0:c1]
-    own, free = crop == label_id, crop == 0
-    if not own.any():  # wholly under another object: its box centre is all there is
-        return np.array([[(bbox[0] + bbox[2] - 1) / 2, (bbox[1] + bbox[3] - 1) / 2]])
-    packed = (np.packbits(own).tobytes(), np.packbits(free).tobytes())
-    return _cached_candidates(*packed, own.shape, (r0, c0), float(reach))
+def _bits(mask: np.ndarray) -> bytes:
+    return np.packbits(mask).tobytes()
 
 
-@lru_cache(maxsize=4096)
-def _cached_candidates(own_bits: bytes, free_bits: bytes, shape, origin, reach: float) -> np.ndarray:
-    from scipy import ndimage as ndi
+def _unbits(bits: bytes, shape) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(bits, np.uint8), count=shape[0] * shape[1]).reshape(shape).astype(bool)
 
-    size = shape[0] * shape[1]
-    own = np.unpackbits(np.frombuffer(own_bits, np.uint8), count=size).reshape(shape).astype(bool)
-    free = np.unpackbits(np.frombuffer(free_bits, np.uint8), count=size).reshape(shape).astype(bool)
-    depth = ndi.distance_transform_edt(np.pad(own, 1))[1:-1, 1:-1]
-    rr, cc = np.nonzero(own)
-    cost = np.hypot(rr - rr.mean(), cc - cc.mean()) - 1.5 * depth[rr, cc]  # the centre, not on a thin edge
-    away = ndi.distance_transform_edt(~own)
-    br, bc = np.nonzero(free & (away <= reach))
-    inside, beside = np.argsort(cost, kind="stable"), np.argsort(away[br, bc], kind="stable")
-    rows, cols = np.concatenate([rr[inside], br[beside]]), np.concatenate([cc[inside], bc[beside]])
+
+def _thinned(rows: np.ndarray, cols: np.ndarray, origin) -> np.ndarray:
     step = max(1, len(rows) // MAX_CANDIDATES)
     out = np.stack([rows[::step] + origin[0], cols[::step] + origin[1]], axis=1).astype(float)
     out.flags.writeable = False  # shared by the cache
     return out
+
+
+@lru_cache(maxsize=4096)
+def _on_object(own_bits: bytes, shape, origin) -> np.ndarray:
+    """(row, col) places on the object's visible pixels, best first: near its centroid and well inside. Cached
+    on the object's own pixels: an edit re-plans only the objects whose visible pixels it changed."""
+    from scipy import ndimage as ndi
+
+    own = _unbits(own_bits, shape)
+    depth = ndi.distance_transform_edt(np.pad(own, 1))[1:-1, 1:-1]
+    rr, cc = np.nonzero(own)
+    cost = np.hypot(rr - rr.mean(), cc - cc.mean()) - 1.5 * depth[rr, cc]  # the centre, not on a thin edge
+    order = np.argsort(cost, kind="stable")
+    return _thinned(rr[order], cc[order], origin)
+
+
+@lru_cache(maxsize=4096)
+def _beside_object(own_bits: bytes, free_bits: bytes, shape, origin, reach: float) -> np.ndarray:
+    """(row, col) background places within `reach` of the object, nearest first (a crowded cluster at whole-cell
+    zoom). Also depends on the neighbours, so it is only worked out when no place on the object is free."""
+    from scipy import ndimage as ndi
+
+    own, free = _unbits(own_bits, shape), _unbits(free_bits, shape)
+    away = ndi.distance_transform_edt(~own)
+    br, bc = np.nonzero(free & (away <= reach))
+    order = np.argsort(away[br, bc], kind="stable")
+    return _thinned(br[order], bc[order], origin)
+
+
+def _places_for(labels: np.ndarray, label_id: int, bbox, reach: float):
+    """The object's candidate places, best first, as lazily computed parts (on it, then beside it)."""
+    r0, c0, r1, c1 = bbox
+    own = labels[r0:r1, c0:c1] == label_id
+    if not own.any():  # wholly under another object: its box centre is all there is
+        yield np.array([[(r0 + r1 - 1) / 2, (c0 + c1 - 1) / 2]])
+        return
+    yield _on_object(_bits(own), own.shape, (r0, c0))
+    pad = int(np.ceil(reach))
+    p0, q0 = max(r0 - pad, 0), max(c0 - pad, 0)
+    crop = labels[p0 : min(r1 + pad, labels.shape[0]), q0 : min(c1 + pad, labels.shape[1])]
+    yield _beside_object(_bits(crop == label_id), _bits(crop == 0), crop.shape, (p0, q0), float(reach))
 
 
 def label_places(result: SpreadResult, spacing: float, labels: np.ndarray | None = None) -> np.ndarray:
@@ -63,35 +87,38 @@ def label_places(result: SpreadResult, spacing: float, labels: np.ndarray | None
     labels = result.label_image() if labels is None else labels
     n = result.count
     places = np.zeros((n, 2), dtype=float)
-    if n == 0:
-        return places
-    cands = [_candidates(labels, i + 1, ch.bbox, spacing) for i, ch in enumerate(result.chromosomes)]
     done = np.empty((n, 2), dtype=float)
     for k, i in enumerate(sorted(range(n), key=lambda j: (result.chromosomes[j].area, j))):
-        c, placed = cands[i], done[:k]
-        first_gap = np.hypot(*(placed - c[0]).T).min() if k else np.inf
-        if first_gap >= spacing:  # the usual case: its best place is free
-            best = c[0]
+        bbox = result.chromosomes[i].bbox
+        parts = _places_for(labels, i + 1, bbox, spacing)
+        first = next(parts)
+        # only numbers within reach of the object's box can be too near one of its places (on it or beside it)
+        placed = done[:k]
+        lo, hi = np.asarray(bbox[:2]) - 2 * spacing - 1, np.asarray(bbox[2:]) + 2 * spacing + 1
+        near = placed[((placed >= lo) & (placed <= hi)).all(axis=1)]
+        if (
+            not len(near) or np.hypot(*(near - first[0]).T).min() >= spacing
+        ):  # the usual case: its best is free
+            best = first[0]
         else:
-            best = _first_free(c, placed, spacing)
+            best = _first_free(chain([first], parts), near, spacing)
         places[i] = done[k] = best
     return places
 
 
-def _first_free(cands: np.ndarray, placed: np.ndarray, spacing: float, chunk: int = 32) -> np.ndarray:
-    """The first candidate at least `spacing` from every placed number (searched a chunk at a time: it is
-    usually near the front), else the one farthest from them."""
-    best, best_gap = cands[0], -1.0
-    for s in range(0, len(cands), chunk):
-        part = cands[s : s + chunk]
-        d = part[:, None, :] - placed[None, :, :]
+def _first_free(parts, placed: np.ndarray, spacing: float) -> np.ndarray:
+    """The first candidate at least `spacing` from every placed number, part by part (the places beside the
+    object are only worked out when none on it is free), else the one farthest from them."""
+    best, best_gap = None, -1.0
+    for cands in parts:
+        d = cands[:, None, :] - placed[None, :, :]
         gap = np.sqrt(np.einsum("ijk,ijk->ij", d, d).min(axis=1))
         ok = np.flatnonzero(gap >= spacing)
         if ok.size:
-            return part[ok[0]]
+            return cands[ok[0]]
         j = int(np.argmax(gap))
         if gap[j] > best_gap:
-            best, best_gap = part[j], float(gap[j])
+            best, best_gap = cands[j], float(gap[j])
     return best
 
 

@@ -17,6 +17,7 @@ No Qt here.
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from difflib import SequenceMatcher
 
@@ -33,7 +34,7 @@ def extent_checks_deferred(viewer):
     writes Labels, outlines, points and the karyogram, 12-16 events. Nested uses check once, at the outermost
     end. The handler is napari's own (private), so where a napari version lacks it nothing is deferred.
     """
-    check = getattr(viewer, "_on_layers_change", None)
+    check = _private(viewer, "_on_layers_change")
     if check is None or id(viewer) in _DEFERRING:
         yield
         return
@@ -89,9 +90,17 @@ def warm_glyphs(viewer, layer, text: str) -> None:
                 font[char]
 
 
+def _private(owner, name: str):
+    """napari's private attribute, or None; without the FutureWarning napari gives plugins for each access (the
+    versions that may drop them are excluded in pyproject.toml, and the GUI tests fail if they stop working)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return getattr(owner, name, None)
+
+
 def _visuals(viewer, layer) -> list:
     """The vispy visuals that draw a layer on the viewer's canvas (private to napari: none where it differs)."""
-    canvas = getattr(getattr(getattr(viewer, "window", None), "_qt_viewer", None), "canvas", None)
+    canvas = getattr(_private(getattr(viewer, "window", None), "_qt_viewer"), "canvas", None)
     node = getattr(getattr(canvas, "layer_to_visual", {}).get(layer), "node", None)
     return [v for v in (getattr(node, "_subvisuals", None) or [node]) if v is not None]
 

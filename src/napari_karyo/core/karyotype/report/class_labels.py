@@ -18,9 +18,7 @@ import numpy as np
 from napari_karyo.core import classes
 from napari_karyo.core.results import SpreadResult
 
-MAX_CANDIDATES = (
-    300  # per object and kind (on it, beside it): enough choice for a dense cluster, cheap per edit
-)
+MAX_CANDIDATES = 300  # per object, on it and beside it: enough choice for a dense cluster, cheap per edit
 
 
 def _bits(mask: np.ndarray) -> bytes:
@@ -96,9 +94,8 @@ def label_places(result: SpreadResult, spacing: float, labels: np.ndarray | None
         placed = done[:k]
         lo, hi = np.asarray(bbox[:2]) - 2 * spacing - 1, np.asarray(bbox[2:]) + 2 * spacing + 1
         near = placed[((placed >= lo) & (placed <= hi)).all(axis=1)]
-        if (
-            not len(near) or np.hypot(*(near - first[0]).T).min() >= spacing
-        ):  # the usual case: its best is free
+        # the usual case: its best place is free
+        if not len(near) or np.hypot(*(near - first[0]).T).min() >= spacing:
             best = first[0]
         else:
             best = _first_free(chain([first], parts), near, spacing)

@@ -260,8 +260,7 @@ class EditController:
         labels, shapes = self.labels, self.shapes
         self._rendering = True
         try:
-            # in place: the setter's event makes the layer list redraw its rows (up to ~35 ms), and nothing
-            # listens for it
+            # in place: the setter's event only makes napari's layer list redraw its rows (slow on a split)
             labels.metadata.update(lkw["metadata"])
             colours = tuple(zip(lkw["features"]["index"], lkw["features"]["class_id"], strict=True))
             recolour = colours != self._colours

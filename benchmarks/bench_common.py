@@ -53,6 +53,23 @@ def add_cells(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="only the first N cells (quick look)")
 
 
+def run_on_cells(doc: str, name: str, model_help: str, evaluate, table, targets: dict) -> int:
+    """The `main` of a benchmark over `add_cells`' validation cells: `evaluate(split, spreads, model, target)`
+    on one torch thread, then `table` printed and the JSON written (exit 2 when the data or truth is missing)."""
+    p = parser(doc, name)
+    p.add_argument("--model", help=model_help)
+    add_cells(p)
+    args = p.parse_args()
+    if data_missing(args.data) or (args.cells == "gband" and truth_missing(args.truth)):
+        return 2
+    import torch
+
+    torch.set_num_threads(1)
+    split, spreads = val_cells(args.data, args.cells, args.truth, args.limit)
+    result = evaluate(split, spreads, args.model, targets[args.cells])
+    return report(result, table(result), args.json)
+
+
 def truth_missing(truth: str | None) -> bool:
     """The G-band truth folder (`--truth`) is not there: say so."""
     if truth and Path(truth).is_dir():

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from bench_common import add_cells, data_missing, parser, proposal, report, truth_missing, val_cells
+from bench_common import proposal, run_on_cells
 from napari_karyo.core.karyotype.evaluate import metrics
 from napari_karyo.core.karyotype.evaluate.actions import ACTION_TYPES, correction_actions, summarise
 
@@ -107,18 +107,14 @@ def table(r: dict) -> str:
 
 
 def main() -> int:
-    p = parser(__doc__, "correction_actions")
-    p.add_argument("--model", help="segmentation model file (default: the bundled one)")
-    add_cells(p)
-    args = p.parse_args()
-    if data_missing(args.data) or (args.cells == "gband" and truth_missing(args.truth)):
-        return 2
-    import torch
-
-    torch.set_num_threads(1)
-    split, spreads = val_cells(args.data, args.cells, args.truth, args.limit)
-    result = evaluate(split, spreads, args.model, TARGET[args.cells])
-    return report(result, table(result), args.json)
+    return run_on_cells(
+        __doc__,
+        "correction_actions",
+        "segmentation model file (default: the bundled one)",
+        evaluate,
+        table,
+        TARGET,
+    )
 
 
 if __name__ == "__main__":

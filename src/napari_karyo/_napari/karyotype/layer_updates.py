@@ -109,9 +109,8 @@ def _kept_for_mesh(build):
     kept = []
 
     def colour_transform(colors):
-        if (
-            colors.ndim == 2 and colors.shape[1] == 1
-        ):  # values through a colormap: the function holds its limits
+        # values through a colormap: the function holds their limits, so it is built for each
+        if colors.ndim == 2 and colors.shape[1] == 1:
             return build(colors)
         if not kept:
             kept.append(build(colors))

@@ -112,10 +112,6 @@ def finetune_config(corrections: str | Path, init: str | None = None, **override
 
 
 def _data(cfg: TrainConfig):
-    if not 0.0 <= cfg.paste <= 1.0:
-        raise KaryoError(
-            f"--paste {cfg.paste}: it is the share of real crops given pasted copies, from 0 to 1"
-        )
     real = []
     if "bioimlab" in cfg.sources:
         real += datasets.load_bioimlab(cfg.data, "train")
